@@ -1,0 +1,299 @@
+"""Layers with explicit forward and backward: dense, 2-D convolution, sum-pooling, dropout.
+
+Layouts.  Weights are kept in the authors' layouts, which is what users read and write: dense
+``(out, in)`` and conv ``(out, in, kh, kw)``.  Activations inside the network are time-first and
+channels-last, ``(T, N, H, W, C)`` (dense: ``(T, N, F)``): all ``T*N`` images go through one GEMM, the
+neuron kernels run over contiguous rows, and no transposes are needed between layers.  A dense layer after
+a conv/pool layer sees its input flattened in the authors' ``(C, H, W)`` order; it permutes its weight
+columns to the channels-last order instead of permuting the (larger) activations.
+
+Equations (paper-notes section 3): the layer current is ``x[t] = W a[t]`` (no bias); given
+``delta[t] = dL/dx[t]``, the weight gradient is ``dL/dW = sum_t delta[t] a[t]^T`` and the error sent to
+the previous layer is ``dL/da[t] = W^T delta[t]`` (for a convolution, the transposed convolution).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import kernel, prange
+from .params import POOL_THETA
+
+
+# --------------------------------------------------------------------------------------------------- dense
+class Dense:
+    """Fully connected layer ``x[t] = W a[t]`` (config type ``linear``).
+
+    Parameters
+    ----------
+    name : str
+    weight : ndarray, shape (n_outputs, n_inputs), the authors' layout
+    in_shape : tuple (C, H, W)
+        Shape of the input in the authors' terms; ``C*H*W == n_inputs``.  For ``H = W = 1`` the input is
+        a plain feature vector.
+    """
+
+    kind = "linear"
+    has_neurons = True
+
+    def __init__(self, name: str, weight: np.ndarray, in_shape: tuple[int, int, int]):
+        self.name = name
+        self.weight = weight
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (weight.shape[0], 1, 1)
+        self._a_in = None
+
+    def _permuted_weight(self) -> np.ndarray:
+        """Weight with columns in the internal channels-last order ``(H, W, C)``, shape (out, H*W*C)."""
+        c, h, w = self.in_shape
+        if h == 1 and w == 1 or c == 1:
+            return self.weight
+        return self.weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
+
+    def forward(self, a_in: np.ndarray) -> np.ndarray:
+        """``x = a_in W^T`` over all steps and samples at once.
+
+        a_in : (T, N, ...) with ``prod(...) == n_inputs``, channels-last.  Returns x : (T, N, n_outputs).
+        """
+        t, n = a_in.shape[:2]
+        self._a_in = a_in.reshape(t * n, -1)
+        return (self._a_in @ self._permuted_weight().T).reshape(t, n, -1)
+
+    def backward(self, delta: np.ndarray, need_input_grad: bool = True):
+        """Weight gradient and the error on the input PSP.
+
+        delta : (T, N, n_outputs), ``dL/dx``.  Returns ``(dW, g_in)``: dW (n_outputs, n_inputs) in the
+        authors' layout; g_in (T*N*n_inputs values, reshaped by the caller) or None.
+        """
+        d2 = delta.reshape(-1, delta.shape[-1])
+        dw = d2.T @ self._a_in  # (out, in) in internal column order
+        c, h, w = self.in_shape
+        if not (h == 1 and w == 1 or c == 1):
+            dw = dw.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(dw.shape[0], -1)
+        g_in = d2 @ self._permuted_weight() if need_input_grad else None
+        return dw, g_in
+
+
+# ---------------------------------------------------------------------------------------------------- conv
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """Gather every receptive field of a channels-last batch ``x`` (B, H, W, C) into rows of ``cols``.
+
+    cols : (B*oh*ow, kh*kw*C); row ``(b*oh + i)*ow + j`` holds the patch of output pixel (i, j) of image
+    b, ordered (kh, kw, C); zero where the patch reaches into the padding.
+    """
+    n_img, height, width, n_ch = x.shape
+    for b in prange(n_img):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                for p in range(kh):
+                    hi = i * sh - ph + p * dh
+                    for q in range(kw):
+                        wj = j * sw - pw + q * dw
+                        base = (p * kw + q) * n_ch
+                        if 0 <= hi < height and 0 <= wj < width:
+                            for c in range(n_ch):
+                                cols[row, base + c] = x[b, hi, wj, c]
+                        else:
+                            for c in range(n_ch):
+                                cols[row, base + c] = 0
+
+
+def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
+    """Adjoint of :func:`_im2col`: add every row of ``cols`` back onto its receptive field of ``out``.
+
+    out : (B, H, W, C), zero on entry.  Each image is owned by one thread (no races, fixed order).
+    """
+    n_img, height, width, n_ch = out.shape
+    for b in prange(n_img):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                for p in range(kh):
+                    hi = i * sh - ph + p * dh
+                    if hi < 0 or hi >= height:
+                        continue
+                    for q in range(kw):
+                        wj = j * sw - pw + q * dw
+                        if wj < 0 or wj >= width:
+                            continue
+                        base = (p * kw + q) * n_ch
+                        for c in range(n_ch):
+                            out[b, hi, wj, c] += cols[row, base + c]
+
+
+_im2col_py, _col2im_py = _im2col, _col2im
+_im2col = kernel(_im2col_py, parallel=True)
+_col2im = kernel(_col2im_py, parallel=True)
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+class Conv2d:
+    """2-D convolution applied to every time step, ``x[t] = W (*) a[t]`` (config type ``conv``).
+
+    Implemented as im2col over all ``T*N`` images and one GEMM (measured faster here than a direct Numba
+    convolution for these sizes; see ``benchmarks/``).
+
+    Parameters
+    ----------
+    name : str
+    weight : ndarray, shape (out_channels, in_channels, kh, kw), the authors' layout
+    in_shape : tuple (C, H, W)
+    stride, padding, dilation : pairs of int
+    """
+
+    kind = "conv"
+    has_neurons = True
+
+    def __init__(self, name, weight, in_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        self.name = name
+        self.weight = weight
+        self.in_shape = tuple(in_shape)
+        self.stride, self.padding, self.dilation = tuple(stride), tuple(padding), tuple(dilation)
+        _, kh, kw = weight.shape[1:]
+        oh = conv_output_size(in_shape[1], kh, self.stride[0], self.padding[0], self.dilation[0])
+        ow = conv_output_size(in_shape[2], kw, self.stride[1], self.padding[1], self.dilation[1])
+        if oh < 1 or ow < 1:
+            raise ValueError(f"layer {name!r}: kernel {kh}x{kw} does not fit the input {in_shape}")
+        self.out_shape = (weight.shape[0], oh, ow)
+        self._cols = None
+        self._n_img = None
+
+    def _geometry(self):
+        kh, kw = self.weight.shape[2:]
+        return (kh, kw, *self.stride, *self.padding, *self.dilation, *self.out_shape[1:])
+
+    def _flat_weight(self) -> np.ndarray:
+        """Weight as (out, kh*kw*C), matching the column order of :func:`_im2col`."""
+        return self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
+
+    def forward(self, a_in: np.ndarray) -> np.ndarray:
+        """a_in : (T, N, H, W, C).  Returns x : (T, N, OH, OW, out_channels)."""
+        t, n = a_in.shape[:2]
+        imgs = np.ascontiguousarray(a_in.reshape(t * n, *a_in.shape[2:]))  # (T*N, H, W, C)
+        kh, kw = self.weight.shape[2:]
+        oh, ow = self.out_shape[1:]
+        cols = np.empty((t * n * oh * ow, kh * kw * imgs.shape[-1]), dtype=a_in.dtype)
+        _im2col(imgs, *self._geometry(), cols)
+        self._cols, self._n_img = cols, t * n
+        return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1)
+
+    def backward(self, delta: np.ndarray, need_input_grad: bool = True):
+        """delta : (T, N, OH, OW, out).  Returns ``(dW, g_in)``: dW (out, in, kh, kw); g_in (T*N, H, W, C) or None."""
+        out_c, in_c, kh, kw = self.weight.shape
+        d2 = delta.reshape(-1, out_c)  # (T*N*OH*OW, out)
+        dw = (d2.T @ self._cols).reshape(out_c, kh, kw, in_c).transpose(0, 3, 1, 2)
+        g_in = None
+        if need_input_grad:
+            gcols = d2 @ self._flat_weight()  # (T*N*OH*OW, kh*kw*C)
+            g_in = np.zeros((self._n_img, self.in_shape[1], self.in_shape[2], in_c), dtype=delta.dtype)
+            _col2im(gcols, *self._geometry(), g_in)
+        return np.ascontiguousarray(dw), g_in
+
+
+# ------------------------------------------------------------------------------------------------- pooling
+class SumPool2d:
+    """Sum-pooling with a fixed weight: ``out = theta * sum over each k x k window`` (config type ``pooling``).
+
+    No neurons: it acts on the PSP tensor at every step (paper-notes section 1), stride = kernel size.
+    Rows/columns that do not fill a window are dropped, as PyTorch's convolution does.
+
+    Parameters
+    ----------
+    name : str
+    kernel_size : int
+    in_shape : tuple (C, H, W)
+    theta : float, default 1.1
+    """
+
+    kind = "pooling"
+    has_neurons = False
+    weight = None
+
+    def __init__(self, name: str, kernel_size: int, in_shape, theta: float = POOL_THETA):
+        self.name = name
+        self.k = int(kernel_size)
+        self.theta = float(theta)
+        self.in_shape = tuple(in_shape)
+        c, h, w = in_shape
+        if h < self.k or w < self.k:
+            raise ValueError(f"layer {name!r}: pooling window {self.k} is larger than the input {in_shape}")
+        self.out_shape = (c, h // self.k, w // self.k)
+
+    def forward(self, a_in: np.ndarray) -> np.ndarray:
+        """a_in : (T, N, H, W, C).  Returns (T, N, H//k, W//k, C)."""
+        t, n, _, _, c = a_in.shape
+        k, (_, oh, ow) = self.k, self.out_shape
+        win = a_in[:, :, : oh * k, : ow * k].reshape(t, n, oh, k, ow, k, c)
+        return win.sum(axis=(3, 5)) * a_in.dtype.type(self.theta)
+
+    def backward(self, g_out: np.ndarray) -> np.ndarray:
+        """g_out : (T, N, OH, OW, C).  Returns ``dL/da_in`` : (T, N, H, W, C): theta times g spread over each window."""
+        t, n, oh, ow, c = g_out.shape
+        k = self.k
+        g_in = np.zeros((t, n, self.in_shape[1], self.in_shape[2], c), dtype=g_out.dtype)
+        spread = np.broadcast_to((g_out * g_out.dtype.type(self.theta))[:, :, :, None, :, None, :], (t, n, oh, k, ow, k, c))
+        g_in[:, :, : oh * k, : ow * k] = spread.reshape(t, n, oh * k, ow * k, c)
+        return g_in
+
+
+# ------------------------------------------------------------------------------------------------- dropout
+class Dropout:
+    """Dropout on the PSP tensor, one mask per sample and feature shared by all time steps.
+
+    Inverted scaling: kept values are multiplied by ``1/(1-p)`` in training; identity in evaluation.
+    (The authors reshape so that time lies inside the dropped unit; paper-notes section 1.)
+
+    Parameters
+    ----------
+    name : str
+    p : float in [0, 1), drop probability (config key ``p``, default 0.5)
+    in_shape : tuple (C, H, W)
+    """
+
+    kind = "dropout"
+    has_neurons = False
+    weight = None
+
+    def __init__(self, name: str, p: float, in_shape):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"layer {name!r}: dropout p must be in [0, 1), got {p}")
+        self.name, self.p = name, float(p)
+        self.in_shape = self.out_shape = tuple(in_shape)
+        self._mask = None
+
+    def forward(self, a_in: np.ndarray, rng: np.random.Generator | None, train: bool) -> np.ndarray:
+        """a_in : (T, N, ...).  Returns the same shape; draws a new mask from ``rng`` when training."""
+        if not train or self.p == 0.0:
+            self._mask = None
+            return a_in
+        keep = rng.random(a_in.shape[1:]) >= self.p
+        self._mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
+        return a_in * self._mask[None]
+
+    def backward(self, g_out: np.ndarray) -> np.ndarray:
+        """``dL/da_in = mask * dL/da_out`` (same mask at every step)."""
+        return g_out if self._mask is None else g_out * self._mask[None]
+
+
+# ---------------------------------------------------------------------------------------- initialisation
+def init_linear_weight(n_out: int, n_in: int, weight_scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Kaiming-normal (fan-in, gain sqrt(2)) times ``weight_scale``, as the authors' ``nn.init.kaiming_normal_``.
+
+    Returns (n_out, n_in) float64 (the network casts to its dtype).
+    """
+    return rng.normal(0.0, math.sqrt(2.0 / n_in), size=(n_out, n_in)) * weight_scale
+
+
+def init_conv_weight(out_c: int, in_c: int, kh: int, kw: int, weight_scale: float, rng: np.random.Generator):
+    """PyTorch's default conv init (Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))) times ``weight_scale``.
+
+    Returns (out_c, in_c, kh, kw) float64.
+    """
+    bound = 1.0 / math.sqrt(in_c * kh * kw)
+    return rng.uniform(-bound, bound, size=(out_c, in_c, kh, kw)) * weight_scale

