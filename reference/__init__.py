@@ -1,0 +1,15 @@
+"""tsslbp-reference: TSSL-BP (Zhang & Li, NeurIPS 2020) in NumPy and Numba, written to be read.
+
+Threading.  NumPy's OpenBLAS and Numba's OpenMP pools share the cores; by default both spin-wait after
+their work, and on a 2-core machine each then steals the other's cores (we measured Numba kernels 2-3x
+slower right after a GEMM).  Unless you set them yourself, importing this package before NumPy sets
+``OMP_WAIT_POLICY=PASSIVE`` and ``OPENBLAS_THREAD_TIMEOUT=4`` (shortest spin), which brought the MNIST
+CNN training step from 5.3x to 3.6x its GEMM floor here (``benchmarks/train_step.py``).  They only change
+speed, never results.
+"""
+import os as _os
+
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+__version__ = "0.1.0"

@@ -197,6 +197,39 @@ class Conv2d:
 
 
 # ------------------------------------------------------------------------------------------------- pooling
+def _sum_pool(a, k, theta, out):
+    """out[b, i, j, c] = theta * sum_{p, q < k} a[b, i*k + p, j*k + q, c]; a (B, H, W, C), out (B, OH, OW, C)."""
+    n_img, oh, ow, n_ch = out.shape
+    for b in prange(n_img):
+        for i in range(oh):
+            for j in range(ow):
+                for c in range(n_ch):
+                    out[b, i, j, c] = 0
+                for p in range(k):
+                    for q in range(k):
+                        for c in range(n_ch):
+                            out[b, i, j, c] += a[b, i * k + p, j * k + q, c]
+                for c in range(n_ch):
+                    out[b, i, j, c] *= theta
+
+
+def _sum_pool_backward(g, k, theta, out):
+    """out[b, i*k + p, j*k + q, c] = theta * g[b, i, j, c]; out (B, H, W, C) zero on entry (uncovered edges stay 0)."""
+    n_img, oh, ow, n_ch = g.shape
+    for b in prange(n_img):
+        for i in range(oh):
+            for j in range(ow):
+                for p in range(k):
+                    for q in range(k):
+                        for c in range(n_ch):
+                            out[b, i * k + p, j * k + q, c] = theta * g[b, i, j, c]
+
+
+_sum_pool_py, _sum_pool_backward_py = _sum_pool, _sum_pool_backward
+_sum_pool = kernel(_sum_pool_py, parallel=True)
+_sum_pool_backward = kernel(_sum_pool_backward_py, parallel=True)
+
+
 class SumPool2d:
     """Sum-pooling with a fixed weight: ``out = theta * sum over each k x k window`` (config type ``pooling``).
 
@@ -227,19 +260,18 @@ class SumPool2d:
 
     def forward(self, a_in: np.ndarray) -> np.ndarray:
         """a_in : (T, N, H, W, C).  Returns (T, N, H//k, W//k, C)."""
-        t, n, _, _, c = a_in.shape
-        k, (_, oh, ow) = self.k, self.out_shape
-        win = a_in[:, :, : oh * k, : ow * k].reshape(t, n, oh, k, ow, k, c)
-        return win.sum(axis=(3, 5)) * a_in.dtype.type(self.theta)
+        t, n, h, w, c = a_in.shape
+        _, oh, ow = self.out_shape
+        out = np.empty((t * n, oh, ow, c), dtype=a_in.dtype)
+        _sum_pool(np.ascontiguousarray(a_in).reshape(t * n, h, w, c), self.k, a_in.dtype.type(self.theta), out)
+        return out.reshape(t, n, oh, ow, c)
 
     def backward(self, g_out: np.ndarray) -> np.ndarray:
         """g_out : (T, N, OH, OW, C).  Returns ``dL/da_in`` : (T, N, H, W, C): theta times g spread over each window."""
         t, n, oh, ow, c = g_out.shape
-        k = self.k
-        g_in = np.zeros((t, n, self.in_shape[1], self.in_shape[2], c), dtype=g_out.dtype)
-        spread = np.broadcast_to((g_out * g_out.dtype.type(self.theta))[:, :, :, None, :, None, :], (t, n, oh, k, ow, k, c))
-        g_in[:, :, : oh * k, : ow * k] = spread.reshape(t, n, oh * k, ow * k, c)
-        return g_in
+        g_in = np.zeros((t * n, self.in_shape[1], self.in_shape[2], c), dtype=g_out.dtype)
+        _sum_pool_backward(np.ascontiguousarray(g_out).reshape(t * n, oh, ow, c), self.k, g_out.dtype.type(self.theta), g_in)
+        return g_in.reshape(t, n, *g_in.shape[1:])
 
 
 # ------------------------------------------------------------------------------------------------- dropout

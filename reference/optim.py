@@ -10,7 +10,33 @@ import math
 
 import numpy as np
 
+from ._jit import kernel
 from .params import GRAD_NORM_CLIP, WEIGHT_CLIP
+
+
+def _sum_squares(x):
+    """sum(x**2) accumulated in float64, over a flat array."""
+    total = 0.0
+    for i in range(x.size):
+        v = np.float64(x[i])
+        total += v * v
+    return total
+
+
+def _adamw_kernel(w, g, m, v, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, step_size):
+    """One AdamW update of flat arrays, element by element in PyTorch's order (see :class:`AdamW`)."""
+    for i in range(w.size):
+        wi = w[i] * decay
+        mi = m[i] * b1 + one_minus_b1 * g[i]
+        vi = v[i] * b2 + one_minus_b2 * g[i] * g[i]
+        m[i] = mi
+        v[i] = vi
+        w[i] = wi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
+
+
+_sum_squares_py, _adamw_kernel_py = _sum_squares, _adamw_kernel
+_sum_squares = kernel(_sum_squares_py)
+_adamw_kernel = kernel(_adamw_kernel_py)
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float = GRAD_NORM_CLIP) -> float:
@@ -19,7 +45,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float = GRAD_NORM_CLI
     ``coef = max_norm / (total_norm + 1e-6)``, applied when ``coef < 1``.  Returns the norm before clipping.
     Raises FloatingPointError on a NaN or infinite norm, instead of spreading NaN into the weights.
     """
-    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    total = math.sqrt(sum(_sum_squares(np.ascontiguousarray(g).reshape(-1)) for g in grads.values()))
     if not math.isfinite(total):
         bad = [name for name, g in grads.items() if not np.all(np.isfinite(g))]
         raise FloatingPointError(f"gradient is not finite in layer(s) {bad}")
@@ -71,16 +97,15 @@ class AdamW:
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.step_count)
         step_size = self.lr / bc1
         for name, w in self.weights.items():
-            g = grads[name]
             t = w.dtype.type
-            w *= t(1.0 - self.lr * self.weight_decay)
-            m, v = self.m[name], self.v[name]
-            m *= t(b1)
-            m += t(1.0 - b1) * g
-            v *= t(b2)
-            v += t(1.0 - b2) * g * g
-            denom = np.sqrt(v) / t(bc2_sqrt) + t(self.eps)
-            w -= t(step_size) * (m / denom)
+            g = np.ascontiguousarray(grads[name], dtype=w.dtype)
+            if not (w.flags.c_contiguous and self.m[name].flags.c_contiguous):
+                raise ValueError(f"AdamW needs contiguous arrays (layer {name!r})")
+            _adamw_kernel(
+                w.reshape(-1), g.reshape(-1), self.m[name].reshape(-1), self.v[name].reshape(-1),
+                t(1.0 - self.lr * self.weight_decay), t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(bc2_sqrt),
+                t(self.eps), t(step_size),
+            )
 
     def state_dict(self) -> dict:
         """Arrays and counters needed to resume exactly."""

@@ -252,12 +252,16 @@ def _tsslbp_kernel(
 
     Each chunk of neurons owns its carried term ``c`` and spike error ``G``, so chunks run in parallel
     with results independent of scheduling.  Every constant arrives as a scalar of the arrays' dtype
-    (``one``, ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout.
+    (``one``, ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout.  The loops over
+    neurons are branch-free (``s`` is 0 or 1, so products select), which lets LLVM vectorise them; the
+    surrogate's ``exp`` runs in a second loop, only where the warm-up applies.
     """
     n_steps, n = g.shape
     c = np.zeros(n, dtype=g.dtype)
     G = np.zeros(n, dtype=g.dtype)
     zero = one - one
+    k_inter = one if use_inter else zero
+    k_intra = one if use_intra else zero
     for ch in prange(chunks):
         lo = ch * n // chunks
         hi = (ch + 1) * n // chunks
@@ -270,37 +274,23 @@ def _tsslbp_kernel(
                 for m in range(lo, hi):
                     G[m] += e * g[k + j, m]
             for m in range(lo, hi):
-                fired = s[k, m] > 0
-                # -dt_k/du[k] = min(1/du, 8) where fired                            (spike_time_derivative)
-                dtdu = zero
-                if fired:
-                    if du[k, m] > 0:
-                        dtdu = min(one / du[k, m], max_inv_du)
-                    elif du[k, m] == 0:
-                        dtdu = max_inv_du
-                inter_k = dtdu * G[m] if use_inter else zero                         # (inter_neuron_term)
-                intra_k = zero
-                if use_intra:                                                        # (intra_neuron_term)
-                    if fired:
-                        intra_k = c[m] * theta_m * u[k, m] * dtdu
-                    else:
-                        intra_k = c[m] * decay_m
+                sk = s[k, m]
+                # -dt_k/du[k] = min(1/du, 8) where fired; the authors' clamp(-1/du, -8, 0) * s  (spike_time_derivative)
+                dtdu = min(max(one / du[k, m], zero), max_inv_du) * sk
+                inter_k = k_inter * dtdu * G[m]                                      # (inter_neuron_term)
+                cm = c[m]
+                intra_k = cm * theta_m * u[k, m] * dtdu + cm * decay_m * (one - sk)  # (intra_neuron_term)
                 pre = inter_k + intra_k
-                if use_intra:
-                    if fired:
-                        c[m] = pre
-                    else:
-                        c[m] = c[m] * decay_m
-                # warm-up where the neuron's own PSP is small                     (warmup_mask, warmup_term)
-                warm = warmup_mode == 1 or (warmup_mode == 0 and a[k, m] < warm_a)
-                if warm:
-                    z = (threshold - u[k, m]) / sigma
-                    z = np.exp(min(max(z, -z_clip), z_clip))
-                    delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))
-                    branch[k, m] = 0
-                else:
-                    delta[k, m] = pre
-                    branch[k, m] = 1 if fired else 2
+                c[m] = k_intra * (pre * sk + cm * (one - sk) * decay_m)
+                delta[k, m] = pre
+                branch[k, m] = 2 - np.int8(sk)
+            if warmup_mode != 2:  # warm-up where the neuron's own PSP is small   (warmup_mask, warmup_term)
+                for m in range(lo, hi):
+                    if warmup_mode == 1 or a[k, m] < warm_a:
+                        z = (threshold - u[k, m]) / sigma
+                        z = np.exp(min(max(z, -z_clip), z_clip))
+                        delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))
+                        branch[k, m] = 0
 
 
 _tsslbp_kernel_py = _tsslbp_kernel
