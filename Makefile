@@ -1,0 +1,26 @@
+# Conveniences around README's two commands (which need only Python 3.10+, not make).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/python -m reference demo --out demo_output
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/train_step.py --config configs/FashionMNIST_400_400.yaml --batch 100
+	$(BIN)/python benchmarks/train_step.py --config configs/MNIST_CNN.yaml --batch 50
+
+.PHONY: setup demo test test-slow bench
