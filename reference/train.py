@@ -137,7 +137,8 @@ def read_metrics(path) -> dict:
 def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
           resume: bool = False, data_dir=None, cache_dir=None, train_limit: int | None = None,
           test_limit: int | None = None, progress: bool = True, max_seconds: float | None = None,
-          net_options: dict | None = None, log=print) -> dict:
+          net_options: dict | None = None, log=print, splits: tuple | None = None,
+          stop_after_batches: int | None = None) -> dict:
     """Train a network from a config on its real dataset; see the module docstring for what is written.
 
     Parameters
@@ -150,6 +151,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     train_limit, test_limit : use only the first samples of each split (quick runs, demos)
     max_seconds : stop after the epoch during which this much training time has passed
     net_options : extra :class:`~reference.network.Network` keyword arguments (e.g. ``warmup="never"``)
+    splits : (train Split, test Split), optional; given, no dataset is loaded (tests, custom data)
+    stop_after_batches : raise KeyboardInterrupt after this many mini-batches of this call (tests the
+        Ctrl-C path: a checkpoint is saved mid-epoch and the call re-raises)
 
     Returns
     -------
@@ -188,8 +192,11 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     n_epochs = state["epochs"] or cfg.network["epochs"]
     bs = state["batch_size"] or cfg.network["batch_size"]
     name = cfg.network["dataset"]
-    train_set = load_split(name, "train", state["train_limit"], data_dir, cache_dir, verbose=progress)
-    test_set = load_split(name, "test", state["test_limit"], data_dir, cache_dir, verbose=progress)
+    if splits is not None:
+        train_set, test_set = splits
+    else:
+        train_set = load_split(name, "train", state["train_limit"], data_dir, cache_dir, verbose=progress)
+        test_set = load_split(name, "test", state["test_limit"], data_dir, cache_dir, verbose=progress)
     log(f"data: {name} train {len(train_set.labels)} from {train_set.source}; test {len(test_set.labels)}")
 
     from tqdm.auto import tqdm
@@ -204,6 +211,10 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                        unit="batch", disable=not progress, leave=True, mininterval=0.5)
             t_epoch = time.perf_counter()
             while state["batch"] < len(order):
+                if stop_after_batches is not None:
+                    if stop_after_batches == 0:
+                        raise KeyboardInterrupt
+                    stop_after_batches -= 1
                 idx = order[state["batch"]]
                 loss, out, _ = train_step(net, train_set.images[idx], train_set.labels[idx], opt)
                 state["loss_sum"] += loss
