@@ -205,3 +205,25 @@ def test_adamw_and_clipping_equal_pytorch(dtype, tol):
         topt.step()
     for v, t in zip(w.values(), tw):
         assert rel(v, t.detach().numpy()) < tol
+
+
+def test_fast_exp_is_float32_exact_to_one_ulp():
+    """The vectorisable exp of the warm-up (float32 path) against libm's exp on [-8, 8]."""
+    from reference.tsslbp import _exp_clipped, _exp_clipped_py
+    z = np.linspace(-8, 8, 200_001).astype(np.float32)
+    fast = np.array([_exp_clipped(v) for v in z[::50]])
+    exact = np.exp(z[::50].astype(np.float64))
+    # truncation of the degree-10 Taylor series at |z/16| = 0.5, times 16 for the squarings: 3.2e-10
+    assert np.max(np.abs(fast / exact - 1)) < 3.3e-10
+    f32 = fast.astype(np.float32)
+    ulps = np.abs(f32.view(np.int32) - exact.astype(np.float32).view(np.int32))
+    assert ulps.max() <= 1  # float32: the correctly rounded value, or its neighbour in rare ties
+    assert _exp_clipped_py(np.float32(2.0)) == pytest.approx(np.exp(2.0), rel=1e-12)
+
+
+def test_zero_membrane_increment_is_clamped_not_raised():
+    # du == 0 exactly (all-zero input): 1/du = inf must clamp like the authors' clamp(-1/du, -8, 0)
+    x = np.zeros((5, 4), np.float32)
+    st = lif_forward(x, P)
+    d, _ = tsslbp_delta(np.ones_like(x), st, P, warmup="never")
+    assert np.all(np.isfinite(d)) and np.all(d == 0)
