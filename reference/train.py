@@ -163,6 +163,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     ckpt_path = os.path.join(out_dir, "checkpoint.npz")
     metrics_path = os.path.join(out_dir, "metrics.csv")
     state = {"epoch": 0, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0,
+             "best_test_acc": -1.0, "best_epoch": 0, "elapsed_total": 0.0,
              "seed": seed, "epochs": epochs, "batch_size": batch_size, "train_limit": train_limit,
              "test_limit": test_limit, "net_options": net_options or {}, "max_seconds": max_seconds}
     if resume:
@@ -237,9 +238,12 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             log(f"epoch {epoch + 1}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.4f} | "
                 f"test acc {test_acc:.4f} | {seconds:.1f} s, {last['samples_per_s']:.0f} samples/s")
             state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
-            state["elapsed_total"] = state.get("elapsed_total", 0.0) + seconds
-            save_checkpoint(ckpt_path, net, opt, state)
+            state["elapsed_total"] += seconds
             save_weights(os.path.join(out_dir, "weights.npz"), net, {"epoch": epoch + 1, "test_acc": test_acc})
+            if test_acc > state.get("best_test_acc", -1.0):  # the paper reports the best epoch: keep its weights
+                state["best_test_acc"], state["best_epoch"] = test_acc, epoch + 1
+                save_weights(os.path.join(out_dir, "best_weights.npz"), net, {"epoch": epoch + 1, "test_acc": test_acc})
+            save_checkpoint(ckpt_path, net, opt, state)
             _draw(out_dir, metrics_path, test_set.labels, preds, cfg)
             if state["max_seconds"] and state["elapsed_total"] >= state["max_seconds"]:
                 log(f"stopping after {state['elapsed_total']:.0f} s of training (max_seconds)")
