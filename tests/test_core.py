@@ -227,3 +227,39 @@ def test_zero_membrane_increment_is_clamped_not_raised():
     st = lif_forward(x, P)
     d, _ = tsslbp_delta(np.ones_like(x), st, P, warmup="never")
     assert np.all(np.isfinite(d)) and np.all(d == 0)
+
+
+def test_adamw_equals_numpy_twin():
+    """AdamW (Numba) against the textbook formula in NumPy float64, 5 steps (no torch needed)."""
+    from reference.optim import _sum_squares, _sum_squares_py, clip_grad_norm
+    rng = np.random.default_rng(1)
+    w = {"a": rng.normal(size=(6, 4))}
+    ref, m, v = w["a"].copy(), np.zeros((6, 4)), np.zeros((6, 4))
+    opt, lr, b1, b2, eps, wd = AdamW(w, lr=1e-2), 1e-2, 0.9, 0.999, 1e-8, 0.01
+    for t in range(1, 6):
+        g = rng.normal(size=(6, 4))
+        opt.step({"a": g.copy()})
+        ref *= 1 - lr * wd
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        ref -= lr / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+    assert rel(w["a"], ref) < 1e-13
+    x = rng.normal(size=1000)
+    assert _sum_squares(x) == pytest.approx(np.sum(x * x), rel=1e-13) == _sum_squares_py(x)
+    g = {"a": np.full(4, 3.0), "b": np.full(9, 4.0)}  # norm sqrt(4*9 + 9*16) = sqrt(180)
+    assert clip_grad_norm(g, 1.0) == pytest.approx(np.sqrt(180))
+    assert np.sqrt(sum(np.sum(x * x) for x in g.values())) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_im2col_col2im_are_adjoint():
+    from reference.layers import _col2im, _im2col
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 9, 8, 4))
+    geo = (3, 2, 2, 1, 1, 2, 2, 1)  # kh, kw, stride, padding, dilation
+    oh, ow = (9 + 2 - 2 * 2 - 1) // 2 + 1, (8 + 4 - 1 - 1) // 1 + 1
+    cols = np.empty((3 * oh * ow, 3 * 2 * 4))
+    _im2col(x, *geo, oh, ow, cols)
+    y = rng.normal(size=cols.shape)
+    back = np.zeros_like(x)
+    _col2im(y, *geo, oh, ow, back)
+    assert np.sum(cols * y) == pytest.approx(np.sum(x * back), rel=1e-12)  # <Ax, y> = <x, A^T y>

@@ -1,0 +1,92 @@
+"""Command line: the gradients export (contents, layouts) and its errors (message, exit code 2, nothing written)."""
+import os
+
+import numpy as np
+import pytest
+
+from reference.cli import main
+from reference.network import Network
+from test_core import TINY_CNN, mnist
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+CFG = os.path.join(ROOT, "configs", "MNIST_CNN.yaml")
+
+
+@pytest.fixture()
+def files(tmp_path):
+    net = Network(CFG, seed=1)
+    np.savez(tmp_path / "W.npz", **net.weights)
+    x, y = mnist(4)
+    np.savez(tmp_path / "X.npz", input=x.astype(np.float32), labels=y)
+    return tmp_path, net, x, y
+
+
+def run(tmp_path, **kw):
+    args = {"config": CFG, "weights": tmp_path / "W.npz", "inputs": tmp_path / "X.npz", "out": tmp_path / "G.npz", **kw}
+    return main(["gradients"] + [f"--{k}={v}" for k, v in args.items()])
+
+
+def test_gradients_export_layouts_and_values(files):
+    tmp_path, net, x, y = files
+    assert run(tmp_path) == 0
+    g = np.load(tmp_path / "G.npz")
+    loss, grads, _ = net.gradients(x.astype(np.float32), y)
+    assert float(g["loss"]) == pytest.approx(loss, rel=1e-6)  # same float32 computation
+    for name, w in net.weights.items():
+        assert g[f"grad/{name}"].shape == w.shape
+        np.testing.assert_allclose(g[f"grad/{name}"], grads[name], rtol=1e-5, atol=1e-8)
+    assert g["output/conv_1"].shape == (4, 15, 24, 24, 5)      # (N, C, H, W, T)
+    assert g["output/FC_1"].shape == (4, 300, 1, 1, 5)         # linear: (N, F, 1, 1, T)
+    assert g["delta/pooling_2"].shape == (4, 40, 4, 4, 5)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d, p: np.savez(p / "X.npz", images=d["input"], labels=d["labels"]), "missing array 'input'"),
+    (lambda d, p: np.savez(p / "X.npz", input=d["input"][:, :, :20], labels=d["labels"]), "has shape"),
+    (lambda d, p: np.savez(p / "X.npz", input=d["input"] * np.nan, labels=d["labels"]), "NaN"),
+    (lambda d, p: np.savez(p / "X.npz", input=d["input"], labels=d["labels"] + 20), "labels"),
+    (lambda d, p: np.savez(p / "X.npz", input=d["input"].astype(np.int64), labels=d["labels"]), "floating point"),
+])
+def test_gradients_bad_inputs(files, capsys, change, message):
+    tmp_path = files[0]
+    with np.load(tmp_path / "X.npz") as d:
+        change({k: d[k] for k in d.files}, tmp_path)
+    assert run(tmp_path) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "G.npz").exists()
+
+
+def test_gradients_bad_weights_and_files(files, capsys):
+    tmp_path, net = files[:2]
+    w = dict(net.weights)
+    w["conv_9"] = w.pop("conv_1")
+    np.savez(tmp_path / "Wbad.npz", **w)
+    assert run(tmp_path, weights=tmp_path / "Wbad.npz") == 2
+    assert "conv_9" in capsys.readouterr().err
+    w = dict(net.weights)
+    w["FC_1"] = w["FC_1"].T
+    np.savez(tmp_path / "Wbad.npz", **w)
+    assert run(tmp_path, weights=tmp_path / "Wbad.npz") == 2
+    assert "FC_1" in capsys.readouterr().err
+    assert run(tmp_path, inputs=tmp_path / "missing.npz") == 2
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert run(tmp_path, inputs=tmp_path / "junk.npz") == 2
+    assert not (tmp_path / "G.npz").exists()
+
+
+def test_bad_config_is_one_clear_error(tmp_path, capsys, files):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(CFG).read().replace("n_inputs: 640", "n_inputs: 600"))
+    assert run(files[0], config=bad) == 2
+    err = capsys.readouterr().err
+    assert "FC_1" in err and "n_inputs" in err and "640" in err
+
+
+def test_evaluate_reports_machine_readable_accuracy(tmp_path, capsys):
+    from reference.train import Split, train
+    x, y = mnist(60)
+    split = Split(x.astype(np.float32), y, "fixture")
+    cfg = {**TINY_CNN, "Network": {**TINY_CNN["Network"], "epochs": 1, "batch_size": 20, "lr": 5e-4}}
+    train(cfg, out_dir=str(tmp_path / "run"), progress=False, log=lambda *a: None, splits=(split, split))
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "missing.npz")]) == 2
+    assert "not found" in capsys.readouterr().err
