@@ -197,7 +197,7 @@ def _add_tsslbp_options(p):
     g = p.add_argument_group("TSSL-BP options (paper-notes section 6)")
     g.add_argument("--warmup", choices=["per-neuron", "always", "never"], default="per-neuron",
                    help="warm-up surrogate: the authors' per-neuron rule (default), everywhere, or never")
-    g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term")
+    g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra term then has nothing to carry, so only warm-up deltas remain")
     g.add_argument("--no-intra", action="store_true", help="drop the intra-neuron (reset and leak) term")
     g.add_argument("--target-filter", choices=["double", "single"], default="double",
                    help="kernel-loss target filtered twice (authors' code, default) or once (paper)")

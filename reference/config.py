@@ -17,12 +17,31 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import yaml
 
 from .layers import conv_output_size
 from .params import NeuronParams
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but reading ``5e-4`` as a float as YAML 1.2 does (YAML 1.1 wants ``5.0e-4``).
+
+    Without this, ``lr: 5e-4`` would load as the string ``"5e-4"``.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[0-9][0-9_]*[eE][-+]?[0-9]+
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
 
 
 class ConfigError(ValueError):
@@ -101,7 +120,7 @@ def load_config(source, input_shape=None) -> Config:
         where = os.fspath(source)
         try:
             with open(where, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh)
+                raw = yaml.load(fh, Loader=_Loader)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {where}") from None
         except yaml.YAMLError as err:

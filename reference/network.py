@@ -104,7 +104,7 @@ class Network:
         """Copy weights in (authors' layouts) after checking names, shapes and values.
 
         Raises ValueError naming the layer when a name is unknown or missing (``strict``), a shape
-        differs, or a value is not finite.
+        differs, or a value is not finite; then no weight has been changed.
         """
         own = self.weights
         unknown = sorted(set(weights) - set(own))
@@ -113,7 +113,8 @@ class Network:
             raise ValueError(f"weights for unknown layer(s) {unknown}; this network's weighted layers are {list(own)}")
         if strict and missing:
             raise ValueError(f"no weights given for layer(s) {missing}")
-        for name, w in weights.items():
+        checked = {}
+        for name, w in weights.items():  # check every layer before copying any: all or nothing
             w = np.asarray(w)
             if w.shape != own[name].shape:
                 raise ValueError(f"layer {name!r}: weight shape {w.shape}, expected {own[name].shape} (authors' layout)")
@@ -121,6 +122,8 @@ class Network:
                 raise ValueError(f"layer {name!r}: weights must be floating point, got {w.dtype}")
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"layer {name!r}: weights contain NaN or inf")
+            checked[name] = w
+        for name, w in checked.items():
             own[name][...] = w
 
     # ----------------------------------------------------------------------------------------- forward

@@ -88,7 +88,9 @@ def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
 
     A spike moves earlier when the membrane rises faster, so the spike time's sensitivity to ``u`` is
     ``-1/du``; the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
-    ``clamp(-1/du, -8, 0)``, a step with ``du <= 0`` gives 0 (a neuron cannot fire there anyway).
+    ``clamp(-1/du, -8, 0)``, a step with ``du < 0`` gives 0 (a neuron can fire there only when the
+    threshold is not positive), and IEEE division decides ``du == 0``: ``+0.0`` gives 8 and ``-0.0``
+    gives 0, exactly as their clamp does.
 
     Parameters
     ----------
@@ -100,8 +102,8 @@ def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
     ndarray, shape (T, ...), values in [0, 8]
     """
     with np.errstate(divide="ignore"):
-        inv = np.where(du >= 0, 1 / du, 0)  # du == +0 gives inf, clamped to 8 like the authors' clamp
-    return np.where(s > 0, np.minimum(inv, MAX_INV_DU), 0).astype(du.dtype)
+        inv = 1 / du  # +0.0 -> +inf (clamped to 8), -0.0 -> -inf (clamped to 0), as the authors' clamp
+    return np.where(s > 0, np.minimum(np.maximum(inv, 0), MAX_INV_DU), 0).astype(du.dtype)
 
 
 def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -360,7 +362,8 @@ def tsslbp_delta(
         The layer's threshold (defaults to ``params.threshold``).
     inter, intra : bool
         Keep the inter-neuron (spike timing) and intra-neuron (reset and leak) terms; switch one off for
-        an ablation.
+        an ablation.  The intra term only carries error that an inter term put in at a later spike, so
+        ``inter=False`` makes the whole TSSL-BP part zero and only warm-up deltas remain.
     warmup : {"per-neuron", "always", "never"}
         ``"per-neuron"``: the authors' final rule (own PSP below ``1/(4 tau_s)``); ``"always"``: the
         surrogate everywhere (no TSSL-BP terms at all, the warm-up-only ablation of their issue #2);

@@ -1,4 +1,58 @@
+"""Shared test helpers: `import naive` (the slow twins), the real MNIST fixture, a relative-error measure."""
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))  # `import naive` (the slow twins)
+import numpy as np
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS_DIR)
+FIXTURE = os.path.join(TESTS_DIR, "data", "mnist_fixture.npz")
+
+sys.path.insert(0, TESTS_DIR)  # `import naive` (the slow twins)
+if ROOT not in sys.path:
+    sys.path.append(ROOT)  # `import reference` also when pytest is started from another folder
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def load_mnist(n, split="test", dtype=np.float64):
+    """The first ``n`` fixture images of ``split`` ("train" or "test"), normalised as the authors do.
+
+    Returns ``(images, labels)``: images (n, 1, 28, 28) of ``dtype``, ``(x/255 - 0.1307)/0.3081``;
+    labels (n,) int64.
+    """
+    with np.load(FIXTURE) as data:
+        images = data[f"{split}_images"][:n]
+        labels = data[f"{split}_labels"][:n]
+    if len(images) < n:
+        raise ValueError(f"the fixture has only {len(images)} {split} images, asked for {n}")
+    x = ((images / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None].astype(dtype)
+    return x, labels.astype(np.int64)
+
+
+@pytest.fixture
+def mnist_batch():
+    """``mnist_batch(n, split="test", dtype=np.float64)`` -> normalised images (n, 1, 28, 28), int64 labels."""
+    return load_mnist
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|: the error relative to the reference's scale (0 when both are all zero)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    diff = np.max(np.abs(a - b)) if a.size else 0.0
+    if diff == 0.0:
+        return 0.0
+    return float(diff / max(np.max(np.abs(b)), 1e-300))
+
+
+def to_authors(arr):
+    """Internal (T, N, H, W, C) -> authors' (N, C, H, W, T)."""
+    return np.ascontiguousarray(np.asarray(arr).transpose(1, 4, 2, 3, 0))
+
+
+def from_authors(arr):
+    """Authors' (N, C, H, W, T) -> internal (T, N, H, W, C)."""
+    return np.ascontiguousarray(np.asarray(arr).transpose(4, 0, 2, 3, 1))

@@ -44,8 +44,8 @@ def tsslbp_neuron(g, u, du, s, a, tau_m, tau_s, threshold, inter=True, intra=Tru
         G = sum(eps[m - k] * g[m] for m in range(k, n))
         if s[k] and du[k] > 0:
             dtdu = min(1 / du[k], 8.0)
-        elif s[k] and du[k] == 0:
-            dtdu = 8.0
+        elif s[k] and du[k] == 0 and not np.signbit(du[k]):
+            dtdu = 8.0  # -1/(+0) = -inf, clamped to -8 by the authors; -0.0 gives +inf, clamped to 0
         else:
             dtdu = 0.0
         inter_k = s[k] * dtdu * G if inter else 0.0
