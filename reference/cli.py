@@ -1,4 +1,4 @@
-"""Command line: ``python -m reference {gradients,train,evaluate,demo} ...``.
+"""Command line: ``python -m reference {gradients,train,evaluate,demo,gradcheck,bptt-compare,...} ...``.
 
 Every command checks its inputs and ends with a one-line message and exit code 2 on bad input (never a
 traceback from inside a kernel); files are written atomically, and nothing is written on error.
@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    from .autograd.cli import add_commands  # imports no framework until a command runs
+
+    add_commands(sub, _add_tsslbp_options)
     return ap
 
 
@@ -255,7 +259,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "dtype", None):
         args.dtype = np.dtype(args.dtype)
-    for name in ("epochs", "batch_size", "train_limit", "test_limit", "limit"):
+    for name in ("epochs", "batch_size", "train_limit", "test_limit", "limit", "batch"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)

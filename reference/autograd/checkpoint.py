@@ -1,0 +1,109 @@
+"""The authors' PyTorch checkpoints to our weights files, and back.
+
+Their training script saves ``torch.save({"net": net.state_dict(), ...})``; the network keeps its
+trainable weights in an ``nn.ParameterList`` named ``my_parameters``, in config order, so the state dict
+holds ``my_parameters.0``, ``my_parameters.1``, ...: linear weights ``(out, in)``, conv weights
+``(out, in, kh, kw, 1)`` (a conv3d whose time kernel has size 1).  Our weights files (``.npz``) hold one
+array per weighted layer name in the authors' layout without that trailing axis.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from ..config import Config, load_config
+
+_KEY = re.compile(r"^my_parameters\.(\d+)$")
+
+
+def _config(config) -> Config:
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def expected_shapes(config) -> dict[str, tuple]:
+    """Weighted layer name -> our weight shape ((out, in) or (out, in, kh, kw)), in config order."""
+    cfg = _config(config)
+    shapes = {}
+    for name, c in cfg.layers:
+        if c["type"] == "linear":
+            shapes[name] = (c["n_outputs"], c["n_inputs"])
+        elif c["type"] == "conv":
+            shapes[name] = (c["out_channels"], c["in_channels"], *c["kernel_size"])
+    return shapes
+
+
+def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
+    """Map the authors' state dict (``my_parameters.<i>`` -> tensor or array) to our weights by layer name.
+
+    Raises ValueError naming the key when an entry is missing, extra, of the wrong shape or not finite.
+    Keys outside ``my_parameters`` (none in their final code) are ignored.
+    """
+    shapes = expected_shapes(config)
+    names = list(shapes)
+    found = {int(m.group(1)): k for k in state if (m := _KEY.match(str(k)))}
+    if not found:
+        raise ValueError(f"no 'my_parameters.<i>' entries in the state dict (keys: {sorted(map(str, state))[:8]})")
+    if sorted(found) != list(range(len(names))):
+        raise ValueError(f"the checkpoint has weights my_parameters.{sorted(found)}, the config's weighted layers "
+                         f"are {names} (indices 0..{len(names) - 1}): is it the right config?")
+    weights = {}
+    for i, name in enumerate(names):
+        w = state[found[i]]
+        w = (w.detach().cpu().numpy() if hasattr(w, "detach") else np.asarray(w)).astype(np.float32)
+        if w.ndim == 5 and w.shape[-1] == 1:
+            w = w[..., 0]  # conv3d time kernel of size 1
+        if w.shape != shapes[name]:
+            raise ValueError(f"my_parameters.{i} (layer {name!r}) has shape {tuple(w.shape)}, "
+                             f"expected {shapes[name]} (or with a trailing 1 for conv)")
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"my_parameters.{i} (layer {name!r}) contains NaN or inf")
+        weights[name] = w
+    return weights
+
+
+def weights_to_state_dict(weights: dict, config) -> dict:
+    """Our weights by layer name -> the authors' state dict of ``torch`` tensors (conv with a trailing 1)."""
+    import torch
+
+    shapes = expected_shapes(config)
+    missing = [n for n in shapes if n not in weights]
+    if missing or set(weights) - set(shapes):
+        raise ValueError(f"weights do not match the config: missing {missing}, unknown {sorted(set(weights) - set(shapes))}")
+    state = {}
+    for i, (name, shape) in enumerate(shapes.items()):
+        w = np.asarray(weights[name], dtype=np.float32)
+        if w.shape != shape:
+            raise ValueError(f"layer {name!r}: shape {w.shape}, expected {shape}")
+        state[f"my_parameters.{i}"] = torch.from_numpy(w[..., None] if w.ndim == 4 else w.copy())
+    return state
+
+
+def import_checkpoint(path, config) -> dict[str, np.ndarray]:
+    """Read an authors' checkpoint (``{"net": state_dict, ...}`` or a bare state dict) into our weights."""
+    from . import require
+
+    torch = require("torch")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle and zip errors come in many types
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: expected a dict (the authors save {{'net': state_dict, ...}}), got {type(ckpt).__name__}")
+    state = ckpt["net"] if "net" in ckpt else ckpt
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: the 'net' entry is a {type(state).__name__}, expected a state dict")
+    return state_dict_to_weights(state, config)
+
+
+def export_checkpoint(weights: dict, config, path, **extra) -> None:
+    """Write our weights as an authors' checkpoint ``{"net": state_dict, **extra}`` (e.g. ``epoch``, ``acc``)."""
+    import torch
+
+    state = {"net": weights_to_state_dict(weights, config), **extra}
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,277 @@
+"""The network once more, written against a small array backend so PyTorch and JAX both run it.
+
+Only the spiking non-linearity has a hand-written backward here (:func:`tsslbp_backward`, from
+paper-notes section 3, wrapped by each framework as a ``torch.autograd.Function`` or a ``jax.custom_vjp``).
+Everything else, the PSP filter, dense, conv and pooling layers, the losses, is differentiated by the
+framework.  In particular the spike error ``G = dL/ds`` that :func:`tsslbp_backward` receives is the
+framework's own derivative of the PSP filter, not ours.
+
+The code is independent of ``reference``'s NumPy/Numba engine on purpose: it shares only the config
+reader and the constants, and lays tensors out the frameworks' way, time first then ``(N, C, H, W)``.
+
+``spike="bptt"`` swaps the non-linearity for the usual surrogate-gradient alternative: the LIF recursion
+unrolled in the framework (reset included) with a sigmoid surrogate for ``ds/du``, the same function as
+TSSL-BP's warm-up (:func:`surrogate`).  That is the baseline of :mod:`reference.autograd.bptt`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Config, load_config
+from ..losses import desired_spike_train
+from ..params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP
+
+SPIKES = ("tsslbp", "bptt")
+
+
+# ------------------------------------------------------------------------------------ the neuron, in xp
+def psp(xp, s, theta_s):
+    """``a[t] = a[t-1] + theta_s (s[t] - a[t-1])``, ``a[-1] = 0``; ``s`` is (T, ...). Differentiable."""
+    a, out = None, []
+    for t in range(s.shape[0]):
+        a = s[t] * theta_s if a is None else a + (s[t] - a) * theta_s
+        out.append(a)
+    return xp.stack(out)
+
+
+def lif(xp, x, theta_m, threshold):
+    """LIF with reset to zero on a current ``x`` (T, ...): returns ``u`` (before reset), ``du``, ``s``.
+
+    ``du[t] = -theta_m u_r[t-1] + x[t]``, ``u[t] = u_r[t-1] + du[t]``, ``s[t] = [u[t] > threshold]``,
+    ``u_r[t] = u[t] (1 - s[t])``.  Not differentiable (spikes are steps); used inside the custom backward.
+    """
+    mem = xp.zeros_like(x[0])
+    u, du, s = [], [], []
+    for t in range(x.shape[0]):
+        step = mem * (-theta_m) + x[t]
+        v = mem + step
+        fired = v > threshold
+        u.append(v)
+        du.append(step)
+        s.append(xp.where(fired, xp.ones_like(v), xp.zeros_like(v)))
+        mem = xp.where(fired, xp.zeros_like(v), v)
+    return xp.stack(u), xp.stack(du), xp.stack(s)
+
+
+def surrogate(xp, u, threshold):
+    """``f(u) = e^z / ((1 + e^z)^2 sigma)``, ``z = clip((threshold - u)/sigma, -8, 8)``, ``sigma = 0.2``.
+
+    The derivative of the sigmoid ``1/(1 + exp((threshold - u)/sigma))`` where ``|z| < 8``: TSSL-BP's
+    warm-up ``ds/du`` (paper-notes section 3, item 3) and the surrogate of the BPTT baseline.
+    """
+    e = xp.exp(xp.clip((threshold - u) / WARMUP_SIGMA, -WARMUP_Z_CLIP, WARMUP_Z_CLIP))
+    return e / ((1 + e) * (1 + e) * WARMUP_SIGMA)
+
+
+def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True, intra=True, warmup="per-neuron"):
+    """TSSL-BP: ``delta[k] = dL/dx[k]`` from the spike error ``G[k] = dL/ds[k]`` (paper-notes section 3).
+
+    Written a second time, from the notes, with the backend's array operations (not from
+    :mod:`reference.tsslbp`), so that the two can be checked against each other.
+
+    - inter-neuron: ``inter[k] = s[k] min(1/du[k], 8) G[k]`` (the clamp as ``clip(1/du, 0, 8)``, so
+      ``du <= 0`` gives 0 and ``du = +0`` gives 8, like the authors' ``clamp(-1/du, -8, 0)``);
+    - intra-neuron, with ``c`` carried backwards from ``c = 0``:
+      ``pre[k] = inter[k] + c theta_m u[k] min(1/du[k], 8) s[k] + c (1 - theta_m)(1 - s[k])``, then
+      ``c <- pre[k] s[k] + c (1 - s[k])(1 - theta_m)``;
+    - warm-up: where ``a[k] < 1/(4 tau_s)`` (``warmup="per-neuron"``), everywhere (``"always"``) or
+      nowhere (``"never"``), ``delta[k] = G[k] f(u[k])`` (:func:`surrogate`) replaces ``pre[k]``.
+
+    All arguments (T, ...); returns delta (T, ...).
+    """
+    dtdu = xp.where(s > 0, xp.clip(1 / du, 0, MAX_INV_DU), xp.zeros_like(du))
+    c = xp.zeros_like(G[0])
+    out = [None] * G.shape[0]
+    for k in range(G.shape[0] - 1, -1, -1):
+        pre = dtdu[k] * G[k] if inter else xp.zeros_like(G[k])
+        if intra:
+            pre = pre + c * theta_m * u[k] * dtdu[k] + c * (1 - theta_m) * (1 - s[k])
+            c = pre * s[k] + c * (1 - s[k]) * (1 - theta_m)
+        if warmup == "never":
+            out[k] = pre
+        else:
+            warm = G[k] * surrogate(xp, u[k], threshold)
+            out[k] = warm if warmup == "always" else xp.where(a[k] < 1 / (4 * tau_s), warm, pre)
+    return xp.stack(out)
+
+
+# ------------------------------------------------------------------------------------------ the losses
+def kernel_loss(b, out, onehot, target):
+    """``L = 1/2 sum_{t,n,i} (a - onehot target[t])^2``; out (T, N, n_class), onehot (N, n_class), target (T,)."""
+    return 0.5 * b.xp.sum((out - target[:, None, None] * onehot[None]) ** 2)
+
+
+def count_loss(b, out, onehot, desired_count, undesired_count):
+    """``L = T/2 sum_{n,i} d^2``, ``d = (sum_t a - target)/T`` set to 0 in the harmless direction.
+
+    Its derivative is ``d`` at every step: the authors' straight-through gradient of their count loss.
+    """
+    xp = b.xp
+    n_steps = out.shape[0]
+    target = onehot * desired_count + (1 - onehot) * undesired_count
+    d = (xp.sum(out, axis=0) - target) / n_steps
+    harmless = ((onehot > 0) & (d > 0)) | ((onehot < 1) & (d < 0))
+    d = xp.where(harmless, xp.zeros_like(d), d)
+    return 0.5 * n_steps * xp.sum(d ** 2)
+
+
+def softmax_loss(b, out, onehot):
+    """Mean cross-entropy of ``softmax(sum_t a)`` over the batch."""
+    return -b.xp.sum(b.log_softmax(b.xp.sum(out, axis=0)) * onehot) / out.shape[1]
+
+
+# ----------------------------------------------------------------------------------------- the network
+class TwinModel:
+    """The network of a config, forward and loss in a backend's arrays; gradients by the framework.
+
+    Parameters
+    ----------
+    config : Config, dict or path (the authors' YAML schema)
+    backend : a :class:`~reference.autograd.torch_backend.TorchBackend` or
+        :class:`~reference.autograd.jax_backend.JaxBackend`
+    spike : {"tsslbp", "bptt"}
+        The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
+    inter, intra, warmup, target_filter, desired_pattern : as :class:`reference.network.Network`
+
+    Dropout layers are the identity (the checks run the network as in evaluation, as ``gradients`` does).
+    """
+
+    def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
+                 target_filter="double", desired_pattern=None):
+        self.config = config if isinstance(config, Config) else load_config(config)
+        if spike not in SPIKES:
+            raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
+        if warmup not in ("per-neuron", "always", "never"):
+            raise ValueError(f"warmup must be 'per-neuron', 'always' or 'never', got {warmup!r}")
+        if target_filter not in ("double", "single"):
+            raise ValueError(f"target_filter must be 'double' or 'single', got {target_filter!r}")
+        self.backend = backend
+        self.spike = spike
+        self.options = dict(inter=inter, intra=intra, warmup=warmup)
+        self.target_filter = target_filter
+        self.pattern = desired_spike_train(self.config.params.n_steps, desired_pattern)
+        p = self.config.params
+        self.theta_m, self.theta_s, self.tau_s = 1.0 / p.tau_m, 1.0 / p.tau_s, p.tau_s
+        self.layers = self.config.layers
+        self.weight_names = list(self.config.weighted_layers)
+
+    def _threshold(self, c):
+        return self.config.params.threshold if c.get("threshold") is None else c["threshold"]
+
+    def spiking(self, x, threshold):
+        """Spikes ``s`` (T, ...) of LIF neurons driven by ``x``; the framework sees the chosen backward."""
+        b = self.backend
+        if self.spike == "tsslbp":
+            consts = dict(theta_m=self.theta_m, tau_s=self.tau_s, threshold=threshold, **self.options)
+            return b.tsslbp_spike(x, consts)
+        xp = b.xp  # BPTT: the recursion unrolled in the framework, the surrogate for ds/du only
+        mem, s = xp.zeros_like(x[0]), []
+        for t in range(x.shape[0]):
+            v = mem + (mem * (-self.theta_m) + x[t])
+            st = b.surrogate_step(v, threshold)
+            s.append(st)
+            mem = v * (1 - st)
+        return xp.stack(s)
+
+    def forward(self, weights: dict, probes: dict, inputs):
+        """Output PSP (T, N, n_class) and per-layer records.
+
+        weights : name -> array in the authors' layout; probes : name -> zeros added to each layer's
+        ``x`` (spiking layers) or output (pooling/dropout), so that ``dL/dprobe`` is the layer's delta;
+        inputs : (N, C, H, W) images (repeated over T) or (N, C, H, W, T), in the backend's dtype.
+        Records: ``{name: {"a": output, "s": spikes, "u": membrane}}``, time first.
+        """
+        b, xp = self.backend, self.backend.xp
+        n_steps = self.config.params.n_steps
+        if inputs.ndim == 4:
+            x = xp.stack([inputs] * n_steps)
+        else:
+            x = b.permute(inputs, (4, 0, 1, 2, 3))
+        a = psp(xp, x, self.theta_s)
+        records = {}
+        for name, c in self.layers:
+            kind = c["type"]
+            if kind == "linear":
+                flat = a.reshape(a.shape[0], a.shape[1], -1)
+                cur = flat @ b.permute(weights[name], (1, 0)) + probes[name]
+            elif kind == "conv":
+                cur = b.conv(a, weights[name], c["stride"], c["padding"], c["dilation"]) + probes[name]
+            elif kind == "pooling":
+                a = b.sum_pool(a, c["kernel_size"]) * c["theta"] + probes[name]
+                records[name] = {"a": a}
+                continue
+            else:  # dropout: identity outside training
+                a = a + probes[name]
+                records[name] = {"a": a}
+                continue
+            thr = self._threshold(c)
+            s = self.spiking(cur, thr)
+            a = psp(xp, s, self.theta_s)
+            records[name] = {"a": a, "s": s, "x": cur}
+        out = a.reshape(a.shape[0], a.shape[1], -1)
+        return out, records
+
+    def target(self, like):
+        """The label neuron's target PSP (T,): the desired train filtered once or twice, in the backend."""
+        xp = self.backend.xp
+        d = self.backend.asarray(self.pattern.astype(np.float64), like=like)
+        once = psp(xp, d, self.theta_s)
+        return psp(xp, once, self.theta_s) if self.target_filter == "double" else once
+
+    def loss(self, out, labels_np):
+        """The config's loss on the output PSP (T, N, n_class) (:func:`kernel_loss`, :func:`count_loss`,
+        :func:`softmax_loss`), as the framework differentiates it."""
+        b = self.backend
+        net = self.config.network
+        onehot_np = np.zeros(out.shape[1:])
+        onehot_np[np.arange(out.shape[1]), labels_np] = 1.0
+        onehot = b.asarray(onehot_np, like=out)
+        if net["loss"] == "kernel":
+            return kernel_loss(b, out, onehot, self.target(out))
+        if net["loss"] == "count":
+            return count_loss(b, out, onehot, net["desired_count"], net["undesired_count"])
+        return softmax_loss(b, out, onehot)
+
+    def loss_fn(self, weights, probes, inputs, labels_np):
+        """``(loss, records)``: the function the backends differentiate w.r.t. ``weights`` and ``probes``."""
+        out, records = self.forward(weights, probes, inputs)
+        return self.loss(out, labels_np), records
+
+    def probe_shapes(self, n: int) -> dict:
+        """Shape of each layer's probe for a batch of ``n``: (T, N, F) after linear, (T, N, C, H, W) else."""
+        t = self.config.params.n_steps
+        shapes = {}
+        for name, c in self.layers:
+            cc, h, w = c["out_shape"]
+            shapes[name] = (t, n, cc) if c["type"] == "linear" else (t, n, cc, h, w)
+        return shapes
+
+    def gradients(self, weights_np: dict, inputs_np, labels_np) -> dict:
+        """Loss, weight gradients and per-layer deltas of one batch, with the framework's autodiff.
+
+        Returns a dict of NumPy arrays in our boundary layouts: ``loss`` (float), ``grads`` (name ->
+        authors' weight layout), ``deltas`` and ``outputs`` (name -> (N, C, H, W, T)), ``spikes`` of
+        spiking layers (name -> (N, C, H, W, T)).
+        """
+        labels_np = np.asarray(labels_np, dtype=np.int64)
+        shapes = self.probe_shapes(len(labels_np))
+        return self.backend.run(self, weights_np, shapes, np.asarray(inputs_np), labels_np)
+
+
+def to_authors(arr: np.ndarray) -> np.ndarray:
+    """Time-first (T, N, C, H, W) or (T, N, F) to the authors' (N, C, H, W, T) or (N, F, 1, 1, T)."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3:
+        return np.ascontiguousarray(arr.transpose(1, 2, 0)[:, :, None, None, :])
+    return np.ascontiguousarray(arr.transpose(1, 2, 3, 4, 0))
+
+
+def collect_results(loss: float, grads: dict, deltas: dict, records: dict, to_numpy) -> dict:
+    """A backend's results as NumPy arrays in our boundary layouts (see :meth:`TwinModel.gradients`)."""
+    return {
+        "loss": loss,
+        "grads": {k: to_numpy(g) for k, g in grads.items()},
+        "deltas": {k: to_authors(to_numpy(d)) for k, d in deltas.items()},
+        "outputs": {k: to_authors(to_numpy(r["a"])) for k, r in records.items()},
+        "spikes": {k: to_authors(to_numpy(r["s"])) for k, r in records.items() if "s" in r},
+    }
