@@ -173,8 +173,8 @@ def check_parts(backend, seed: int = 0) -> list[Row]:
 
     # one spiking layer: LIF + PSP, TSSL-BP backward (ours: fused kernel; twin: the custom Function/VJP
     # with the framework's derivative of the PSP filter)
-    x = rng.normal(0.45, 0.6, size=(t, 40))
-    g = rng.normal(size=(t, 40))
+    x = rng.normal(0.45, 0.6, size=(t, 200))  # half the deltas warm-up, a quarter inter, a quarter intra
+    g = rng.normal(size=(t, 200))
     state = lif_forward(x, params)
     for opts in (dict(), dict(intra=False), dict(warmup="never"), dict(warmup="always")):
         ours, _ = tsslbp_delta(g, state, params, **opts)

@@ -63,21 +63,32 @@ def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
     return weights
 
 
-def weights_to_state_dict(weights: dict, config) -> dict:
-    """Our weights by layer name -> the authors' state dict of ``torch`` tensors (conv with a trailing 1)."""
+def authors_module(weights: dict, config):
+    """A ``torch.nn.Module`` holding the weights as the authors' network does: an ``nn.ParameterList``
+    attribute ``my_parameters`` in config order, conv weights with a trailing time axis of size 1.
+
+    Its ``state_dict()`` is what their training script saves under ``"net"``.
+    """
     import torch
 
     shapes = expected_shapes(config)
     missing = [n for n in shapes if n not in weights]
     if missing or set(weights) - set(shapes):
         raise ValueError(f"weights do not match the config: missing {missing}, unknown {sorted(set(weights) - set(shapes))}")
-    state = {}
-    for i, (name, shape) in enumerate(shapes.items()):
+    params = []
+    for name, shape in shapes.items():
         w = np.asarray(weights[name], dtype=np.float32)
         if w.shape != shape:
             raise ValueError(f"layer {name!r}: shape {w.shape}, expected {shape}")
-        state[f"my_parameters.{i}"] = torch.from_numpy(w[..., None] if w.ndim == 4 else w.copy())
-    return state
+        params.append(torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(w[..., None] if w.ndim == 4 else w))))
+    module = torch.nn.Module()
+    module.my_parameters = torch.nn.ParameterList(params)
+    return module
+
+
+def weights_to_state_dict(weights: dict, config) -> dict:
+    """Our weights by layer name -> the authors' state dict (``my_parameters.<i>``, conv with a trailing 1)."""
+    return authors_module(weights, config).state_dict()
 
 
 def import_checkpoint(path, config) -> dict[str, np.ndarray]:

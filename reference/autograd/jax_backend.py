@@ -97,6 +97,10 @@ class JaxBackend:
         return jax.nn.log_softmax(z, axis=1)
 
     @staticmethod
+    def stop_gradient(x):
+        return jax.lax.stop_gradient(x)
+
+    @staticmethod
     def sigmoid(z):
         return jax.nn.sigmoid(z)
 

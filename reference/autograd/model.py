@@ -132,12 +132,16 @@ class TwinModel:
     spike : {"tsslbp", "bptt"}
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
     inter, intra, warmup, target_filter, desired_pattern : as :class:`reference.network.Network`
+    unroll : bool
+        BPTT only: differentiate through the membrane carried from step to step (leak and reset), the
+        usual BPTT.  ``unroll=False`` cuts that path, leaving ``delta[t] = dL/ds[t] f(u[t])``, which is
+        exactly TSSL-BP with ``warmup="always"`` (a check of the BPTT machinery).
 
     Dropout layers are the identity (the checks run the network as in evaluation, as ``gradients`` does).
     """
 
     def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
-                 target_filter="double", desired_pattern=None):
+                 target_filter="double", desired_pattern=None, unroll=True):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
@@ -147,6 +151,7 @@ class TwinModel:
             raise ValueError(f"target_filter must be 'double' or 'single', got {target_filter!r}")
         self.backend = backend
         self.spike = spike
+        self.unroll = unroll
         self.options = dict(inter=inter, intra=intra, warmup=warmup)
         self.target_filter = target_filter
         self.pattern = desired_spike_train(self.config.params.n_steps, desired_pattern)
@@ -171,6 +176,8 @@ class TwinModel:
             st = b.surrogate_step(v, threshold)
             s.append(st)
             mem = v * (1 - st)
+            if not self.unroll:
+                mem = b.stop_gradient(mem)
         return xp.stack(s)
 
     def forward(self, weights: dict, probes: dict, inputs):

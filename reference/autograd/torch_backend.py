@@ -93,6 +93,10 @@ class TorchBackend:
         return torch.log_softmax(z, dim=1)
 
     @staticmethod
+    def stop_gradient(x):
+        return x.detach()
+
+    @staticmethod
     def sigmoid(z):
         return torch.sigmoid(z)
 

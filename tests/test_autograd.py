@@ -1,0 +1,344 @@
+"""Our hand-written backward against PyTorch and JAX autodiff, finite differences, and surrogate BPTT.
+
+Tolerances are those of :mod:`reference.autograd.check` (justified there): float64 round-off for parts
+(1e-12) and the full network (1e-10), 1e-7 for central differences, 1e-4 for the full network in float32.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, load_mnist
+from reference.autograd import available
+from reference.autograd.check import (TOL_NET32, TOL_NET64, check_finite_differences, check_network,
+                                      check_parts, compare, format_rows)
+from reference.cli import main
+from reference.network import Network
+from reference.optim import AdamW, train_step
+
+MLP = os.path.join(ROOT, "configs", "FashionMNIST_400_400.yaml")
+CNN = os.path.join(ROOT, "configs", "MNIST_CNN.yaml")
+HOW = {"torch": "pip install torch==2.13.0", "jax": "pip install jax"}
+
+
+def framework(name):
+    """The float64 backend of ``name``, or skip saying how to install the framework."""
+    if not available(name):
+        pytest.skip(f"{name} is not installed: {HOW[name]} (or pip install -r requirements-autograd.txt)")
+    from reference.autograd import backend
+
+    return backend(name, "float64")
+
+
+FRAMEWORKS = ["torch", "jax"]
+
+
+def trained_weights(config, x, y, steps, seed=0):
+    net = Network(config, dtype=np.float32, seed=seed)
+    opt = AdamW(net.weights, lr=5e-4)
+    for _ in range(steps):
+        train_step(net, x.astype(np.float32), y, opt)
+    return {k: v.copy() for k, v in net.weights.items()}
+
+
+# ------------------------------------------------------------------------------------------- measures
+def test_compare_measures():
+    assert compare([1.0, 2.0], [1.0, 2.0]) == (0.0, 0.0, pytest.approx(1.0, abs=1e-15))
+    max_abs, rel, cos = compare([1.0, 2.5], [1.0, 2.0])
+    assert max_abs == 0.5 and rel == 0.25 and cos == pytest.approx(np.dot([1, 2.5], [1, 2]) / np.hypot(1, 2.5) / np.hypot(1, 2))
+    assert compare([0.0, 0.0], [0.0, 0.0]) == (0.0, 0.0, 1.0)
+    assert compare([1e-3], [0.0])[1] == np.inf  # a gradient where the reference has none is an error
+    with pytest.raises(ValueError, match="shapes"):
+        compare(np.zeros(3), np.zeros(4))
+
+
+# --------------------------------------------------------------------------------- finite differences
+def test_finite_differences_of_every_smooth_part():
+    rows = check_finite_differences()
+    assert {r.name for r in rows} == {"psp filter", "dense", "conv", "pooling", "kernel loss", "count loss",
+                                      "softmax loss", "warm-up surrogate"}
+    assert all(r.ok for r in rows), format_rows(rows)
+
+
+def test_finite_differences_catch_a_wrong_backward(monkeypatch):
+    import reference.autograd.check as check
+
+    monkeypatch.setattr(check, "warmup_surrogate", lambda u, thr: 1.001 * __import__("reference").tsslbp.warmup_surrogate(u, thr))
+    rows = {r.name: r for r in check.check_finite_differences()}
+    assert not rows["warm-up surrogate"].ok and rows["psp filter"].ok
+
+
+# ------------------------------------------------------------------------------ parts against autodiff
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_every_part_matches_autodiff(name):
+    rows = check_parts(framework(name))
+    names = {r.name for r in rows}
+    assert {"psp filter", "dense", "conv", "pooling", "dropout", "count loss", "softmax loss", "warm-up surrogate",
+            "kernel loss (double filter)", "kernel loss (single filter)", "spiking layer (default)"} <= names
+    assert all(r.ok for r in rows), format_rows(rows)
+    assert max(r.rel for r in rows) < 1e-13  # measured <= 2.2e-15: float64 round-off
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_parts_check_catches_a_wrong_backward(name, monkeypatch):
+    import reference.autograd.check as check
+    from reference.tsslbp import spike_error
+
+    b = framework(name)
+    monkeypatch.setattr(check, "spike_error", lambda g, eps: spike_error(g, eps * (1 + 1e-9)))
+    rows = {r.name: r for r in check.check_parts(b)}
+    assert not rows["psp filter"].ok and rows["dense"].ok
+
+
+def test_parts_need_float64():
+    if not available("torch"):
+        pytest.skip(f"torch is not installed: {HOW['torch']}")
+    from reference.autograd import backend
+
+    with pytest.raises(ValueError, match="float64"):
+        check_parts(backend("torch", "float32"))
+
+
+# ------------------------------------------------------------------------ the full network, both twins
+@pytest.mark.parametrize("name", FRAMEWORKS)
+@pytest.mark.parametrize("config,n,steps", [(MLP, 20, 0), (MLP, 20, 5), (CNN, 8, 0), (CNN, 8, 5)])
+def test_network_gradient_matches_twin_float64(name, config, n, steps):
+    b = framework(name)
+    x, y = load_mnist(n)
+    weights = trained_weights(config, x, y, steps)
+    rows = check_network(config, b, weights, x, y, dtype="float64")
+    assert all(r.ok for r in rows), format_rows(rows)
+    assert all("spikes identical" in r.note for r in rows if r.quantity == "dL/dW")
+    assert max(r.rel for r in rows) < TOL_NET64
+
+
+def _smallest_margin(config, weights, x):
+    """min |u - threshold| over every spiking neuron and step (float64 forward)."""
+    net = Network(config, dtype=np.float64)
+    net.set_weights(weights)
+    net.forward(x)
+    return min(float(np.min(np.abs(r.state.u - 1.0))) for r in net.records if r.state is not None)
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+@pytest.mark.parametrize("config,n,steps", [(MLP, 20, 3), (CNN, 8, 3)])
+def test_network_gradient_matches_twin_float32(name, config, n, steps):
+    from reference.autograd import backend
+
+    framework(name)
+    x, y = load_mnist(n)
+    weights = trained_weights(config, x, y, steps)
+    # On this batch no membrane lies within 1e-5 of the threshold, far above float32 rounding of u
+    # (~1e-7): the two float32 forward passes take the same spike decisions on any machine.
+    assert _smallest_margin(config, weights, x) > 1e-5
+    rows = check_network(config, backend(name, "float32"), weights, x, y, dtype="float32")
+    assert all(r.ok for r in rows), format_rows(rows)
+    assert max(r.rel for r in rows) < TOL_NET32
+
+
+@pytest.mark.parametrize("options", [dict(intra=False), dict(warmup="never"), dict(warmup="always"),
+                                     dict(target_filter="single"), dict(inter=False)])
+def test_network_options_match_twin(options):
+    b = framework("torch")
+    x, y = load_mnist(12)
+    weights = trained_weights(MLP, x, y, 3)
+    rows = check_network(MLP, b, weights, x, y, dtype="float64", options=options)
+    assert all(r.ok for r in rows), format_rows(rows)
+
+
+def test_network_check_reports_a_wrong_gradient(monkeypatch):
+    b = framework("torch")
+    import reference.network as network
+
+    real = network.tsslbp_delta
+    monkeypatch.setattr(network, "tsslbp_delta", lambda g, *a, **k: (lambda d, br: (d * 1.0001, br))(*real(g, *a, **k)))
+    x, y = load_mnist(8)
+    rows = check_network(MLP, b, Network(MLP).weights, x, y)
+    assert not any(r.ok for r in rows if r.quantity == "dL/dW")
+
+
+# --------------------------------------------------------------------------------------------- BPTT
+def test_bptt_without_unrolling_equals_tsslbp_warmup_always():
+    from reference.autograd.model import TwinModel
+
+    b = framework("torch")
+    x, y = load_mnist(12)
+    weights = trained_weights(CNN, x, y, 2)
+    bp = TwinModel(CNN, b, spike="bptt", unroll=False).gradients(weights, x, y)
+    ts = TwinModel(CNN, b, warmup="always").gradients(weights, x, y)
+    for k in weights:
+        assert compare(bp["grads"][k], ts["grads"][k])[1] < 1e-12, k
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_bptt_comparison(name):
+    from reference.autograd.bptt import compare_bptt
+
+    b = framework(name)
+    x, y = load_mnist(12)
+    weights = trained_weights(MLP, x, y, 2)
+    rows, ts, bp = compare_bptt(MLP, b, weights, x, y)
+    assert ts["loss"] == bp["loss"]  # one forward pass, two backward rules
+    assert [r.layer for r in rows if r.t < 0] == ["hidden_1", "hidden_2", "output"]
+    assert len(rows) == 3 * (5 + 1)
+    cos = np.array([r.cos for r in rows])
+    assert np.all((cos > -1) & (cos <= 1 + 1e-12))
+    # they are different gradients: unrolled leak/reset and 1/du vs a surrogate everywhere
+    assert np.all(cos < 0.999) and np.all(cos > 0)
+    # the weight-gradient cosine is the normalised inner product of the returned gradients
+    r = rows[5]
+    g1, g2 = ts["grads"]["hidden_1"].ravel(), bp["grads"]["hidden_1"].ravel()
+    assert r.cos == pytest.approx(g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2), rel=1e-12)
+
+
+def test_bptt_torch_equals_jax():
+    from reference.autograd.model import TwinModel
+
+    tb, jb = framework("torch"), framework("jax")
+    x, y = load_mnist(8)
+    weights = trained_weights(CNN, x, y, 2)
+    a = TwinModel(CNN, tb, spike="bptt").gradients(weights, x, y)
+    c = TwinModel(CNN, jb, spike="bptt").gradients(weights, x, y)
+    for k in weights:
+        assert compare(a["grads"][k], c["grads"][k])[1] < 1e-12, k
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+@pytest.fixture
+def inputs_npz(tmp_path):
+    x, y = load_mnist(10)
+    path = tmp_path / "inputs.npz"
+    np.savez(path, input=x.astype(np.float32), labels=y)
+    return str(path)
+
+
+def test_gradcheck_command(inputs_npz, capsys, tmp_path):
+    framework("torch")
+    code = main(["gradcheck", "--config", MLP, "--inputs", inputs_npz, "--steps", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "network (torch, float64)" in out and "network (torch, float32)" in out and "hidden_2" in out
+    assert "within tolerance" in out.splitlines()[-1]
+
+
+def test_gradcheck_command_fails_on_a_wrong_gradient(inputs_npz, capsys, monkeypatch):
+    framework("torch")
+    import reference.network as network
+
+    real = network.tsslbp_delta
+    monkeypatch.setattr(network, "tsslbp_delta", lambda g, *a, **k: (lambda d, br: (d * 1.001, br))(*real(g, *a, **k)))
+    code = main(["gradcheck", "--config", MLP, "--inputs", inputs_npz, "--skip-parts", "--dtype", "float64"])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED" in out
+
+
+def test_gradcheck_without_framework_says_how_to_install(inputs_npz, capsys, monkeypatch):
+    import reference.autograd as ag
+
+    def missing(name):
+        raise ImportError(f"{name} is not installed; install it with: {ag.INSTALL_HINT[name]}")
+
+    monkeypatch.setattr(ag, "require", missing)
+    code = main(["gradcheck", "--config", MLP, "--inputs", inputs_npz, "--framework", "jax"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install jax" in err
+
+
+def test_bptt_compare_command_writes_figure(inputs_npz, capsys, tmp_path):
+    framework("torch")
+    code = main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert code == 0 and "conv_1" in out
+    assert os.path.getsize(tmp_path / "b" / "bptt_compare.png") > 10_000
+    lines = (tmp_path / "b" / "bptt_compare.csv").read_text().splitlines()
+    assert lines[0].startswith("layer,t,quantity,cos") and len(lines) == 1 + 4 * 6
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+def authors_checkpoint(path, weights, config, **extra):
+    """Write a checkpoint as the authors' script does: ``torch.save({'net': net.state_dict(), ...})``."""
+    import torch
+
+    from reference.autograd.checkpoint import authors_module
+
+    torch.save({"net": authors_module(weights, config).state_dict(), **extra}, path)
+
+
+def test_checkpoint_round_trip(tmp_path, capsys):
+    framework("torch")
+    import torch
+
+    weights = Network(CNN, seed=4).weights
+    pth = tmp_path / "ckpt.pth"
+    authors_checkpoint(pth, weights, load_config_(CNN), epoch=3, acc=98.5)
+    state = torch.load(pth, weights_only=True)["net"]
+    assert list(state) == ["my_parameters.0", "my_parameters.1", "my_parameters.2", "my_parameters.3"]
+    assert tuple(state["my_parameters.0"].shape) == (15, 1, 5, 5, 1)
+    assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(tmp_path / "w.npz")]) == 0
+    with np.load(tmp_path / "w.npz") as got:
+        assert sorted(got) == sorted(weights)
+        for k in weights:
+            np.testing.assert_array_equal(got[k], weights[k])
+    back = tmp_path / "back.pth"
+    assert main(["export-checkpoint", str(tmp_path / "w.npz"), "--config", CNN, "--out", str(back)]) == 0
+    again = torch.load(back, weights_only=True)["net"]
+    for k in state:
+        assert torch.equal(again[k], state[k])
+    # gradients of the imported weights equal those of the original network
+    x, y = load_mnist(4)
+    net = Network(CNN)
+    with np.load(tmp_path / "w.npz") as got:
+        net.set_weights(dict(got))
+    ref = Network(CNN, seed=4)
+    assert net.gradients(x, y)[0] == ref.gradients(x, y)[0]
+
+
+def test_export_our_trained_weights(tmp_path):
+    framework("torch")
+    import torch
+
+    src = os.path.join(ROOT, "results", "fmnist_mlp_400_400", "weights.npz")
+    out = tmp_path / "fmnist.pth"
+    assert main(["export-checkpoint", src, "--config", MLP, "--out", str(out)]) == 0
+    state = torch.load(out, weights_only=True)["net"]
+    with np.load(src) as w:
+        np.testing.assert_array_equal(state["my_parameters.0"].numpy(), w["hidden_1"])
+
+
+def load_config_(path):
+    from reference.config import load_config
+
+    return load_config(path)
+
+
+@pytest.mark.parametrize("case,words", [
+    ("missing", "not found"),
+    ("garbage", "not a readable PyTorch checkpoint"),
+    ("wrong config", "is it the right config"),
+    ("wrong shape", "expected (10, 300)"),
+    ("no parameters", "no 'my_parameters"),
+    ("not a dict", "expected a dict"),
+])
+def test_import_checkpoint_errors(case, words, tmp_path, capsys):
+    framework("torch")
+    import torch
+
+    pth = tmp_path / "c.pth"
+    weights = Network(CNN).weights
+    if case == "garbage":
+        pth.write_bytes(b"not a checkpoint")
+    elif case == "wrong config":
+        authors_checkpoint(pth, Network(MLP).weights, load_config_(MLP))
+    elif case == "wrong shape":
+        state = {f"my_parameters.{i}": torch.zeros(s) for i, s in
+                 enumerate([(15, 1, 5, 5, 1), (40, 15, 5, 5, 1), (300, 640), (10, 301)])}
+        torch.save({"net": state}, pth)
+    elif case == "no parameters":
+        torch.save({"net": {"layers.0.weight": torch.zeros(3)}}, pth)
+    elif case == "not a dict":
+        torch.save([torch.zeros(3)], pth)
+    del weights
+    out = tmp_path / "w.npz"
+    assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()
