@@ -181,6 +181,8 @@ def _net_options(args) -> dict:
         opts["intra"] = False
     if getattr(args, "target_filter", None) and args.target_filter != "double":
         opts["target_filter"] = args.target_filter
+    if getattr(args, "dropout_unit", None) and args.dropout_unit != "feature":
+        opts["dropout_unit"] = args.dropout_unit
     return opts
 
 
@@ -228,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, help="use only the first N test samples")
     p.add_argument("--max-seconds", type=float, help="stop after the epoch in which this much time has passed")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dropout-unit", choices=["feature", "row", "sample"], default="feature",
+                   help="what one dropout mask value covers: a feature (default, paper-notes), a row (the "
+                        "authors' code in PyTorch 1.x), a whole sample (their code in PyTorch 2)")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
 

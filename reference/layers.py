@@ -276,26 +276,38 @@ class SumPool2d:
 
 # ------------------------------------------------------------------------------------------------- dropout
 class Dropout:
-    """Dropout on the PSP tensor, one mask per sample and feature shared by all time steps.
+    """Dropout on the PSP tensor, one mask per dropped unit, shared by all time steps.
 
     Inverted scaling: kept values are multiplied by ``1/(1-p)`` in training; identity in evaluation.
-    (The authors reshape so that time lies inside the dropped unit; paper-notes section 1.)
+    What a unit is (``unit``):
+
+    - ``"feature"`` (default, paper-notes section 1): one sample's one feature ``(n, c, h, w)``;
+    - ``"row"``: ``(n, c, h)``, shared along W, which is what the authors' code does in PyTorch 1.x: it
+      calls ``dropout3d`` on the tensor reshaped to ``(N, C*H, W, 1, 1, T)``, and feature dropout draws
+      one value per ``(dim 0, dim 1)``.  After a dense layer (H = W = 1) this is the same as ``"feature"``;
+    - ``"sample"``: the whole sample, which the same call does in PyTorch 2.13 (a 6-D input is taken as
+      unbatched, so ``dim 0``, the batch, becomes the channel axis; verified with torch 2.13.0).
 
     Parameters
     ----------
     name : str
     p : float in [0, 1), drop probability (config key ``p``, default 0.5)
     in_shape : tuple (C, H, W)
+    unit : {"feature", "row", "sample"}
     """
 
     kind = "dropout"
     has_neurons = False
     weight = None
 
-    def __init__(self, name: str, p: float, in_shape):
+    UNITS = ("feature", "row", "sample")
+
+    def __init__(self, name: str, p: float, in_shape, unit: str = "feature"):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"layer {name!r}: dropout p must be in [0, 1), got {p}")
-        self.name, self.p = name, float(p)
+        if unit not in self.UNITS:
+            raise ValueError(f"dropout unit must be one of {self.UNITS}, got {unit!r}")
+        self.name, self.p, self.unit = name, float(p), unit
         self.in_shape = self.out_shape = tuple(in_shape)
         self._mask = None
 
@@ -304,7 +316,12 @@ class Dropout:
         if not train or self.p == 0.0:
             self._mask = None
             return a_in
-        keep = rng.random(a_in.shape[1:]) >= self.p
+        shape = list(a_in.shape[1:])  # (N, H, W, C) or (N, F)
+        if self.unit == "sample":
+            shape[1:] = [1] * (len(shape) - 1)
+        elif self.unit == "row" and len(shape) == 4:
+            shape[2] = 1  # shared along W
+        keep = rng.random(tuple(shape)) >= self.p
         self._mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
         return a_in * self._mask[None]
 

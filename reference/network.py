@@ -61,10 +61,14 @@ class Network:
         What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
     desired_pattern : sequence of 0/1, optional
         The desired spike train of the label neuron (default :func:`reference.losses.desired_spike_train`).
+    dropout_unit : {"feature", "row", "sample"}
+        What one dropout mask value covers (:class:`reference.layers.Dropout`); "row" is the authors'
+        code under PyTorch 1.x, "sample" under PyTorch 2.
     """
 
     def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
-                 warmup="per-neuron", target_filter="double", count_of="psp", desired_pattern=None):
+                 warmup="per-neuron", target_filter="double", count_of="psp", desired_pattern=None,
+                 dropout_unit="feature"):
         self.config = config if isinstance(config, Config) else load_config(config)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -74,6 +78,7 @@ class Network:
         self.rng = np.random.default_rng(seed)
         self.options = dict(inter=inter, intra=intra, warmup=warmup)
         self.count_of = count_of
+        self.dropout_unit = dropout_unit
         net = self.config.network
         self.loss_name = net["loss"]
         self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
@@ -93,7 +98,7 @@ class Network:
             return Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
         if kind == "pooling":
             return SumPool2d(name, c["kernel_size"], c["in_shape"], c["theta"])
-        return Dropout(name, c["p"], c["in_shape"])
+        return Dropout(name, c["p"], c["in_shape"], self.dropout_unit)
 
     @property
     def weights(self) -> dict[str, np.ndarray]:

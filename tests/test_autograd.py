@@ -342,3 +342,22 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
     assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_authors_dropout_call_drops_whole_samples_in_this_pytorch():
+    """The authors' dropout layer calls dropout3d on (N, C*H, W, 1, 1, T); in PyTorch 2.x a 6-D input is
+    taken as unbatched, so one mask value covers a whole sample (our ``dropout_unit="sample"``)."""
+    framework("torch")
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    n, c, h, w, t = 64, 4, 3, 5, 5
+    x = torch.ones(n, c, h, w, t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = torch.nn.functional.dropout3d(x.reshape(n, c * h, w, 1, 1, t), 0.5, True).reshape(n, c, h, w, t)
+    kept = (out != 0).numpy()
+    assert np.all(kept == kept[:, :1, :1, :1, :1])  # constant within each sample
+    assert 0 < kept[:, 0, 0, 0, 0].mean() < 1  # but not across samples

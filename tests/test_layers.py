@@ -243,3 +243,25 @@ def test_conv_init_is_uniform_within_bound_times_weight_scale(shape, scale):
     assert np.abs(w).max() > 0.99 * bound
     # std of U(-b, b) = b/sqrt(3); relative SE of the sample std sqrt(0.8/(4n)) <= 0.009 for n = 2592: 5% > 5 SE
     assert np.std(w) == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+@pytest.mark.parametrize("unit,shared_axes", [("feature", ()), ("row", (3,)), ("sample", (2, 3, 4))])
+def test_dropout_units_share_the_mask_as_documented(unit, shared_axes):
+    layer = Dropout("d", 0.5, (4, 6, 7), unit=unit)
+    out = layer.forward(np.ones((2, 400, 6, 7, 4)), np.random.default_rng(0), train=True)  # (T, N, H, W, C)
+    kept = out != 0
+    assert np.all(kept == kept[:1])  # shared over time, always
+    for axis in (2, 3, 4):  # H, W, C
+        shared = np.all(kept == np.take(kept, [0], axis=axis))
+        assert shared == (axis in shared_axes), (unit, axis)
+    assert abs(kept.mean() - 0.5) < 0.1  # >= 400 units: 4 standard deviations
+    np.testing.assert_array_equal(layer.backward(np.ones_like(out)), out)
+
+
+def test_dropout_unit_after_dense_layer_row_equals_feature():
+    a = np.ones((5, 8, 16))
+    f = Dropout("d", 0.5, (16, 1, 1), unit="feature").forward(a, np.random.default_rng(3), True)
+    r = Dropout("d", 0.5, (16, 1, 1), unit="row").forward(a, np.random.default_rng(3), True)
+    np.testing.assert_array_equal(f, r)
+    with pytest.raises(ValueError, match="unit"):
+        Dropout("d", 0.5, (16, 1, 1), unit="channel")
