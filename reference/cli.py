@@ -181,6 +181,8 @@ def _net_options(args) -> dict:
         opts["intra"] = False
     if getattr(args, "target_filter", None) and args.target_filter != "double":
         opts["target_filter"] = args.target_filter
+    if getattr(args, "backward", None) and args.backward != "tsslbp":
+        opts["backward"] = args.backward
     if getattr(args, "dropout_unit", None) and args.dropout_unit != "feature":
         opts["dropout_unit"] = args.dropout_unit
     return opts
@@ -201,6 +203,8 @@ def _add_tsslbp_options(p):
                    help="warm-up surrogate: the authors' per-neuron rule (default), everywhere, or never")
     g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra term then has nothing to carry, so only warm-up deltas remain")
     g.add_argument("--no-intra", action="store_true", help="drop the intra-neuron (reset and leak) term")
+    g.add_argument("--backward", choices=["tsslbp", "bptt"], default="tsslbp",
+                   help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline")
     g.add_argument("--target-filter", choices=["double", "single"], default="double",
                    help="kernel-loss target filtered twice (authors' code, default) or once (paper)")
 

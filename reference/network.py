@@ -21,6 +21,7 @@ from .config import Config, load_config
 from .layers import Conv2d, Dense, Dropout, SumPool2d, init_conv_weight, init_linear_weight
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
 from .neuron import NeuronState, lif_forward, psp
+from .surrogate import bptt_delta
 from .tsslbp import tsslbp_delta
 
 
@@ -61,6 +62,9 @@ class Network:
         What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
     desired_pattern : sequence of 0/1, optional
         The desired spike train of the label neuron (default :func:`reference.losses.desired_spike_train`).
+    backward : {"tsslbp", "bptt"}
+        The spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline
+        (:func:`reference.surrogate.bptt_delta`; the TSSL-BP options do not apply to it).
     dropout_unit : {"feature", "row", "sample"}
         What one dropout mask value covers (:class:`reference.layers.Dropout`); "row" is the authors'
         code under PyTorch 1.x, "sample" under PyTorch 2.
@@ -68,7 +72,7 @@ class Network:
 
     def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
                  warmup="per-neuron", target_filter="double", count_of="psp", desired_pattern=None,
-                 dropout_unit="feature"):
+                 dropout_unit="feature", backward="tsslbp"):
         self.config = config if isinstance(config, Config) else load_config(config)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -79,6 +83,9 @@ class Network:
         self.options = dict(inter=inter, intra=intra, warmup=warmup)
         self.count_of = count_of
         self.dropout_unit = dropout_unit
+        if backward not in ("tsslbp", "bptt"):
+            raise ValueError(f"backward must be 'tsslbp' or 'bptt', got {backward!r}")
+        self.backward_rule = backward
         net = self.config.network
         self.loss_name = net["loss"]
         self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
@@ -207,7 +214,11 @@ class Network:
             layer, rec = self.layers[i], self.records[i]
             in_shape = self.records[i - 1].out.shape if i > 0 else self._a0_shape
             if layer.has_neurons:
-                rec.delta, rec.branch = tsslbp_delta(g, rec.state, self.params, self._thresholds[layer.name], **self.options)
+                thr = self._thresholds[layer.name]
+                if self.backward_rule == "bptt":
+                    rec.delta, rec.branch = bptt_delta(g, rec.state, self.params, thr)
+                else:
+                    rec.delta, rec.branch = tsslbp_delta(g, rec.state, self.params, thr, **self.options)
                 grads[layer.name], g_in = layer.backward(rec.delta, need_input_grad=i > 0)
             else:
                 rec.delta = g

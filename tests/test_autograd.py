@@ -137,12 +137,13 @@ def test_network_gradient_matches_twin_float32(name, config, n, steps):
 
 
 @pytest.mark.parametrize("options", [dict(intra=False), dict(warmup="never"), dict(warmup="always"),
-                                     dict(target_filter="single"), dict(inter=False)])
-def test_network_options_match_twin(options):
+                                     dict(target_filter="single"), dict(inter=False), dict(backward="bptt")])
+@pytest.mark.parametrize("config", [MLP, CNN])
+def test_network_options_match_twin(options, config):
     b = framework("torch")
     x, y = load_mnist(12)
-    weights = trained_weights(MLP, x, y, 3)
-    rows = check_network(MLP, b, weights, x, y, dtype="float64", options=options)
+    weights = trained_weights(config, x, y, 3)
+    rows = check_network(config, b, weights, x, y, dtype="float64", options=options)
     assert all(r.ok for r in rows), format_rows(rows)
 
 
