@@ -23,4 +23,10 @@ bench: setup
 	$(BIN)/python benchmarks/train_step.py --config configs/FashionMNIST_400_400.yaml --batch 100
 	$(BIN)/python benchmarks/train_step.py --config configs/MNIST_CNN.yaml --batch 50
 
-.PHONY: setup demo test test-slow bench
+figures: setup
+	$(BIN)/python figures/make_all.py
+
+figures-fast: setup
+	$(BIN)/python figures/make_all.py --fast
+
+.PHONY: setup demo test test-slow bench figures figures-fast
