@@ -138,20 +138,6 @@ def compare_with_naive(cfg, net, x, y, options=None):
     return net
 
 
-@pytest.mark.parametrize("config", ["FashionMNIST_400_400", "MNIST_CNN", "FashionMNIST_CNN"])
-def test_network_equals_naive_at_init_and_after_training(config):
-    cfg = load_config(os.path.join(ROOT, "configs", f"{config}.yaml"))
-    net = Network(cfg, dtype=np.float64, seed=3)
-    x, y = mnist(6)
-    compare_with_naive(cfg, net, x, y)
-    xt, yt = mnist(40, "train")
-    opt = AdamW(net.weights, lr=5e-4)
-    for i in range(4):
-        train_step(net, xt[i * 10:(i + 1) * 10], yt[i * 10:(i + 1) * 10], opt)
-    compare_with_naive(cfg, net, x, y)
-    assert net.records[-1].state.s.any(), "after training the output layer should fire"
-
-
 @pytest.mark.parametrize("options", OPTIONS)
 def test_tiny_cnn_stride_padding_dilation_and_options(options):
     cfg = load_config(TINY_CNN)

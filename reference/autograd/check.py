@@ -140,7 +140,7 @@ def check_parts(backend, seed: int = 0) -> list[Row]:
     a = rng.normal(size=(t, n, 7, 6, 3))
     out = pool.forward(a)
     g = rng.normal(size=out.shape)
-    (ga,) = b.vjp(lambda v: b.sum_pool(v, pool.k) * pool.theta, [_nchw(a)], _nchw(g))
+    (ga,) = b.vjp(lambda v: twin.sum_pool(v, pool.k) * pool.theta, [_nchw(a)], _nchw(g))
     rows.append(_row("parts", "pooling", "dL/da_in", pool.backward(g), _nhwc(ga), TOL_PARTS))
 
     # dropout with a drawn mask (one per sample and feature, shared over time)

@@ -85,14 +85,6 @@ class JaxBackend:
         return y.reshape(t, n, *y.shape[1:])
 
     @staticmethod
-    def sum_pool(a, k):
-        """Sum over non-overlapping k x k windows of ``a`` (T, N, C, H, W) (stride = kernel, no padding;
-        rows and columns that do not fill a window are dropped)."""
-        t, n, c, h, w = a.shape
-        a = a[..., : h // k * k, : w // k * k]
-        return a.reshape(t, n, c, h // k, k, w // k, k).sum(axis=(4, 6))
-
-    @staticmethod
     def log_softmax(z):
         return jax.nn.log_softmax(z, axis=1)
 

@@ -53,6 +53,14 @@ def lif(xp, x, theta_m, threshold):
     return xp.stack(u), xp.stack(du), xp.stack(s)
 
 
+def sum_pool(a, k):
+    """Sum over non-overlapping k x k windows of ``a`` (T, N, C, H, W) (stride = kernel, no padding; rows
+    and columns that do not fill a window are dropped).  Plain reshape and sum: any backend."""
+    t, n, c, h, w = a.shape
+    a = a[..., : h // k * k, : w // k * k]
+    return a.reshape(t, n, c, h // k, k, w // k, k).sum(axis=(4, 6))
+
+
 def surrogate(xp, u, threshold):
     """``f(u) = e^z / ((1 + e^z)^2 sigma)``, ``z = clip((threshold - u)/sigma, -8, 8)``, ``sigma = 0.2``.
 
@@ -204,7 +212,7 @@ class TwinModel:
             elif kind == "conv":
                 cur = b.conv(a, weights[name], c["stride"], c["padding"], c["dilation"]) + probes[name]
             elif kind == "pooling":
-                a = b.sum_pool(a, c["kernel_size"]) * c["theta"] + probes[name]
+                a = sum_pool(a, c["kernel_size"]) * c["theta"] + probes[name]
                 records[name] = {"a": a}
                 continue
             else:  # dropout: identity outside training

@@ -81,14 +81,6 @@ class TorchBackend:
         return y.reshape(t, n, *y.shape[1:])
 
     @staticmethod
-    def sum_pool(a, k):
-        """Sum over non-overlapping k x k windows of ``a`` (T, N, C, H, W) (stride = kernel, no padding;
-        rows and columns that do not fill a window are dropped)."""
-        t, n, c, h, w = a.shape
-        a = a[..., : h // k * k, : w // k * k]
-        return a.reshape(t, n, c, h // k, k, w // k, k).sum(dim=(4, 6))
-
-    @staticmethod
     def log_softmax(z):
         return torch.log_softmax(z, dim=1)
 
