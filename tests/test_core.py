@@ -16,7 +16,7 @@ from reference.config import ConfigError, load_config
 from reference.losses import kernel_target
 from reference.network import Network
 from reference.neuron import lif_forward, psp
-from reference.optim import AdamW, train_step
+from reference.optim import AdamW
 from reference.params import NeuronParams
 from reference.tsslbp import compose_delta, tsslbp_delta
 
