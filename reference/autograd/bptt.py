@@ -130,7 +130,6 @@ def plot_bptt(rows: list[BpttRow], path, title: str = "") -> str:
         ax2.text(max(r.norm_tsslbp, r.norm_bptt), yi, f" cos {r.cos:.2f}", va="center", fontsize=8)
     ax2.set_yticks(y, [r.layer for r in w])
     ax2.invert_yaxis()
-    ax2.set_xscale("log")
     ax2.set_xlabel("|dL/dW| (Frobenius norm)")
     ax2.set_title("weight gradients")
     ax2.legend(loc="lower right", fontsize=8)
