@@ -59,6 +59,10 @@ def main(rerun: bool = False):
     ax2.set_ylabel("training loss per sample")
     ax2.set_yscale("log")
     ax2.set_title("training loss")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in (ax, ax2):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     save(fig, NAME)
 
