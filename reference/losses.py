@@ -11,8 +11,10 @@ return ``(loss, g)`` with ``g`` of the shape and dtype of ``a``.  Paper-notes se
 - :func:`softmax_loss`: cross-entropy on the output "counts", averaged over the batch.
 
 Note on "counts": the authors' code counts the output PSP summed over time, ``sum_t a_i[t]``, not the
-number of spikes (their network returns PSPs).  The two rank neurons alike except that the PSP sum
-breaks ties in favour of earlier spikes.  :func:`predict` and :func:`count_loss` follow the code by
+number of spikes (their network returns PSPs).  The PSP sum weighs each spike by how long its PSP
+lasts before the end of the window (a spike at t adds ``sum_{k < T-t} eps[k]``), so it breaks ties in
+favour of earlier spikes and can even rank fewer, earlier spikes above more, later ones (T = 5,
+tau_s = 3: ``[1,1,0,0,0]`` sums to 1.671, ``[0,0,1,1,1]`` to 1.593; tutorial lesson 1).  :func:`predict` and :func:`count_loss` follow the code by
 default (``count_of="psp"``) and offer ``"spikes"``.
 """
 from __future__ import annotations
