@@ -25,7 +25,7 @@ POOL_THETA = 1.1
 
 
 def warmup_psp_threshold(tau_s: float) -> float:
-    """The warm-up switch ``1/(4 tau_s)`` on a neuron's own PSP (authors: ``th``), paper-notes section 3.3."""
+    """The warm-up switch ``1/(4 tau_s)`` on a neuron's own PSP (authors: ``th``), paper-notes section 3, item 3."""
     return 1.0 / (4.0 * tau_s)
 
 
