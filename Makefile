@@ -29,4 +29,13 @@ figures: setup
 figures-fast: setup
 	$(BIN)/python figures/make_all.py --fast
 
-.PHONY: setup demo test test-slow bench figures figures-fast
+tutorials: setup
+	for f in tutorials/[0-9][0-9]_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Notebook copies of the lessons (optional dependency jupytext; the .py files stay the one source).
+notebooks: setup
+	$(BIN)/pip install -q "jupytext>=1.16"
+	for f in tutorials/[0-9][0-9]_*.py; do $(BIN)/jupytext --quiet --to ipynb $$f || exit 1; done
+	@echo "notebooks written beside the lessons: tutorials/*.ipynb (not committed)"
+
+.PHONY: setup demo test test-slow bench figures figures-fast tutorials notebooks

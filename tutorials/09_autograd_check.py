@@ -16,16 +16,11 @@
 
 # %%
 import os
-import sys
 
-import numpy as np
+from _lesson import Lesson, mnist_images
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-FAST = os.environ.get("TUTORIAL_FAST", "") not in ("", "0")
-OUT = os.environ.get("TUTORIAL_OUT") or os.path.join(ROOT, "tutorials", "figures")
-OUT = os.path.join(OUT, "09_autograd_check")
-os.makedirs(OUT, exist_ok=True)
+L = Lesson("09_autograd_check")
+FAST, OUT, ROOT = L.fast, L.out, L.root
 
 from reference.autograd import available, backend  # noqa: E402
 
@@ -40,11 +35,8 @@ if not available("torch"):
 from reference.network import Network  # noqa: E402
 from reference.optim import AdamW, train_step  # noqa: E402
 
-with np.load(os.path.join(ROOT, "tests", "data", "mnist_fixture.npz")) as d:
-    images, labels = d["test_images"], d["test_labels"].astype(np.int64)
 n = 8 if FAST else 32
-x = ((images[:n] / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
-y = labels[:n]
+x, y = mnist_images(n)
 config = os.path.join(ROOT, "configs", "MNIST_CNN.yaml")
 net = Network(config, seed=0)
 opt = AdamW(net.weights, lr=5e-4)
@@ -83,8 +75,9 @@ from reference.autograd.bptt import compare_bptt, format_bptt, plot_bptt  # noqa
 brows, ts, bp = compare_bptt(config, backend("torch", "float64"), weights, x, y)
 print(format_bptt(brows))
 png = plot_bptt(brows, os.path.join(OUT, "tsslbp_vs_bptt.png"), "MNIST CNN, TSSL-BP vs surrogate BPTT")
+L.saved.append(png)
 w = [r for r in brows if r.t < 0]
-print(f"\nweight-gradient cosine per layer: " + ", ".join(f"{r.layer} {r.cos:.2f}" for r in w))
+print("\nweight-gradient cosine per layer: " + ", ".join(f"{r.layer} {r.cos:.2f}" for r in w))
 print(f"wrote {png}")
 
 # %% [markdown]
@@ -93,9 +86,6 @@ print(f"wrote {png}")
 # Which one trains better on the same budget is figure 4 of `figures/` (the ablation).
 
 # %%
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 layers = list(dict.fromkeys(r.layer for r in brows))
@@ -110,7 +100,5 @@ ax.set_ylabel(r"$\|\delta_{TSSL-BP}[t]\| / \|\delta_{BPTT}[t]\|$")
 ax.set_title("Where in time each rule puts its error (per layer)")
 ax.legend(fontsize=8)
 fig.tight_layout()
-path = os.path.join(OUT, "norm_ratio_per_step.png")
-fig.savefig(path, dpi=120)
-print(f"wrote {path}")
-print(f"figures in {OUT}")
+L.save(fig, "norm_ratio_per_step")
+L.done()

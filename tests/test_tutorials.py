@@ -1,0 +1,63 @@
+"""Every lesson in tutorials/ runs top to bottom in fast mode and writes its figures (non-empty PNGs).
+
+Each lesson runs as a script in a subprocess, exactly as a reader runs it (``TUTORIAL_FAST=1``, figures
+into a temporary ``TUTORIAL_OUT``).  A lesson that needs an optional framework or the full MNIST set skips
+with the reason when it is missing here.  Some lessons print a line that states their checked claim;
+those lines are asserted too.
+"""
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+LESSONS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "tutorials", "[0-9][0-9]_*.py")))
+#: Optional frameworks a lesson cannot run without.
+NEEDS = {"09_autograd_check": "torch"}
+#: Lessons that read the full MNIST training set through the data layer (npm package offline).
+NEEDS_MNIST = {"06_warmup", "08_train_mnist"}
+#: Lines a lesson must print: the claims it checks.
+PRINTS = {"09_autograd_check": "all within tolerance: True"}
+#: A PNG smaller than this is an empty or broken picture (an empty 640x480 Agg figure is ~3 kB).
+MIN_PNG_BYTES = 8_000
+
+
+def _mnist_missing() -> str:
+    from reference.data import DataError
+    from reference.train import load_split
+
+    try:
+        load_split("MNIST", "test", limit=10, verbose=False)
+    except (DataError, OSError) as err:
+        return str(err)
+    return ""
+
+
+def test_the_lessons_are_there():
+    numbers = [int(name[:2]) for name in LESSONS]
+    assert numbers == list(range(1, 11)), LESSONS
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_runs_in_fast_mode_and_draws(lesson, tmp_path):
+    need = NEEDS.get(lesson)
+    if need and importlib.util.find_spec(need) is None:
+        pytest.skip(f"lesson {lesson} needs {need}: pip install -r requirements-autograd.txt")
+    if lesson in NEEDS_MNIST:
+        why = _mnist_missing()
+        if why:
+            pytest.skip(f"MNIST is not available here ({why})")
+    env = dict(os.environ, TUTORIAL_FAST="1", TUTORIAL_OUT=str(tmp_path), TSSLBP_OFFLINE="1", MPLBACKEND="Agg")
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tutorials", f"{lesson}.py")], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    pngs = sorted((tmp_path / lesson).glob("*.png"))
+    assert pngs, f"{lesson} wrote no figure"
+    for png in pngs:
+        assert png.stat().st_size > MIN_PNG_BYTES, png.name
+    if lesson in PRINTS:
+        assert PRINTS[lesson] in res.stdout

@@ -1,0 +1,78 @@
+"""What every lesson shares: the project root on ``sys.path``, fast mode, the figure folder, MNIST images.
+
+A lesson starts with::
+
+    from _lesson import Lesson
+    L = Lesson("01_one_neuron")      # figures go to tutorials/figures/01_one_neuron/ (or $TUTORIAL_OUT/...)
+    ...
+    L.save(fig, "membrane")          # writes membrane.png there and prints its path
+
+``TUTORIAL_FAST=1`` (``L.fast``) asks a lesson to shrink its work so that it runs in seconds (CI does
+this); ``TUTORIAL_OUT`` moves the figure folder.  Lessons run as scripts (``python tutorials/01_...py``),
+as notebooks (jupytext, VS Code, Jupyter: the ``# %%`` cells) and from any working directory.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import matplotlib  # noqa: E402
+
+if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+
+#: The MNIST normalisation of the authors' loader (paper-notes section 1).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class Lesson:
+    """The lesson's settings: ``fast`` (bool), ``out`` (its figure folder), ``root`` (the project folder)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.root = ROOT
+        self.fast = os.environ.get("TUTORIAL_FAST", "") not in ("", "0")
+        base = os.environ.get("TUTORIAL_OUT") or os.path.join(HERE, "figures")
+        self.out = os.path.join(base, name)
+        os.makedirs(self.out, exist_ok=True)
+        self.saved: list[str] = []
+
+    def path(self, *parts: str) -> str:
+        """A path inside the project (``L.path("configs", "MNIST_CNN.yaml")``)."""
+        return os.path.join(self.root, *parts)
+
+    def save(self, fig, name: str) -> str:
+        """Save ``fig`` as ``<out>/<name>.png`` (dpi 120, tight), close it, print and return the path."""
+        import matplotlib.pyplot as plt
+
+        path = os.path.join(self.out, f"{name}.png")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        self.saved.append(path)
+        inside = os.path.abspath(path).startswith(self.root + os.sep)
+        print(f"wrote {os.path.relpath(path, self.root) if inside else path}")
+        return path
+
+    def done(self) -> None:
+        """Print where the lesson's figures are (call it last)."""
+        print(f"{len(self.saved)} figures in {self.out}")
+
+
+def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` (<= 300) real MNIST images of the small fixture the tests use, no download needed.
+
+    Returns ``x`` float32 ``(n, 1, 28, 28)``, normalised as the authors do ((pixel/255 - 0.1307)/0.3081),
+    and ``labels`` int64 ``(n,)``.  For the full dataset use ``reference.train.load_split``.
+    """
+    with np.load(os.path.join(ROOT, "tests", "data", "mnist_fixture.npz")) as d:
+        images, labels = d[f"{split}_images"], d[f"{split}_labels"]
+    if not 0 < n <= len(images):
+        raise ValueError(f"n must be in 1..{len(images)} (the fixture's size), got {n}")
+    x = ((images[:n] / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None].astype(np.float32)
+    return x, labels[:n].astype(np.int64)
