@@ -111,6 +111,213 @@ def confusion_matrix(labels, predicted, n_class: int = 10, ax=None, title=None):
     return ax
 
 
+def gradient_flow_heatmap(deltas, ax=None, normalise=None, annotate: bool = True, title=None):
+    """Where the error goes: mean ``|delta[t]|`` per layer (rows, first layer on top) and time step (columns).
+
+    deltas : dict name -> array (T, ...) time first, e.g. ``{r.name: r.delta for r in net.records if
+        r.state is not None}`` after ``net.backward`` (``dL/dx`` of the spiking layers; a pooling record's
+        delta is ``dL/d out``, another quantity, so leave those out or say so in the row name).
+    normalise : None or "row"
+        None: the magnitudes on a logarithmic colour scale (how much error reaches each layer);
+        "row": each layer divided by its largest step (where in time each layer's error sits, 0..1).
+    annotate : write each cell's value in it.
+
+    The value drawn is the (n_layers, T) array ``mean over neurons and samples of |delta[t]|``.
+    """
+    from matplotlib.colors import LogNorm
+
+    ax = _axes(ax)
+    names = list(deltas)
+    vals = np.array([np.abs(np.asarray(deltas[k])).reshape(len(deltas[k]), -1).mean(axis=1) for k in names])
+    if normalise == "row":
+        vals = vals / np.maximum(vals.max(axis=1, keepdims=True), np.finfo(float).tiny)
+        im = ax.imshow(vals, aspect="auto", cmap="magma", vmin=0, vmax=1)
+        label, fmt = r"mean $|\delta[t]|$ / layer max", "{:.2f}"
+    elif normalise is None:
+        pos = vals[vals > 0]
+        lo, hi = (pos.min(), pos.max()) if pos.size else (1e-12, 1.0)
+        im = ax.imshow(np.where(vals > 0, vals, np.nan), aspect="auto", cmap="magma",
+                       norm=LogNorm(vmin=lo, vmax=max(hi, lo * 1.0001)))
+        label, fmt = r"mean $|\delta[t]|$ (log scale)", "{:.1e}"
+    else:
+        raise ValueError(f"normalise must be None or 'row', got {normalise!r}")
+    if annotate:
+        mid = np.nanmean(im.norm(vals))
+        for i in range(vals.shape[0]):
+            for j in range(vals.shape[1]):
+                ax.text(j, i, fmt.format(vals[i, j]), ha="center", va="center", fontsize=7,
+                        color="black" if im.norm(vals[i, j]) > mid else "white")
+    ax.set_xticks(range(vals.shape[1]))
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("layer")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, label=label)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def branch_fractions_bar(branches, ax=None, weights=None, title=None):
+    """Stacked horizontal bars: which TSSL-BP branch produced each delta, as fractions of neuron-steps.
+
+    branches : dict label -> int8 array of any shape (``net.records[i].branch`` after ``net.backward``,
+        or a slice of it, e.g. one time step), codes of :data:`reference.tsslbp.BRANCH_NAMES`.
+    weights : optional dict label -> non-negative array of the same shape (e.g. ``np.abs(rec.delta)``):
+        then each segment is the branch's share of the summed weight (of ``sum |delta|``) instead of its
+        share of neuron-steps (:func:`reference.tsslbp.branch_fractions`).
+    One bar per label (first on top), segments warm-up / inter (fired) / intra (silent), each segment
+    labelled with its percentage when wide enough.
+    """
+    from .tsslbp import BRANCH_NAMES, branch_fractions
+
+    ax = _axes(ax)
+    labels = list(branches)
+    if weights is None:
+        fr = [branch_fractions(np.asarray(branches[k])) for k in labels]
+    else:
+        fr = []
+        for k in labels:
+            b, w = np.asarray(branches[k]), np.asarray(weights[k], dtype=np.float64)
+            total = max(w.sum(), np.finfo(float).tiny)
+            fr.append({name: float(w[b == code].sum() / total) for code, name in BRANCH_NAMES.items()})
+    y = np.arange(len(labels))
+    left = np.zeros(len(labels))
+    colors = {"warm-up": "tab:gray", "inter (fired)": "tab:red", "intra (silent)": "tab:blue"}
+    for name in BRANCH_NAMES.values():
+        w = np.array([f[name] for f in fr])
+        ax.barh(y, w, left=left, color=colors.get(name), label=name, edgecolor="white")
+        for yi, (l0, wi) in enumerate(zip(left, w)):
+            if wi >= 0.06:
+                ax.text(l0 + wi / 2, yi, f"{100 * wi:.0f}%", ha="center", va="center", fontsize=7, color="white")
+        left += w
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of neuron-steps" if weights is None else r"share of $\sum|\delta|$")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    if title:
+        ax.set_title(title, pad=22)
+    return ax
+
+
+def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, legend: bool = True):
+    """One neuron's TSSL-BP delta split into its terms, per time step, as side-by-side bars.
+
+    inter, intra : (T,) the neuron's inter- and intra-neuron terms (:func:`reference.tsslbp.inter_neuron_term`,
+        :func:`reference.tsslbp.intra_neuron_term`, e.g. ``inter[:, n, i]`` of a layer's ``(T, N, F)`` arrays).
+    delta : optional (T,), the delta the rule finally uses (``rec.delta`` or :func:`reference.tsslbp.tsslbp_delta`),
+        drawn as a black line with markers.
+    branch : optional (T,) int8 codes (:data:`reference.tsslbp.BRANCH_NAMES`); where it is the warm-up code the
+        value of ``delta`` there (the surrogate ``G f(u)`` that replaced inter + intra) is drawn as a grey bar.
+    Colours match :func:`branch_fractions_bar`: inter red, intra blue, warm-up grey.
+    """
+    from .tsslbp import BRANCH_WARMUP
+
+    ax = _axes(ax)
+    inter, intra = np.asarray(inter, dtype=float), np.asarray(intra, dtype=float)
+    t = np.arange(len(inter))
+    width = 0.27
+    ax.bar(t - width, inter, width, color="tab:red", label=r"inter $s\,\min(1/du,8)\,G$")
+    ax.bar(t, intra, width, color="tab:blue", label=r"intra (carried $c$)")
+    if branch is not None and delta is not None:
+        warm = np.asarray(branch) == BRANCH_WARMUP
+        ax.bar(t[warm] + width, np.asarray(delta, dtype=float)[warm], width, color="tab:gray",
+               label=r"warm-up $G\,f(u)$ (replaces inter+intra)")
+    if delta is not None:
+        ax.plot(t, delta, "k.-", lw=1, ms=6, label=r"$\delta[k]$ used")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(t)
+    ax.set_xlabel("time step k")
+    ax.set_ylabel(r"$\delta[k] = \partial L/\partial u[k]$")
+    if legend:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def branch_fractions_curve(steps, fractions, ax=None, title=None, legend: bool = True):
+    """Share of each TSSL-BP branch against the training step, for one layer, as stacked areas.
+
+    steps : (S,) training-step (mini-batch) indices.
+    fractions : sequence of S dicts as returned by :func:`reference.tsslbp.branch_fractions` (one per
+        recorded step, e.g. ``branch_fractions(net.records[i].branch)`` after each ``train_step``), or a dict
+        branch name -> (S,) array.  The three shares of a step sum to 1.
+    Colours match :func:`branch_fractions_bar`: warm-up grey, inter (fired) red, intra (silent) blue.
+    """
+    from .tsslbp import BRANCH_NAMES
+
+    ax = _axes(ax)
+    names = list(BRANCH_NAMES.values())
+    if isinstance(fractions, dict):
+        cols = [np.asarray(fractions[n], dtype=float) for n in names]
+    else:
+        cols = [np.array([f[n] for f in fractions], dtype=float) for n in names]
+    colors = {"warm-up": "tab:gray", "inter (fired)": "tab:red", "intra (silent)": "tab:blue"}
+    ax.stackplot(np.asarray(steps), *cols, labels=names, colors=[colors[n] for n in names], alpha=0.85)
+    ax.set_xlim(np.min(steps), np.max(steps))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training step (mini-batch)")
+    ax.set_ylabel("fraction of neuron-steps")
+    if legend:
+        ax.legend(fontsize=7, loc="lower left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def spike_count_histogram(s, ax=None, title=None, log: bool = True):
+    """Histogram of the spike count of every neuron of a layer (the authors' issue #15: count firing).
+
+    s : (T, ...) spikes, time first, any trailing shape (``net.records[i].state.s``, e.g. (T, N, H, W, C):
+    every sample and neuron is one count).  Counts ``s.sum(axis=0)`` lie in 0..T; the title (unless given)
+    states the firing rate (spikes per neuron and step) and the fraction of silent neurons.
+    """
+    ax = _axes(ax)
+    s = np.asarray(s)
+    n_steps = s.shape[0]
+    counts = s.reshape(n_steps, -1).sum(axis=0)
+    ax.hist(counts, bins=np.arange(n_steps + 2) - 0.5, color="C0", rwidth=0.85)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlim(-0.6, n_steps + 0.6)
+    ax.set_xlabel(f"spike count over T = {n_steps} steps")
+    ax.set_ylabel("neurons" + (" (x samples)" if s.ndim > 2 else ""))
+    rate = float(s.mean()) if s.size else 0.0
+    ax.set_title(title or f"rate {rate:.3f} spikes/neuron/step, silent {np.mean(counts == 0):.0%}")
+    return ax
+
+
+def layer_firing_rates(runs: dict, ax=None, title=None):
+    """Grouped bars: the firing rate (spikes per neuron and step) of every spiking layer, for one or more runs.
+
+    runs : dict label -> ``net.records`` of a forward pass (list of LayerRecord; pooling/dropout layers are
+    skipped) or label -> {layer name: rate}.  One colour per label, layers in the order of the first run.
+    """
+    ax = _axes(ax)
+    rates = {}
+    for label, run in runs.items():
+        if isinstance(run, dict):
+            rates[label] = dict(run)
+        else:
+            rates[label] = {rec.name: rec.state.firing_rate for rec in run if rec.state is not None}
+    names = list(next(iter(rates.values())))
+    k = np.arange(len(names))
+    width = 0.8 / max(len(rates), 1)
+    for j, (label, r) in enumerate(rates.items()):
+        ax.bar(k + (j - (len(rates) - 1) / 2) * width, [r.get(n, np.nan) for n in names], width=width, label=label)
+    ax.set_xticks(k)
+    ax.set_xticklabels(names)
+    ax.set_ylabel("firing rate (spikes / neuron / step)")
+    if len(rates) > 1:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def save(fig_or_ax, path) -> str:
     """Save a figure (or an Axes' figure) as PNG at 150 dpi, close it, return the path."""
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not hasattr(fig_or_ax, "savefig") else fig_or_ax
