@@ -18,7 +18,7 @@ from reference._jit import as_scalar, n_chunks
 from reference.neuron import NeuronState, lif_forward, psp, psp_kernel
 from reference.params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmup_psp_threshold
 from reference.tsslbp import (
-    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _tsslbp_kernel, _tsslbp_kernel_py, branch_fractions, compose_delta,
+    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _tsslbp_kernel_py, branch_fractions, compose_delta,
     inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative, tsslbp_delta, warmup_mask,
     warmup_surrogate, warmup_term,
 )
