@@ -135,5 +135,10 @@ def softmax_loss(a: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def predict(a: np.ndarray, spikes: np.ndarray | None = None, count_of: str = "psp") -> np.ndarray:
-    """Predicted class per sample: argmax of the output counts (:func:`output_counts`). Shape (N,), int64."""
+    """Predicted class per sample: argmax of the output counts (:func:`output_counts`). Shape (N,), int64.
+
+    Ties go to the lowest class index (``np.argmax``): a sample whose output layer stays silent is
+    predicted as class 0.  Early in training, when most output neurons are silent, this inflates the
+    share of class 0 among the predictions (tutorial lesson 8).
+    """
     return np.argmax(output_counts(a, spikes, count_of), axis=1)

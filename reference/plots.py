@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _axes(ax):
+def _axes(ax, figsize=(6, 3.2)):
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.2))
+        _, ax = plt.subplots(figsize=figsize)
     return ax
 
 
@@ -92,8 +92,11 @@ def learning_curve(metrics: dict, ax=None, paper_accuracy: float | None = None, 
 
 
 def confusion_matrix(labels, predicted, n_class: int = 10, ax=None, title=None):
-    """Confusion matrix (rows: true class, columns: predicted), counts written in the cells."""
-    ax = _axes(ax)
+    """Confusion matrix (rows: true class, columns: predicted), counts written in the cells.
+
+    labels, predicted : (N,) int class indices.  A new figure, when no ``ax`` is given, is square.
+    """
+    ax = _axes(ax, figsize=(5, 4.4))
     cm = np.zeros((n_class, n_class), dtype=np.int64)
     np.add.at(cm, (np.asarray(labels), np.asarray(predicted)), 1)
     im = ax.imshow(cm, cmap="Blues")
