@@ -30,7 +30,7 @@ L = Lesson("01_one_neuron")
 np.random.seed(0)
 rng = np.random.default_rng(0)
 
-P = NeuronParams()  # the paper's constants: tau_m = 5, tau_s = 3, threshold = 1, T = n_steps = 5
+P = NeuronParams()  # the authors' final configs: tau_m = 5, tau_s = 3, threshold = 1, T = n_steps = 5
 print(P, f"theta_m = 1/tau_m = {P.theta_m:.4f}, theta_s = 1/tau_s = {P.theta_s:.4f}")
 
 # %% [markdown]
@@ -105,8 +105,9 @@ L.save(fig, "membrane")
 #
 # so the output `a` is the spike train convolved with the **PSP kernel** `eps[k] = theta_s (1 - theta_s)^k`
 # (`reference.neuron.psp_kernel`): `a[t] = sum_{k <= t} eps[t-k] s[k]`. The kernel is the response to a
-# single spike. It is normalised by `theta_s = 1/tau_s`, so it sums to `1 - (1 - theta_s)^T`, close to one
-# (the authors' `glv.syn_a`; their issue #4 asks why it is divided by `tau_s`: this is why). The function
+# single spike. It is normalised by `theta_s = 1/tau_s` (the authors' `glv.syn_a`; their issue #4 asks why
+# it is divided by `tau_s`: this is why), so it sums to `1 - (1 - theta_s)^T`: below one, approaching one as
+# `T` grows (the sum at `T = 5` is printed below; it is well short of one). The function
 # `reference.neuron.psp(s, tau_s)` applies the filter to any `(T, ...)` array; `lif_forward` returns the
 # same thing as `state.a`.
 
@@ -120,6 +121,7 @@ assert np.allclose(psp(state.s, P.tau_s), state.a)                      # the sa
 print(f"eps[:5] = {np.round(eps[:5], 4).tolist()}")
 print(f"sum of eps over T = 5: {psp_kernel(5, P.tau_s).sum():.4f} "
       f"(= 1 - (1 - theta_s)^5 = {1 - (1 - P.theta_s) ** 5:.4f})")
+assert psp_kernel(5, P.tau_s).sum() < 0.9   # at T = 5 the kernel's mass is clearly below one
 
 # %% [markdown]
 # In a network the current itself is made of PSPs: `x[t] = sum_j W_j a_j[t]`, the weighted PSPs of the
@@ -276,6 +278,15 @@ for tm in tau_ms:
 # `NeuronState` fields are `u`, `du`, `s`, `a` (`reference.neuron`), and the backward functions are named
 # after the terms (`spike_error` for `G`, `inter_neuron_term`, `intra_neuron_term`, `warmup_term`, in
 # `reference.tsslbp`).
+#
+# Three warnings on notation, for all lessons:
+# - `t`, `k` and `m` are all **time steps** (0 .. T-1). In the backward lessons `k` is the step being
+#   differentiated (the spike or membrane at `k`) and `m >= k` a later step whose PSP `a[m]` it affects;
+#   the kernel is indexed by the lag between them, `eps[m-k]` (in general `eps[k]`, `k` steps after a
+#   spike). (Only inside the Numba kernel read in lesson 10 is `m` a neuron index.)
+# - Three different "theta"s: `theta_m = 1/tau_m` and `theta_s = 1/tau_s` are our leak and synapse
+#   factors; the authors' variable `theta` in `functions/tsslbp.py` is our carried term `c` (table above);
+#   and the pooling layers' config key `theta` (default 1.1) is the fixed weight of a pooling window.
 
 # %% [markdown]
 # ## 5. Reading spike counts and firing rates
@@ -291,10 +302,11 @@ for tm in tau_ms:
 #
 # Careful with the word "count": the authors' network returns PSPs, so what their code calls the output
 # "spike count" (for prediction and the count loss) is the PSP summed over time, `state.a.sum(axis=0)`
-# (`reference.losses.output_counts`). A spike at step `t` adds `sum_{k < T-t} eps[k] = 1 - (1 - theta_s)^(T-t)`
-# to it: close to 1 for an early spike, only `theta_s` for a spike at the last step. So the PSP sum mostly
-# follows the spike count, but it also weighs timing: among equal counts it prefers earlier spikes, and a
-# few early spikes can even outweigh one more spike fired late (checked below).
+# (`reference.losses.output_counts`). A spike at step `t` adds
+# `sum_{k < T-t} eps[k] = 1 - (1 - theta_s)^(T-t)` to it: the most for a spike at step 0 (still below one
+# at `T = 5`, printed below), only `theta_s` for a spike at the last step. So the PSP sum mostly follows
+# the spike count, but it also weighs timing: among equal counts it prefers earlier spikes, and a few
+# early spikes can even outweigh one more spike fired late (checked below).
 # Below: 40 neurons, the paper's `T = 5`, each with its own mean current plus noise over time.
 
 # %%
@@ -317,7 +329,9 @@ for c in np.unique(count[count > 0]):
 # what one spike at step t adds to the PSP sum, and an inversion of the order at T = 5
 per_spike = psp_kernel(P.n_steps, P.tau_s).cumsum()[::-1]     # (T,): spike at t adds per_spike[t]
 assert np.allclose(per_spike, 1 - (1 - P.theta_s) ** (P.n_steps - np.arange(P.n_steps)))
-print(f"PSP-sum value of one spike at t = 0..{P.n_steps - 1}: {np.round(per_spike, 3).tolist()}")
+print(f"PSP-sum value of one spike at t = 0..{P.n_steps - 1}: {np.round(per_spike, 3).tolist()} "
+      f"(the largest, at t = 0, is the kernel's sum over T = {P.n_steps}: {per_spike[0]:.3f} < 1)")
+assert per_spike[0] < 1
 early2, late3 = np.zeros(P.n_steps), np.zeros(P.n_steps)
 early2[:2], late3[-3:] = 1, 1
 print(f"2 spikes at t=0,1: PSP sum {psp(early2, P.tau_s).sum():.3f};  "

@@ -139,9 +139,10 @@ assert np.allclose(p1, by_hand, rtol=1e-5, atol=1e-6)
 # ### Spike maps of the convolutional layers
 #
 # A conv layer's neurons form feature maps. For the first digit, the spikes of the most active channels
-# of `conv_1` and `conv_2` at each step, and the spike count over the `T` steps. The first step is often
-# empty: the input PSP starts at a third of the pixel value (`theta_s = 1/3`) and the membranes need a step
-# or two to reach the threshold.
+# of `conv_1` and `conv_2` at each step, and the spike count over the `T` steps. The first step is nearly
+# empty in `conv_1` and empty deeper: the input PSP starts at a third of the pixel value (`theta_s = 1/3`)
+# and the membranes need a step or two to reach the threshold; `conv_2` then waits for `conv_1`'s PSP to
+# build up (the spike counts per step of both layers are printed below the figure).
 
 # %%
 def top_channels(state, n, sample=0):
@@ -173,9 +174,12 @@ for li, rec in enumerate(conv_layers):
 fig.colorbar(im, ax=axes[:, -1], shrink=0.4, label="spikes per neuron")
 fig.suptitle(f"Spike maps of the 3 most active channels, digit '{y_test[0]}', at initialisation")
 L.save(fig, "conv_spikes")
-s1 = net.records[0].state.s.sum(axis=(1, 2, 3, 4))          # conv_1 spikes per step, all three digits
-print(f"conv_1 spikes per step (3 digits): {s1.astype(int).tolist()}")
-assert s1[0] < s1[1]
+per_step = {rec.name: rec.state.s.sum(axis=(1, 2, 3, 4)) for rec in conv_layers}   # spikes per step, 3 digits
+for name, counts_t in per_step.items():
+    print(f"{name} spikes per step t = 0..{net.n_steps - 1} (3 digits): {counts_t.astype(int).tolist()}")
+s1, s2 = per_step["conv_1"], per_step["conv_2"]
+assert s1[0] < s1[1] and s1[0] < 0.1 * s1.max()     # conv_1: nearly empty at t = 0
+assert s2[0] == 0                                    # conv_2: empty at t = 0
 
 # %% [markdown]
 # ### Rasters and spike counts, every spiking layer

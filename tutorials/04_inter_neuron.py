@@ -32,16 +32,17 @@ from reference.params import MAX_INV_DU, NeuronParams
 from reference.tsslbp import inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative
 
 L = Lesson("04_inter_neuron")
-P = NeuronParams()  # tau_m = 5, tau_s = 3, threshold = 1, T = 5: the paper's constants
+P = NeuronParams()  # tau_m = 5, tau_s = 3, threshold = 1, T = 5: the authors' final configs
 print(f"tau_m = {P.tau_m}, tau_s = {P.tau_s}, threshold = {P.threshold}, clamp of 1/du = {MAX_INV_DU}")
 
 # %% [markdown]
 # ## 1. The error on a spike, `G`
 #
 # A neuron's output is its PSP `a = eps * s`, its spike train `s` filtered by the kernel
-# `eps[j] = theta_s (1 - theta_s)^j` (lessons 1-3). The loss reaches the neuron as `g[m] = dL/da[m]`, the
-# error on its PSP at every step (from the next layer or from the loss). A spike at step `k` adds
-# `eps[m-k]` to `a[m]` for every `m >= k`, so the error on that spike is
+# `eps[k] = theta_s (1 - theta_s)^k` (lessons 1-3; its index is the lag, the steps since the spike). The
+# loss reaches the neuron as `g[m] = dL/da[m]`, the error on its PSP at every step (from the next layer
+# or from the loss). A spike at step `k` adds `eps[m-k]` to `a[m]` for every `m >= k`, so the error on
+# that spike is
 #
 #     G[k] = dL/ds[k] = sum_{m >= k} eps[m-k] g[m]          (spike_error; authors: grad_a)
 #
@@ -247,16 +248,18 @@ assert np.all(ratio <= 1 + 1e-3), "for a neuron starting at rest, du[k] is at le
 #
 # - The fine simulation is the continuous-time neuron: the measured `d t*/d u` equals `-1/u'(t*)`, the
 #   inverse slope at the crossing. The `1/du` idea is right.
-# - The coarse rule uses `du[k] = x - theta_m u[k-1]`, the **average** slope over the whole step, where
-#   the fine derivative uses the slope **at** the crossing, `x - theta_m * threshold`. Since `u[k-1]` is
-#   below the threshold (the neuron did not fire at `k-1`), the leak is smaller at `k-1` and
-#   `du[k] >= u'(t*)`: the rule *under*-estimates how far the spike moves, by the ratio printed above
-#   (checked by the assertion). The gap is the leak difference `theta_m (threshold - u[k-1])` relative to
-#   `du[k]`: nil when the membrane enters the step already at the threshold, largest when it jumps from
-#   far below the threshold with an input not much larger than the leak.
+# - The coarse rule uses `du[k] = x - theta_m u_r[k-1]`, with `u_r[k-1]` the membrane carried from step
+#   `k-1` (after its reset, if it fired there): the **average** slope over the whole step, where the fine
+#   derivative uses the slope **at** the crossing, `x - theta_m * threshold`. The carried membrane is never
+#   above the threshold (a membrane above it fires and is reset to 0), so the leak at `k-1` is never larger
+#   than at the crossing and `du[k] >= u'(t*)`: the rule *under*-estimates how far the spike moves, by the
+#   ratio printed above (checked by the assertion). The gap is the leak difference
+#   `theta_m (threshold - u_r[k-1])` relative to `du[k]`: nil when the membrane enters the step already at
+#   the threshold, largest when it enters far below it (just after a reset, or from rest as here) with an
+#   input not much larger than the leak.
 # - The coarse neuron is the same equation integrated with steps of 1, so it does not fire at the same
 #   time as the fine one: its spike step `k` need not be the step that contains `t*` (count printed
-#   below), and the curves below show a saw-tooth each time the coarse spike step `k` changes.
+#   above), and the curves below show a saw-tooth each time the coarse spike step `k` changes.
 # - Near `x = 0.2` the membrane barely reaches the threshold; `1/u'` and `1/du` shoot up, and the clamp
 #   at 8 takes over. The clamp is a design choice, not a property of the neuron: it trades a large,
 #   true but unreliable sensitivity (a grazing membrane may just as well lose its spike) for a bounded one.
@@ -303,7 +306,8 @@ L.save(fig, "spike_time_derivative")
 # ## 4. The inter-neuron term
 #
 # Put the two pieces together. Moving the spike at `k` by `d t_k` changes the PSP the neuron sends at
-# every later step `m`; the paper writes `d a[m]/d t_k = -eps[m-k]/tau_s` (authors' `partial_a`) and
+# every later step `m`. The paper only says that `d a[m]/d t_k` is proportional to the kernel `eps[m-k]`;
+# the authors' code writes it as `d a[m]/d t_k = -eps[m-k]/tau_s` (their `partial_a`) and uses
 # `d t_k/d u[k] = -min(1/du[k], 8)` where it fires (authors' `partial_u`); the two minus signs and the
 # `tau_s` (which the authors multiply back) cancel, and summing over `m` with the errors `g[m]` gives
 #

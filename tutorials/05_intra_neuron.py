@@ -14,7 +14,7 @@
 # - write the backward loop of `c` by hand and check it against `intra_neuron_term`;
 # - see the same neuron's delta with and without the intra term (`compose_delta(..., intra=False)`);
 # - check with finite differences, on a hand-built neuron, that the leak part of the intra term is the
-#   exact chain rule through the membrane, and see which part is the paper's model of the reset;
+#   exact chain rule through the membrane, and see which part is TSSL-BP's model of the reset;
 # - measure what the intra term changes in a real network on real MNIST digits.
 
 # %%
@@ -62,8 +62,8 @@ print(f"du at the spikes: {[round(float(v), 3) for v in st.du[fired, 0, 0]]}, "
 # %% [markdown]
 # ## 2. The carried term `c`, written out
 #
-# (paper-notes section 3, item 2.) Walk backwards in time, `k = T-1 .. 0`, with `c = 0` before the last step
-# (nothing comes after it).
+# ([`docs/paper-notes.md`](../docs/paper-notes.md) section 3, item 2.) Walk backwards in time,
+# `k = T-1 .. 0`, with `c = 0` before the last step (nothing comes after it).
 # `c` is the error carried on the neuron's state from the later steps. At step `k`:
 #
 #     intra[k] = c theta_m u[k] min(1/du[k], 8) s[k]  +  c (1 - theta_m) (1 - s[k])
@@ -75,9 +75,10 @@ print(f"du at the spikes: {[round(float(v), 3) for v in st.du[fired, 0, 0]]}, "
 #   carried on, shrinking again at every silent step;
 # - **fired** at `k` (`s[k] = 1`): the reset sets the state to 0, so nothing from the later state reaches
 #   `u[k]` through the membrane. What does: the spike's *time* moves with `u[k]` (`-min(1/du, 8)`,
-#   lesson 4), and with it the reset; the paper models the later membrane's dependence on that time by
-#   `theta_m u[k]` (the leak that the reset took away from `u[k]`). And `c` restarts from this spike's
-#   own `pre[k]`: earlier steps reach the future only through this spike.
+#   lesson 4), and with it the reset; TSSL-BP, as the authors' code implements it, models the later
+#   membrane's dependence on that time by `theta_m u[k]` (the leak that the reset took away from `u[k]`).
+#   And `c` restarts from this spike's own `pre[k]`: earlier steps reach the future only through this
+#   spike.
 #
 # Here is the loop inline, beside the library's `intra_neuron_term` (authors: `theta` for `c`).
 
@@ -164,8 +165,10 @@ L.save(fig, "hand_trace")
 # Without the intra term only the two spike steps get error, so only the input of those two steps would
 # change. With it, the silent steps that built up each spike get a share that shrinks with their
 # distance from the spike. The steps after the last spike get nothing from either term: nothing there
-# feeds a spike. (That the neuron should fire at step 7 and does not, TSSL-BP alone cannot see: it needs
-# a spike to differentiate. That is the warm-up's job, lesson 6.)
+# feeds a spike. (The loss also wants a spike at step 7, and the error `G[6]` on the spike at 6 does
+# include `g[7..9]`. But TSSL-BP cannot ask for a new spike at 7: there is no spike there or later to
+# differentiate; it can only move the spike at 6. Getting a silent neuron to fire is the warm-up's job,
+# lesson 6.)
 
 # %% [markdown]
 # ## 3. What the intra term captures: finite differences on the membrane
@@ -214,12 +217,11 @@ print(f"silent steps with a later spike: {len(checked)}; largest relative gap be
 assert max(checked) < 1e-6
 
 # %% [markdown]
-# So the leak half of the intra term is exact: it is backpropagation through the membrane's leak, from
-# the next spike. The **reset half**, `c theta_m u[k] min(1/du[k], 8)` at a fired step, has no
-# finite-difference counterpart in the discrete neuron: like the spike itself, the reset happens
-# all-or-none at a step, and `J` is exactly 0 across it. It is the paper's model of what a moving spike
-# time does to the later membrane, and the only way error from later spikes reaches the input before a
-# spike.
+# So the leak half of the intra term is exact: it is backpropagation through the membrane's leak, from the
+# next spike. The **reset half**, `c theta_m u[k] min(1/du[k], 8)` at a fired step, has no finite-difference
+# counterpart in the discrete neuron: like the spike itself, the reset happens all-or-none at a step, and
+# `J` is exactly 0 across it. It is TSSL-BP's model (in the authors' code) of what a moving spike time does
+# to the later membrane, and the only way error from later spikes reaches the input before a spike.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -371,7 +373,7 @@ L.save(fig, "network")
 
 # %% [markdown]
 # Summary: the intra-neuron term is backpropagation through the neuron's own state. Through the leak it
-# is exact (the finite differences above); through the reset it is the paper's model of a moving spike
+# is exact (the finite differences above); through the reset it is TSSL-BP's model of a moving spike
 # time. It spreads a spike's error onto the silent steps that built the spike up, and it is what
 # `intra=False` (the ablation `--no-intra`) removes; `figures/fig4_ablation.py` trains with and without
 # it. Where a neuron has been quiet for a few steps, the warm-up of lesson 6 replaces both terms, and

@@ -4,7 +4,7 @@
 # Lessons 4 and 5 built the TSSL-BP delta from spike times: the inter-neuron term lives only where a
 # neuron fires, and the intra-neuron term only carries back what some later spike put in. A neuron that
 # does not fire during a sample therefore gets **no error at all**: there is no spike time to
-# differentiate. At initialisation most neurons of a network are quiet most of the time (part 3 measures
+# differentiate. At initialisation most neurons of a network are quiet most of the time (section 3 measures
 # it for the demo MLP), so pure TSSL-BP leaves much of the network without a gradient, and a neuron that is
 # supposed to fire but never does gets nothing that tells it so.
 #
@@ -103,6 +103,10 @@ recent = np.array([[trains[max(0, k - n_first + 1):k + 1, i].any() for i in rang
                    for k in range(P.n_steps)])
 assert np.array_equal(mask, ~recent)
 print(f"T = {P.n_steps}: for all {trains.shape[1]} spike trains, warm-up at k <=> no spike in the last {n_first} steps")
+only_0 = trains[:, 1]                            # train number 1: a single spike at step 0
+assert only_0[0] == 1 and only_0[1:].sum() == 0
+print(f"T = {P.n_steps}, one spike at step 0: TSSL-BP at steps {np.flatnonzero(~mask[:, 1]).tolist()}, "
+      f"warm-up at steps {np.flatnonzero(mask[:, 1]).tolist()}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -112,7 +116,7 @@ ax.axvline(P.threshold, color="k", ls="--", lw=1, label=r"threshold $V_{th}$")
 ax.axvspan(P.threshold - WARMUP_SIGMA * WARMUP_Z_CLIP, P.threshold + WARMUP_SIGMA * WARMUP_Z_CLIP,
            color="C0", alpha=0.07, label=r"$|z| < 8$ (not clipped)")
 ax.plot(st.u[:, 0, 0], warmup_surrogate(st.u[:, 0, 0], P.threshold), "o", color="C3",
-        label="the silent neuron of part 1")
+        label="the silent neuron of section 1")
 ax.set_xlabel("membrane u (before reset)")
 ax.set_ylabel(r"$f(u)$, surrogate of $ds/du$")
 ax.set_title("The warm-up surrogate")
@@ -139,10 +143,11 @@ L.save(fig, "surrogate_and_switch")
 
 # %% [markdown]
 # With `T = 5` steps, that means: a neuron gets the warm-up delta at step `k` exactly when it fired at
-# none of the last few steps (the number printed above, counting the current one; checked on every
-# possible spike train). So a neuron that fires
-# in a sample gets TSSL-BP deltas from its first spike on, and warm-up deltas before it; a neuron that
-# never fires in a sample gets only warm-up deltas.
+# none of the last `n_first` steps (the number printed above, counting the current one; checked on every
+# possible spike train). So a neuron that fires in a sample gets TSSL-BP deltas from each spike until
+# `n_first` steps after it, when the warm-up returns unless it has fired again (the single spike at step 0
+# printed above), and warm-up deltas before its first spike; a neuron that never fires in a sample gets
+# only warm-up deltas.
 #
 # ## 3. The three branches during training
 #
@@ -225,8 +230,8 @@ L.save(fig, "branches_during_training")
 # Read the stacked areas per layer: grey is the share of neuron-steps whose delta is the warm-up
 # surrogate, red the steps where the neuron fired (TSSL-BP's spike-time term), blue the silent steps
 # right after a spike (the carried leak term). The printed shares give the numbers at the start and at
-# the end of training. Here the deeper a layer, the quieter its neurons and the more of it runs on the
-# warm-up (checked in code); the output layer, where only the label neuron should fire, stays mostly in
+# the end of training. Here the deeper a layer, the more of its neuron-steps run on the warm-up (checked
+# in code); the output layer, where only the label neuron should fire, stays mostly in
 # warm-up: for nine of its ten neurons, silence is the target.
 #
 # The right panel compares the three modes on the same data and initial weights (test accuracies in its
@@ -246,7 +251,8 @@ for mode, (net_m, _, _, _) in runs.items():
 # %% [markdown]
 # ## 4. Paper and code
 #
-# The warm-up is where the paper and the authors' final code differ most (paper-notes section 6):
+# The warm-up is where the paper and the authors' final code differ most
+# ([`docs/paper-notes.md`](../docs/paper-notes.md) section 6):
 #
 # - The **paper** describes the warm-up as a phase *before* TSSL-BP takes over, to get quiet neurons
 #   firing. Until December 2020 the code switched **whole layers** to the surrogate while their firing
@@ -259,7 +265,7 @@ for mode, (net_m, _, _, _) in runs.items():
 #   `Network(..., warmup=...)`, `tsslbp_delta` and `compose_delta`, and `--warmup always|never` on the
 #   command line. The paper-era layer-wise switch is not implemented.
 # - The carried intra term `c` is updated from the TSSL-BP value `pre[k]` even where the warm-up replaced
-#   it (lesson 5), as in the authors' code.
+#   it (lesson 10 reads this line in the kernel), as in the authors' code.
 #
 # One epoch of a small network is a small experiment: `figures/fig4_ablation.py` trains the ablations
 # longer, and `figures/fig5_gradient_flow.py` records these branch shares over five epochs of the

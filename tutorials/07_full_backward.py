@@ -36,8 +36,8 @@ from reference.tsslbp import branch_fractions, tsslbp_delta  # noqa: E402
 # %% [markdown]
 # ## 1. The data flow
 #
-# Notation of `shared/docs/paper-notes.md`; layer `l` has weights `W_l`, input PSP `a_{l-1}` (for
-# `l = 1`, the image repeated over the `T = 5` steps and passed through the PSP filter,
+# Notation of [`docs/paper-notes.md`](../docs/paper-notes.md); layer `l` has weights `W_l`, input PSP
+# `a_{l-1}` (for `l = 1`, the image repeated over the `T = 5` steps and passed through the PSP filter,
 # `Network.encode`), input current `x_l[t] = W_l a_{l-1}[t]`, membrane `u_l`, increment `du_l`, spikes
 # `s_l` and output PSP `a_l = eps * s_l`. The backward pass is:
 #
@@ -198,8 +198,8 @@ for name, m in mag.items():
 # - **Step 0 carries the least error in every layer** (asserted below). At `t = 0` the input PSP is
 #   only `theta_s = 1/3` of the image (it approaches the image over the steps) and the membrane has
 #   integrated one step, so few neurons are near threshold: nearly every delta at `t = 0` comes from the
-#   warm-up surrogate `f(u)`, which is small far below threshold. The output layer's error grows towards
-#   the end, where the target PSP is largest.
+#   warm-up surrogate `f(u)`, which is small far below threshold. The output layer's error is largest at
+#   the last step, where the target PSP is largest (asserted below).
 # - **The peak moves earlier as the error goes down the network** (never later; asserted below).
 #   Between layers the error does not move in time (`g_{l-1}[t] = W^T delta_l[t]`), but inside every
 #   neuron the spike error `G[k] = sum_{m>=k} eps[m-k] g[m]` gathers the error of the steps *after* `k`
@@ -220,9 +220,11 @@ warm0 = {r.name: branch_fractions(r.branch[0])["warm-up"] for r in net.records}
 print("share of warm-up deltas at t = 0: " + ", ".join(f"{k} {v:.1%}" for k, v in warm0.items()))
 assert min(warm0.values()) > 0.9
 assert all(np.diff(peak_steps(mag)) >= 0), peak_steps(mag)
+assert int(np.argmax(mag["output"])) == net.n_steps - 1, mag["output"]
 assert all(mag["output"].mean() > m.mean() for name, m in mag.items() if name != "output")
-print(f"checked: t = 0 is the quietest step of every layer; the peak steps {peak_steps(mag)} (first layer "
-      "first) never move later towards the input; the output layer has the largest mean |delta|")
+print(f"checked: t = 0 is the quietest step of every layer; the output layer's error peaks at the last step; "
+      f"the peak steps {peak_steps(mag)} (first layer first) never move later towards the input; the output "
+      "layer has the largest mean |delta|")
 
 # %% [markdown]
 # ## 5. Which branch of TSSL-BP made each delta
@@ -279,10 +281,10 @@ print("checked: warm-up is the most common branch in every layer, and in every l
 #
 # Row `i` of `dL/dW_1` (400 x 784) holds the gradient of all 784 input weights of hidden neuron `i`;
 # reshaped to 28 x 28 it is an image. For ONE digit the picture is simple: the input PSP is the image
-# times a number per step, `a_0[t] = c[t] image` with `c[t] = 1 - (1 - theta_s)^(t+1)` (the PSP of a
-# constant input, `reference.neuron.psp`), so
+# times a number per step, `a_0[t] = r[t] image` with `r[t] = 1 - (1 - theta_s)^(t+1)` (the PSP of a
+# constant input, `reference.neuron.psp`; `r` for "ramp", not the carried term `c` of lesson 5), so
 #
-# `dL/dW_1[i, :] = sum_t delta_1[t, i] a_0[t] = (sum_t c[t] delta_1[t, i]) image`:
+# `dL/dW_1[i, :] = sum_t delta_1[t, i] a_0[t] = (sum_t r[t] delta_1[t, i]) image`:
 #
 # every row is the same digit, scaled by one number per neuron. The gradient matrix has rank one.
 # (The background is not white in the pictures: a normalised background pixel is
@@ -293,12 +295,12 @@ print("checked: warm-up is the most common branch in every layer, and in every l
 # %%
 _, g1, _ = net.gradients(x[n0:n0 + 1], y[n0:n0 + 1])
 sv = np.linalg.svd(g1["hidden_1"].astype(np.float64), compute_uv=False)
-c_t = psp(np.ones(net.n_steps), net.params.tau_s)
-scale = (c_t[:, None] * net.records[0].delta[:, 0]).sum(0)  # sum_t c[t] delta_1[t, i], (400,)
+r_t = psp(np.ones(net.n_steps), net.params.tau_s)   # r[t], the input PSP's ramp
+scale = (r_t[:, None] * net.records[0].delta[:, 0]).sum(0)  # sum_t r[t] delta_1[t, i], (400,)
 predicted = scale[:, None] * x[n0].reshape(1, -1)
 rel_pred = np.abs(predicted - g1["hidden_1"]).max() / np.abs(g1["hidden_1"]).max()
 print(f"one digit: singular values of dL/dW_1: {sv[0]:.3e}, then {sv[1]:.1e} (ratio {sv[1] / sv[0]:.1e})")
-print(f"dL/dW_1 = (sum_t c[t] delta_1[t, i]) * image, max rel. difference {rel_pred:.1e}")
+print(f"dL/dW_1 = (sum_t r[t] delta_1[t, i]) * image, max rel. difference {rel_pred:.1e}")
 assert sv[1] / sv[0] < 1e-5 and rel_pred < 1e-5
 
 # %%
@@ -324,7 +326,7 @@ axl[0, 0].set_xticks([])
 axl[0, 0].set_yticks([])
 show_rows(axl.flat[1:], g1["hidden_1"], top1)
 sub[0].suptitle("ONE digit: every row of $dL/dW_1$ is that digit\n(red > 0, blue < 0; sign = sign of "
-                r"$\sum_t c[t]\,\delta_1[t,i]$)", fontsize=9)
+                r"$\sum_t r[t]\,\delta_1[t,i]$)", fontsize=9)
 axr = sub[1].subplots(4, 4)
 show_rows(axr.flat, grads["hidden_1"], topb)
 sub[1].suptitle(f"a batch of {len(x)} digits: the 16 rows of $dL/dW_1$ with the largest gradient\n"

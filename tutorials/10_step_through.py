@@ -10,8 +10,8 @@
 #
 # You will:
 # - see that a kernel is a compiled dispatcher normally and the plain function without the JIT;
-# - read the TSSL-BP kernel line by line against the equations of paper-notes section 3 (line numbers
-#   found with `inspect`);
+# - read the TSSL-BP kernel line by line against the equations of
+#   [`docs/paper-notes.md`](../docs/paper-notes.md) section 3 (line numbers found with `inspect`);
 # - run a real `pdb` session (non-interactively, commands fed on stdin) that stops inside the kernel
 #   at a spike and checks the inter- and intra-neuron terms by hand;
 # - check that a small network gives the same forward pass and gradients with and without the JIT;
@@ -87,15 +87,15 @@ def line_of(snippet: str) -> int:
 # %% [markdown]
 # ## 2. The kernel against the equations
 #
-# A warning on names first: in paper-notes `k` and `m` are both **time** steps (`G[k] = sum_{m >= k}
-# ...`). In the kernel, `k` is the time step, but `m` is the **neuron** (a column of the `(T, M)` block),
-# and the paper's later step is `k + j`. The arrays `c` and `G` hold one value per neuron: the kernel
-# walks backwards in time, and at step `k`, `G[m]` is the paper's `G[k]` of neuron `m`.
+# A warning on names first: in `docs/paper-notes.md` `k` and `m` are both **time** steps
+# (`G[k] = sum_{m >= k} ...`). In the kernel, `k` is the time step, but `m` is the **neuron** (a column
+# of the `(T, M)` block), and the paper's later step is `k + j`. The arrays `c` and `G` hold one value per
+# neuron: the kernel walks backwards in time, and at step `k`, `G[m]` is the paper's `G[k]` of neuron `m`.
 #
-# The equations of paper-notes section 3, for one neuron, with the readable NumPy function of
+# The equations of `docs/paper-notes.md` section 3, for one neuron, with the readable NumPy function of
 # `reference.tsslbp` that implements each (the kernel fuses them all):
 #
-# | paper-notes section 3 | library function (NumPy twin) |
+# | `docs/paper-notes.md` section 3 | library function (NumPy twin) |
 # | --- | --- |
 # | `G[k] = sum_{m >= k} eps[m-k] g[m]` (the error on a spike at k) | `spike_error` |
 # | `d t_k / d u[k] = -1/du[k]`, clamped to `[-8, 0]`; only where the neuron fires | `spike_time_derivative` |
@@ -132,8 +132,8 @@ for eq, snippet in READING:
 # Two details the table makes visible. The clamp is written `min(max(1/du, 0), 8) * s`: the authors'
 # `clamp(-1/du, -8, 0)` with the sign flipped, and IEEE division makes `du = +0` give 8 as theirs does
 # (`reference/_jit.py` explains why the kernels use NumPy's error model). And the carried `c` is
-# updated from `pre` *before* the warm-up may overwrite `delta[k, m]`: the paper-notes rule "the carried
-# term is updated from `pre[k]`, not from the replaced value".
+# updated from `pre` *before* the warm-up may overwrite `delta[k, m]`: the rule of `docs/paper-notes.md`
+# section 3, "the carried term is updated from `pre[k]`, not from the replaced value".
 #
 # ## 3. A real breakpoint inside the kernel
 #
@@ -211,9 +211,9 @@ with open(os.path.join(L.out, "pdb_transcript.txt"), "w") as fh:
     fh.write(transcript)
 
 # %% [markdown]
-# Each "by hand" value is the paper-notes equation evaluated on the variables pdb shows, next to the
-# kernel's own value. The check below reads the transcript and asserts that the session stopped in the
-# kernel at both breakpoints and that every pair agrees to the printed digits.
+# Each "by hand" value is the equation of `docs/paper-notes.md` evaluated on the variables pdb shows, next
+# to the kernel's own value. The check below reads the transcript and asserts that the session stopped in
+# the kernel at both breakpoints and that every pair agrees to the printed digits.
 
 # %%
 import re  # noqa: E402
@@ -288,7 +288,7 @@ L.save(fig, "stepped_neurons")
 # - **forward: bit-identical.** The kernels fix the order of every float32 operation (`_jit.py`:
 #   `fastmath` off, so LLVM may neither reorder nor fuse), NumPy does the matrix products in both runs,
 #   and the spike decisions `u > threshold` must not depend on the JIT;
-# - **gradients: within 1e-6 relative** (about 8 float32 roundings of the largest entry), the project
+# - **gradients: within 1e-6 relative** (about 8 float32 epsilons, 2^-23 each), the project
 #   test's bound. The backward is written in the same fixed order, so we expect them to be identical too;
 #   the bound leaves room for a compiler that rounds one intermediate differently, while any real
 #   difference in a term (a missing factor, a wrong branch) would be orders of magnitude larger.
@@ -368,7 +368,8 @@ print(f"\nforward bit-identical; gradients within 1e-6; plain Python is {py['sec
 # Set it before that, and restart the interpreter if Numba is already loaded (check with
 # `reference._jit.JIT_DISABLED`).
 #
-# - **Shell**: `NUMBA_DISABLE_JIT=1 python -m pdb tutorials/figures/10_step_through/step_me.py`, then
+# - **Shell**: `NUMBA_DISABLE_JIT=1 python -m pdb <figure folder>/step_me.py` (the command for this
+#   lesson's script, `step_me.py` of section 3, is printed below), then
 #   `b reference/tsslbp.py:<line>` and `c`; or put `breakpoint()` inside a kernel in your copy of the code:
 #   without the JIT it is an ordinary Python line (with the JIT, Numba stops with a `TypingError`:
 #   "Untyped global name 'breakpoint'", so take it out again).
@@ -392,4 +393,6 @@ print(f"\nforward bit-identical; gradients within 1e-6; plain Python is {py['sec
 # path that runs.
 
 # %%
+shown = os.path.relpath(script, L.root) if os.path.abspath(script).startswith(L.root + os.sep) else script
+print(f"from {L.root}: NUMBA_DISABLE_JIT=1 python -m pdb {shown}")
 L.done()

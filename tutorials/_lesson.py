@@ -23,7 +23,14 @@ if ROOT not in sys.path:
 
 import matplotlib  # noqa: E402
 
-if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+
+def in_notebook() -> bool:
+    """Whether the lesson runs inside an IPython kernel (Jupyter, VS Code notebooks), not as a script."""
+    return "ipykernel" in sys.modules
+
+
+# A script without a display draws off-screen; a notebook keeps its own (inline) backend.
+if not in_notebook() and not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
@@ -48,11 +55,18 @@ class Lesson:
         return os.path.join(self.root, *parts)
 
     def save(self, fig, name: str) -> str:
-        """Save ``fig`` as ``<out>/<name>.png`` (dpi 120, tight), close it, print and return the path."""
+        """Save ``fig`` as ``<out>/<name>.png`` (dpi 120, tight), close it, print and return the path.
+
+        In a notebook the figure is also shown inline (before it is closed).
+        """
         import matplotlib.pyplot as plt
 
         path = os.path.join(self.out, f"{name}.png")
         fig.savefig(path, dpi=120, bbox_inches="tight")
+        if in_notebook():
+            from IPython.display import display
+
+            display(fig)
         plt.close(fig)
         self.saved.append(path)
         inside = os.path.abspath(path).startswith(self.root + os.sep)
