@@ -32,7 +32,10 @@ axis of every array: ``(T, ...)``.
        \\delta[k] = G[k] f(u[k]) \\text{ if } a[k] < 1/(4\\tau_s) \\text{ else } \\mathrm{pre}[k],\\quad
        f(u) = \\frac{e^z}{(1+e^z)^2\\, 0.2},\\; z = \\mathrm{clip}((V_{th} - u)/0.2, -8, 8)
 
-   The carried ``c`` is updated from ``pre[k]``, never from the warm-up value.
+   The carried ``c`` is updated from ``pre[k]``, never from the warm-up value.  With the default
+   per-neuron switch this changes nothing: at a spike step ``a[k] >= theta_s = 1/tau_s > 1/(4 tau_s)``,
+   so the warm-up never replaces a step that fired, and at a silent step ``c`` only leaks and does not
+   read ``pre[k]``.  It matters with ``warmup="always"``.
 
 :func:`compose_delta` chains these NumPy functions exactly as written (slow, for reading, plotting and
 testing); :func:`tsslbp_delta` computes the same numbers in one Numba kernel and is what the network
