@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-$(BIN)/.installed: requirements.txt requirements-autograd.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-autograd.txt requirements-notebooks.txt pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt -r requirements-autograd.txt -e .
+	$(BIN)/pip install -q -r requirements.txt -r requirements-autograd.txt -r requirements-notebooks.txt -e .
 	touch $@
 
 setup: $(BIN)/.installed
@@ -32,9 +32,8 @@ figures-fast: setup
 tutorials: setup
 	for f in tutorials/[0-9][0-9]_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-# Notebook copies of the lessons (optional dependency jupytext; the .py files stay the one source).
+# Notebook copies of the lessons (jupytext, from requirements-notebooks.txt; the .py files stay the one source).
 notebooks: setup
-	$(BIN)/pip install -q "jupytext>=1.16"
 	for f in tutorials/[0-9][0-9]_*.py; do $(BIN)/jupytext --quiet --to ipynb $$f || exit 1; done
 	@echo "notebooks written beside the lessons: tutorials/*.ipynb (not committed)"
 

@@ -61,3 +61,29 @@ def test_lesson_runs_in_fast_mode_and_draws(lesson, tmp_path):
         assert png.stat().st_size > MIN_PNG_BYTES, png.name
     if lesson in PRINTS:
         assert PRINTS[lesson] in res.stdout
+
+
+#: Two lessons run as notebooks through a real Jupyter kernel: one plain, one that drives a subprocess.
+NOTEBOOK_LESSONS = ["01_one_neuron", "10_step_through"]
+
+
+@pytest.mark.parametrize("lesson", NOTEBOOK_LESSONS)
+def test_lesson_runs_as_a_notebook_with_inline_figures(lesson, tmp_path, monkeypatch):
+    """jupytext turns the script into a notebook; a kernel runs it from tutorials/ and shows the figures."""
+    for module in ("jupytext", "nbclient", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is missing: pip install -r requirements-notebooks.txt")
+    import jupytext
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("TUTORIAL_FAST", "1")
+    monkeypatch.setenv("TUTORIAL_OUT", str(tmp_path))
+    monkeypatch.setenv("TSSLBP_OFFLINE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel chooses its inline backend
+    nb = jupytext.read(os.path.join(ROOT, "tutorials", f"{lesson}.py"))
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": os.path.join(ROOT, "tutorials")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    inline = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(inline) == len(list((tmp_path / lesson).glob("*.png"))) >= 1

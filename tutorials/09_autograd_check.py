@@ -98,7 +98,7 @@ from reference.autograd.bptt import compare_bptt, format_bptt, plot_bptt  # noqa
 brows, ts, bp = compare_bptt(config, backend("torch", "float64"), weights, x, y)
 print(format_bptt(brows))
 png = plot_bptt(brows, os.path.join(OUT, "tsslbp_vs_bptt.png"), "MNIST CNN, TSSL-BP vs surrogate BPTT")
-L.saved.append(png)
+L.show(png)
 w = [r for r in brows if r.t < 0]
 print("\nweight-gradient cosine per layer: " + ", ".join(f"{r.layer} {r.cos:.2f}" for r in w))
 print(f"smallest weight-gradient cosine, TSSL-BP vs BPTT: {min(r.cos for r in w):.2f}")

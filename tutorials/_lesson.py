@@ -73,6 +73,15 @@ class Lesson:
         print(f"wrote {os.path.relpath(path, self.root) if inside else path}")
         return path
 
+    def show(self, path: str) -> str:
+        """Record a PNG that a library function wrote itself (and show it inline in a notebook)."""
+        if in_notebook():
+            from IPython.display import Image, display
+
+            display(Image(filename=path))
+        self.saved.append(path)
+        return path
+
     def done(self) -> None:
         """Print where the lesson's figures are (call it last)."""
         print(f"{len(self.saved)} figures in {self.out}")

@@ -100,10 +100,7 @@ def write_csv(rows: list[BpttRow], path) -> None:
 def plot_bptt(rows: list[BpttRow], path, title: str = "") -> str:
     """Two panels: cosine of the deltas per layer x time step (heatmap), and the norms of the weight
     gradients per layer (bars).  Returns the path written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import plt  # the library's backend choice: Agg without a display, a notebook's own inside one
 
     layers = list(dict.fromkeys(r.layer for r in rows))
     steps = sorted({r.t for r in rows if r.t >= 0})
