@@ -17,6 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+#: One colour per TSSL-BP branch (names of :data:`reference.tsslbp.BRANCH_NAMES`), the same in every picture.
+BRANCH_COLORS = {"warm-up": "tab:gray", "inter (fired)": "tab:red", "intra (silent)": "tab:blue"}
+
+
 def _axes(ax, figsize=(6, 3.2)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
@@ -176,20 +180,12 @@ def branch_fractions_bar(branches, ax=None, weights=None, title=None):
 
     ax = _axes(ax)
     labels = list(branches)
-    if weights is None:
-        fr = [branch_fractions(np.asarray(branches[k])) for k in labels]
-    else:
-        fr = []
-        for k in labels:
-            b, w = np.asarray(branches[k]), np.asarray(weights[k], dtype=np.float64)
-            total = max(w.sum(), np.finfo(float).tiny)
-            fr.append({name: float(w[b == code].sum() / total) for code, name in BRANCH_NAMES.items()})
+    fr = [branch_fractions(branches[k], None if weights is None else weights[k]) for k in labels]
     y = np.arange(len(labels))
     left = np.zeros(len(labels))
-    colors = {"warm-up": "tab:gray", "inter (fired)": "tab:red", "intra (silent)": "tab:blue"}
     for name in BRANCH_NAMES.values():
         w = np.array([f[name] for f in fr])
-        ax.barh(y, w, left=left, color=colors.get(name), label=name, edgecolor="white")
+        ax.barh(y, w, left=left, color=BRANCH_COLORS[name], label=name, edgecolor="white")
         for yi, (l0, wi) in enumerate(zip(left, w)):
             if wi >= 0.06:
                 ax.text(l0 + wi / 2, yi, f"{100 * wi:.0f}%", ha="center", va="center", fontsize=7, color="white")
@@ -214,7 +210,7 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
         drawn as a black line with markers.
     branch : optional (T,) int8 codes (:data:`reference.tsslbp.BRANCH_NAMES`); where it is the warm-up code the
         value of ``delta`` there (the surrogate ``G f(u)`` that replaced inter + intra) is drawn as a grey bar.
-    Colours match :func:`branch_fractions_bar`: inter red, intra blue, warm-up grey.
+    Colours: :data:`BRANCH_COLORS` (inter red, intra blue, warm-up grey), as in :func:`branch_fractions_bar`.
     """
     from .tsslbp import BRANCH_WARMUP
 
@@ -222,11 +218,11 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
     inter, intra = np.asarray(inter, dtype=float), np.asarray(intra, dtype=float)
     t = np.arange(len(inter))
     width = 0.27
-    ax.bar(t - width, inter, width, color="tab:red", label=r"inter $s\,\min(1/du,8)\,G$")
-    ax.bar(t, intra, width, color="tab:blue", label=r"intra (carried $c$)")
+    ax.bar(t - width, inter, width, color=BRANCH_COLORS["inter (fired)"], label=r"inter $s\,\min(1/du,8)\,G$")
+    ax.bar(t, intra, width, color=BRANCH_COLORS["intra (silent)"], label=r"intra (carried $c$)")
     if branch is not None and delta is not None:
         warm = np.asarray(branch) == BRANCH_WARMUP
-        ax.bar(t[warm] + width, np.asarray(delta, dtype=float)[warm], width, color="tab:gray",
+        ax.bar(t[warm] + width, np.asarray(delta, dtype=float)[warm], width, color=BRANCH_COLORS["warm-up"],
                label=r"warm-up $G\,f(u)$ (replaces inter+intra)")
     if delta is not None:
         ax.plot(t, delta, "k.-", lw=1, ms=6, label=r"$\delta[k]$ used")
@@ -248,7 +244,7 @@ def branch_fractions_curve(steps, fractions, ax=None, title=None, legend: bool =
     fractions : sequence of S dicts as returned by :func:`reference.tsslbp.branch_fractions` (one per
         recorded step, e.g. ``branch_fractions(net.records[i].branch)`` after each ``train_step``), or a dict
         branch name -> (S,) array.  The three shares of a step sum to 1.
-    Colours match :func:`branch_fractions_bar`: warm-up grey, inter (fired) red, intra (silent) blue.
+    Colours: :data:`BRANCH_COLORS` (warm-up grey, inter red, intra blue), as in :func:`branch_fractions_bar`.
     """
     from .tsslbp import BRANCH_NAMES
 
@@ -258,8 +254,7 @@ def branch_fractions_curve(steps, fractions, ax=None, title=None, legend: bool =
         cols = [np.asarray(fractions[n], dtype=float) for n in names]
     else:
         cols = [np.array([f[n] for f in fractions], dtype=float) for n in names]
-    colors = {"warm-up": "tab:gray", "inter (fired)": "tab:red", "intra (silent)": "tab:blue"}
-    ax.stackplot(np.asarray(steps), *cols, labels=names, colors=[colors[n] for n in names], alpha=0.85)
+    ax.stackplot(np.asarray(steps), *cols, labels=names, colors=[BRANCH_COLORS[n] for n in names], alpha=0.85)
     ax.set_xlim(np.min(steps), np.max(steps))
     ax.set_ylim(0, 1)
     ax.set_xlabel("training step (mini-batch)")

@@ -403,10 +403,25 @@ def tsslbp_delta(
     return delta.reshape(shape), branch.reshape(shape)
 
 
-def branch_fractions(branch: np.ndarray) -> dict[str, float]:
-    """Fraction of neuron-steps whose delta came from each branch, keyed by :data:`BRANCH_NAMES`."""
-    total = max(branch.size, 1)
-    return {name: float(np.count_nonzero(branch == code)) / total for code, name in BRANCH_NAMES.items()}
+def branch_fractions(branch: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Share of each branch, keyed by :data:`BRANCH_NAMES`: of the neuron-steps, or of a summed weight.
+
+    branch : int8 array of any shape (the codes :func:`tsslbp_delta` returns).
+    weights : optional non-negative array of the same shape, e.g. ``np.abs(delta)``: then each share is
+        the branch's part of ``weights.sum()`` (summed in float64) instead of its part of the neuron-steps.
+        All shares are 0 for an empty array or zero total weight.
+    """
+    branch = np.asarray(branch)
+    if weights is None:
+        total = max(branch.size, 1)
+        return {name: float(np.count_nonzero(branch == code)) / total for code, name in BRANCH_NAMES.items()}
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != branch.shape:
+        raise ValueError(f"weights shape {w.shape} differs from branch shape {branch.shape}")
+    total = w.sum()
+    if total == 0:
+        return {name: 0.0 for name in BRANCH_NAMES.values()}
+    return {name: float(w[branch == code].sum() / total) for code, name in BRANCH_NAMES.items()}
 
 
 def _warmup_mode(warmup: str) -> int:

@@ -244,6 +244,18 @@ def test_random_states_exercise_every_branch():
     assert sum(frac.values()) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_branch_fractions_weighted_by_delta():
+    """With weights, each share is the branch's part of the summed weight (here a hand-made case)."""
+    branch = np.array([[BRANCH_WARMUP, BRANCH_INTER], [BRANCH_INTRA, BRANCH_INTER]], dtype=np.int8)
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    frac = branch_fractions(branch, w)
+    assert frac == {"warm-up": 0.1, "inter (fired)": 0.6, "intra (silent)": 0.3}
+    assert branch_fractions(branch, np.zeros_like(w)) == dict.fromkeys(frac, 0.0)
+    assert branch_fractions(branch, np.ones_like(w)) == branch_fractions(branch)
+    with pytest.raises(ValueError, match="shape"):
+        branch_fractions(branch, w[0])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_threshold_is_used_by_warmup(dtype):
     st, g = random_case(3, (5, 30), dtype)

@@ -29,7 +29,7 @@ from reference.network import Network
 from reference.neuron import lif_forward, psp_kernel
 from reference.optim import AdamW, train_step
 from reference.params import NeuronParams
-from reference.tsslbp import (BRANCH_INTRA, BRANCH_WARMUP, compose_delta, inter_neuron_term, intra_neuron_term,
+from reference.tsslbp import (BRANCH_INTRA, BRANCH_WARMUP, branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term,
                               spike_error, spike_time_derivative, tsslbp_delta)
 
 L = Lesson("05_intra_neuron")
@@ -293,7 +293,7 @@ for r, r_no in zip(net.records, net_no.records):
     rel_delta.append(np.linalg.norm(r.delta - r_no.delta) / np.linalg.norm(r.delta))
     a, b = grads[r.name].ravel().astype(np.float64), grads_no[r.name].ravel().astype(np.float64)
     cos_w.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
-    share = np.abs(r.delta[r.branch == BRANCH_INTRA]).sum() / np.abs(r.delta).sum()
+    share = branch_fractions(r.branch, np.abs(r.delta))["intra (silent)"]
     print(f"{r.name}: |delta - delta(no intra)| / |delta| = {rel_delta[-1]:.3f}; cosine of the weight gradients "
           f"{cos_w[-1]:.3f}; share of sum|delta| on intra-branch steps {100 * share:.1f}%")
 

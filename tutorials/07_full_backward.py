@@ -31,7 +31,7 @@ from reference import plots  # noqa: E402
 from reference.network import Network  # noqa: E402
 from reference.neuron import psp  # noqa: E402
 from reference.optim import AdamW, train_step  # noqa: E402
-from reference.tsslbp import branch_fractions, tsslbp_delta  # noqa: E402
+from reference.tsslbp import BRANCH_INTER, branch_fractions, tsslbp_delta  # noqa: E402
 
 # %% [markdown]
 # ## 1. The data flow
@@ -255,8 +255,7 @@ L.save(fig, "branches_mlp")
 
 for r in net.records:
     fr = branch_fractions(r.branch)
-    w = np.abs(r.delta)
-    share = {k: w[r.branch == c].sum() / w.sum() for c, k in enumerate(fr)}
+    share = branch_fractions(r.branch, np.abs(r.delta))
     print(f"{r.name:9s} neuron-steps: " + ", ".join(f"{k} {v:.1%}" for k, v in fr.items())
           + " | share of sum|delta|: " + ", ".join(f"{k} {v:.1%}" for k, v in share.items()))
 
@@ -268,7 +267,7 @@ for r in net.records:
 
 # %%
 for r in net.records:
-    fired = r.branch == 1
+    fired = r.branch == BRANCH_INTER
     share = np.abs(r.delta[fired]).sum() / np.abs(r.delta).sum()
     assert share > fired.mean() or not fired.any(), r.name
     fr = branch_fractions(r.branch)
