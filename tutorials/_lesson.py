@@ -34,9 +34,6 @@ if not in_notebook() and not os.environ.get("DISPLAY") and not os.environ.get("M
     matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
-#: The MNIST normalisation of the authors' loader (paper-notes section 1).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
 
 class Lesson:
     """The lesson's settings: ``fast`` (bool), ``out`` (its figure folder), ``root`` (the project folder)."""
@@ -90,12 +87,14 @@ class Lesson:
 def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` (<= 300) real MNIST images of the small fixture the tests use, no download needed.
 
-    Returns ``x`` float32 ``(n, 1, 28, 28)``, normalised as the authors do ((pixel/255 - 0.1307)/0.3081),
-    and ``labels`` int64 ``(n,)``.  For the full dataset use ``reference.train.load_split``.
+    Returns ``x`` float32 ``(n, 1, 28, 28)``, normalised as the authors do ((pixel/255 - 0.1307)/0.3081,
+    :func:`reference.data.normalise`, the same as training), and ``labels`` int64 ``(n,)``.  For the full
+    dataset use ``reference.train.load_split``.
     """
+    from reference.data import normalise
+
     with np.load(os.path.join(ROOT, "tests", "data", "mnist_fixture.npz")) as d:
         images, labels = d[f"{split}_images"], d[f"{split}_labels"]
     if not 0 < n <= len(images):
         raise ValueError(f"n must be in 1..{len(images)} (the fixture's size), got {n}")
-    x = ((images[:n] / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None].astype(np.float32)
-    return x, labels[:n].astype(np.int64)
+    return normalise(images[:n], "MNIST"), labels[:n].astype(np.int64)
