@@ -31,6 +31,18 @@ def load_mnist(n, split="test", dtype=np.float64):
     return x, labels.astype(np.int64)
 
 
+def dataset_missing(name: str) -> str:
+    """Why the full dataset ``name`` ("MNIST", "FashionMNIST") cannot be loaded here, or "" when it can."""
+    from reference.data import DataError
+    from reference.train import load_split
+
+    try:
+        load_split(name, "test", limit=10, verbose=False)
+    except (DataError, OSError) as err:
+        return str(err)
+    return ""
+
+
 @pytest.fixture
 def mnist_batch():
     """``mnist_batch(n, split="test", dtype=np.float64)`` -> normalised images (n, 1, 28, 28), int64 labels."""

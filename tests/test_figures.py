@@ -5,25 +5,14 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, dataset_missing
 
 SCRIPTS = ["fig1_dependencies", "fig2_learning_curves", "fig3_time_steps", "fig4_ablation", "fig5_gradient_flow",
            "fig6_tables"]
 
 
-def _fashion_mnist_available():
-    from reference.data import DataError
-    from reference.train import load_split
-
-    try:
-        load_split("FashionMNIST", "test", limit=10, verbose=False)
-    except (DataError, OSError) as err:
-        return str(err)
-    return ""
-
-
 def test_make_all_fast(tmp_path):
-    why = _fashion_mnist_available()
+    why = dataset_missing("FashionMNIST")
     if why:
         pytest.skip(f"Fashion-MNIST is not available offline here ({why}); CI installs dataset-fashion-mnist")
     env = dict(os.environ, FIGURES_OUT=str(tmp_path), TSSLBP_OFFLINE="1")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, dataset_missing
 
 LESSONS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "tutorials", "[0-9][0-9]_*.py")))
 #: Optional frameworks a lesson cannot run without.
@@ -24,17 +24,6 @@ NEEDS_MNIST = {"06_warmup", "08_train_mnist"}
 PRINTS = {"09_autograd_check": "all within tolerance: True"}
 #: A PNG smaller than this is an empty or broken picture (an empty 640x480 Agg figure is ~3 kB).
 MIN_PNG_BYTES = 8_000
-
-
-def _mnist_missing() -> str:
-    from reference.data import DataError
-    from reference.train import load_split
-
-    try:
-        load_split("MNIST", "test", limit=10, verbose=False)
-    except (DataError, OSError) as err:
-        return str(err)
-    return ""
 
 
 def test_the_lessons_are_there():
@@ -48,7 +37,7 @@ def test_lesson_runs_in_fast_mode_and_draws(lesson, tmp_path):
     if need and importlib.util.find_spec(need) is None:
         pytest.skip(f"lesson {lesson} needs {need}: pip install -r requirements-autograd.txt")
     if lesson in NEEDS_MNIST:
-        why = _mnist_missing()
+        why = dataset_missing("MNIST")
         if why:
             pytest.skip(f"MNIST is not available here ({why})")
     env = dict(os.environ, TUTORIAL_FAST="1", TUTORIAL_OUT=str(tmp_path), TSSLBP_OFFLINE="1", MPLBACKEND="Agg")
