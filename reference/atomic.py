@@ -1,0 +1,97 @@
+"""Atomic file writes: a file is either its old self or completely new, never half written.
+
+Every file the project writes for a user (run folders, weights, gradient archives, checkpoints in the
+authors' format, the dataset cache) goes through :func:`atomic_write`:
+
+1. a temporary file is created **in the target folder** with :func:`tempfile.mkstemp` (exclusive
+   creation, ``O_EXCL``, under an unpredictable name, so a symlink planted at a guessable name cannot
+   redirect the write);
+2. the caller writes into it; the data are flushed and ``fsync``-ed;
+3. :func:`os.replace` puts it in place (atomic on POSIX within one file system);
+4. on any failure (full disk, read-only folder, Ctrl-C) the temporary file is removed and the error is
+   raised as :class:`WriteError`, naming the target path; the old file is untouched.
+
+Application layer (no engine module imports this).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only or missing folder, permissions)."""
+
+
+def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
+    """Write ``path`` atomically: ``write(fh)`` fills a binary file object, which then replaces ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, the target file (its folder must exist)
+    write : callable taking one binary file object open for writing
+    mode : permission bits of the new file (``mkstemp`` creates 0600; we widen it like ``open`` would)
+
+    Returns
+    -------
+    str, the path written.
+
+    Raises
+    ------
+    WriteError
+        When the folder does not exist or the file cannot be written; nothing is left behind.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise WriteError(f"cannot write {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise WriteError(f"cannot write {path}: it is a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+    return path
+
+
+def atomic_write_bytes(path, blob: bytes) -> str:
+    """Write ``blob`` to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda fh: fh.write(blob))
+
+
+def atomic_write_text(path, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def atomic_savez(path, arrays: dict, compressed: bool = False) -> str:
+    """``numpy.savez`` (or ``savez_compressed``) of ``arrays`` to ``path`` atomically.
+
+    ``path`` is used as given (no ``.npz`` is appended, unlike ``numpy.savez`` with a file name).
+    """
+    import numpy as np
+
+    save = np.savez_compressed if compressed else np.savez
+    return atomic_write(path, lambda fh: save(fh, **arrays))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,83 @@
+"""reference.atomic: the one atomic-write helper every file of the project goes through."""
+import os
+
+import numpy as np
+import pytest
+
+from reference.atomic import WriteError, atomic_savez, atomic_write, atomic_write_bytes
+
+
+def test_writes_and_replaces(tmp_path):
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"one")
+    atomic_write_bytes(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["f.bin"]
+    atomic_savez(tmp_path / "a.npz", {"x": np.arange(3)})
+    with np.load(tmp_path / "a.npz") as d:
+        np.testing.assert_array_equal(d["x"], np.arange(3))
+
+
+def test_planted_symlink_at_a_guessable_name_is_not_followed(tmp_path):
+    """The old helpers wrote '<out>.tmp.npz' by name: a symlink planted there redirected the write."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for guess in ("G.npz.tmp.npz", "G.npz.tmp", ".G.npz.tmp"):
+        os.symlink(victim, tmp_path / guess)
+    atomic_savez(tmp_path / "G.npz", {"x": np.zeros(2)})
+    assert victim.read_text() == "keep me"
+    assert (tmp_path / "G.npz").is_file() and not (tmp_path / "G.npz").is_symlink()
+
+
+def test_failure_leaves_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+
+    def broken(fh):
+        fh.write(b"half")
+        raise OSError(28, "No space left on device")  # what a full disk raises mid-write
+
+    with pytest.raises(WriteError, match="No space left"):
+        atomic_write(path, broken)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f.bin"]
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C mid-write: also cleaned up, and not turned into a WriteError
+        atomic_write(path, lambda fh: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_full_disk_at_replace_is_a_write_error(tmp_path, monkeypatch):
+    def full(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(WriteError, match="f.bin"):
+        atomic_write_bytes(tmp_path / "f.bin", b"x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_folder_and_folder_target(tmp_path):
+    with pytest.raises(WriteError, match="does not exist"):
+        atomic_write_bytes(tmp_path / "no" / "f.bin", b"x")
+    with pytest.raises(WriteError, match="is a folder"):
+        atomic_write_bytes(tmp_path, b"x")
+
+
+def test_new_file_has_ordinary_permissions(tmp_path):
+    atomic_write_bytes(tmp_path / "f", b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o644 & ~mask  # mkstemp's 0600 widened like open()
+
+
+def test_only_one_copy_of_the_helper_in_the_package():
+    """Every write goes through reference.atomic: no other module renames temp files into place."""
+    root = os.path.join(os.path.dirname(__file__), "..", "reference")
+    offenders = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py") and name != "atomic.py":
+                text = open(os.path.join(folder, name), encoding="utf-8").read()
+                if "os.replace(" in text or ".tmp" in text or "mkstemp" in text:
+                    offenders.append(name)
+    assert offenders == []
