@@ -1,7 +1,7 @@
 """Network configs in the authors' YAML schema, loaded and validated.
 
-The schema is theirs, unchanged (``Networks/*.yaml`` in their repository; paper-notes section 5), so their
-files load as they are::
+The schema is theirs, unchanged (paper-notes section 5; ``configs/*.yaml`` here are their files with the
+same keys and values), so their files load as they are::
 
     Network:            # epochs, batch_size, n_steps, dataset, rule, data_path, lr, loss, n_class,
       ...               # desired_count, undesired_count, tau_m, tau_s, model
@@ -11,37 +11,81 @@ files load as they are::
       FC_1: {type: linear, n_inputs: 640, n_outputs: 300, weight_scale: 1, threshold: 1}
 
 Validation gives ONE clear error that names the section, layer and key: unknown layer types or keys,
-missing required keys, wrong types, and sizes that do not match the previous layer's output.
+missing required keys, duplicated keys in the YAML text, wrong types, non-finite numbers, sizes that do not
+match the previous layer's output, and an ``n_class`` that is not the last layer's number of outputs.
+
+PyYAML is imported only when YAML text is read (:func:`load_config` given a path); importing this module
+and validating an already parsed dict import neither PyYAML nor Numba (which imports PyYAML when it is
+installed), only NumPy.
 """
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 import os
-import re
 from dataclasses import dataclass, field
 
-import yaml
+from .params import NeuronParams  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
 
-from .layers import conv_output_size
-from .params import NeuronParams
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, but reading ``5e-4`` as a float as YAML 1.2 does (YAML 1.1 wants ``5.0e-4``).
-
-    Without this, ``lr: 5e-4`` would load as the string ``"5e-4"``.
-    """
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+#: YAML 1.2 floats: PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
+_FLOAT_RE = r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[0-9][0-9_]*[eE][-+]?[0-9]+
                     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                     |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
+                    |\.(?:nan|NaN|NAN))$"""
+
+
+class _DuplicateKey(ValueError):
+    """A mapping in the YAML text gives the same key twice (raised while constructing; no file name yet)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_loader():
+    """The YAML loader class, built on first use so that importing this module does not import PyYAML.
+
+    It is PyYAML's safe loader with two changes:
+
+    - ``5e-4`` loads as a float, as in YAML 1.2 (without this, ``lr: 5e-4`` would be the string ``"5e-4"``);
+    - a key given twice in one mapping (two ``lr:`` lines, two layers with the same name) is an error
+      naming the key and both lines, where PyYAML would silently keep the last value.
+    """
+    import re
+
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._paths = {}  # id(mapping node) -> its keys from the top, to name where a duplicate is
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                path = self._paths.get(id(node), ())
+                seen = {}
+                for key_node, value_node in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # `<<: *anchor` merges; keys given next to it may override the merged ones
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        continue  # PyYAML reports the unhashable key itself
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        inside = "at the top level" if not path else "in " + ".".join(map(str, path))
+                        raise _DuplicateKey(
+                            f"line {line}: duplicate key {key!r} {inside} (first given at line {seen[key]}); "
+                            f"YAML would silently keep only the last value, so remove one of them"
+                        )
+                    seen[key] = line
+                    if isinstance(value_node, yaml.MappingNode):
+                        self._paths[id(value_node)] = (*path, key)
+            return super().construct_mapping(node, deep=deep)
+
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_FLOAT_RE, re.X),
+                                  list("-+0123456789."))
+    return _Loader
 
 
 class ConfigError(ValueError):
@@ -57,6 +101,8 @@ NETWORK_OPTIONAL = {
     "desired_count": None, "undesired_count": None, "model": "LIF",
 }
 LOSSES = ("kernel", "count", "softmax")
+#: Largest accepted ``Network.lr``: AdamW (weight decay 0.01) steps of order lr; far above 1 it diverges.
+MAX_LR = 1.0
 
 #: Per layer type: required keys, optional keys with their defaults.
 LAYER_SCHEMA = {
@@ -100,6 +146,57 @@ class Config:
         """Names of the layers with trainable weights, in order (the authors' ``my_parameters.<i>``)."""
         return [name for name, c in self.layers if c["type"] in ("conv", "linear")]
 
+    def activation_bytes(self, batch_size: int, dtype_size: int = 4, training: bool = True) -> int:
+        """An estimate of the bytes one forward (and, if ``training``, backward) of a batch needs.
+
+        Meant to refuse batch sizes that cannot fit in memory before anything is allocated; it is an
+        estimate within a factor of about 1.5 of the peak, not an exact count (measured with tracemalloc on
+        :meth:`reference.network.Network.gradients`: 0.7 to 1.25 times the peak for the shipped configs,
+        lowest at small batches, where weight-sized temporaries such as ``dL/dW`` weigh most).  Weights,
+        optimizer state and the data set are not included.  With ``T = n_steps``, ``N = batch_size`` and,
+        per layer, ``O = T*N*C*H*W`` values out and ``I`` values in, it counts ``dtype_size`` bytes per value
+        of:
+
+        - the encoded input ``a_0``, ``T*N*C*H*W`` of the input shape;
+        - every layer's output tensor, ``O``;
+        - for spiking layers (conv, linear), the recorded neuron state ``u, du, s, a``: ``4*O``;
+        - for conv layers, the im2col buffer ``T*N*OH*OW*(kh*kw*C_in)``;
+        - when ``training``: for spiking layers the backward's ``delta`` (``O``) and its TSSL-BP branch
+          (``O`` bytes, int8), and for every layer one input-gradient array, ``I``.
+
+        Parameters
+        ----------
+        batch_size : int, N
+        dtype_size : int, bytes per value (4 for float32, 8 for float64)
+        training : bool, also count what the backward keeps
+
+        Returns
+        -------
+        int, bytes
+        """
+        for name, v in (("batch_size", batch_size), ("dtype_size", dtype_size)):
+            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        batch_size, dtype_size = int(batch_size), int(dtype_size)  # Python ints: no overflow
+        tn = int(self.network["n_steps"]) * batch_size
+        values = tn * math.prod(self.input_shape)  # a_0
+        small = 0  # 1-byte values
+        for _, c in self.layers:
+            out = tn * math.prod(c["out_shape"])
+            values += out
+            spiking = c["type"] in ("conv", "linear")
+            if spiking:
+                values += 4 * out
+            if c["type"] == "conv":
+                (kh, kw), (_, oh, ow) = c["kernel_size"], c["out_shape"]
+                values += tn * oh * ow * kh * kw * c["in_channels"]
+            if training:
+                if spiking:
+                    values += out
+                    small += out
+                values += tn * math.prod(c["in_shape"])
+        return values * dtype_size + small
+
 
 def load_config(source, input_shape=None) -> Config:
     """Load and validate a config from a YAML path or from an already parsed dict.
@@ -118,17 +215,13 @@ def load_config(source, input_shape=None) -> Config:
     where = "<dict>"
     if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
-        try:
-            with open(where, encoding="utf-8") as fh:
-                raw = yaml.load(fh, Loader=_Loader)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {where}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{where}: not valid YAML: {err}") from None
+        raw = _read_yaml(where)
     else:
         raw = source
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with 'Network' and 'Layers' sections")
+        raise ConfigError(
+            f"{where}: the top level is {_kind(raw)}; expected a mapping with 'Network' and 'Layers' sections"
+        )
     unknown = set(raw) - {"Network", "Layers"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level section(s) {sorted(unknown)}; expected 'Network' and 'Layers'")
@@ -144,7 +237,77 @@ def load_config(source, input_shape=None) -> Config:
             )
         input_shape = DATASET_SHAPES[network["dataset"]]
     layers = _check_layers(raw["Layers"], tuple(int(v) for v in input_shape), where)
+    last, c = layers[-1]
+    n_out = math.prod(c["out_shape"])
+    if network["n_class"] != n_out:
+        how = "n_outputs" if c["type"] == "linear" else "C*H*W = {}*{}*{}".format(*c["out_shape"])
+        raise ConfigError(
+            f"{where}: Network.n_class is {network['n_class']} but the last layer '{last}' has {n_out} outputs "
+            f"({how}); the output layer needs one output per class"
+        )
     return Config(network=network, layers=layers, input_shape=tuple(input_shape), source=where, raw=raw)
+
+
+def _read_yaml(path: str):
+    """The parsed YAML file ``path``; every way it cannot be read is a one-line :class:`ConfigError`."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a folder, not a YAML config file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8; a binary file?)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a YAML text file (it contains NUL bytes; a binary file?)")
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, where: str):
+    """YAML text parsed with the config loader (YAML 1.2 floats, duplicate keys refused).
+
+    ``where`` names the source in messages; every problem is a one-line :class:`ConfigError`.
+    """
+    import yaml  # here, not at the top: validating a parsed dict must not need PyYAML
+
+    try:
+        raw = yaml.load(text, Loader=_yaml_loader())
+    except _DuplicateKey as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(err)}") from None
+    if raw is None:
+        raise ConfigError(f"{where}: the config is empty (no 'Network' and 'Layers' sections)")
+    return raw
+
+
+def load_config_text(text: str, where: str = "<text>") -> Config:
+    """A validated config from YAML text (e.g. the ``config_yaml`` entry of a weights file)."""
+    config = load_config(parse_yaml(text, where))
+    config.source = where
+    return config
+
+
+def _yaml_problem(err) -> str:
+    """PyYAML's error on one line: ``line L, column C: what is wrong``."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    words = [w for w in (getattr(err, "context", None), getattr(err, "problem", None)) if w]
+    if mark is None or not words:
+        return " ".join(str(err).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: " + " ".join(" ".join(words).split())
+
+
+def _kind(v) -> str:
+    """'a list', 'a str', ... for messages about a value of the wrong type."""
+    if v is None:
+        return "empty (null)"
+    name = type(v).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def _check_network(net: dict, where: str) -> dict:
@@ -162,14 +325,25 @@ def _check_network(net: dict, where: str) -> dict:
     for key in ("tau_m", "tau_s"):
         if not _is_number(out[key]) or out[key] < 1:
             raise ConfigError(f"{where}: Network: '{key}' must be a number >= 1 (time steps), got {out[key]!r}")
-    if not _is_number(out["lr"]) or out["lr"] <= 0:
-        raise ConfigError(f"{where}: Network: 'lr' must be a positive number, got {out['lr']!r}")
+    if not _is_number(out["lr"]) or not 0 < out["lr"] <= MAX_LR:
+        raise ConfigError(
+            f"{where}: Network.lr must be a positive number no larger than {MAX_LR} (AdamW's step size; "
+            f"the authors use 5e-4), got {out['lr']!r}"
+        )
     if out["loss"] not in LOSSES:
         raise ConfigError(f"{where}: Network: 'loss' must be one of {LOSSES}, got {out['loss']!r}")
-    if out["loss"] == "count":
-        for key in ("desired_count", "undesired_count"):
-            if not _is_number(out[key]):
-                raise ConfigError(f"{where}: Network: loss 'count' needs a number for '{key}'")
+    if out["loss"] == "kernel" and out["n_steps"] < 2:
+        raise ConfigError(
+            f"{where}: Network: 'n_steps' must be >= 2 with loss 'kernel', got {out['n_steps']}: the desired "
+            f"spike train is silent at the first step, so with one step every target is 0 and there is nothing "
+            f"to learn (losses 'count' and 'softmax' accept n_steps = 1)"
+        )
+    for key in ("desired_count", "undesired_count"):
+        if out[key] is None and out["loss"] != "count":
+            continue  # only the count loss uses them
+        if not _is_number(out[key]):
+            raise ConfigError(f"{where}: Network: key '{key}' must be a finite number"
+                              f"{' (loss count needs it)' if out['loss'] == 'count' else ''}, got {out[key]!r}")
     if out["rule"] != "TSSLBP":
         raise ConfigError(f"{where}: Network: 'rule' must be 'TSSLBP' (the only rule implemented), got {out['rule']!r}")
     if out["model"] != "LIF":
@@ -208,8 +382,8 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
                     f"{ctx}: key 'in_channels' is {c['in_channels']} but the previous layer gives {shape[0]} "
                     f"channels (its output shape is (C, H, W) = {shape})"
                 )
-            oh, ow = (conv_output_size(shape[1 + i], c["kernel_size"][i], c["stride"][i], c["padding"][i],
-                                       c["dilation"][i]) for i in range(2))
+            oh, ow = (_conv_output_size(shape[1 + i], c["kernel_size"][i], c["stride"][i], c["padding"][i],
+                                        c["dilation"][i]) for i in range(2))
             if oh < 1 or ow < 1:
                 raise ConfigError(f"{ctx}: key 'kernel_size': a {c['kernel_size']} kernel does not fit the input {shape}")
             shape = (c["out_channels"], oh, ow)
@@ -229,6 +403,8 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
             if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
                 raise ConfigError(f"{ctx}: key 'kernel_size' must be a positive integer (square windows), got {k!r}")
             _number(c, "theta", ctx)
+            if c["threshold"] is not None:
+                _number(c, "threshold", ctx)  # the authors' files give one; pooling has no neurons and ignores it
             if c["stride"] not in (None, k) or _pair(c["padding"], "padding", ctx, 0) != (0, 0) or \
                     _pair(c["dilation"], "dilation", ctx, 1) != (1, 1):
                 raise ConfigError(f"{ctx}: only stride = kernel_size, padding 0 and dilation 1 are supported for pooling")
@@ -245,6 +421,12 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
     if out[-1][1]["type"] != "linear" and out[-1][1]["type"] != "conv":
         raise ConfigError(f"{where}: layer '{out[-1][0]}': the last layer must be a spiking 'linear' or 'conv' layer")
     return out
+
+
+def _conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis: :func:`reference.layers.conv_output_size` (PyTorch's
+    formula), restated so that this module does not import the Numba kernels (a test keeps them equal)."""
+    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def _is_number(v) -> bool:

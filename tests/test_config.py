@@ -1,13 +1,17 @@
 """Configs in the authors' YAML schema (reference.config): the shipped files load, errors name layer and key."""
 import copy
 import glob
+import math
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from conftest import ROOT
+from reference import config as config_module
 from reference.config import ConfigError, load_config
 
 CONFIGS = os.path.join(ROOT, "configs")
@@ -99,6 +103,9 @@ def _pool_half(c):
     (lambda c: c["Network"].update(n_steps=0), ["Network", "n_steps"]),
     (lambda c: c["Network"].update(tau_m=0.5), ["Network", "tau_m"]),
     (lambda c: c["Network"].update(lr=-1), ["Network", "lr"]),
+    (lambda c: c["Network"].update(lr=1e300), ["Network.lr", "1e+300"]),
+    (lambda c: c["Network"].update(n_class=12), ["Network.n_class", "12", "output", "10"]),
+    (lambda c: c["Network"].update(n_steps=1), ["Network", "n_steps", "kernel", "nothing to learn"]),
     (lambda c: c["Network"].update(rule="STBP"), ["Network", "rule", "STBP"]),
     (lambda c: c["Network"].update(loss="count", desired_count=None), ["Network", "desired_count"]),
     (lambda c: c["Network"].update(dataset="SVHN"), ["dataset", "SVHN", "input_shape"]),
@@ -170,3 +177,238 @@ def test_exponent_floats_without_a_dot_load_as_numbers(tmp_path):
     path.write_text(text.replace("lr: 0.0005", "lr: 5e-4"), encoding="utf-8")
     assert load_config(path).network["lr"] == 0.0005
     assert load_config(os.path.join(CONFIGS, "FashionMNIST_400_400.yaml")).network["lr"] == 0.0005
+
+
+TINY_MLP = {  # 784 -> 64 -> dropout -> 10, T = 5
+    "Network": {"n_steps": 5, "dataset": "MNIST", "loss": "kernel", "n_class": 10, "tau_m": 5, "tau_s": 3},
+    "Layers": {"hidden": {"type": "linear", "n_inputs": 784, "n_outputs": 64, "threshold": 1},
+               "drop": {"type": "dropout", "p": 0.2},
+               "output": {"type": "linear", "n_inputs": 64, "n_outputs": 10, "threshold": 1}},
+}
+
+
+def test_validating_a_dict_does_not_import_yaml():
+    # The engine/application split: reading YAML is the application's job.  Numba imports PyYAML when it is
+    # installed, so reference.config must not import Numba (reference.layers) either.
+    code = (f"import sys, reference.config as c; c.load_config({TINY_MLP!r}); "
+            "assert 'yaml' not in sys.modules, 'yaml imported'")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_conv_output_size_restated_as_in_layers():
+    from reference.layers import conv_output_size
+
+    for size, k, stride, pad, dil in [(28, 5, 1, 0, 1), (28, 3, 2, 1, 1), (7, 2, 1, 0, 2), (32, 3, 1, 1, 1),
+                                      (34, 5, 1, 1, 1), (5, 7, 3, 2, 1), (4, 3, 2, 0, 3)]:
+        assert config_module._conv_output_size(size, k, stride, pad, dil) == conv_output_size(size, k, stride, pad, dil)
+
+
+SMALL_YAML = """\
+Network:
+  n_steps: 5
+  dataset: MNIST
+  loss: kernel
+  lr: 0.0005
+  n_class: 10
+  tau_m: 5
+  tau_s: 3
+Layers:
+  hidden: {type: linear, n_inputs: 784, n_outputs: 64, threshold: 1}
+  output:
+    type: linear
+    n_inputs: 64
+    n_outputs: 10
+    threshold: 1
+"""
+
+
+@pytest.mark.parametrize("line,text,replace,key,inside,first,second", [
+    (5, "  lr: 0.1", False, "lr", "in Network", 5, 6),
+    (10, "  hidden: {type: dropout}", False, "hidden", "in Layers", 10, 11),
+    (14, "    n_outputs: 20", False, "n_outputs", "in Layers.output", 14, 15),
+    (10, "  hidden: {type: linear, n_inputs: 784, n_inputs: 78, n_outputs: 64, threshold: 1}", True,
+     "n_inputs", "in Layers.hidden", 10, 10),
+    (15, "Network: {}", False, "Network", "at the top level", 1, 16),
+])
+def test_duplicate_yaml_keys_are_errors(tmp_path, line, text, replace, key, inside, first, second):
+    # PyYAML keeps the last of two equal keys without a word; a second `lr:` or a second layer of the same
+    # name must be an error naming the key and its lines.
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_YAML, encoding="utf-8")
+    assert load_config(path).network["lr"] == 5e-4
+    lines = SMALL_YAML.splitlines()
+    lines[line - 1:line] = [text] if replace else [lines[line - 1], text]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    for w in (str(path), f"line {second}: duplicate key '{key}' {inside}", f"first given at line {first}"):
+        assert w in msg, f"{w!r} not in {msg!r}"
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    text = ("Network: {n_steps: 5, dataset: MNIST, loss: kernel, n_class: 10, tau_m: 5, tau_s: 3}\n"
+            "Layers:\n"
+            "  hidden: &lif {type: linear, n_inputs: 784, n_outputs: 10, threshold: 1}\n"
+            "  output:\n"
+            "    <<: *lif\n"
+            "    n_inputs: 10\n")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert dict(load_config(str(path)).layers)["output"]["n_inputs"] == 10
+
+
+def _conv_last(kernel_size):
+    """MNIST_CNN with its two linear layers replaced by a conv layer 40 -> 10 on the (40, 4, 4) pooled map."""
+    c = raw()
+    del c["Layers"]["FC_1"], c["Layers"]["output"]
+    c["Layers"]["conv_out"] = {"type": "conv", "in_channels": 40, "out_channels": 10, "kernel_size": kernel_size,
+                               "threshold": 1}
+    return c
+
+
+def test_n_class_must_be_the_last_layers_outputs():
+    assert load_config(_conv_last(4)).layers[-1][1]["out_shape"] == (10, 1, 1)
+    cfg = _conv_last(3)  # -> (10, 2, 2): 40 outputs for 10 classes
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    for w in ("Network.n_class", "10", "'conv_out'", "40", "C*H*W"):
+        assert w in str(err.value), f"{w!r} not in {str(err.value)!r}"
+
+
+@pytest.mark.parametrize("loss,ok", [("kernel", False), ("count", True), ("softmax", True)])
+def test_one_time_step_only_without_the_kernel_loss(loss, ok):
+    cfg = raw("NMNIST_CNN")
+    cfg["Network"].update(n_steps=1, loss=loss)
+    if ok:
+        assert load_config(cfg).params.n_steps == 1
+        return
+    with pytest.raises(ConfigError, match=r"Network: 'n_steps' must be >= 2 with loss 'kernel'.*silent"):
+        load_config(cfg)
+    cfg["Network"]["n_steps"] = 2
+    load_config(cfg)
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, ["is a folder"]),
+    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00\x9c\xa7\xff\xfe", ["not a YAML text file", "UTF-8"]),
+    (b"Network:\x00\x00\n", ["not a YAML text file", "NUL"]),
+    (b"", ["empty"]),
+    (b"# nothing but a comment\n\n", ["empty"]),
+    (b"- Network\n- Layers\n", ["top level is a list", "mapping"]),
+    (b"42\n", ["top level is an int", "mapping"]),
+    (b"Network:\n  n_steps: [5\nLayers: {\n", ["not valid YAML", "line 3"]),
+])
+def test_unreadable_files_give_one_line(tmp_path, content, words):
+    path = tmp_path / "config.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg
+    for w in words:
+        assert w in msg, f"{w!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("lr,ok", [
+    (5e-4, True), (2e-4, True), (1, True), (1.0, True),
+    (1.5, False), (1e300, False), (0, False), (-5e-4, False), (float("inf"), False), (float("nan"), False),
+    ("5e-4", False), (True, False), (None, False),
+])
+def test_lr_is_positive_and_at_most_one(lr, ok):
+    cfg = raw()
+    cfg["Network"]["lr"] = lr
+    if ok:
+        assert load_config(cfg).network["lr"] == lr
+        return
+    with pytest.raises(ConfigError, match=r"Network\.lr must be a positive number no larger than 1"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize("text", ["lr: 1e300", "lr: .inf", "lr: .nan", "lr: 2"])
+def test_absurd_lr_in_yaml_text(tmp_path, text):
+    with open(os.path.join(CONFIGS, "MNIST_CNN.yaml"), encoding="utf-8") as fh:
+        source = fh.read()
+    path = tmp_path / "lr.yaml"
+    path.write_text(source.replace("lr: 0.0005", text), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"Network\.lr"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("where,key", [
+    ("Network", "tau_m"), ("Network", "tau_s"), ("Network", "desired_count"), ("Network", "undesired_count"),
+    ("conv_1", "threshold"), ("conv_1", "weight_scale"), ("FC_1", "threshold"), ("FC_1", "weight_scale"),
+    ("pooling_1", "theta"), ("pooling_1", "threshold"), ("dropout_1", "p"),
+])
+def test_non_finite_numbers_are_errors(tmp_path, where, key, value):
+    # `.inf` and `.nan` load as floats from YAML text; every number a config gives must be finite.
+    cfg = raw("CIFAR10")
+    (cfg["Network"] if where == "Network" else cfg["Layers"][where])[key] = value
+    path = tmp_path / "nonfinite.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    assert (".nan" if value != value else ".inf") in path.read_text(encoding="utf-8")
+    for source in (cfg, path):
+        with pytest.raises(ConfigError) as err:
+            load_config(source)
+        msg = str(err.value)
+        assert where in msg and key in msg, msg
+    if where == "Network" and key.endswith("_count"):  # also with the loss that uses them
+        cfg["Network"]["loss"] = "count"
+        with pytest.raises(ConfigError, match=key):
+            load_config(cfg)
+
+
+def test_activation_bytes_by_hand():
+    cfg = load_config(TINY_MLP)
+    tn = 5 * 20  # T * N
+    a0 = tn * 784
+    hidden, drop, output = tn * 64, tn * 64, tn * 10
+    forward = a0 + (hidden + 4 * hidden) + drop + (output + 4 * output)  # outputs + u, du, s, a of spiking layers
+    backward = (hidden + a0) + drop + (output + drop)  # delta of spiking layers + one input gradient per layer
+    branch = hidden + output  # int8
+    assert forward == 121_800 and backward == 98_600 and branch == 7_400
+    assert cfg.activation_bytes(20) == 4 * (forward + backward) + branch == 889_000
+    assert cfg.activation_bytes(20, dtype_size=8, training=False) == 8 * forward
+    assert cfg.activation_bytes(40) == 2 * cfg.activation_bytes(20)  # linear in the batch size
+
+
+def test_activation_bytes_counts_the_im2col_buffer():
+    cfg = load_config({  # conv 1->4 k3 stride 2 padding 1 (28 -> 14), pooling 2 (-> 7), linear 196 -> 10
+        "Network": {"n_steps": 5, "dataset": "MNIST", "loss": "kernel", "n_class": 10, "tau_m": 5, "tau_s": 3},
+        "Layers": {"conv": {"type": "conv", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "stride": 2,
+                            "padding": 1, "threshold": 1},
+                   "pool": {"type": "pooling", "kernel_size": 2},
+                   "output": {"type": "linear", "n_inputs": 196, "n_outputs": 10, "threshold": 1}},
+    })
+    tn = 5 * 2
+    a0, conv, cols, pool, out = tn * 784, tn * 4 * 14 * 14, tn * 14 * 14 * (3 * 3 * 1), tn * 4 * 7 * 7, tn * 10
+    forward = a0 + 5 * conv + cols + pool + 5 * out
+    backward = (conv + a0) + conv + (out + pool)
+    assert cfg.activation_bytes(2, training=False) == 4 * forward
+    assert cfg.activation_bytes(2) == 4 * (forward + backward) + conv + out
+
+
+@pytest.mark.parametrize("name", AUTHORS)
+def test_activation_bytes_of_the_authors_configs(name):
+    cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
+    n = cfg.network["batch_size"]
+    train, infer = cfg.activation_bytes(n), cfg.activation_bytes(n, training=False)
+    assert 0 < infer < train < cfg.activation_bytes(n, dtype_size=8)
+    # at least every layer's output and state, at most a few times that
+    outs = sum(math.prod(c["out_shape"]) for _, c in cfg.layers) * cfg.params.n_steps * n * 4
+    assert outs < train < 20 * outs
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "50"])
+def test_activation_bytes_rejects_bad_sizes(bad):
+    cfg = load_config(TINY_MLP)
+    with pytest.raises(ValueError, match="batch_size"):
+        cfg.activation_bytes(bad)
+    with pytest.raises(ValueError, match="dtype_size"):
+        cfg.activation_bytes(10, dtype_size=bad)
