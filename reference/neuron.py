@@ -67,7 +67,8 @@ def psp(s: np.ndarray, tau_s: float) -> np.ndarray:
     .. math:: a[t] = a[t-1] + \\theta_s (s[t] - a[t-1]),\\quad a[-1] = 0
 
     The same filter turns the input image (repeated over time) into the first layer's input, and every
-    layer's spikes into its output (paper-notes section 1).
+    layer's spikes into its output (paper-notes section 1); :func:`encode_input` is the same filter in the
+    authors' operation order for the input, equal to this one to a few float32 ulps.
 
     Parameters
     ----------
@@ -85,6 +86,92 @@ def psp(s: np.ndarray, tau_s: float) -> np.ndarray:
     out = np.empty_like(flat)
     _psp_kernel(flat, as_scalar(1.0 / tau_s, flat.dtype), n_chunks(flat.shape[1]), out)
     return out.reshape(s.shape)
+
+
+def _encode_kernel(x, tau_s, inv_tau_s, reciprocal, chunks, out):
+    """The authors' input filter over time for a ``(T, M)`` array, in their operation order (see :func:`encode_input`).
+
+    ``S[t] = (S[t-1] - S[t-1]/tau_s) + x[t]``, ``out[t] = S[t]/tau_s``, ``S[-1] = 0``; with
+    ``reciprocal`` every ``/tau_s`` is ``* inv_tau_s`` instead (PyTorch's CUDA division by a scalar).
+    """
+    n_steps, n = x.shape
+    syn = np.zeros(n, dtype=x.dtype)
+    for c in prange(chunks):
+        lo = c * n // chunks
+        hi = (c + 1) * n // chunks
+        for t in range(n_steps):
+            for m in range(lo, hi):
+                prev = syn[m]
+                leak = prev * inv_tau_s if reciprocal else prev / tau_s
+                cur = prev - leak + x[t, m]
+                syn[m] = cur
+                out[t, m] = cur * inv_tau_s if reciprocal else cur / tau_s
+
+
+_encode_kernel_py = _encode_kernel
+_encode_kernel = kernel(_encode_kernel_py)
+
+#: How :func:`encode_input` divides by ``tau_s``: ``"true"`` (PyTorch on the CPU) or ``"reciprocal"``
+#: (PyTorch on CUDA, which multiplies by the float32 reciprocal of a Python-scalar divisor).
+ENCODE_DIVISIONS = ("true", "reciprocal")
+
+
+def encode_input(x: np.ndarray, tau_s: float, *, division: str = "true") -> np.ndarray:
+    """The first layer's input: a current over time (the image repeated T times) through the synaptic filter,
+    computed in the authors' operation order.
+
+    Two forms of the same filter (paper-notes section 1), equal in exact arithmetic:
+
+    .. math::
+
+        a[t] &= a[t-1] + \\theta_s (x[t] - a[t-1]),\\quad a[-1] = 0
+              &&\\quad\\text{(psp; the authors' form inside their neurons)}\\\\
+        S[t] &= S[t-1] - S[t-1]/\\tau_s + x[t],\\quad a[t] = S[t]/\\tau_s,\\quad S[-1] = 0
+              &&\\quad\\text{(this function; the authors' input encoding)}
+
+    (``S = tau_s a``).  Rounded, they differ: in float32, with ``tau_s = 3``, about a quarter of the
+    entries of an encoded batch of normalised MNIST digits differ, by 1 to 3 ulp (at most 3.6e-7), and a
+    membrane of the first layer that lands within an ulp of the threshold can then decide the other way
+    (measured with a trained MNIST CNN: 2 of 13 million first-layer spike decisions on 300 test digits).
+    The authors encode the input with the second form (the ``psp`` function of their
+    ``functions/tsslbp.py``: ``syn = syn - syn / tau_s + inputs[..., t]; syns[..., t] = syn / tau_s``),
+    so this function gives a first-layer input bit-identical to theirs; only the summation order of the
+    first layer's weighted sum (BLAS, cuDNN) then separates the two.  Inside the layers they use the
+    first form, as :func:`lif_forward` does.
+
+    PyTorch semantics: a float32 tensor divided by a Python number is a float32 operation with the
+    number rounded to float32 (``tau_s = 3`` is exact).  On the CPU that is a true division
+    (``division="true"``); PyTorch's CUDA kernel instead multiplies by the reciprocal,
+    ``x * float32(1/tau_s)`` (``division="reciprocal"``; "may lose one bit", says the comment in its
+    ``div_true_kernel_cuda``), which differs from the true division in a third or more of the float32
+    results for ``tau_s = 3`` (none for ``tau_s`` a power of two).  The authors' code is written for
+    CUDA (their tensors live on the GPU), so ``"reciprocal"`` is what their runs computed; ``"true"`` is
+    what their code computes on a CPU, the one the tests can compare with PyTorch here.  (The reciprocal
+    is ``float32(1/tau_s)``; PyTorch versions compute it as ``1.0f/float32(tau_s)`` or from the double
+    ``1/tau_s``, the same float32 for every integer ``tau_s`` below 1000.)
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, ...), float32 or float64
+        Input current over time (time first), e.g. the normalised image repeated T times.
+    tau_s : float
+        Synaptic time constant in steps.
+    division : {"true", "reciprocal"}
+        How ``/tau_s`` is computed: PyTorch on the CPU, or on CUDA (see above).
+
+    Returns
+    -------
+    a : ndarray, same shape and dtype as ``x``
+    """
+    if division not in ENCODE_DIVISIONS:
+        raise ValueError(f"division must be one of {ENCODE_DIVISIONS}, got {division!r}")
+    x = _as_float_array(x, "x")
+    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    out = np.empty_like(flat)
+    dt = flat.dtype
+    _encode_kernel(flat, as_scalar(tau_s, dt), as_scalar(1.0 / tau_s, dt), division == "reciprocal",
+                   n_chunks(flat.shape[1]), out)
+    return out.reshape(x.shape)
 
 
 @dataclass

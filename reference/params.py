@@ -1,7 +1,7 @@
 """Neuron constants of TSSL-BP and the named numbers of its backward pass.
 
 Every bare number of the authors' ``functions/tsslbp.py`` has a name here, with the paper-notes section
-(``shared/docs/paper-notes.md``) that defines it.  Kernels never read these globals: Numba freezes globals
+(``docs/paper-notes.md``) that defines it.  Kernels never read these globals: Numba freezes globals
 at compile time, so every value is passed to a kernel as an argument.
 """
 from __future__ import annotations

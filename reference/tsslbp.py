@@ -275,15 +275,29 @@ _exp_clipped = kernel(_exp_clipped_py)
 
 def _tsslbp_kernel(
     g, u, du, s, a, eps, one, theta_m, decay_m, threshold, warm_a, max_inv_du, sigma, z_clip,
-    use_inter, use_intra, warmup_mode, fast_exp, chunks, delta, branch,
+    use_inter, use_intra, warmup_mode, mode_always, mode_never, code_warmup, code_inter, code_intra,
+    fast_exp, chunks, delta, branch,
 ):
     """Fused loop of :func:`compose_delta` over a ``(T, M)`` block of neurons, backwards in time.
 
+    Inputs ``g, u, du, s, a`` and outputs ``delta`` are ``(T, M)`` arrays of one float dtype, ``branch``
+    is ``(T, M)`` int8, ``eps`` is the ``(T,)`` PSP kernel.  Per neuron, for ``k = T-1 .. 0``
+    (paper-notes section 3)::
+
+        G[k]     = sum_{m >= k} eps[m-k] g[m]
+        dtdu     = min(max(1/du[k], 0), 8) s[k]
+        pre[k]   = dtdu G[k] + c theta_m u[k] dtdu + c (1 - theta_m)(1 - s[k])
+        c        = pre[k] s[k] + c (1 - s[k])(1 - theta_m)
+        delta[k] = G[k] f(u[k]) where warm-up applies (a[k] < warm_a, or always), else pre[k]
+
     Each chunk of neurons owns its carried term ``c`` and spike error ``G``, so chunks run in parallel
-    with results independent of scheduling.  Every constant arrives as a scalar of the arrays' dtype
-    (``one``, ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout.  The loops over
-    neurons are branch-free (``s`` is 0 or 1, so products select), which lets LLVM vectorise them; the
-    surrogate's ``exp`` runs in a second loop, only where the warm-up applies.
+    with results independent of scheduling.  Every constant arrives as an argument (Numba would freeze a
+    module global at compile time): the float constants as scalars of the arrays' dtype (``one``,
+    ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout; the warm-up mode as
+    ``warmup_mode`` with the codes ``mode_always``, ``mode_never`` of :data:`WARMUP_MODES`; the branch
+    codes ``code_warmup``, ``code_inter``, ``code_intra`` (:data:`BRANCH_WARMUP`, ...) as int8.  The loops
+    over neurons are branch-free (``s`` is 0 or 1, so products and selects choose), which lets LLVM
+    vectorise them; the surrogate's ``exp`` runs in a second loop, only where the warm-up applies.
     """
     n_steps, n = g.shape
     c = np.zeros(n, dtype=g.dtype)
@@ -292,6 +306,7 @@ def _tsslbp_kernel(
     zero = one - one
     k_inter = one if use_inter else zero
     k_intra = one if use_intra else zero
+    always = warmup_mode == mode_always
     for ch in prange(chunks):
         lo = ch * n // chunks
         hi = (ch + 1) * n // chunks
@@ -313,8 +328,8 @@ def _tsslbp_kernel(
                 pre = inter_k + intra_k
                 c[m] = k_intra * (pre * sk + cm * (one - sk) * decay_m)
                 delta[k, m] = pre
-                branch[k, m] = 2 - np.int8(sk)
-            if warmup_mode != 2:  # warm-up where the neuron's own PSP is small   (warmup_mask, warmup_term)
+                branch[k, m] = code_inter if sk > zero else code_intra  # fired at k, or silent
+            if warmup_mode != mode_never:  # warm-up where the neuron's own PSP is small  (warmup_mask, warmup_term)
                 if fast_exp:  # float32: branch-free loops LLVM vectorises; f is computed, then selected
                     for m in range(lo, hi):
                         z = min(max((threshold - u[k, m]) / sigma, -z_clip), z_clip)
@@ -322,20 +337,65 @@ def _tsslbp_kernel(
                     for m in range(lo, hi):
                         e = E[m]
                         f = e / ((one + e) * (one + e) * sigma)
-                        warm = (warmup_mode == 1) | (a[k, m] < warm_a)  # no short-circuit: stays vectorisable
+                        warm = always | (a[k, m] < warm_a)  # no short-circuit: stays vectorisable
                         delta[k, m] = G[m] * f if warm else delta[k, m]
-                        branch[k, m] = 0 if warm else branch[k, m]
+                        branch[k, m] = code_warmup if warm else branch[k, m]
                 else:
                     for m in range(lo, hi):
-                        if warmup_mode == 1 or a[k, m] < warm_a:
+                        if always or a[k, m] < warm_a:
                             z = (threshold - u[k, m]) / sigma
                             z = np.exp(min(max(z, -z_clip), z_clip))
                             delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))
-                            branch[k, m] = 0
+                            branch[k, m] = code_warmup
 
 
 _tsslbp_kernel_py = _tsslbp_kernel
 _tsslbp_kernel = kernel(_tsslbp_kernel_py, parallel=True)
+
+
+def _kernel_args(
+    g: np.ndarray,
+    state: NeuronState,
+    params: NeuronParams,
+    threshold: float | None = None,
+    *,
+    inter: bool = True,
+    intra: bool = True,
+    warmup: str = "per-neuron",
+) -> tuple:
+    """The argument tuple of :func:`_tsslbp_kernel` (and of its twin ``_tsslbp_kernel_py``) for one layer.
+
+    Checks the inputs, flattens ``g`` and the state to ``(T, M)`` C-contiguous arrays of ``g``'s dtype,
+    converts every float constant to that dtype and the branch codes to int8 (the ``branch`` array's
+    dtype; the warm-up mode codes stay Python ints), and allocates the outputs: the last two
+    entries are ``delta`` ``(T, M)`` and ``branch`` ``(T, M)`` int8, which the kernel fills.  Parameters as
+    :func:`tsslbp_delta`.  The one place that knows the kernel's argument order: ``tsslbp_delta`` and the
+    tests call ``kernel(*_kernel_args(...))``.
+    """
+    mode = _warmup_mode(warmup)
+    g = np.asarray(g)
+    if g.dtype not in (np.float32, np.float64):
+        raise TypeError(f"g must be float32 or float64, got {g.dtype}")
+    for name in ("u", "du", "s", "a"):
+        arr = getattr(state, name)
+        if arr.shape != g.shape:
+            raise ValueError(f"state.{name} has shape {arr.shape}, g has shape {g.shape}: they must match")
+    dt = g.dtype
+    thr = params.threshold if threshold is None else threshold
+    n_steps = g.shape[0]
+    flat = [np.ascontiguousarray(x.reshape(n_steps, -1), dtype=dt) for x in (g, state.u, state.du, state.s, state.a)]
+    n = flat[0].shape[1]
+    code = lambda value: as_scalar(value, np.int8)
+    return (
+        *flat, psp_kernel(n_steps, params.tau_s, dt), as_scalar(1.0, dt),
+        as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt), as_scalar(thr, dt),
+        as_scalar(warmup_psp_threshold(params.tau_s), dt),
+        as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
+        bool(inter), bool(intra), mode, WARMUP_MODES["always"], WARMUP_MODES["never"],
+        code(BRANCH_WARMUP), code(BRANCH_INTER), code(BRANCH_INTRA),
+        bool(dt == np.float32), n_chunks(n),
+        np.empty((n_steps, n), dtype=dt), np.empty((n_steps, n), dtype=np.int8),
+    )
 
 
 def tsslbp_delta(
@@ -378,29 +438,12 @@ def tsslbp_delta(
     branch : int8 ndarray, shape (T, ...)
         :data:`BRANCH_WARMUP`, :data:`BRANCH_INTER` or :data:`BRANCH_INTRA` per neuron and step.
     """
-    mode = _warmup_mode(warmup)
-    g = np.asarray(g)
-    if g.dtype not in (np.float32, np.float64):
-        raise TypeError(f"g must be float32 or float64, got {g.dtype}")
-    for name in ("u", "du", "s", "a"):
-        arr = getattr(state, name)
-        if arr.shape != g.shape:
-            raise ValueError(f"state.{name} has shape {arr.shape}, g has shape {g.shape}: they must match")
-    dt = g.dtype
-    thr = params.threshold if threshold is None else threshold
-    shape = g.shape
-    flat = [np.ascontiguousarray(x.reshape(shape[0], -1), dtype=dt) for x in (g, state.u, state.du, state.s, state.a)]
-    n = flat[0].shape[1]
-    delta = np.empty((shape[0], n), dtype=dt)
-    branch = np.empty((shape[0], n), dtype=np.int8)
-    if n:
-        _tsslbp_kernel(
-            *flat, psp_kernel(shape[0], params.tau_s, dt), as_scalar(1.0, dt),
-            as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt), as_scalar(thr, dt), as_scalar(warmup_psp_threshold(params.tau_s), dt),
-            as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
-            bool(inter), bool(intra), mode, dt == np.float32, n_chunks(n), delta, branch,
-        )
-    return delta.reshape(shape), branch.reshape(shape)
+    args = _kernel_args(g, state, params, threshold, inter=inter, intra=intra, warmup=warmup)
+    delta, branch = args[-2:]
+    if delta.shape[1]:
+        with np.errstate(divide="ignore"):  # 1/du at du = +-0 is +-inf by design (then clamped), as compiled
+            _tsslbp_kernel(*args)
+    return delta.reshape(np.shape(g)), branch.reshape(np.shape(g))
 
 
 def branch_fractions(branch: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:

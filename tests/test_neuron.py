@@ -2,10 +2,12 @@
 
 Tolerances: float64 against float64 twins 1e-12 relative (the twins write the same recursions in another
 algebraic form, e.g. ``-mem/tau_m`` against ``(-theta_m) * mem``: a few ulps per step, 1e-15, with a wide
-margin); golden rationals 2e-15 (five recursion steps, at most an ulp each); spike decisions exact.
+margin); golden rationals 2e-15 (five recursion steps, at most an ulp each); scipy's lfilter 1e-15 of the
+input scale (another order of the same float64 operations); spike decisions exact.
 """
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
 import naive
 from conftest import rel_err
@@ -48,6 +50,20 @@ def test_psp_equals_naive_and_closed_form_convolution(seed, shape, tau_s):
     flat = s.reshape(shape[0], -1)
     conv = np.stack([np.convolve(flat[:, m], eps)[: shape[0]] for m in range(flat.shape[1])], axis=1)
     assert rel_err(a.reshape(shape[0], -1), conv) < 1e-12  # recursion vs convolution sum: round-off only
+
+
+@pytest.mark.parametrize("n_steps", [1, 5, 12, 50])
+@pytest.mark.parametrize("tau_s", [2.0, 3.0, 7.5])
+def test_psp_equals_scipy_lfilter_float64(tau_s, n_steps):
+    """scipy.signal.lfilter as an independent twin of the PSP filter ``a[t] = theta_s s[t] + (1 - theta_s) a[t-1]``."""
+    s = np.random.default_rng(n_steps).normal(size=(n_steps, 40, 3))  # any input, mixed signs
+    theta_s = 1.0 / tau_s
+    ref = lfilter([theta_s], [1.0, -(1.0 - theta_s)], s, axis=0)
+    a = psp(s, tau_s)
+    assert a.dtype == np.float64
+    # another order of the same operations: round-off relative to the input scale (not to each entry: with
+    # mixed signs a[t] may nearly cancel); measured at most 4e-16 here
+    assert np.abs(a - ref).max() <= 1e-15 * np.abs(s).max()
 
 
 def test_psp_float32_stays_float32_and_matches_float64():

@@ -7,6 +7,7 @@ operations except ``exp``: the kernel's polynomial ``exp`` and NumPy's may diffe
 amplified by at most a few products); float32 against float64 twins 1e-5 (float32 eps 6e-8 times the
 ~T products and sums of one delta, with margin).  Branch codes and spike decisions are compared exactly.
 """
+import inspect
 import itertools
 
 import numpy as np
@@ -14,13 +15,13 @@ import pytest
 
 import naive
 from conftest import rel_err
-from reference._jit import as_scalar, n_chunks
+from reference._jit import as_scalar
 from reference.neuron import NeuronState, lif_forward, psp, psp_kernel
-from reference.params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmup_psp_threshold
+from reference.params import MAX_INV_DU, WARMUP_SIGMA, NeuronParams, warmup_psp_threshold
 from reference.tsslbp import (
-    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _tsslbp_kernel_py, branch_fractions, compose_delta,
-    inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative, tsslbp_delta, warmup_mask,
-    warmup_surrogate, warmup_term,
+    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, _kernel_args, _tsslbp_kernel, _tsslbp_kernel_py,
+    branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative,
+    tsslbp_delta, warmup_mask, warmup_surrogate, warmup_term,
 )
 
 P = NeuronParams()
@@ -325,21 +326,17 @@ def test_zero_input_everywhere_gives_finite_zero_delta():
     assert np.all(np.isfinite(d)) and np.all(d == 0)
 
 
+@pytest.mark.parametrize("options", [{}, dict(warmup="always"), dict(warmup="never"), dict(inter=False, intra=False)],
+                         ids=["default", "always", "never", "no-inter-no-intra"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_plain_python_kernel_gives_same_numbers(dtype):
+def test_plain_python_kernel_gives_same_numbers(dtype, options):
     """_tsslbp_kernel_py (what NUMBA_DISABLE_JIT=1 runs) against the compiled kernel on one case."""
     st, g = random_case(11, (5, 40), dtype)
-    fast, branch = tsslbp_delta(g, st, P)
-    dt = np.dtype(dtype)
-    flat = [np.ascontiguousarray(v, dtype=dt) for v in (g, st.u, st.du, st.s, st.a)]
-    delta_py, branch_py = np.empty_like(flat[0]), np.empty(flat[0].shape, np.int8)
+    fast, branch = tsslbp_delta(g, st, P, **options)
+    args = _kernel_args(g, st, P, **options)  # the very arguments tsslbp_delta passes to the compiled kernel
+    delta_py, branch_py = args[-2:]
     with np.errstate(divide="ignore"):  # 1/du at du = 0 is inf by design (then clamped)
-        _tsslbp_kernel_py(
-            *flat, psp_kernel(5, P.tau_s, dt), as_scalar(1.0, dt), as_scalar(P.theta_m, dt),
-            as_scalar(1.0 - P.theta_m, dt), as_scalar(P.threshold, dt), as_scalar(warmup_psp_threshold(P.tau_s), dt),
-            as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
-            True, True, 0, dt == np.float32, n_chunks(40), delta_py, branch_py,
-        )
+        _tsslbp_kernel_py(*args)
     np.testing.assert_array_equal(branch, branch_py)
     # float32: pure arithmetic in both (polynomial exp, no fastmath): bit for bit.
     # float64: libm's exp (compiled) against NumPy's scalar exp may differ by an ulp: 1e-14.
@@ -347,6 +344,40 @@ def test_plain_python_kernel_gives_same_numbers(dtype):
         np.testing.assert_array_equal(fast, delta_py)
     else:
         assert rel_err(fast, delta_py) < 1e-14
+
+
+KERNEL_PARAMS = list(inspect.signature(_tsslbp_kernel_py).parameters)
+
+
+def test_kernel_args_match_kernel_signature():
+    st, g = random_case(0, (5, 3), np.float32)
+    args = dict(zip(KERNEL_PARAMS, _kernel_args(g, st, P, 0.7, warmup="always"), strict=True))
+    assert args["g"].shape == (5, 3) and args["delta"].shape == (5, 3) and args["branch"].dtype == np.int8
+    assert args["threshold"] == np.float32(0.7) and type(args["threshold"]) is np.float32
+    assert args["warmup_mode"] == args["mode_always"] == WARMUP_MODES["always"]
+    assert args["mode_never"] == WARMUP_MODES["never"]
+    assert (args["code_warmup"], args["code_inter"], args["code_intra"]) == (BRANCH_WARMUP, BRANCH_INTER, BRANCH_INTRA)
+
+
+@pytest.mark.parametrize("kern", [_tsslbp_kernel, _tsslbp_kernel_py], ids=["compiled", "python"])
+@pytest.mark.parametrize("warmup", ["per-neuron", "always", "never"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_reads_branch_and_mode_codes_from_its_arguments(dtype, warmup, kern):
+    """Other codes in, the same codes out: the kernel writes no branch or mode number of its own."""
+    st, g = random_case(2, (5, 40), dtype)
+    delta, branch = tsslbp_delta(g, st, P, warmup=warmup)
+    args = dict(zip(KERNEL_PARAMS, _kernel_args(g, st, P, warmup=warmup), strict=True))
+    relabel = {BRANCH_WARMUP: 7, BRANCH_INTER: -3, BRANCH_INTRA: 5}
+    modes = {"per-neuron": 11, "always": 12, "never": 13}
+    args.update(code_warmup=np.int8(7), code_inter=np.int8(-3), code_intra=np.int8(5),
+                warmup_mode=modes[warmup], mode_always=modes["always"], mode_never=modes["never"])
+    with np.errstate(divide="ignore"):
+        kern(*args.values())
+    np.testing.assert_array_equal(args["branch"], np.vectorize(relabel.get)(branch))
+    if kern is _tsslbp_kernel or dtype == np.float32:
+        np.testing.assert_array_equal(args["delta"], delta)  # the same operations: bit for bit
+    else:
+        assert rel_err(args["delta"], delta) < 1e-14  # float64 NumPy exp against libm's: an ulp (see above)
 
 
 def test_input_validation():

@@ -118,7 +118,7 @@ READING = [
     ("pre[k] = inter[k] + intra[k]", "pre = inter_k + intra_k"),
     ("c <- pre[k] s[k] + c (1-s[k]) (1-theta_m)", "c[m] = k_intra * (pre * sk + cm * (one - sk) * decay_m)"),
     ("delta[k] = pre[k] (TSSL-BP branch)", "delta[k, m] = pre"),
-    ("warm-up test a[k] < 1/(4 tau_s) (float64)", "if warmup_mode == 1 or a[k, m] < warm_a:"),
+    ("warm-up test a[k] < 1/(4 tau_s) (float64)", "if always or a[k, m] < warm_a:"),
     ("z = clip((threshold - u)/0.2, -8, 8), e^z", "z = np.exp(min(max(z, -z_clip), z_clip))"),
     ("delta[k] = G[k] e^z / ((1+e^z)^2 0.2)", "delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))"),
     ("the same, float32 (vectorisable)", "delta[k, m] = G[m] * f if warm else delta[k, m]"),
