@@ -10,15 +10,46 @@ columns to the channels-last order instead of permuting the (larger) activations
 Equations (paper-notes section 3): the layer current is ``x[t] = W a[t]`` (no bias); given
 ``delta[t] = dL/dx[t]``, the weight gradient is ``dL/dW = sum_t delta[t] a[t]^T`` and the error sent to
 the previous layer is ``dL/da[t] = W^T delta[t]`` (for a convolution, the transposed convolution).
+
+One interface.  Every layer is pure: it keeps its constants (weight, shapes) and nothing about the last
+batch.  What the backward needs is handed back by the forward and passed in again::
+
+    y, cache = layer.forward(a, train=False, rng=None)     # a: (T, N, ...) internal layout
+    grad = layer.backward(g, cache, need_input_grad=True)  # g = dL/dy, same shape as y
+    grad.dW, grad.g_in                                     # dL/dW (authors' layout) or None; dL/da, a's shape
+
+The weighted layers of a config (``conv``, ``linear``) are :class:`Spiking` layers: a synaptic operation
+(:class:`Dense` or :class:`Conv2d`, whose ``y`` is the current ``x``) followed by LIF neurons and their PSP
+(:func:`reference.neuron.lif_forward`); their backward turns ``g = dL/da`` into ``delta = dL/dx`` with a
+backward rule (TSSL-BP, :func:`reference.tsslbp.tsslbp_delta`) and then runs the synapse's backward.
+``grad.delta`` and ``grad.branch`` report that step (``delta`` is ``g`` itself for layers without neurons).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ._jit import kernel, prange
-from .params import POOL_THETA
+from .neuron import NeuronState, lif_forward
+from .params import POOL_THETA, NeuronParams
+
+
+class LayerGrad(NamedTuple):
+    """What a layer's backward returns.
+
+    dW : ndarray or None, ``dL/dW`` in the authors' weight layout (None for layers without weights)
+    g_in : ndarray or None, ``dL/da_in``, the shape of the layer's input (None when not asked for)
+    delta : ndarray, ``dL/dx`` of a spiking or synaptic layer; ``dL/d out`` (the ``g`` given) otherwise
+    branch : int8 ndarray or None, which TSSL-BP branch made each delta (spiking layers only)
+    """
+
+    dW: np.ndarray | None
+    g_in: np.ndarray | None
+    delta: np.ndarray
+    branch: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------------- dense
@@ -35,14 +66,12 @@ class Dense:
     """
 
     kind = "linear"
-    has_neurons = True
 
     def __init__(self, name: str, weight: np.ndarray, in_shape: tuple[int, int, int]):
         self.name = name
         self.weight = weight
         self.in_shape = tuple(in_shape)
         self.out_shape = (weight.shape[0], 1, 1)
-        self._a_in = None
 
     def _permuted_weight(self) -> np.ndarray:
         """Weight with columns in the internal channels-last order ``(H, W, C)``, shape (out, H*W*C)."""
@@ -51,28 +80,31 @@ class Dense:
             return self.weight
         return self.weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
 
-    def forward(self, a_in: np.ndarray) -> np.ndarray:
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
         """``x = a_in W^T`` over all steps and samples at once.
 
-        a_in : (T, N, ...) with ``prod(...) == n_inputs``, channels-last.  Returns x : (T, N, n_outputs).
+        a_in : (T, N, ...) with ``prod(...) == n_inputs``, channels-last.  Returns ``(x, cache)``:
+        x (T, N, n_outputs); cache holds the input (the weight gradient needs it).
         """
         t, n = a_in.shape[:2]
-        self._a_in = a_in.reshape(t * n, -1)
-        return (self._a_in @ self._permuted_weight().T).reshape(t, n, -1)
+        a2 = a_in.reshape(t * n, -1)  # (T*N, n_inputs)
+        x = (a2 @ self._permuted_weight().T).reshape(t, n, -1)
+        return x, (a2, a_in.shape)
 
-    def backward(self, delta: np.ndarray, need_input_grad: bool = True):
+    def backward(self, delta: np.ndarray, cache, *, need_input_grad: bool = True) -> LayerGrad:
         """Weight gradient and the error on the input PSP.
 
-        delta : (T, N, n_outputs), ``dL/dx``.  Returns ``(dW, g_in)``: dW (n_outputs, n_inputs) in the
-        authors' layout; g_in (T*N*n_inputs values, reshaped by the caller) or None.
+        delta : (T, N, n_outputs), ``dL/dx``; cache : from :meth:`forward`.  Returns :class:`LayerGrad`
+        with dW (n_outputs, n_inputs) in the authors' layout and g_in of the input's shape (or None).
         """
+        a2, in_shape = cache
         d2 = delta.reshape(-1, delta.shape[-1])
-        dw = d2.T @ self._a_in  # (out, in) in internal column order
+        dw = d2.T @ a2  # (out, in) in internal column order
         c, h, w = self.in_shape
         if not (h == 1 and w == 1 or c == 1):
             dw = dw.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(dw.shape[0], -1)
-        g_in = d2 @ self._permuted_weight() if need_input_grad else None
-        return dw, g_in
+        g_in = (d2 @ self._permuted_weight()).reshape(in_shape) if need_input_grad else None
+        return LayerGrad(dw, g_in, delta)
 
 
 # ---------------------------------------------------------------------------------------------------- conv
@@ -148,7 +180,6 @@ class Conv2d:
     """
 
     kind = "conv"
-    has_neurons = True
 
     def __init__(self, name, weight, in_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         self.name = name
@@ -161,8 +192,6 @@ class Conv2d:
         if oh < 1 or ow < 1:
             raise ValueError(f"layer {name!r}: kernel {kh}x{kw} does not fit the input {in_shape}")
         self.out_shape = (weight.shape[0], oh, ow)
-        self._cols = None
-        self._n_img = None
 
     def _geometry(self):
         kh, kw = self.weight.shape[2:]
@@ -172,28 +201,31 @@ class Conv2d:
         """Weight as (out, kh*kw*C), matching the column order of :func:`_im2col`."""
         return self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
 
-    def forward(self, a_in: np.ndarray) -> np.ndarray:
-        """a_in : (T, N, H, W, C).  Returns x : (T, N, OH, OW, out_channels)."""
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
+        """a_in : (T, N, H, W, C).  Returns ``(x, cache)``: x (T, N, OH, OW, out_channels); cache holds the
+        im2col columns (T*N*OH*OW, kh*kw*C), which the weight gradient needs."""
         t, n = a_in.shape[:2]
         imgs = np.ascontiguousarray(a_in.reshape(t * n, *a_in.shape[2:]))  # (T*N, H, W, C)
         kh, kw = self.weight.shape[2:]
         oh, ow = self.out_shape[1:]
         cols = np.empty((t * n * oh * ow, kh * kw * imgs.shape[-1]), dtype=a_in.dtype)
         _im2col(imgs, *self._geometry(), cols)
-        self._cols, self._n_img = cols, t * n
-        return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1)
+        return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1), (cols, a_in.shape)
 
-    def backward(self, delta: np.ndarray, need_input_grad: bool = True):
-        """delta : (T, N, OH, OW, out).  Returns ``(dW, g_in)``: dW (out, in, kh, kw); g_in (T*N, H, W, C) or None."""
+    def backward(self, delta: np.ndarray, cache, *, need_input_grad: bool = True) -> LayerGrad:
+        """delta : (T, N, OH, OW, out), ``dL/dx``; cache : from :meth:`forward`.  Returns :class:`LayerGrad`
+        with dW (out, in, kh, kw) and g_in (T, N, H, W, C) or None."""
+        cols, in_shape = cache
         out_c, in_c, kh, kw = self.weight.shape
         d2 = delta.reshape(-1, out_c)  # (T*N*OH*OW, out)
-        dw = (d2.T @ self._cols).reshape(out_c, kh, kw, in_c).transpose(0, 3, 1, 2)
+        dw = (d2.T @ cols).reshape(out_c, kh, kw, in_c).transpose(0, 3, 1, 2)
         g_in = None
         if need_input_grad:
             gcols = d2 @ self._flat_weight()  # (T*N*OH*OW, kh*kw*C)
-            g_in = np.zeros((self._n_img, self.in_shape[1], self.in_shape[2], in_c), dtype=delta.dtype)
+            g_in = np.zeros((in_shape[0] * in_shape[1], *in_shape[2:]), dtype=delta.dtype)  # (T*N, H, W, C)
             _col2im(gcols, *self._geometry(), g_in)
-        return np.ascontiguousarray(dw), g_in
+            g_in = g_in.reshape(in_shape)
+        return LayerGrad(np.ascontiguousarray(dw), g_in, delta)
 
 
 # ------------------------------------------------------------------------------------------------- pooling
@@ -258,20 +290,23 @@ class SumPool2d:
             raise ValueError(f"layer {name!r}: pooling window {self.k} is larger than the input {in_shape}")
         self.out_shape = (c, h // self.k, w // self.k)
 
-    def forward(self, a_in: np.ndarray) -> np.ndarray:
-        """a_in : (T, N, H, W, C).  Returns (T, N, H//k, W//k, C)."""
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
+        """a_in : (T, N, H, W, C).  Returns ``(out, None)``: out (T, N, H//k, W//k, C); nothing to cache."""
         t, n, h, w, c = a_in.shape
         _, oh, ow = self.out_shape
         out = np.empty((t * n, oh, ow, c), dtype=a_in.dtype)
         _sum_pool(np.ascontiguousarray(a_in).reshape(t * n, h, w, c), self.k, a_in.dtype.type(self.theta), out)
-        return out.reshape(t, n, oh, ow, c)
+        return out.reshape(t, n, oh, ow, c), None
 
-    def backward(self, g_out: np.ndarray) -> np.ndarray:
-        """g_out : (T, N, OH, OW, C).  Returns ``dL/da_in`` : (T, N, H, W, C): theta times g spread over each window."""
+    def backward(self, g_out: np.ndarray, cache=None, *, need_input_grad: bool = True) -> LayerGrad:
+        """g_out : (T, N, OH, OW, C).  Returns :class:`LayerGrad` with ``g_in = dL/da_in`` (T, N, H, W, C):
+        theta times g spread over each window (None when not asked for)."""
+        if not need_input_grad:
+            return LayerGrad(None, None, g_out)
         t, n, oh, ow, c = g_out.shape
         g_in = np.zeros((t * n, self.in_shape[1], self.in_shape[2], c), dtype=g_out.dtype)
         _sum_pool_backward(np.ascontiguousarray(g_out).reshape(t * n, oh, ow, c), self.k, g_out.dtype.type(self.theta), g_in)
-        return g_in.reshape(t, n, *g_in.shape[1:])
+        return LayerGrad(None, g_in.reshape(t, n, *g_in.shape[1:]), g_out)
 
 
 # ------------------------------------------------------------------------------------------------- dropout
@@ -309,25 +344,86 @@ class Dropout:
             raise ValueError(f"dropout unit must be one of {self.UNITS}, got {unit!r}")
         self.name, self.p, self.unit = name, float(p), unit
         self.in_shape = self.out_shape = tuple(in_shape)
-        self._mask = None
 
-    def forward(self, a_in: np.ndarray, rng: np.random.Generator | None, train: bool) -> np.ndarray:
-        """a_in : (T, N, ...).  Returns the same shape; draws a new mask from ``rng`` when training."""
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng: np.random.Generator | None = None):
+        """a_in : (T, N, ...).  Returns ``(out, mask)``: out of the same shape; in training a new mask
+        (N, ...) drawn from ``rng``, already scaled by ``1/(1-p)``; ``mask`` None when nothing is dropped."""
         if not train or self.p == 0.0:
-            self._mask = None
-            return a_in
+            return a_in, None
+        if rng is None:
+            raise ValueError(f"layer {self.name!r}: dropout in training needs a random generator (rng)")
         shape = list(a_in.shape[1:])  # (N, H, W, C) or (N, F)
         if self.unit == "sample":
             shape[1:] = [1] * (len(shape) - 1)
         elif self.unit == "row" and len(shape) == 4:
             shape[2] = 1  # shared along W
         keep = rng.random(tuple(shape)) >= self.p
-        self._mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
-        return a_in * self._mask[None]
+        mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
+        return a_in * mask[None], mask
 
-    def backward(self, g_out: np.ndarray) -> np.ndarray:
-        """``dL/da_in = mask * dL/da_out`` (same mask at every step)."""
-        return g_out if self._mask is None else g_out * self._mask[None]
+    def backward(self, g_out: np.ndarray, mask=None, *, need_input_grad: bool = True) -> LayerGrad:
+        """``dL/da_in = mask * dL/da_out`` (the forward's mask, the same at every step)."""
+        if not need_input_grad:
+            return LayerGrad(None, None, g_out)
+        return LayerGrad(None, g_out if mask is None else g_out * mask[None], g_out)
+
+
+# ----------------------------------------------------------------------------------------- spiking layer
+#: A backward rule: ``rule(g, state, params, threshold) -> (delta, branch)`` turns ``g = dL/da`` of a
+#: spiking layer into ``delta = dL/dx`` (e.g. :func:`reference.tsslbp.tsslbp_delta`).
+BackwardRule = Callable[[np.ndarray, NeuronState, NeuronParams, float], tuple]
+
+
+@dataclass(frozen=True)
+class SpikingCache:
+    """What a :class:`Spiking` layer's forward hands to its backward.
+
+    synapse : the cache of its :class:`Dense` / :class:`Conv2d` forward
+    state : :class:`reference.neuron.NeuronState`, the neurons' ``u``, ``du``, ``s``, ``a`` (T, N, ...)
+    """
+
+    synapse: object
+    state: NeuronState
+
+
+class Spiking:
+    """A weighted layer of the config (``conv`` or ``linear``): synapses, then LIF neurons and their PSP.
+
+    Forward: ``x = synapse(a_in)``, then :func:`reference.neuron.lif_forward` gives ``u, du, s, a``; the
+    layer's output is its neurons' PSP ``a``.  Backward: ``delta = rule(g, state)`` (TSSL-BP by default,
+    paper-notes section 3), then the synapse's backward gives ``dL/dW`` and ``dL/da_in``.
+
+    Parameters
+    ----------
+    synapse : Dense or Conv2d
+    params : NeuronParams (tau_m, tau_s)
+    threshold : float, the layer's firing threshold (config key ``threshold``)
+    rule : BackwardRule
+    """
+
+    has_neurons = True
+
+    def __init__(self, synapse, params: NeuronParams, threshold: float, rule: BackwardRule):
+        self.synapse, self.params, self.threshold, self.rule = synapse, params, float(threshold), rule
+        self.name, self.kind = synapse.name, synapse.kind
+        self.in_shape, self.out_shape = synapse.in_shape, synapse.out_shape
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The synapse's weight (authors' layout), the live array."""
+        return self.synapse.weight
+
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
+        """a_in : (T, N, ...) input PSP.  Returns ``(a, SpikingCache)``: a (T, N, OH, OW, C) or (T, N, F)."""
+        x, syn_cache = self.synapse.forward(a_in)
+        state = lif_forward(x, self.params, self.threshold)
+        return state.a, SpikingCache(syn_cache, state)
+
+    def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True) -> LayerGrad:
+        """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch)."""
+        delta, branch = self.rule(g, cache.state, self.params, self.threshold)
+        grad = self.synapse.backward(delta, cache.synapse, need_input_grad=need_input_grad)
+        return LayerGrad(grad.dW, grad.g_in, delta, branch)
 
 
 # ---------------------------------------------------------------------------------------- initialisation

@@ -13,16 +13,22 @@ in the authors' layouts: weights ``(out, in)`` / ``(out, in, kh, kw)`` by layer 
 """
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from .config import Config, load_config
-from .layers import Conv2d, Dense, Dropout, SumPool2d, init_conv_weight, init_linear_weight
+from .layers import Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weight, init_linear_weight
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
-from .neuron import NeuronState, lif_forward, psp
+from .neuron import NeuronState, psp
 from .surrogate import bptt_delta
-from .tsslbp import tsslbp_delta
+from .tsslbp import WARMUP_MODES, tsslbp_delta
+
+
+class SizeError(MemoryError):
+    """A network or batch whose arrays would not fit in this machine's memory (checked before allocating)."""
 
 
 @dataclass
@@ -33,6 +39,7 @@ class LayerRecord:
     ----------
     name, kind : the config's layer name and type
     out : (T, N, ...) the layer's output PSP (pooling: pooled PSP; dropout: dropped PSP)
+    cache : what the layer's forward handed back for its backward (:mod:`reference.layers`)
     state : NeuronState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
     delta : (T, N, ...) after backward: ``dL/dx`` of a spiking layer; ``dL/d out`` for pooling/dropout
     branch : int8 (T, N, ...) after backward: which TSSL-BP branch produced each delta (spiking layers)
@@ -41,6 +48,7 @@ class LayerRecord:
     name: str
     kind: str
     out: np.ndarray
+    cache: object = None
     state: NeuronState | None = None
     delta: np.ndarray | None = None
     branch: np.ndarray | None = None
@@ -80,29 +88,40 @@ class Network:
         self.params = self.config.params
         self.n_steps = self.params.n_steps
         self.rng = np.random.default_rng(seed)
-        self.options = dict(inter=inter, intra=intra, warmup=warmup)
+        if warmup not in WARMUP_MODES:
+            raise ValueError(f"warmup must be one of {sorted(WARMUP_MODES)}, got {warmup!r}")
+        if count_of not in ("psp", "spikes"):
+            raise ValueError(f"count_of must be 'psp' or 'spikes', got {count_of!r}")
+        self.options = dict(inter=bool(inter), intra=bool(intra), warmup=warmup)
         self.count_of = count_of
         self.dropout_unit = dropout_unit
         if backward not in ("tsslbp", "bptt"):
             raise ValueError(f"backward must be 'tsslbp' or 'bptt', got {backward!r}")
         self.backward_rule = backward
+        if backward == "bptt":
+            self.rule = bptt_delta
+        else:
+            self.rule = functools.partial(tsslbp_delta, **self.options)
         net = self.config.network
         self.loss_name = net["loss"]
         self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
+        _check_fits(_weight_count(self.config) * self.dtype.itemsize * 4, "the weights and their AdamW state")
         self.layers = [self._build(name, c) for name, c in self.config.layers]
         self.records: list[LayerRecord] = []
-        self._thresholds = {name: c.get("threshold") for name, c in self.config.layers}
 
     # ------------------------------------------------------------------------------------ construction
     def _build(self, name: str, c: dict):
+        """One layer of the config: conv/linear become :class:`~reference.layers.Spiking` layers."""
         kind = c["type"]
         if kind == "linear":
             w = init_linear_weight(c["n_outputs"], c["n_inputs"], c["weight_scale"], self.rng)
-            return Dense(name, w.astype(self.dtype), c["in_shape"])
+            synapse = Dense(name, w.astype(self.dtype), c["in_shape"])
+            return Spiking(synapse, self.params, c["threshold"], self.rule)
         if kind == "conv":
             (kh, kw) = c["kernel_size"]
             w = init_conv_weight(c["out_channels"], c["in_channels"], kh, kw, c["weight_scale"], self.rng)
-            return Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
+            synapse = Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
+            return Spiking(synapse, self.params, c["threshold"], self.rule)
         if kind == "pooling":
             return SumPool2d(name, c["kernel_size"], c["in_shape"], c["theta"])
         return Dropout(name, c["p"], c["in_shape"], self.dropout_unit)
@@ -157,11 +176,15 @@ class Network:
             x = x.transpose(4, 0, 2, 3, 1)
         else:
             raise ValueError(f"inputs must be (N, C, H, W) or (N, C, H, W, T), got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.number):
-            raise TypeError(f"inputs must be numeric, got {x.dtype}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("inputs contain NaN or inf")
-        return psp(np.ascontiguousarray(x, dtype=self.dtype), self.params.tau_s)
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
+            raise TypeError(f"inputs must be real numbers, got {x.dtype}")
+        _check_fits(self.config.activation_bytes(x.shape[1], self.dtype.itemsize), f"a batch of {x.shape[1]} samples")
+        with np.errstate(over="ignore"):  # values beyond float32's range become inf: tested just below
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        if not np.all(np.isfinite(x)):  # after the cast: float64 values beyond float32's range become inf
+            raise ValueError(f"inputs contain NaN or inf (in {self.dtype.name}; |values| must stay below "
+                             f"{np.finfo(self.dtype).max:.3g})")
+        return psp(x, self.params.tau_s)
 
     def forward(self, inputs: np.ndarray, train: bool = False) -> np.ndarray:
         """Run the network; returns the output layer's PSP, (T, N, n_class), and keeps :attr:`records`.
@@ -170,19 +193,11 @@ class Network:
         """
         a = self.encode(inputs)
         self._a0_shape = a.shape
-        self.records = []
+        records = []
         for layer in self.layers:
-            if layer.has_neurons:
-                x = layer.forward(a)
-                state = lif_forward(x, self.params, self._thresholds[layer.name])
-                a = state.a
-                self.records.append(LayerRecord(layer.name, layer.kind, a, state))
-            elif layer.kind == "pooling":
-                a = layer.forward(a)
-                self.records.append(LayerRecord(layer.name, layer.kind, a))
-            else:
-                a = layer.forward(a, self.rng, train)
-                self.records.append(LayerRecord(layer.name, layer.kind, a))
+            a, cache = layer.forward(a, train=train, rng=self.rng)
+            records.append(LayerRecord(layer.name, layer.kind, a, cache, getattr(cache, "state", None)))
+        self.records = records
         return a.reshape(a.shape[0], a.shape[1], -1)
 
     # -------------------------------------------------------------------------------------------- loss
@@ -194,6 +209,19 @@ class Network:
             net = self.config.network
             return count_loss(out, labels, net["desired_count"], net["undesired_count"])
         return softmax_loss(out, labels)
+
+    def loss_sum(self, loss: float, n: int) -> float:
+        """The loss of a batch of ``n`` samples as a sum over its samples, whatever the loss's reduction.
+
+        The kernel and count losses are sums over the batch (as the authors'); the softmax loss is their
+        ``F.cross_entropy``, a batch mean, so it is multiplied by ``n``.  Training and test losses are
+        reported per sample from these sums, so they are comparable.
+        """
+        return loss * n if self.loss_name == "softmax" else loss
+
+    def check_batch_fits(self, batch_size: int) -> None:
+        """Raise :class:`SizeError` when a training batch of ``batch_size`` would not fit in memory."""
+        _check_fits(self.config.activation_bytes(batch_size, self.dtype.itemsize), f"a batch of {batch_size} samples")
 
     def predict(self, out: np.ndarray) -> np.ndarray:
         """Predicted class per sample from the output PSP (T, N, n_class) of the last :meth:`forward`."""
@@ -212,19 +240,11 @@ class Network:
         g = np.asarray(g_out, dtype=self.dtype).reshape(self.records[-1].out.shape)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, rec = self.layers[i], self.records[i]
-            in_shape = self.records[i - 1].out.shape if i > 0 else self._a0_shape
-            if layer.has_neurons:
-                thr = self._thresholds[layer.name]
-                if self.backward_rule == "bptt":
-                    rec.delta, rec.branch = bptt_delta(g, rec.state, self.params, thr)
-                else:
-                    rec.delta, rec.branch = tsslbp_delta(g, rec.state, self.params, thr, **self.options)
-                grads[layer.name], g_in = layer.backward(rec.delta, need_input_grad=i > 0)
-            else:
-                rec.delta = g
-                g_in = layer.backward(g)
-            if i > 0:
-                g = g_in.reshape(in_shape)
+            grad = layer.backward(g, rec.cache, need_input_grad=i > 0)
+            rec.delta, rec.branch = grad.delta, grad.branch
+            if grad.dW is not None:
+                grads[layer.name] = grad.dW
+            g = grad.g_in
         return {name: grads[name] for name in self.weights}
 
     def gradients(self, inputs: np.ndarray, labels: np.ndarray, train: bool = False):
@@ -242,6 +262,40 @@ class Network:
         """Every layer's delta of the last backward, (N, C, H, W, T): ``dL/dx`` of spiking layers,
         ``dL/d output`` of pooling and dropout layers."""
         return {rec.name: to_authors_layout(rec.delta) for rec in self.records}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _weight_count(config: Config) -> int:
+    """Number of trainable weights of a config (checked before any is allocated)."""
+    total = 0
+    for _, c in config.layers:
+        if c["type"] == "linear":
+            total += c["n_inputs"] * c["n_outputs"]
+        elif c["type"] == "conv":
+            total += c["in_channels"] * c["out_channels"] * c["kernel_size"][0] * c["kernel_size"][1]
+    return total
+
+
+def _check_fits(n_bytes: int, what: str) -> None:
+    """Raise :class:`SizeError` when ``n_bytes`` (an estimate) exceed the memory available now."""
+    avail = available_memory()
+    if avail is not None and n_bytes > avail:
+        raise SizeError(f"{what} would need about {n_bytes / 2**30:.1f} GiB, but only {avail / 2**30:.1f} GiB "
+                        f"of memory is available: use a smaller batch or network")
 
 
 def to_authors_layout(arr: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ def test_conv_forward_backward_equal_naive(stride, padding, dilation, kernel, in
     weight = rng.normal(size=(out_c, c, *kernel))
     a_auth = rng.normal(size=(N, c, h, w, T))
     layer = Conv2d("conv", weight, in_shape, stride, padding, dilation)
-    x = layer.forward(from_authors(a_auth))
+    x, cache = layer.forward(from_authors(a_auth))
     ref = naive.conv_forward(a_auth, weight, stride, padding, dilation)
     oh = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
     ow = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
@@ -46,12 +46,13 @@ def test_conv_forward_backward_equal_naive(stride, padding, dilation, kernel, in
     assert x.shape == (T, N, oh, ow, out_c)
     assert rel_err(to_authors(x), ref) < 1e-12  # float64 twins
     delta_auth = rng.normal(size=ref.shape)
-    dw, g_in = layer.backward(from_authors(delta_auth))
+    dw, g_in, *_ = layer.backward(from_authors(delta_auth), cache)
     dw_ref, g_ref = naive.conv_backward(delta_auth, a_auth, weight, stride, padding, dilation)
     assert dw.shape == weight.shape
+    assert g_in.shape == (T, N, h, w, c)  # the input's shape
     assert rel_err(dw, dw_ref) < 1e-12
-    assert rel_err(to_authors(g_in.reshape(T, N, h, w, c)), g_ref) < 1e-12
-    dw2, none = layer.backward(from_authors(delta_auth), need_input_grad=False)
+    assert rel_err(to_authors(g_in), g_ref) < 1e-12
+    dw2, none, *_ = layer.backward(from_authors(delta_auth), cache, need_input_grad=False)
     assert none is None
     np.testing.assert_array_equal(dw2, dw)  # same GEMM on the same arrays
 
@@ -60,8 +61,8 @@ def test_conv_float32_matches_float64():
     rng = np.random.default_rng(1)
     weight = rng.normal(size=(4, 3, 3, 3))
     a = rng.normal(size=(T, N, 9, 9, 3))
-    x64 = Conv2d("c", weight, (3, 9, 9), (2, 2), (1, 1)).forward(a)
-    x32 = Conv2d("c", weight.astype(np.float32), (3, 9, 9), (2, 2), (1, 1)).forward(a.astype(np.float32))
+    x64, _ = Conv2d("c", weight, (3, 9, 9), (2, 2), (1, 1)).forward(a)
+    x32, _ = Conv2d("c", weight.astype(np.float32), (3, 9, 9), (2, 2), (1, 1)).forward(a.astype(np.float32))
     assert x32.dtype == np.float32
     assert rel_err(x32, x64) < 1e-5  # float32 sums of 27 products: ~27 * 6e-8, margin
 
@@ -76,10 +77,10 @@ def test_dense_feature_vector_equals_einsum():
     rng = np.random.default_rng(2)
     weight, a = rng.normal(size=(7, 11)), rng.normal(size=(T, N, 11))
     layer = Dense("fc", weight, (11, 1, 1))
-    x = layer.forward(a)
+    x, cache = layer.forward(a)
     assert rel_err(x, np.einsum("oi,tni->tno", weight, a)) < 1e-12  # float64, other summation order
     delta = rng.normal(size=(T, N, 7))
-    dw, g_in = layer.backward(delta)
+    dw, g_in, *_ = layer.backward(delta, cache)
     assert rel_err(dw, np.einsum("tno,tni->oi", delta, a)) < 1e-12
     assert rel_err(g_in.reshape(T, N, 11), np.einsum("tno,oi->tni", delta, weight)) < 1e-12
 
@@ -93,12 +94,12 @@ def test_dense_after_conv_uses_authors_chw_flatten_order(in_shape):
     weight = rng.normal(size=(5, n_in))
     a_auth = rng.normal(size=(N, c, h, w, T))
     layer = Dense("fc", weight, in_shape)
-    x = layer.forward(from_authors(a_auth))  # internal (T, N, H, W, C)
+    x, cache = layer.forward(from_authors(a_auth))  # internal (T, N, H, W, C)
     flat = a_auth.reshape(N, n_in, T)  # the authors' reshape: (C, H, W) row-major
     ref = np.einsum("oi,nit->not", weight, flat)
     assert rel_err(x.transpose(1, 2, 0), ref) < 1e-12  # float64
     delta = rng.normal(size=(N, 5, T))
-    dw, g_in = layer.backward(np.ascontiguousarray(delta.transpose(2, 0, 1)))
+    dw, g_in, *_ = layer.backward(np.ascontiguousarray(delta.transpose(2, 0, 1)), cache)
     assert rel_err(dw, np.einsum("not,nit->oi", delta, flat)) < 1e-12
     g_ref = np.einsum("not,oi->nit", delta, weight).reshape(N, c, h, w, T)
     assert rel_err(to_authors(g_in.reshape(T, N, h, w, c)), g_ref) < 1e-12
@@ -106,7 +107,7 @@ def test_dense_after_conv_uses_authors_chw_flatten_order(in_shape):
     j = n_in - 2
     e = np.zeros((1, n_in))
     e[0, j] = 1.0
-    x1 = Dense("fc", e, in_shape).forward(from_authors(a_auth))
+    x1, _ = Dense("fc", e, in_shape).forward(from_authors(a_auth))
     ci, hi, wi = np.unravel_index(j, (c, h, w))
     np.testing.assert_array_equal(x1[:, :, 0], a_auth[:, ci, hi, wi, :].T)  # one product with 1.0: exact
 
@@ -118,12 +119,12 @@ def test_sum_pool_equals_naive_including_dropped_edges(k, hw, theta):
     c = 3
     a_auth = rng.normal(size=(N, c, *hw, T))
     layer = SumPool2d("pool", k, (c, *hw), theta)
-    out = layer.forward(from_authors(a_auth))
+    out, cache = layer.forward(from_authors(a_auth))
     ref = naive.pool_forward(a_auth, k, theta)
     assert layer.out_shape == (c, hw[0] // k, hw[1] // k)
     assert rel_err(to_authors(out), ref) < 1e-12  # float64, k*k-term sums in another order
     g_auth = rng.normal(size=ref.shape)
-    g_in = layer.backward(from_authors(g_auth))
+    g_in = layer.backward(from_authors(g_auth), cache).g_in
     g_ref = naive.pool_backward(g_auth, a_auth.shape, k, theta)
     np.testing.assert_array_equal(to_authors(g_in), g_ref)  # theta * g copied: exact
     # the dropped last row/column (odd sizes) gets no gradient
@@ -193,7 +194,7 @@ def test_dropout_mask_shared_over_time_and_inverted_scaling():
     p = 0.25
     layer = Dropout("drop", p, (3, 10, 10))
     a = np.ones((4, 50, 10, 10, 3))
-    out = layer.forward(a, np.random.default_rng(7), train=True)
+    out, mask = layer.forward(a, rng=np.random.default_rng(7), train=True)
     for t in range(1, 4):
         np.testing.assert_array_equal(out[t], out[0])  # one mask for all time steps
     kept = out[0] != 0
@@ -201,24 +202,27 @@ def test_dropout_mask_shared_over_time_and_inverted_scaling():
     # drop fraction: 15000 Bernoulli(0.25) units, standard error sqrt(0.25*0.75/15000) = 0.0035: 5 SE = 0.018
     assert abs((~kept).mean() - p) < 0.018
     g = np.random.default_rng(8).normal(size=a.shape)
-    np.testing.assert_array_equal(layer.backward(g), g * out[0][None])  # same mask in the backward
+    np.testing.assert_array_equal(layer.backward(g, mask).g_in, g * out[0][None])  # same mask in the backward
     # random input: out = a * mask at every step
     a2 = np.random.default_rng(9).normal(size=a.shape)
-    out2 = layer.forward(a2, np.random.default_rng(7), train=True)  # same rng seed: same mask
+    out2, _ = layer.forward(a2, rng=np.random.default_rng(7), train=True)  # same rng seed: same mask
     np.testing.assert_array_equal(out2, a2 * out[0][None])
 
 
 def test_dropout_identity_in_evaluation_and_bad_p():
     layer = Dropout("drop", 0.5, (2, 3, 3))
     a = np.random.default_rng(0).normal(size=(5, 2, 3, 3, 2))
-    assert layer.forward(a, None, train=False) is a
+    out, mask = layer.forward(a, train=False)
+    assert out is a and mask is None
     g = np.ones_like(a)
-    assert layer.backward(g) is g
-    assert Dropout("d0", 0.0, (2, 3, 3)).forward(a, np.random.default_rng(0), train=True) is a
+    assert layer.backward(g, mask).g_in is g
+    assert Dropout("d0", 0.0, (2, 3, 3)).forward(a, rng=np.random.default_rng(0), train=True)[0] is a
+    with pytest.raises(ValueError, match="rng"):
+        layer.forward(a, train=True)
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="'d'"):
             Dropout("d", bad, (1, 1, 1))
-    out = Dropout("d32", 0.5, (4,)).forward(np.ones((2, 3, 4), np.float32), np.random.default_rng(1), True)
+    out, _ = Dropout("d32", 0.5, (4,)).forward(np.ones((2, 3, 4), np.float32), rng=np.random.default_rng(1), train=True)
     assert out.dtype == np.float32
 
 
@@ -248,20 +252,20 @@ def test_conv_init_is_uniform_within_bound_times_weight_scale(shape, scale):
 @pytest.mark.parametrize("unit,shared_axes", [("feature", ()), ("row", (3,)), ("sample", (2, 3, 4))])
 def test_dropout_units_share_the_mask_as_documented(unit, shared_axes):
     layer = Dropout("d", 0.5, (4, 6, 7), unit=unit)
-    out = layer.forward(np.ones((2, 400, 6, 7, 4)), np.random.default_rng(0), train=True)  # (T, N, H, W, C)
+    out, mask = layer.forward(np.ones((2, 400, 6, 7, 4)), rng=np.random.default_rng(0), train=True)  # (T, N, H, W, C)
     kept = out != 0
     assert np.all(kept == kept[:1])  # shared over time, always
     for axis in (2, 3, 4):  # H, W, C
         shared = np.all(kept == np.take(kept, [0], axis=axis))
         assert shared == (axis in shared_axes), (unit, axis)
     assert abs(kept.mean() - 0.5) < 0.1  # >= 400 units: 4 standard deviations
-    np.testing.assert_array_equal(layer.backward(np.ones_like(out)), out)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(out), mask).g_in, out)
 
 
 def test_dropout_unit_after_dense_layer_row_equals_feature():
     a = np.ones((5, 8, 16))
-    f = Dropout("d", 0.5, (16, 1, 1), unit="feature").forward(a, np.random.default_rng(3), True)
-    r = Dropout("d", 0.5, (16, 1, 1), unit="row").forward(a, np.random.default_rng(3), True)
+    f, _ = Dropout("d", 0.5, (16, 1, 1), unit="feature").forward(a, rng=np.random.default_rng(3), train=True)
+    r, _ = Dropout("d", 0.5, (16, 1, 1), unit="row").forward(a, rng=np.random.default_rng(3), train=True)
     np.testing.assert_array_equal(f, r)
     with pytest.raises(ValueError, match="unit"):
         Dropout("d", 0.5, (16, 1, 1), unit="channel")

@@ -320,7 +320,8 @@ L.save(fig, "spike_time_derivative")
 # A neuron inside a real network: the demo MLP (`configs/demo_MNIST_MLP.yaml`, 784-400-400-10, T = 5)
 # after a few training steps on real MNIST digits, so that every layer fires. The error arriving at
 # layer `hidden_2`, `g = dL/da`, is what the next layer sends back, `W^T delta_output`
-# (`net.layers[i+1].backward`).
+# (the synapse's backward of layer `i+1`, `net.layers[i+1].synapse.backward`, given the delta and the
+# forward's cache).
 
 # %%
 x_tr, y_tr = mnist_images(300, "train")
@@ -340,7 +341,8 @@ assert all(rec.state.firing_rate > 0 for rec in net.records), "every layer fires
 # %%
 i_layer = 1                                            # hidden_2
 rec = net.records[i_layer]
-_, g_in = net.layers[i_layer + 1].backward(net.records[i_layer + 1].delta)
+above = net.records[i_layer + 1]
+g_in = net.layers[i_layer + 1].synapse.backward(above.delta, above.cache.synapse).g_in
 g = g_in.reshape(rec.state.u.shape)                    # (T, N, 400): dL/da of hidden_2
 st = rec.state
 G = spike_error(g, psp_kernel(net.n_steps, P.tau_s, g.dtype))

@@ -321,7 +321,7 @@ for i in range(len(net.records) - 1, -1, -1):
     lost = np.abs(intra_i[r.branch == BRANCH_WARMUP]).sum() / max(np.abs(intra_i).sum(), 1e-30)
     print(f"{r.name}: share of sum|intra| on steps where the warm-up replaces it: {100 * lost:.1f}%")
     if i > 0:
-        _, g_layer = net.layers[i].backward(r.delta)
+        g_layer = net.layers[i].synapse.backward(r.delta, r.cache.synapse).g_in
 
 # %% [markdown]
 # A neuron of `hidden_2`, with and without the intra term:

@@ -124,9 +124,11 @@ L.save(fig, "output_error")
 # %% [markdown]
 # ## 3. The backward loop, written out
 #
-# This is `Network.backward` for a network of dense spiking layers, in a few lines. `layer.backward`
-# (`reference.layers.Dense.backward`) does the two matrix products; it remembers its input `a_{l-1}`
-# from the forward pass.
+# This is `Network.backward` for a network of dense spiking layers, in a few lines. Each layer is a
+# `reference.layers.Spiking` layer: synapses (`layer.synapse`, a `Dense`) and LIF neurons. Layers keep
+# nothing from the forward pass: what the backward needs came back from the forward as the layer's
+# `cache` (kept in `rec.cache`): the neurons' state (`cache.state`: u, du, s, a) and the synapse's input
+# `a_{l-1}` (`cache.synapse`). `layer.synapse.backward` does the two matrix products.
 
 # %%
 thresholds = {name: c["threshold"] for name, c in net.config.layers}
@@ -134,8 +136,9 @@ g = g_out  # g_L, (T, N, 10)
 by_hand, g_below, flow = {}, {}, []
 for i in range(len(net.layers) - 1, -1, -1):
     layer, rec = net.layers[i], net.records[i]
-    delta, branch = tsslbp_delta(g, rec.state, net.params, thresholds[layer.name])  # dL/dx_l
-    by_hand[layer.name], g_in = layer.backward(delta, need_input_grad=i > 0)        # dL/dW_l, dL/da_{l-1}
+    delta, branch = tsslbp_delta(g, rec.cache.state, net.params, thresholds[layer.name])  # dL/dx_l
+    grad = layer.synapse.backward(delta, rec.cache.synapse, need_input_grad=i > 0)
+    by_hand[layer.name], g_in = grad.dW, grad.g_in                                    # dL/dW_l, dL/da_{l-1}
     flow.append((layer.name, g.shape, delta.shape, by_hand[layer.name].shape,
                  None if g_in is None else g_in.reshape(net.n_steps, len(x), -1).shape))
     if i > 0:

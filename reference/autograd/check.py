@@ -120,36 +120,35 @@ def check_parts(backend, seed: int = 0) -> list[Row]:
 
     # dense after a conv-shaped input: our channels-last weight permutation included
     a = rng.normal(size=(t, n, 4, 4, 3))
-    dense.forward(a)
+    _, cache = dense.forward(a)
     delta = rng.normal(size=(t, n, 6))
-    dw, g_in = dense.backward(delta)
+    dw, g_in, *_ = dense.backward(delta, cache)
     ga, gw = b.vjp(lambda x, w: x.reshape(t, n, -1) @ b.permute(w, (1, 0)), [_nchw(a), dense.weight], delta)
     rows += [_row("parts", "dense", "dL/dW", dw, gw, TOL_PARTS),
              _row("parts", "dense", "dL/da_in", g_in.reshape(a.shape), _nhwc(ga), TOL_PARTS)]
 
     # conv with stride, padding, dilation and a non-square kernel
     a = rng.normal(size=(t, n, 7, 8, 2))
-    x = conv.forward(a)
+    x, cache = conv.forward(a)
     delta = rng.normal(size=x.shape)
-    dw, g_in = conv.backward(delta)
+    dw, g_in, *_ = conv.backward(delta, cache)
     ga, gw = b.vjp(lambda v, w: b.conv(v, w, conv.stride, conv.padding, conv.dilation), [_nchw(a), conv.weight], _nchw(delta))
     rows += [_row("parts", "conv", "dL/dW", dw, gw, TOL_PARTS),
              _row("parts", "conv", "dL/da_in", g_in.reshape(a.shape), _nhwc(ga), TOL_PARTS)]
 
     # sum pooling (7 rows: the last one is dropped)
     a = rng.normal(size=(t, n, 7, 6, 3))
-    out = pool.forward(a)
+    out, cache = pool.forward(a)
     g = rng.normal(size=out.shape)
     (ga,) = b.vjp(lambda v: twin.sum_pool(v, pool.k) * pool.theta, [_nchw(a)], _nchw(g))
-    rows.append(_row("parts", "pooling", "dL/da_in", pool.backward(g), _nhwc(ga), TOL_PARTS))
+    rows.append(_row("parts", "pooling", "dL/da_in", pool.backward(g, cache).g_in, _nhwc(ga), TOL_PARTS))
 
     # dropout with a drawn mask (one per sample and feature, shared over time)
     a = rng.normal(size=(t, n, 4, 4, 3))
-    drop.forward(a, rng, train=True)
+    _, mask = drop.forward(a, rng=rng, train=True)
     g = rng.normal(size=a.shape)
-    mask = drop._mask
     (ga,) = b.vjp(lambda v: v * b.asarray(mask[None], like=v), [a], g)
-    rows.append(_row("parts", "dropout", "dL/da_in", drop.backward(g), ga, TOL_PARTS))
+    rows.append(_row("parts", "dropout", "dL/da_in", drop.backward(g, mask).g_in, ga, TOL_PARTS))
 
     # losses
     out = np.abs(rng.normal(size=(t, 4, 10))) * 0.3
@@ -225,23 +224,25 @@ def check_finite_differences(seed: int = 0, n_directions: int = 4) -> list[Row]:
 
     for layer, shape in ((dense, (t, n, 4, 4, 3)), (conv, (t, n, 7, 8, 2))):
         a = rng.normal(size=shape)
-        delta = rng.normal(size=layer.forward(a).shape)
-        dw, g_in = layer.backward(delta)
+        x, cache = layer.forward(a)
+        delta = rng.normal(size=x.shape)
+        dw, g_in, *_ = layer.backward(delta, cache)
         w0 = layer.weight.copy()
 
         def f_w(w, a=a, layer=layer, delta=delta, w0=w0):
             layer.weight = w
-            val = np.sum(delta * layer.forward(a))
+            val = np.sum(delta * layer.forward(a)[0])
             layer.weight = w0
             return val
 
         add(layer.kind if layer.kind != "linear" else "dense", "dL/dW", f_w, w0, dw)
         add(layer.kind if layer.kind != "linear" else "dense", "dL/da_in",
-            lambda z, layer=layer, delta=delta: np.sum(delta * layer.forward(z)), a, g_in.reshape(a.shape))
+            lambda z, layer=layer, delta=delta: np.sum(delta * layer.forward(z)[0]), a, g_in.reshape(a.shape))
 
     a = rng.normal(size=(t, n, 7, 6, 3))
-    g = rng.normal(size=pool.forward(a).shape)
-    add("pooling", "dL/da_in", lambda z: np.sum(g * pool.forward(z)), a, pool.backward(g))
+    out, cache = pool.forward(a)
+    g = rng.normal(size=out.shape)
+    add("pooling", "dL/da_in", lambda z: np.sum(g * pool.forward(z)[0]), a, pool.backward(g, cache).g_in)
 
     out = np.abs(rng.normal(size=(t, 4, 10))) * 0.3
     labels = rng.integers(0, 10, size=4)
