@@ -108,7 +108,8 @@ def cached_run(name: str, config: dict, *, epochs: int, seed: int = 3, net_optio
         return done[:epochs]
     resume = os.path.exists(os.path.join(folder, "checkpoint.npz"))
     print(f"[{name}] {'resuming' if resume else 'training'}: {epochs} epochs ({len(done)} done)", flush=True)
-    train(config, out_dir=folder, epochs=epochs, seed=seed, resume=resume, net_options=net_options,
+    train(config if not resume else None, out_dir=folder, epochs=epochs, seed=None if resume else seed,
+          resume=resume, overwrite=not resume, net_options=None if resume else net_options,
           train_limit=train_limit, test_limit=test_limit, progress=not fast() and sys.stderr.isatty(),
           log=lambda msg: print(f"[{name}] {msg}", flush=True))
     return read_csv(metrics)[:epochs]

@@ -1,7 +1,13 @@
-"""Command line: ``python -m reference {gradients,train,evaluate,demo,gradcheck,bptt-compare,...} ...``.
+"""Command line: ``python -m reference {train,evaluate,demo,gradients,gradcheck,bptt-compare,...} ...``.
 
-Every command checks its inputs and ends with a one-line message and exit code 2 on bad input (never a
-traceback from inside a kernel); files are written atomically, and nothing is written on error.
+Every command checks its inputs first.  A failure is one line on stderr, ``error: ...``, with exit code 2
+(never a traceback from inside a kernel), and leaves nothing behind: every file is written atomically
+(:mod:`reference.atomic`) and the run folder keeps its promises (:mod:`reference.runs`).  Ctrl-C during
+``train`` saves a checkpoint and exits with 130.
+
+The commands that need PyTorch or JAX (``gradcheck``, ``bptt-compare``, ``import-checkpoint``,
+``export-checkpoint``) import them only when they run; a missing framework is one line saying how to
+install it.  This is the one CLI module: :mod:`reference.autograd` does not import it.
 """
 from __future__ import annotations
 
@@ -12,24 +18,46 @@ import time
 
 import numpy as np
 
+from .atomic import WriteError, atomic_savez
 from .config import ConfigError, load_config
 
+EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
     """Bad user input: printed as ``error: ...`` with exit code 2."""
 
 
-# ------------------------------------------------------------------------------------------- gradients
+# ---------------------------------------------------------------------------------- shared helpers
+def _config(path):
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+
+
 def _load_npz(path: str, what: str) -> dict:
     if not os.path.exists(path):
         raise UsageError(f"{what} file not found: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{what} file {path} is a folder")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.keys()}
     except Exception as err:  # zip/format errors come in many types
-        raise UsageError(f"{what} file {path} is not a readable .npz archive ({err})") from None
+        raise UsageError(f"{what} file {path} is not a readable .npz archive ({type(err).__name__}: {err})") from None
+
+
+def _read_weights(path) -> dict:
+    """Weight arrays of a plain weights ``.npz`` or of this project's ``weights.npz`` / ``checkpoint.npz``."""
+    from .runs import CheckpointError, read_weights
+
+    try:
+        return read_weights(path)
+    except CheckpointError as err:
+        raise UsageError(str(err)) from None
 
 
 def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +74,10 @@ def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:
     if x.shape[1:] not in ((c, h, w), (c, h, w, t)) or x.shape[0] < 1:
         raise UsageError(f"inputs: 'input' has shape {x.shape}; this config expects (N, {c}, {h}, {w}) "
                          f"or (N, {c}, {h}, {w}, {t})")
-    if not np.all(np.isfinite(x)):
-        raise UsageError("inputs: 'input' contains NaN or inf")
+    with np.errstate(over="ignore"):  # overflow is what we test for
+        finite32 = np.all(np.isfinite(x.astype(np.float32)))
+    if not finite32:
+        raise UsageError("inputs: 'input' contains NaN or inf (or values beyond float32's range, ~3.4e38)")
     if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
         raise UsageError(f"inputs: 'labels' must be integers of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
     n_class = config.network["n_class"]
@@ -56,16 +86,18 @@ def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def check_weights(data: dict, net) -> dict:
-    """Validate a weights archive against a network: same layer names, shapes, finite floats."""
-    own = net.weights
+def check_weights(data: dict, config) -> dict:
+    """Validate weight arrays against a config: same layer names, shapes, finite floats."""
+    from .autograd.checkpoint import expected_shapes
+
+    own = expected_shapes(config)
     unknown, missing = sorted(set(data) - set(own)), sorted(set(own) - set(data))
     if unknown or missing:
         raise UsageError(f"weights: layer names do not match the config: unknown {unknown}, missing {missing}; "
                          f"the config's weighted layers are {list(own)}")
     for name, w in data.items():
-        if w.shape != own[name].shape:
-            raise UsageError(f"weights: layer '{name}' has shape {w.shape}, expected {own[name].shape} "
+        if w.shape != own[name]:
+            raise UsageError(f"weights: layer '{name}' has shape {w.shape}, expected {own[name]} "
                              f"(linear (out, in), conv (out, in, kh, kw))")
         if not np.issubdtype(w.dtype, np.floating):
             raise UsageError(f"weights: layer '{name}' must be floating point, got {w.dtype}")
@@ -74,6 +106,61 @@ def check_weights(data: dict, net) -> dict:
     return data
 
 
+def _output_file(path: str) -> str:
+    """Check that ``path`` can be written as a file: its folder exists, it is not a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"output folder does not exist: {folder}")
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path} is a folder; give a file name")
+    return path
+
+
+def _output_folder(path: str) -> str:
+    """Create the output folder ``path`` (or accept an existing one); a file in the way is an error."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {path} is a file; give a folder")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _net_options(args) -> dict:
+    """The Network options the user gave explicitly (None means "not given")."""
+    opts = {}
+    for key in ("warmup", "target_filter", "backward", "dropout_unit"):
+        if getattr(args, key, None) is not None:
+            opts[key] = getattr(args, key)
+    if getattr(args, "no_inter", False):
+        opts["inter"] = False
+    if getattr(args, "no_intra", False):
+        opts["intra"] = False
+    return opts
+
+
+def _batch(args, config):
+    """Inputs and labels: from ``--inputs`` or the first ``--batch`` images of the dataset's test split."""
+    if args.inputs:
+        x, y = check_inputs(_load_npz(args.inputs, "inputs"), config)
+        return x, y, f"{len(y)} samples from {args.inputs}"
+    from .train import load_split
+
+    name = config.network["dataset"]
+    if name not in ("MNIST", "FashionMNIST"):
+        raise UsageError(f"the config's dataset {name!r} is not downloaded by this project; give --inputs X.npz")
+    split = load_split(name, "test", limit=args.batch, data_dir=args.data_dir, verbose=False)
+    return split.images, split.labels, f"the first {len(split.labels)} {name} test images ({split.source})"
+
+
+def _require(framework):
+    from .autograd import require
+
+    try:
+        require(framework)
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+
+
+# ------------------------------------------------------------------------------------------- gradients
 def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndarray, dtype=np.float32, **options) -> dict:
     """Loss, weight gradients, layer outputs and deltas of one batch, as the archive of ``gradients`` holds them.
 
@@ -94,14 +181,11 @@ def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndar
 
 def cmd_gradients(args) -> int:
     config = _config(args.config)
-    from .network import Network
-
-    net_options = _net_options(args)
+    _output_file(args.out)
     inputs, labels = check_inputs(_load_npz(args.inputs, "inputs"), config)
-    probe = Network(config, dtype=args.dtype, **net_options)
-    weights = check_weights(_load_npz(args.weights, "weights"), probe)
-    result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, **net_options)
-    _atomic_savez(args.out, result)
+    weights = check_weights(_read_weights(args.weights), config)
+    result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, **_net_options(args))
+    atomic_savez(args.out, result)
     print(f"loss {float(result['loss']):.6g}; wrote {len(result)} arrays to {args.out}")
     return 0
 
@@ -111,21 +195,23 @@ def cmd_train(args) -> int:
     from .train import train
 
     if args.resume:
+        if args.out or args.overwrite:
+            raise UsageError("--resume DIR continues the run in DIR: --out and --overwrite do not go with it")
         out = args.resume
-        config = None
+        config = _config(args.config) if args.config else None
     else:
         if not args.config:
             raise UsageError("train: give --config CONFIG.yaml (or --resume DIR)")
         config = _config(args.config)
-        out = args.out or os.path.join("runs", f"{os.path.splitext(os.path.basename(args.config))[0]}-seed{args.seed}")
-    try:
-        result = train(config, out_dir=out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                       resume=bool(args.resume), data_dir=args.data_dir, train_limit=args.train_limit,
-                       test_limit=args.test_limit, progress=not args.no_progress, max_seconds=args.max_seconds,
-                       net_options=_net_options(args) or None)
-    except KeyboardInterrupt:
-        return 130
+        seed = 0 if args.seed is None else args.seed
+        out = args.out or os.path.join("runs", f"{os.path.splitext(os.path.basename(args.config))[0]}-seed{seed}")
+    result = train(config, out_dir=out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                   resume=bool(args.resume), overwrite=args.overwrite, data_dir=args.data_dir,
+                   train_limit=args.train_limit, test_limit=args.test_limit, progress=not args.no_progress,
+                   max_seconds=args.max_seconds, net_options=_net_options(args) or None)
     print(f"run folder: {out}")
+    if result["interrupted"]:
+        return EXIT_INTERRUPTED
     if "test_acc" in result:
         print(f"accuracy={result['test_acc']:.6f}")
     return 0
@@ -133,17 +219,19 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .network import Network
-    from .train import evaluate, load_checkpoint, load_split
+    from .runs import CheckpointError, load_checkpoint
+    from .train import evaluate, load_split
 
+    config = _config(args.config) if args.config else None
     try:
-        ck = load_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ValueError, ConfigError) as err:
+        ck = load_checkpoint(args.checkpoint, config)
+    except CheckpointError as err:
         raise UsageError(str(err)) from None
     cfg = ck["config"]
     dataset = args.dataset or cfg.network["dataset"]
     net = Network(cfg)
     try:
-        net.set_weights(ck["weights"])
+        net.set_weights(check_weights(ck["weights"], cfg))
     except ValueError as err:
         raise UsageError(f"{args.checkpoint}: {err}") from None
     split = load_split(dataset, args.split, args.limit, args.data_dir)
@@ -158,90 +246,162 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
-             train_limit=args.train_limit, progress=not args.no_progress)
+    result = run_demo(out_dir=args.out, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
+                      train_limit=args.train_limit, test_limit=args.test_limit, progress=not args.no_progress)
+    return EXIT_INTERRUPTED if result["interrupted"] else 0
+
+
+# ------------------------------------------------------------------------- commands with PyTorch / JAX
+def _weights(args, config, x, y):
+    """Weights from ``--weights`` (or initial ones from ``--seed``), then ``--steps`` AdamW steps on the batch."""
+    from .network import Network
+    from .optim import AdamW, train_step
+
+    net = Network(config, dtype=np.float32, seed=args.seed)
+    what = f"initial (seed {args.seed})"
+    if args.weights:
+        net.set_weights(check_weights(_read_weights(args.weights), config))
+        what = args.weights
+    if args.steps:
+        opt = AdamW(net.weights, lr=config.network["lr"])
+        for _ in range(args.steps):
+            train_step(net, x.astype(np.float32), y, opt)
+        what += f", then {args.steps} AdamW steps on this batch"
+    return {k: v.copy() for k, v in net.weights.items()}, what
+
+
+def cmd_gradcheck(args) -> int:
+    from .autograd import FRAMEWORKS, backend
+    from .autograd.check import check_finite_differences, check_network, check_parts, format_rows
+
+    config = _config(args.config)
+    frameworks = FRAMEWORKS if args.framework == "all" else (args.framework,)
+    for fw in frameworks:
+        _require(fw)
+    x, y, data = _batch(args, config)
+    weights, what = _weights(args, config, x, y)
+    options = _net_options(args)
+    dtypes = ("float64", "float32") if args.precision == "both" else (args.precision,)
+    print(f"gradcheck {args.config}: {data}; weights {what}; options {options or 'default'}")
+    rows = [] if args.skip_parts else check_finite_differences()
+    for fw in frameworks:
+        if not args.skip_parts:
+            rows += check_parts(backend(fw, "float64"))
+        for dt in dtypes:
+            rows += check_network(config, backend(fw, dt), weights, x, y, dtype=dt, options=options)
+    print(format_rows(rows))
+    failed = [r for r in rows if not r.ok]
+    if failed:
+        print(f"\nFAILED: {len(failed)} of {len(rows)} checks above tolerance")
+        return EXIT_CHECK_FAILED
+    print(f"\nall {len(rows)} checks within tolerance")
     return 0
 
 
-# --------------------------------------------------------------------------------------------- helpers
-def _config(path):
+def cmd_bptt(args) -> int:
+    from .autograd import backend
+    from .autograd.bptt import compare_bptt, format_bptt, plot_bptt, write_csv
+
+    config = _config(args.config)
+    _require(args.framework)
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    x, y, data = _batch(args, config)
+    weights, what = _weights(args, config, x, y)
+    rows, ts, _ = compare_bptt(config, backend(args.framework, "float64"), weights, x, y, _net_options(args))
+    print(f"TSSL-BP vs surrogate-gradient BPTT, {args.config}: {data}; weights {what}; loss {ts['loss']:.6g}")
+    print(format_bptt(rows))
+    if args.out:
+        _output_folder(args.out)
+        write_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
+        png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
+        print(f"wrote {png} and bptt_compare.csv")
+    return 0
+
+
+def cmd_import_checkpoint(args) -> int:
+    config = _config(args.config)
+    _output_file(args.out)
+    _require("torch")
+    from .autograd.checkpoint import import_checkpoint
+
     try:
-        return load_config(path)
-    except ConfigError as err:
+        weights = import_checkpoint(args.checkpoint, config)
+    except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
+    atomic_savez(args.out, weights)
+    print(f"wrote {len(weights)} layers ({', '.join(weights)}) to {args.out}")
+    return 0
 
 
-def _net_options(args) -> dict:
-    opts = {}
-    if getattr(args, "warmup", None) and args.warmup != "per-neuron":
-        opts["warmup"] = args.warmup
-    if getattr(args, "no_inter", False):
-        opts["inter"] = False
-    if getattr(args, "no_intra", False):
-        opts["intra"] = False
-    if getattr(args, "target_filter", None) and args.target_filter != "double":
-        opts["target_filter"] = args.target_filter
-    if getattr(args, "backward", None) and args.backward != "tsslbp":
-        opts["backward"] = args.backward
-    if getattr(args, "dropout_unit", None) and args.dropout_unit != "feature":
-        opts["dropout_unit"] = args.dropout_unit
-    return opts
+def cmd_export_checkpoint(args) -> int:
+    config = _config(args.config)
+    _output_file(args.out)
+    _require("torch")
+    from .autograd.checkpoint import export_checkpoint
+
+    data = check_weights(_read_weights(args.weights), config)  # no NaN/inf exported: import would reject it
+    try:
+        export_checkpoint(data, config, args.out)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {args.out} (authors' format: {{'net': state_dict}} with my_parameters.0..{len(data) - 1})")
+    return 0
 
 
-def _atomic_savez(path: str, arrays: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"output folder does not exist: {folder}")
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
+# ---------------------------------------------------------------------------------------------- parser
 def _add_tsslbp_options(p):
-    g = p.add_argument_group("TSSL-BP options (paper-notes section 6)")
-    g.add_argument("--warmup", choices=["per-neuron", "always", "never"], default="per-neuron",
+    g = p.add_argument_group("TSSL-BP options (docs/paper-notes.md section 6)")
+    g.add_argument("--warmup", choices=["per-neuron", "always", "never"],
                    help="warm-up surrogate: the authors' per-neuron rule (default), everywhere, or never")
-    g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra term then has nothing to carry, so only warm-up deltas remain")
+    g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra "
+                   "term then has nothing to carry, so only warm-up deltas remain")
     g.add_argument("--no-intra", action="store_true", help="drop the intra-neuron (reset and leak) term")
-    g.add_argument("--backward", choices=["tsslbp", "bptt"], default="tsslbp",
+    g.add_argument("--backward", choices=["tsslbp", "bptt"],
                    help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline")
-    g.add_argument("--target-filter", choices=["double", "single"], default="double",
+    g.add_argument("--target-filter", choices=["double", "single"],
                    help="kernel-loss target filtered twice (authors' code, default) or once (paper)")
+
+
+def _add_data_options(p):
+    p.add_argument("--config", required=True, help="network YAML (the authors' schema)")
+    p.add_argument("--weights", help=".npz of weights (authors' layout, or a results/*/weights.npz); "
+                   "default: initial weights from --seed")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    p.add_argument("--steps", type=int, default=0, help="AdamW training steps on the batch before checking")
+    p.add_argument("--inputs", help=".npz with 'input' (N, C, H, W) and 'labels' (N,); default: real test images")
+    p.add_argument("--batch", type=int, default=16, help="number of test images when --inputs is not given")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    _add_tsslbp_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m reference", description="TSSL-BP reference implementation")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gradients", help="export loss, weight gradients, layer outputs and deltas of one batch")
-    p.add_argument("--config", required=True, help="network YAML (the authors' schema)")
-    p.add_argument("--weights", required=True, help=".npz: one array per layer name, authors' layout")
-    p.add_argument("--inputs", required=True, help=".npz: 'input' (N, C, H, W) normalised float32, 'labels' (N,)")
-    p.add_argument("--out", required=True, help=".npz to write")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    _add_tsslbp_options(p)
-    p.set_defaults(func=cmd_gradients)
-
     p = sub.add_parser("train", help="train on the config's real dataset, checkpointing every epoch")
-    p.add_argument("--config")
+    p.add_argument("--config", help="network YAML; with --resume optional (must then equal the run's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder (default runs/<config>-seed<S>)")
+    p.add_argument("--seed", type=int, help="seeds the weights, dropout and data order (default 0)")
+    p.add_argument("--out", help="run folder (default runs/<config>-seed<S>); refused if it holds a run")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
-    p.add_argument("--data-dir", help="folder holding the dataset files (tried after the cache)")
+    p.add_argument("--data-dir", help="folder holding the dataset files (tried before the cache)")
     p.add_argument("--train-limit", type=int, help="use only the first N training samples")
     p.add_argument("--test-limit", type=int, help="use only the first N test samples")
     p.add_argument("--max-seconds", type=float, help="stop after the epoch in which this much time has passed")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--dropout-unit", choices=["feature", "row", "sample"], default="feature",
+    p.add_argument("--dropout-unit", choices=["feature", "row", "sample"],
                    help="what one dropout mask value covers: a feature (default, paper-notes), a row (the "
                         "authors' code in PyTorch 1.x), a whole sample (their code in PyTorch 2)")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy of a checkpoint or weights file on the real test set")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="weights.npz, best_weights.npz, checkpoint.npz, or a "
+                   "plain weights .npz (then give --config)")
+    p.add_argument("--config", help="network YAML for a weights file that holds no config (import-checkpoint's)")
     p.add_argument("--dataset", choices=["MNIST", "FashionMNIST"])
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--limit", type=int)
@@ -250,38 +410,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="train a small network on real MNIST for about a minute and draw its figures")
-    p.add_argument("--out", default="demo_output")
+    p.add_argument("--out", default="demo_output", help="folder for the demo's run and figures (replaced if it "
+                   "holds an earlier demo run)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--train-limit", type=int)
+    p.add_argument("--test-limit", type=int)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    from .autograd.cli import add_commands  # imports no framework until a command runs
+    p = sub.add_parser("gradients", help="export loss, weight gradients, layer outputs and deltas of one batch")
+    p.add_argument("--config", required=True, help="network YAML (the authors' schema)")
+    p.add_argument("--weights", required=True, help=".npz: one array per layer name, authors' layout (or a "
+                   "results/*/weights.npz)")
+    p.add_argument("--inputs", required=True, help=".npz: 'input' (N, C, H, W) normalised float32, 'labels' (N,)")
+    p.add_argument("--out", required=True, help=".npz to write")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    _add_tsslbp_options(p)
+    p.set_defaults(func=cmd_gradients)
 
-    add_commands(sub, _add_tsslbp_options)
+    p = sub.add_parser("gradcheck", help="check our TSSL-BP gradients against PyTorch/JAX autodiff twins")
+    _add_data_options(p)
+    p.add_argument("--framework", choices=["torch", "jax", "all"], default="torch")
+    p.add_argument("--dtype", dest="precision", choices=["float64", "float32", "both"], default="both",
+                   help="precision of the full-network check (the parts are always checked in float64)")
+    p.add_argument("--skip-parts", action="store_true", help="only the full-network check")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("bptt-compare", help="TSSL-BP's gradient against surrogate-gradient BPTT, per layer and step")
+    _add_data_options(p)
+    p.add_argument("--framework", choices=["torch", "jax"], default="torch")
+    p.add_argument("--out", help="folder for bptt_compare.png and bptt_compare.csv")
+    p.set_defaults(func=cmd_bptt)
+
+    p = sub.add_parser("import-checkpoint", help="authors' .pth checkpoint -> our weights .npz")
+    p.add_argument("checkpoint", help="file saved by the authors' training script")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True, help=".npz to write")
+    p.set_defaults(func=cmd_import_checkpoint)
+
+    p = sub.add_parser("export-checkpoint", help="our weights .npz -> authors' .pth checkpoint")
+    p.add_argument("weights", help=".npz of weights (e.g. results/<run>/weights.npz)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True, help=".pth to write")
+    p.set_defaults(func=cmd_export_checkpoint)
     return ap
 
 
+#: Integer options and their smallest allowed value.
+_MINIMUM = {"epochs": 1, "batch_size": 1, "train_limit": 1, "test_limit": 1, "limit": 1, "batch": 1,
+            "seed": 0, "steps": 0}
+
+
 def main(argv=None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     if getattr(args, "dtype", None):
         args.dtype = np.dtype(args.dtype)
-    for name in ("epochs", "batch_size", "train_limit", "test_limit", "limit", "batch"):
+    for name, lo in _MINIMUM.items():
         v = getattr(args, name, None)
-        if v is not None and v < 1:
-            print(f"error: --{name.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)
+        if v is not None and v < lo:
+            print(f"error: --{name.replace('_', '-')} must be >= {lo}, got {v}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
+        print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: every write is atomic
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as err:
-        from .data import DataError
+        message = _user_error(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
-        if isinstance(err, (DataError, ConfigError)):
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
+
+def _user_error(err: Exception) -> str | None:
+    """The one-line message of an error caused by input or environment; None for a bug (re-raised)."""
+    from .data import DataError
+    from .network import SizeError
+    from .runs import RunError
+
+    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError)):
+        return str(err)
+    if isinstance(err, SizeError):
+        return str(err)
+    if isinstance(err, MemoryError):
+        return f"out of memory ({err or 'the arrays do not fit'}): use a smaller batch or network"
+    if isinstance(err, FloatingPointError):
+        return f"{err} (the weights or the learning rate may have diverged)"
+    if isinstance(err, OSError):
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        return f"cannot read or write{where}: {err.strerror or err}"
+    return None

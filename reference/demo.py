@@ -10,13 +10,18 @@ marked), and the spike raster of every layer on that digit.
 from __future__ import annotations
 
 import os
+from importlib import resources
 
 import numpy as np
 
 from . import plots
+from .config import load_config
+from .runs import RunFolder, RunExistsError
 from .train import train
 
-DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo_MNIST_MLP.yaml")
+#: The demo's config, shipped inside the package (``configs/demo_MNIST_MLP.yaml`` links to it), so the demo
+#: runs after any install, editable or not, from any folder.
+DEMO_CONFIG = str(resources.files("reference") / "configs" / "demo_MNIST_MLP.yaml")
 
 
 def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, prefix: str = "") -> list[str]:
@@ -56,10 +61,22 @@ def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, pref
 
 
 def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_dir=None, train_limit=None,
-             progress: bool = True) -> dict:
-    """Train the demo network and write its figures; prints and returns the folder and the accuracy."""
-    result = train(DEMO_CONFIG, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir,
-                   train_limit=train_limit, progress=progress)
+             test_limit=None, progress: bool = True) -> dict:
+    """Train the demo network and write its figures; prints and returns the folder and the accuracy.
+
+    Running the demo again replaces an earlier DEMO run in ``out_dir``; a folder that holds any other run
+    is refused (:class:`reference.runs.RunExistsError`), so the demo never overwrites real results.
+    """
+    config = load_config(DEMO_CONFIG)
+    folder = RunFolder(out_dir)
+    earlier = folder.read_config_file() if os.path.isdir(out_dir) and folder.run_files() else None
+    if folder.run_files() and (earlier is None or earlier.raw != config.raw):
+        raise RunExistsError(f"{out_dir} holds a run that is not the demo's ({', '.join(folder.run_files())}); "
+                             f"give the demo another --out")
+    result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
+                   test_limit=test_limit, progress=progress, overwrite=True)
+    if result["interrupted"]:
+        return result
     net, test = result["net"], result["test_set"]
     paths = draw_network_activity(net, test.images[0], int(test.labels[0]), out_dir)
     paths += [os.path.join(out_dir, "learning_curve.png"), os.path.join(out_dir, "confusion_matrix.png")]

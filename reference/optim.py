@@ -121,14 +121,22 @@ class AdamW:
 
 
 def train_step(net, inputs: np.ndarray, labels: np.ndarray, optimiser: AdamW,
-               max_grad_norm: float = GRAD_NORM_CLIP, weight_bound: float = WEIGHT_CLIP):
+               max_grad_norm: float = GRAD_NORM_CLIP, weight_bound: float = WEIGHT_CLIP, hook=None):
     """One training step as the authors' loop: forward, loss, TSSL-BP backward, clip, AdamW, clip weights.
+
+    ``hook(point)``, if given, is called after each phase ("gradients", "clip_grad", "adamw",
+    "clip_weights"); the training loop's fault-injection tests use it.
 
     Returns ``(loss, out, grad_norm)``: the loss before the update, the output PSP (T, N, n_class) and the
     gradient norm before clipping.
     """
+    hook = hook or (lambda point: None)
     loss, grads, out = net.gradients(inputs, labels, train=True)
+    hook("gradients")
     norm = clip_grad_norm(grads, max_grad_norm)
+    hook("clip_grad")
     optimiser.step(grads)
+    hook("adamw")
     clip_weights(net.weights, weight_bound)
+    hook("clip_weights")
     return loss, out, norm

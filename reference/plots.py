@@ -2,19 +2,14 @@
 
 Every function draws into a Matplotlib ``Axes`` (one is made when none is given) and returns it, so the
 same pictures can be made of any network: pass arrays recorded by :class:`reference.network.Network`
-(``net.records[i].state``, time first) or your own.  Uses the non-interactive Agg backend when no display
-is set.  Time is in steps; membrane potential in threshold units.
+(``net.records[i].state``, time first) or your own.  Importing this module leaves Matplotlib's backend
+alone (a notebook keeps its inline backend); without a display Matplotlib itself falls back to Agg.
+Time is in steps; membrane potential in threshold units.
 """
 from __future__ import annotations
 
-import os
-
-import matplotlib
-
-if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 #: One colour per TSSL-BP branch (names of :data:`reference.tsslbp.BRANCH_NAMES`), the same in every picture.
@@ -319,7 +314,11 @@ def layer_firing_rates(runs: dict, ax=None, title=None):
 def save(fig_or_ax, path) -> str:
     """Save a figure (or an Axes' figure) as PNG at 150 dpi, close it, return the path."""
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not hasattr(fig_or_ax, "savefig") else fig_or_ax
+    from .atomic import atomic_write
+
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=150))
+    finally:
+        plt.close(fig)
     return str(path)

@@ -1,32 +1,28 @@
-"""Training and evaluation on real data: the authors' loop, with checkpoints that resume bit for bit.
+"""Training and evaluation on real data: the authors' loop, in a run folder that resumes bit for bit.
 
-One epoch: shuffle the training set (the order is drawn from ``default_rng([seed, epoch])``, so it
-needs no saved state), then for each mini-batch the authors' step (:func:`reference.optim.train_step`),
-then the test set.  After every epoch a row is appended to ``DIR/metrics.csv``, the learning curve and
-confusion matrix are redrawn, and ``DIR/checkpoint.npz`` is written atomically (temporary file, then
-``os.replace``) with the weights, AdamW state, the network's generator state (dropout), the position in
-the epoch and its running sums, and the config.  ``--resume DIR`` continues from it exactly as if the run
-had never stopped; Ctrl-C saves a checkpoint at the current mini-batch and exits cleanly.
+One epoch: shuffle the training set (the order is drawn from ``default_rng([seed, epoch])``, so it needs
+no saved state), then for each mini-batch the authors' step (:func:`reference.optim.train_step`), then
+the test set.  After every epoch the run folder commits the epoch (:meth:`reference.runs.RunFolder.commit_epoch`:
+weights, best weights, the checkpoint with every metrics row, then ``metrics.csv``) and the callbacks
+redraw the figures.  Ctrl-C only asks the loop to stop: it finishes the step it is in, saves a checkpoint
+and returns; ``--resume DIR`` then continues exactly as if the run had never stopped.
+
+Application layer: it drives the engine (:class:`reference.network.Network`, :mod:`reference.optim`).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import yaml
 
-from . import plots
-from .config import load_config
+from .config import Config, load_config
 from .data import iterate_minibatches, load_dataset, normalise
 from .network import Network
 from .optim import AdamW, train_step
-
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
+from .runs import (METRIC_COLUMNS, Progress, RunError, RunFolder, Settings, StopSignal, load_checkpoint,  # noqa: F401
+                   read_metrics, save_weights)
 
 
 @dataclass
@@ -48,9 +44,10 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
 
 
 def evaluate(net: Network, split: Split, batch_size: int = 200, progress: bool = False):
-    """Loss (summed over samples, the config's loss) and accuracy of ``net`` on a split.
+    """Loss and accuracy of ``net`` on a split (no dropout, weights unchanged).
 
-    Returns ``(mean loss per sample, accuracy in [0, 1], predictions (N,))``.
+    Returns ``(mean loss per sample, accuracy in [0, 1], predictions (N,))``; the loss is the config's,
+    summed over samples (:meth:`reference.network.Network.loss_sum`) and divided by their number.
     """
     preds = np.empty(len(split.labels), dtype=np.int64)
     total = 0.0
@@ -62,204 +59,231 @@ def evaluate(net: Network, split: Split, batch_size: int = 200, progress: bool =
         x, y = split.images[i:i + batch_size], split.labels[i:i + batch_size]
         out = net.forward(x, train=False)
         loss, _ = net.loss(out, y)
-        total += loss * (len(y) if net.loss_name == "softmax" else 1)
+        total += net.loss_sum(loss, len(y))
         preds[i:i + len(y)] = net.predict(out)
     return total / max(len(split.labels), 1), float(np.mean(preds == split.labels)), preds
 
 
-# ----------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, net: Network, opt: AdamW, state: dict) -> None:
-    """Write weights, optimiser state, RNG state, progress and config to ``path`` atomically (.npz)."""
-    arrays = {f"weight/{k}": v for k, v in net.weights.items()}
-    opt_state = opt.state_dict()
-    arrays.update({f"adam_m/{k}": v for k, v in opt_state["m"].items()})
-    arrays.update({f"adam_v/{k}": v for k, v in opt_state["v"].items()})
-    meta = {**state, "adam_step": opt_state["step"], "rng": net.rng.bit_generator.state}
-    arrays["meta_json"] = np.array(json.dumps(meta, default=_json_default))
-    arrays["config_yaml"] = np.array(yaml.safe_dump(net.config.raw, sort_keys=False))
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+# ---------------------------------------------------------------------------------------- callbacks
+class Callback:
+    """Hooks of the training loop (all optional): progress, logging, figures."""
+
+    def on_epoch_start(self, epoch: int, n_epochs: int, n_batches: int, progress: Progress) -> None: ...
+
+    def on_step(self, progress: Progress) -> None: ...
+
+    def on_epoch_end(self, row: dict, folder: RunFolder, labels: np.ndarray, preds: np.ndarray, config: Config) -> None: ...
+
+    def on_stop(self) -> None: ...
 
 
-def save_weights(path, net: Network, extra: dict | None = None) -> None:
-    """Write only the weights (authors' layouts, one array per layer name) and the config, atomically."""
-    arrays = {k: v for k, v in net.weights.items()}
-    arrays["config_yaml"] = np.array(yaml.safe_dump(net.config.raw, sort_keys=False))
-    arrays["meta_json"] = np.array(json.dumps(extra or {}, default=_json_default))
-    tmp = f"{path}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss, accuracy and samples/s."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.bar = enabled, None
+
+    def on_epoch_start(self, epoch, n_epochs, n_batches, progress):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=n_batches, initial=progress.batch, desc=f"epoch {epoch + 1}/{n_epochs}",
+                        unit="batch", disable=not self.enabled, leave=True, mininterval=0.5)
+
+    def on_step(self, p):
+        self.bar.set_postfix(loss=f"{p.loss_sum / p.seen:.3f}", acc=f"{p.correct / p.seen:.3f}",
+                             samples_s=f"{p.seen / max(p.train_seconds, 1e-9):.0f}", refresh=False)
+        self.bar.update(1)
+
+    def on_epoch_end(self, row, folder, labels, preds, config):
+        self.on_stop()
+
+    def on_stop(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint or weights file: dict with 'config' (Config), 'weights', 'meta' and, for
-    checkpoints, 'adam' ({'step', 'm', 'v'})."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{path}: not a readable .npz checkpoint ({err})") from None
-    with data:
-        keys = list(data.keys())
-        if "config_yaml" not in keys:
-            raise ValueError(f"{path}: no 'config_yaml' entry; was it written by this project's train command?")
-        config = load_config(yaml.safe_load(io.StringIO(str(data["config_yaml"]))))
-        meta = json.loads(str(data["meta_json"])) if "meta_json" in keys else {}
-        if any(k.startswith("weight/") for k in keys):
-            weights = {k[7:]: data[k] for k in keys if k.startswith("weight/")}
-            adam = {"step": meta.get("adam_step", 0),
-                    "m": {k[7:]: data[k] for k in keys if k.startswith("adam_m/")},
-                    "v": {k[7:]: data[k] for k in keys if k.startswith("adam_v/")}}
-        else:
-            weights = {k: data[k] for k in keys if k not in ("config_yaml", "meta_json")}
-            adam = None
-    return {"config": config, "weights": weights, "meta": meta, "adam": adam}
+class Figures(Callback):
+    """Redraws ``learning_curve.png`` and ``confusion_matrix.png`` after every epoch."""
+
+    def on_epoch_end(self, row, folder, labels, preds, config):
+        from . import plots
+
+        metrics = read_metrics(folder.file("metrics.csv"))
+        ax = plots.learning_curve(metrics, title=f"{config.network['dataset']}: accuracy per epoch")
+        plots.save(ax, folder.file("learning_curve.png"))
+        ax = plots.confusion_matrix(labels, preds, config.network["n_class"], title="test set, last epoch")
+        plots.save(ax, folder.file("confusion_matrix.png"))
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def read_metrics(path) -> dict:
-    """metrics.csv as a dict of columns (floats)."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else METRIC_COLUMNS)}
-
-
-# ------------------------------------------------------------------------------------------------ train
-def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
-          resume: bool = False, data_dir=None, cache_dir=None, train_limit: int | None = None,
-          test_limit: int | None = None, progress: bool = True, max_seconds: float | None = None,
-          net_options: dict | None = None, log=print, splits: tuple | None = None,
-          stop_after_batches: int | None = None) -> dict:
-    """Train a network from a config on its real dataset; see the module docstring for what is written.
+# ------------------------------------------------------------------------------------------- train
+def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | None = None,
+          seed: int | None = None, resume: bool = False, overwrite: bool = False, data_dir=None, cache_dir=None,
+          train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
+          max_seconds: float | None = None, net_options: dict | None = None, log=print,
+          splits: tuple | None = None, callbacks: list | None = None, fault_hook=None) -> dict:
+    """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
     ----------
-    config : path or dict in the authors' schema (ignored with ``resume``: the checkpoint's config is used)
-    out_dir : folder for metrics.csv, checkpoint.npz, weights.npz and the PNGs
-    epochs, batch_size : override the config's ``epochs`` / ``batch_size``
-    seed : seeds weight initialisation, dropout and the data order
-    resume : continue from ``out_dir/checkpoint.npz``
+    config : path, dict or Config in the authors' schema; with ``resume`` optional (then it must equal the
+        run's config)
+    out_dir : the run folder (:mod:`reference.runs`); a new run refuses a folder holding a run unless
+        ``overwrite``
+    epochs, batch_size : override the config's ``epochs`` / ``batch_size`` (a resume may raise ``epochs``)
+    seed : seeds weight initialisation, dropout and the data order (default 0)
+    resume : continue the run in ``out_dir`` from its checkpoint.  Every other setting given must equal
+        the run's (else :class:`reference.runs.RunError`); ``None`` means "as the run".
     train_limit, test_limit : use only the first samples of each split (quick runs, demos)
     max_seconds : stop after the epoch during which this much training time has passed
     net_options : extra :class:`~reference.network.Network` keyword arguments (e.g. ``warmup="never"``)
     splits : (train Split, test Split), optional; given, no dataset is loaded (tests, custom data)
-    stop_after_batches : raise KeyboardInterrupt after this many mini-batches of this call (tests the
-        Ctrl-C path: a checkpoint is saved mid-epoch and the call re-raises)
+    callbacks : list of :class:`Callback` (default: a progress bar and the figures)
+    fault_hook : ``hook(point, step)`` called at points inside every step and commit (tests inject faults
+        with it: a real SIGINT, or an exception standing for a killed process)
 
     Returns
     -------
-    dict with the last epoch's metrics and the paths written.
+    dict with the last finished epoch's metrics, ``out_dir``, ``checkpoint``, ``net``, ``test_set`` and
+    ``interrupted`` (True when stopped by Ctrl-C/SIGTERM; a checkpoint was saved).
     """
-    os.makedirs(out_dir, exist_ok=True)
-    ckpt_path = os.path.join(out_dir, "checkpoint.npz")
-    metrics_path = os.path.join(out_dir, "metrics.csv")
-    state = {"epoch": 0, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0,
-             "best_test_acc": -1.0, "best_epoch": 0, "elapsed_total": 0.0,
-             "seed": seed, "epochs": epochs, "batch_size": batch_size, "train_limit": train_limit,
-             "test_limit": test_limit, "net_options": net_options or {}, "max_seconds": max_seconds}
-    if resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = load_checkpoint(ckpt_path)
-        saved = ck["meta"]
-        state.update({k: saved[k] for k in state if k in saved})
-        for key, value in (("epochs", epochs), ("max_seconds", max_seconds)):
-            if value is not None:
-                state[key] = value  # a resumed run may be given more epochs or time
-        cfg = ck["config"]
-        net = Network(cfg, seed=state["seed"], **state["net_options"])
+    given = Settings(seed=seed, epochs=epochs, batch_size=batch_size, train_limit=train_limit,
+                     test_limit=test_limit, net_options=net_options, max_seconds=max_seconds)
+    folder = RunFolder.open(out_dir) if resume else None
+    try:
+        if resume:
+            net, opt, cfg, settings, state = _resume(folder, config, given, log)
+        else:  # everything that can fail is checked before the folder is touched
+            RunFolder.check_new(out_dir, overwrite)
+            cfg = config if isinstance(config, Config) else load_config(config)
+            settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
+                                batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
+                                test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds)
+            net = Network(cfg, seed=settings.seed, **settings.net_options)
+            net.check_batch_fits(settings.batch_size)
+            opt = AdamW(net.weights, lr=cfg.network["lr"])
+            state = Progress()
+        train_set, test_set = splits if splits is not None else (
+            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress),
+            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress))
+        if not resume:
+            folder = RunFolder.create(out_dir, overwrite=overwrite)
+            folder.write_config(cfg)
+            folder.checkpoint(net, opt, settings, state)  # resumable from the first step on
+        with folder:
+            log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
+                f"test {len(test_set.labels)}")
+            cbs = callbacks if callbacks is not None else [ProgressBar(progress), Figures()]
+            interrupted = _loop(net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
+    except BaseException:
+        if folder is not None:
+            folder.unlock()
+        raise
+    last = state.metrics[-1] if state.metrics else {}
+    return {**last, "out_dir": out_dir, "checkpoint": folder.file("checkpoint.npz"), "net": net,
+            "test_set": test_set, "interrupted": interrupted}
+
+
+def _resume(folder: RunFolder, config, given: Settings, log):
+    """Network, optimiser, config, settings and progress of the run in ``folder``; refuses conflicts."""
+    ck = folder.read_checkpoint()
+    cfg, settings, state = ck["config"], ck["settings"], ck["progress"]
+    on_disk = folder.read_config_file()
+    if on_disk is not None and on_disk.raw != cfg.raw:
+        raise RunError(f"{folder.file('config.yaml')} differs from the config inside the checkpoint: it was "
+                       f"edited after the run started; restore it (the checkpoint's config is the run's) or start "
+                       f"a new run")
+    if config is not None:
+        asked = config if isinstance(config, Config) else load_config(config)
+        if asked.raw != cfg.raw:
+            raise RunError(f"--config {asked.source} differs from the config of the run in {folder.path}; "
+                           f"leave --config out to resume, or start a new run with another --out")
+    conflicts = []
+    for key, value in vars(given).items():
+        if value is None or key in Settings.RESUMABLE:
+            continue
+        saved = getattr(settings, key)
+        if key == "net_options":
+            diff = {k: v for k, v in value.items() if saved.get(k, _OPTION_DEFAULTS.get(k)) != v}
+            conflicts += [f"{k}={v!r} (the run has {saved.get(k, _OPTION_DEFAULTS.get(k))!r})" for k, v in diff.items()]
+        elif saved != value:
+            conflicts.append(f"{key}={value!r} (the run has {saved!r})")
+    if conflicts:
+        raise RunError(f"--resume {folder.path}: these settings differ from the run's and cannot change: "
+                       f"{'; '.join(conflicts)}. Leave them out to resume, or start a new run with another --out")
+    for key in Settings.RESUMABLE:  # a resumed run may be given more epochs or time
+        if getattr(given, key) is not None:
+            setattr(settings, key, getattr(given, key))
+    net = Network(cfg, seed=settings.seed, **settings.net_options)
+    try:
         net.set_weights(ck["weights"])
-        net.rng.bit_generator.state = saved["rng"]
         opt = AdamW(net.weights, lr=cfg.network["lr"])
         opt.load_state_dict(ck["adam"])
-        log(f"resuming {out_dir} at epoch {state['epoch'] + 1}, batch {state['batch']}")
-    else:
-        cfg = load_config(config) if not hasattr(config, "layers") else config
-        net = Network(cfg, seed=seed, **state["net_options"])
-        opt = AdamW(net.weights, lr=cfg.network["lr"])
-        with open(metrics_path, "w", newline="") as fh:
-            csv.writer(fh).writerow(METRIC_COLUMNS)
-        with open(os.path.join(out_dir, "config.yaml"), "w") as fh:
-            yaml.safe_dump(cfg.raw, fh, sort_keys=False)
-    n_epochs = state["epochs"] or cfg.network["epochs"]
-    bs = state["batch_size"] or cfg.network["batch_size"]
-    name = cfg.network["dataset"]
-    if splits is not None:
-        train_set, test_set = splits
-    else:
-        train_set = load_split(name, "train", state["train_limit"], data_dir, cache_dir, verbose=progress)
-        test_set = load_split(name, "test", state["test_limit"], data_dir, cache_dir, verbose=progress)
-    log(f"data: {name} train {len(train_set.labels)} from {train_set.source}; test {len(test_set.labels)}")
-
-    from tqdm.auto import tqdm
-
-    last = {}
-    t_epoch = time.perf_counter()
-    try:
-        while state["epoch"] < n_epochs:
-            epoch = state["epoch"]
-            order = list(iterate_minibatches(len(train_set.labels), bs, np.random.default_rng([state["seed"], epoch])))
-            bar = tqdm(total=len(order), initial=state["batch"], desc=f"epoch {epoch + 1}/{n_epochs}",
-                       unit="batch", disable=not progress, leave=True, mininterval=0.5)
-            t_epoch = time.perf_counter()
-            while state["batch"] < len(order):
-                if stop_after_batches is not None:
-                    if stop_after_batches == 0:
-                        raise KeyboardInterrupt
-                    stop_after_batches -= 1
-                idx = order[state["batch"]]
-                loss, out, _ = train_step(net, train_set.images[idx], train_set.labels[idx], opt)
-                state["loss_sum"] += loss
-                state["correct"] += int(np.sum(net.predict(out) == train_set.labels[idx]))
-                state["seen"] += len(idx)
-                state["batch"] += 1
-                elapsed = state["train_seconds"] + time.perf_counter() - t_epoch
-                bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                                acc=f"{state['correct'] / state['seen']:.3f}",
-                                samples_s=f"{state['seen'] / max(elapsed, 1e-9):.0f}", refresh=False)
-                bar.update(1)
-            bar.close()
-            seconds = state["train_seconds"] + time.perf_counter() - t_epoch
-            test_loss, test_acc, preds = evaluate(net, test_set)
-            last = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / state["seen"],
-                    "train_acc": state["correct"] / state["seen"], "test_loss": test_loss, "test_acc": test_acc,
-                    "seconds": seconds, "samples_per_s": state["seen"] / seconds}
-            with open(metrics_path, "a", newline="") as fh:
-                csv.writer(fh).writerow([f"{last[k]:.6g}" if k != "epoch" else last[k] for k in METRIC_COLUMNS])
-            log(f"epoch {epoch + 1}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.4f} | "
-                f"test acc {test_acc:.4f} | {seconds:.1f} s, {last['samples_per_s']:.0f} samples/s")
-            state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
-            state["elapsed_total"] += seconds
-            save_weights(os.path.join(out_dir, "weights.npz"), net, {"epoch": epoch + 1, "test_acc": test_acc})
-            if test_acc > state.get("best_test_acc", -1.0):  # the paper reports the best epoch: keep its weights
-                state["best_test_acc"], state["best_epoch"] = test_acc, epoch + 1
-                save_weights(os.path.join(out_dir, "best_weights.npz"), net, {"epoch": epoch + 1, "test_acc": test_acc})
-            save_checkpoint(ckpt_path, net, opt, state)
-            _draw(out_dir, metrics_path, test_set.labels, preds, cfg)
-            if state["max_seconds"] and state["elapsed_total"] >= state["max_seconds"]:
-                log(f"stopping after {state['elapsed_total']:.0f} s of training (max_seconds)")
-                break
-    except KeyboardInterrupt:
-        state["train_seconds"] += time.perf_counter() - t_epoch
-        save_checkpoint(ckpt_path, net, opt, state)
-        log(f"\ninterrupted: checkpoint saved at epoch {state['epoch'] + 1}, batch {state['batch']}; "
-            f"continue with --resume {out_dir}")
-        raise
-    return {**last, "out_dir": out_dir, "checkpoint": ckpt_path, "net": net, "test_set": test_set}
+        net.rng.bit_generator.state = ck["rng"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunError(f"{folder.file('checkpoint.npz')} does not fit its own config: {err}") from None
+    folder.write_metrics(state.metrics)  # metrics.csv is derived from the checkpoint: repair a torn write
+    log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
+    return net, opt, cfg, settings, state
 
 
-def _draw(out_dir, metrics_path, labels, preds, cfg) -> None:
-    metrics = read_metrics(metrics_path)
-    ax = plots.learning_curve(metrics, title=f"{cfg.network['dataset']}: accuracy per epoch")
-    plots.save(ax, os.path.join(out_dir, "learning_curve.png"))
-    ax = plots.confusion_matrix(labels, preds, cfg.network["n_class"], title="test set, last epoch")
-    plots.save(ax, os.path.join(out_dir, "confusion_matrix.png"))
+#: Defaults of the Network options a run may set (a saved run lists only those it changed).
+_OPTION_DEFAULTS = {"inter": True, "intra": True, "warmup": "per-neuron", "target_filter": "double",
+                    "backward": "tsslbp", "dropout_unit": "feature", "count_of": "psp"}
+
+
+def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,
+          test_set: Split, callbacks: list, log, fault_hook) -> bool:
+    """The epochs; returns True when stopped by a signal (a checkpoint was saved)."""
+    n_train = len(train_set.labels)
+    with StopSignal() as stop:
+        try:
+            while state.epoch < settings.epochs:
+                epoch = state.epoch
+                rng = np.random.default_rng([settings.seed, epoch])
+                order = list(iterate_minibatches(n_train, settings.batch_size, rng))
+                for cb in callbacks:
+                    cb.on_epoch_start(epoch, settings.epochs, len(order), state)
+                while state.batch < len(order) and not stop.requested:
+                    step = epoch * len(order) + state.batch
+                    hook = (lambda point, step=step: fault_hook(point, step)) if fault_hook else None
+                    t0 = time.perf_counter()
+                    idx = order[state.batch]
+                    y = train_set.labels[idx]
+                    loss, out, _ = train_step(net, train_set.images[idx], y, opt, hook=hook)
+                    state.loss_sum += net.loss_sum(loss, len(idx))
+                    state.correct += int(np.sum(net.predict(out) == y))
+                    state.seen += len(idx)
+                    state.batch += 1
+                    state.train_seconds += time.perf_counter() - t0
+                    if hook:
+                        hook("step_done")
+                    for cb in callbacks:
+                        cb.on_step(state)
+                if state.batch < len(order):  # stopped inside the epoch: save where we are
+                    folder.checkpoint(net, opt, settings, state)
+                    log(f"\ninterrupted: checkpoint saved at epoch {epoch + 1}, batch {state.batch}; "
+                        f"continue with --resume {folder.path}")
+                    return True
+                test_loss, test_acc, preds = evaluate(net, test_set)
+                seconds = state.train_seconds
+                row = {"epoch": epoch + 1, "train_loss": state.loss_sum / state.seen,
+                       "train_acc": state.correct / state.seen, "test_loss": test_loss, "test_acc": test_acc,
+                       "seconds": seconds, "samples_per_s": state.seen / max(seconds, 1e-9)}
+                is_best = state.finish_epoch(row)
+                folder.commit_epoch(net, opt, settings, state, is_best,
+                                    hook=(lambda point, step=epoch: fault_hook(point, step)) if fault_hook else None)
+                for cb in callbacks:
+                    cb.on_epoch_end(row, folder, test_set.labels, preds, cfg)
+                log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                    f"test acc {test_acc:.4f} | {seconds:.1f} s, {row['samples_per_s']:.0f} samples/s")
+                if stop.requested:
+                    log(f"interrupted after epoch {epoch + 1} (saved); continue with --resume {folder.path}")
+                    return True
+                if settings.max_seconds and state.elapsed_total >= settings.max_seconds:
+                    log(f"stopping after {state.elapsed_total:.0f} s of training (max_seconds)")
+                    break
+        finally:
+            for cb in callbacks:
+                cb.on_stop()
+    return False

@@ -90,3 +90,83 @@ def test_evaluate_reports_machine_readable_accuracy(tmp_path, capsys):
     train(cfg, out_dir=str(tmp_path / "run"), progress=False, log=lambda *a: None, splits=(split, split))
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "missing.npz")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- train / evaluate: errors and files
+@pytest.fixture()
+def cli_data(monkeypatch, tmp_path):
+    """``train`` and ``evaluate`` through the CLI on fixture digits (load_split patched), in tmp_path."""
+    import yaml
+
+    from reference import train as train_mod
+    from reference.train import Split
+    from test_train import TINY
+
+    x, y = mnist(60)
+    split = Split(x.astype(np.float32), y, "fixture")
+    monkeypatch.setattr(train_mod, "load_split", lambda *a, **k: split)
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "Network": {**TINY["Network"], "epochs": 1}}, sort_keys=False))
+    return cfg
+
+
+def test_train_cli_refuses_to_lose_a_run(cli_data, capsys):
+    args = ["train", "--config", str(cli_data), "--out", "run", "--no-progress"]
+    assert main(args) == 0
+    weights = open("run/weights.npz", "rb").read()
+    assert main(args) == 2  # the same command twice: refused, nothing touched
+    assert "--resume run" in capsys.readouterr().err
+    assert open("run/weights.npz", "rb").read() == weights
+    assert main(args + ["--overwrite"]) == 0
+    assert main(["train", "--resume", "run", "--seed", "4"]) == 2
+    assert "seed=4" in capsys.readouterr().err
+    assert main(["train", "--resume", "run", "--epochs", "2", "--no-progress"]) == 0
+    assert len(open("run/metrics.csv").read().splitlines()) == 3  # header + 2 epochs
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--resume", "nothere"], "no such run folder"),
+    (["train", "--config", "tiny.yaml", "--seed", "-1"], "--seed must be >= 0"),
+    (["train", "--config", "tiny.yaml", "--batch-size", "100000000000"], "smaller batch"),
+    (["train", "--config", ".", "--out", "x"], "folder"),
+    (["train", "--config", "tiny.yaml", "--out", "tiny.yaml"], "is a file"),
+    (["evaluate", "--checkpoint", "."], "is a folder"),
+    (["evaluate", "--checkpoint", "junk.npz"], "not a readable .npz"),
+    (["evaluate", "--checkpoint", "plain.npz"], "give --config"),
+    (["evaluate", "--checkpoint", "badconfig.npz"], "config_yaml"),
+])
+def test_cli_errors_are_one_line_exit_2_and_leave_nothing(cli_data, capsys, argv, message):
+    import os as _os
+
+    from reference.network import Network
+
+    open("junk.npz", "wb").write(b"PK\x03\x04 truncated")
+    net = Network(str(cli_data), seed=0)
+    np.savez("plain.npz", **net.weights)
+    np.savez("badconfig.npz", config_yaml=np.array("Network: [unclosed"), **net.weights)
+    before = sorted(_os.listdir("."))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(_os.listdir(".")) == before
+
+
+def test_evaluate_plain_weights_with_config_and_gradients_take_run_weights(cli_data, capsys, tmp_path):
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    capsys.readouterr()
+    from reference.runs import read_weights
+
+    np.savez("plain.npz", **read_weights("run/weights.npz"))  # what import-checkpoint writes: no config inside
+    assert main(["evaluate", "--checkpoint", "plain.npz", "--config", str(cli_data), "--no-progress"]) == 0
+    plain = capsys.readouterr().out.splitlines()[-1]
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == plain
+    x, y = mnist(4)
+    np.savez("X.npz", input=x.astype(np.float32), labels=y)
+    assert main(["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz",
+                 "--out", "G.npz"]) == 0  # the project's own weights file is accepted
+    np.savez("X.npz", input=(x * 1e300), labels=y)  # float64 beyond float32's range
+    assert main(["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz",
+                 "--out", "G2.npz"]) == 2
+    assert "float32" in capsys.readouterr().err and not (tmp_path / "G2.npz").exists()

@@ -1,12 +1,14 @@
 """Training loop: same seed same result, resume (after an epoch or mid-epoch Ctrl-C) equals an
 uninterrupted run bit for bit, evaluate reproduces the recorded accuracy.  Real MNIST fixture images."""
 import os
+import signal
 
 import numpy as np
 import pytest
 
-from reference.train import Split, evaluate, load_checkpoint, read_metrics, train
 from reference.network import Network
+from reference.runs import RunError, RunExistsError
+from reference.train import Split, evaluate, load_checkpoint, read_metrics, train
 
 TINY = {
     "Network": {"epochs": 2, "batch_size": 20, "n_steps": 5, "dataset": "MNIST", "rule": "TSSLBP",
@@ -51,15 +53,150 @@ def test_resume_after_epoch_equals_uninterrupted(tmp_path, splits):
     assert m_full["test_acc"] == m_part["test_acc"] and m_full["train_loss"] == m_part["train_loss"]
 
 
-def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, splits):
-    full = _run(tmp_path, "full", splits)
-    with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, "cut", splits, stop_after_batches=7)  # epoch 2, batch 2 of 5
-    ck = load_checkpoint(os.path.join(tmp_path, "cut", "checkpoint.npz"))
-    assert (ck["meta"]["epoch"], ck["meta"]["batch"]) == (1, 2)
-    train(None, out_dir=str(tmp_path / "cut"), resume=True, progress=False, log=lambda *a: None, splits=splits)
-    for k, w in _weights(full).items():
-        np.testing.assert_array_equal(w, _weights(str(tmp_path / "cut"))[k])
+# ------------------------------------------------------------------------------ faults, then resume
+PHASES = ("gradients", "clip_grad", "adamw", "clip_weights", "step_done")
+N_STEPS = 10  # 2 epochs x 5 mini-batches of 20
+
+
+class Killed(Exception):
+    """Stands for the process dying at a point (a kill -9 or a power cut): nothing after it runs."""
+
+
+def _metrics_rows(out):
+    m = read_metrics(os.path.join(out, "metrics.csv"))
+    return [tuple(m[k][i] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc"))
+            for i in range(len(m["epoch"]))]
+
+
+def _assert_same_run(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k])  # bit for bit
+    assert _metrics_rows(a) == _metrics_rows(b)  # no row lost or doubled; same numbers (time columns aside)
+    for name in ("weights.npz", "best_weights.npz"):
+        for k, w in load_checkpoint(os.path.join(a, name))["weights"].items():
+            np.testing.assert_array_equal(w, load_checkpoint(os.path.join(b, name))["weights"][k])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, splits):
+    return _run(tmp_path_factory.mktemp("ref"), "full", splits)
+
+
+def test_sigint_at_random_points_then_resume_is_bit_for_bit(tmp_path, splits, uninterrupted):
+    """A real SIGINT at 12 random points inside steps (dropout on): stop, resume, same run bit for bit."""
+    rng = np.random.default_rng(2026)
+    points = [(int(rng.integers(N_STEPS)), PHASES[int(rng.integers(len(PHASES)))]) for _ in range(12)]
+    for i, (at_step, at_phase) in enumerate(points):
+        out = str(tmp_path / f"cut{i}")
+        fired = []
+
+        def hook(point, step):
+            if (step, point) == (at_step, at_phase) and not fired:
+                fired.append(point)
+                os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag: the step completes
+
+        result = train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
+        assert fired and result["interrupted"], (at_step, at_phase)
+        ck = load_checkpoint(os.path.join(out, "checkpoint.npz"))
+        done = at_step + 1  # the step in which the signal came was finished, no more
+        assert ck["meta"]["progress"]["epoch"] * 5 + ck["meta"]["progress"]["batch"] == done
+        assert ck["adam"]["step"] == done  # AdamW's count agrees with the batch counter
+        resumed = train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+        assert not resumed["interrupted"]
+        _assert_same_run(out, uninterrupted)
+
+
+@pytest.mark.parametrize("point", ["before_checkpoint", "after_checkpoint"])
+def test_killed_between_commit_writes_then_resume(tmp_path, splits, uninterrupted, point):
+    """A process killed between the epoch's writes: resume gives the same run, metrics.csv without a doubled row."""
+    out = str(tmp_path / "killed")
+
+    def hook(p, step):
+        if p == point and step == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # no partial file left behind
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+    _assert_same_run(out, uninterrupted)
+
+
+def test_killed_mid_step_then_resume(tmp_path, splits, uninterrupted):
+    """Killed inside AdamW of step 7 (mid epoch 2): resume from the epoch-1 checkpoint, same run."""
+    out = str(tmp_path / "killed")
+
+    def hook(point, step):
+        if (step, point) == (7, "adamw"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+    _assert_same_run(out, uninterrupted)
+
+
+# ------------------------------------------------------------------------------------ the run folder
+def test_existing_run_is_refused_without_overwrite(tmp_path, splits):
+    out = _run(tmp_path, "run", splits, epochs=1)
+    before = {f: open(os.path.join(out, f), "rb").read() for f in ("metrics.csv", "weights.npz", "config.yaml")}
+    with pytest.raises(RunExistsError, match="--resume"):
+        _run(tmp_path, "run", splits, epochs=1)
+    after = {f: open(os.path.join(out, f), "rb").read() for f in before}
+    assert before == after  # nothing touched
+    _run(tmp_path, "run", splits, epochs=1, overwrite=True)  # explicit: allowed
+
+
+def test_second_process_is_locked_out(tmp_path, splits):
+    from reference.runs import RunFolder, RunLockedError
+
+    out = str(tmp_path / "locked")
+    with RunFolder.create(out):
+        with pytest.raises(RunLockedError, match=str(os.getpid())):
+            RunFolder.create(out)  # flock is per open file description: a second open is refused too
+    RunFolder.create(out).unlock()  # released
+
+
+def test_resume_refuses_conflicting_settings_and_edited_config(tmp_path, splits):
+    out = _run(tmp_path, "run", splits, epochs=1)
+    for kw, word in [({"seed": 6}, "seed"), ({"batch_size": 10}, "batch_size"), ({"train_limit": 50}, "train_limit"),
+                     ({"net_options": {"warmup": "never"}}, "warmup")]:
+        with pytest.raises(RunError, match=word):
+            train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, **kw)
+    other = {**TINY, "Network": {**TINY["Network"], "lr": 0.001}}
+    with pytest.raises(RunError, match="--config"):
+        train(other, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+    # the same settings spelled out are fine, and more epochs are allowed
+    train(TINY, out_dir=out, resume=True, seed=5, epochs=2, net_options={"warmup": "per-neuron"},
+          progress=False, log=lambda *a: None, splits=splits)
+    with open(os.path.join(out, "config.yaml"), "a") as fh:
+        fh.write("# edited\n")  # a comment changes nothing
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    text = open(os.path.join(out, "config.yaml")).read().replace("lr: 0.0005", "lr: 0.001")
+    open(os.path.join(out, "config.yaml"), "w").write(text)
+    with pytest.raises(RunError, match="config.yaml"):
+        train(None, out_dir=out, resume=True, epochs=3, progress=False, log=lambda *a: None, splits=splits)
+
+
+def test_resume_without_checkpoint_creates_nothing(tmp_path, splits):
+    with pytest.raises(RunError, match="no such run folder"):
+        train(None, out_dir=str(tmp_path / "none"), resume=True, progress=False, log=lambda *a: None, splits=splits)
+    assert not (tmp_path / "none").exists()
+
+
+def test_read_only_folder_is_one_clear_error(tmp_path, splits):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(RunError, match="ro"):
+            _run(folder, "run", splits, epochs=1)
+    finally:
+        folder.chmod(0o700)
 
 
 def test_weights_file_reproduces_recorded_accuracy(tmp_path, splits):

@@ -77,7 +77,7 @@ print(f"untrained: test accuracy {acc_before:.2%} (chance is 10%)")
 # %%
 RUN = os.path.join(L.out, "run")
 result = train(CONFIG, out_dir=RUN, epochs=EPOCHS, batch_size=BATCH, seed=SEED, progress=False,
-               splits=(train_set, test_set))
+               splits=(train_set, test_set), overwrite=True)  # overwrite: this lesson's run of last time
 after = result["net"]
 print(f"\ntrained: test accuracy {result['test_acc']:.2%} after {result['epoch']} epochs "
       f"({sum(read_metrics(os.path.join(RUN, 'metrics.csv'))['seconds']):.0f} s of training)")

@@ -114,7 +114,11 @@ def export_checkpoint(weights: dict, config, path, **extra) -> None:
     """Write our weights as an authors' checkpoint ``{"net": state_dict, **extra}`` (e.g. ``epoch``, ``acc``)."""
     import torch
 
+    from ..atomic import atomic_write
+
+    for name, w in weights.items():
+        if not np.all(np.isfinite(np.asarray(w))):
+            raise ValueError(f"layer {name!r}: weights contain NaN or inf (the authors' code and import-checkpoint "
+                             f"would reject them); nothing written")
     state = {"net": weights_to_state_dict(weights, config), **extra}
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(state, fh))

@@ -1,0 +1,461 @@
+"""The run folder: what ``train`` writes, and the promises it keeps.
+
+A run folder holds::
+
+    config.yaml           the network config (the authors' schema), written once when the run starts
+    checkpoint.npz        the commit point: weights, AdamW state, the generator's state, the settings,
+                          the position in the epoch and EVERY epoch's metrics row
+    metrics.csv           one row per finished epoch, rewritten from the checkpoint after each commit
+    weights.npz           the weights after the last finished epoch (and the config)
+    best_weights.npz      the weights of the epoch with the best test accuracy so far
+    learning_curve.png, confusion_matrix.png   redrawn after each epoch
+    .lock                 held (``flock``) by the process that trains in the folder
+
+Promises, and how they are kept:
+
+- **Never lost, never silently changed.**  A new run refuses a folder that already holds a run
+  (:class:`RunExistsError`) unless asked to ``overwrite`` it; ``--resume`` refuses a folder without a
+  checkpoint without creating anything.
+- **One writer.**  :meth:`RunFolder.lock` takes an exclusive ``flock`` on ``.lock``; a second process gets
+  :class:`RunLockedError` naming the holder's pid.  The kernel drops the lock when the holder dies.
+- **Every write is atomic** (:mod:`reference.atomic`): a file is its old self or completely new.
+- **Metrics and checkpoint commit together.**  The metrics rows live inside the checkpoint; ``metrics.csv``
+  is derived from it (after each commit, and again on resume), so a kill between two writes can never
+  duplicate or lose a row.  ``weights.npz`` and ``best_weights.npz`` are written before the checkpoint:
+  a run killed after them redoes that epoch bit for bit and writes the same files again.
+- **Resume is exact.**  Checkpoints are only taken between whole training steps (Ctrl-C only sets a flag,
+  :class:`StopSignal`), so weights, AdamW moments and step count, the dropout generator and the batch
+  counter always describe the same moment.
+
+Application layer: uses the engine (network, optimiser), never the reverse.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import errno
+import io
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .atomic import atomic_savez, atomic_write_text
+from .config import Config, ConfigError, load_config, load_config_text
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
+CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK = (
+    "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock")
+#: Files that make a folder "a run": their presence makes a new run refuse the folder.
+RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
+#: Files a run may also hold, removed with the others by ``overwrite``.
+DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log")
+
+
+class RunError(Exception):
+    """A run folder cannot be used as asked; the message says why and what to do."""
+
+
+class RunExistsError(RunError):
+    """The folder already holds a run."""
+
+
+class RunLockedError(RunError):
+    """Another process holds the folder's lock."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint or weights file that cannot be read or does not fit its network."""
+
+
+# ------------------------------------------------------------------------------------------ run state
+@dataclass
+class Settings:
+    """What defines a run; fixed for its whole life (a resume that asks for other values is refused).
+
+    ``epochs`` and ``max_seconds`` are the exceptions: a resumed run may be given more.
+    """
+
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 1
+    train_limit: int | None = None
+    test_limit: int | None = None
+    net_options: dict = field(default_factory=dict)
+    max_seconds: float | None = None
+
+    #: Settings a resume may change.
+    RESUMABLE = ("epochs", "max_seconds")
+
+
+@dataclass
+class Progress:
+    """Where a run is; saved in every checkpoint.
+
+    epoch : finished epochs;  batch : finished mini-batches of the current epoch
+    loss_sum, correct, seen : running sums over the current epoch's mini-batches (loss summed per sample)
+    train_seconds : time spent in training steps of the current epoch
+    elapsed_total : training time of all finished epochs
+    best_test_acc, best_epoch : the best epoch so far (-1, 0 before the first)
+    metrics : one dict per finished epoch, keys :data:`METRIC_COLUMNS`
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    train_seconds: float = 0.0
+    elapsed_total: float = 0.0
+    best_test_acc: float = -1.0
+    best_epoch: int = 0
+    metrics: list = field(default_factory=list)
+
+    def finish_epoch(self, row: dict) -> bool:
+        """Record a finished epoch's metrics row and reset the running sums; returns whether it is the best."""
+        self.metrics.append(row)
+        self.epoch += 1
+        self.elapsed_total += self.train_seconds
+        self.batch, self.loss_sum, self.correct, self.seen, self.train_seconds = 0, 0.0, 0, 0, 0.0
+        if row["test_acc"] > self.best_test_acc:
+            self.best_test_acc, self.best_epoch = row["test_acc"], row["epoch"]
+            return True
+        return False
+
+
+# ------------------------------------------------------------------------------------ weights files
+def weights_arrays(net, extra: dict | None = None) -> dict:
+    """The arrays of a weights file: one per weighted layer (authors' layouts), the config and ``extra``."""
+    arrays = {k: v for k, v in net.weights.items()}
+    arrays["config_yaml"] = np.array(_dump_yaml(net.config.raw))
+    arrays["meta_json"] = np.array(json.dumps(extra or {}, default=_json_default))
+    return arrays
+
+
+def save_weights(path, net, extra: dict | None = None) -> None:
+    """Write only the weights (authors' layouts, one array per layer name) and the config, atomically."""
+    atomic_savez(path, weights_arrays(net, extra), compressed=True)
+
+
+def save_checkpoint(path, net, opt, settings: Settings, progress: Progress) -> None:
+    """Write weights, AdamW state, generator state, settings, progress and config to ``path`` atomically."""
+    arrays = {f"weight/{k}": v for k, v in net.weights.items()}
+    opt_state = opt.state_dict()
+    arrays.update({f"adam_m/{k}": v for k, v in opt_state["m"].items()})
+    arrays.update({f"adam_v/{k}": v for k, v in opt_state["v"].items()})
+    meta = {"format": 2, "settings": dataclasses.asdict(settings), "progress": dataclasses.asdict(progress),
+            "adam_step": opt_state["step"], "rng": net.rng.bit_generator.state}
+    arrays["meta_json"] = np.array(json.dumps(meta, default=_json_default))
+    arrays["config_yaml"] = np.array(_dump_yaml(net.config.raw))
+    atomic_savez(path, arrays)
+
+
+def load_checkpoint(path, config: Config | None = None) -> dict:
+    """Read a checkpoint or weights file written by this project (or a plain weights ``.npz`` + ``config``).
+
+    Returns a dict with ``config`` (Config), ``weights`` (name -> array), ``meta`` (dict) and, for
+    checkpoints, ``adam`` (``{'step', 'm', 'v'}``).  A file without a config needs ``config`` (e.g. what
+    ``import-checkpoint`` writes); when both exist, ``config`` wins and the file's must have the same layers.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file: missing, not a readable ``.npz`` (truncated, corrupt), a broken config
+        inside, or no config at all.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a folder; give the .npz file inside it (e.g. {os.path.join(path, WEIGHTS)})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
+    except Exception as err:  # zip, CRC, EOF and format errors come in many types
+        raise CheckpointError(f"{path} is not a readable .npz file ({type(err).__name__}: {err})") from None
+    meta = {}
+    if "meta_json" in arrays:
+        try:
+            meta = json.loads(str(arrays.pop("meta_json")))
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({err})") from None
+    own = None
+    if "config_yaml" in arrays:
+        try:
+            own = load_config_text(str(arrays.pop("config_yaml")), where=f"{path} (config_yaml)")
+        except ConfigError as err:
+            raise CheckpointError(str(err)) from None
+    if config is None and own is None:
+        raise CheckpointError(f"{path} holds no config (plain weights, e.g. from import-checkpoint): "
+                              f"give --config CONFIG.yaml")
+    cfg = config if config is not None else own
+    if any(k.startswith("weight/") for k in arrays):
+        weights = {k[7:]: v for k, v in arrays.items() if k.startswith("weight/")}
+        adam = {"step": meta.get("adam_step", 0),
+                "m": {k[7:]: v for k, v in arrays.items() if k.startswith("adam_m/")},
+                "v": {k[7:]: v for k, v in arrays.items() if k.startswith("adam_v/")}}
+    else:
+        weights, adam = arrays, None
+    return {"config": cfg, "weights": weights, "meta": meta, "adam": adam}
+
+
+def read_weights(path) -> dict:
+    """Only the weight arrays of a plain weights ``.npz`` or of this project's weights/checkpoint files."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            if any(k.startswith("weight/") for k in keys):
+                return {k[7:]: data[k] for k in keys if k.startswith("weight/")}
+            return {k: data[k] for k in keys if k not in ("config_yaml", "meta_json")}
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable .npz file ({type(err).__name__}: {err})") from None
+
+
+def read_metrics(path) -> dict:
+    """metrics.csv as a dict of columns (floats)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else METRIC_COLUMNS)}
+
+
+def metrics_csv(rows: list) -> str:
+    """The text of metrics.csv for a list of rows (dicts keyed by :data:`METRIC_COLUMNS`)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(METRIC_COLUMNS)
+    for row in rows:
+        writer.writerow([row[k] if k == "epoch" else f"{row[k]:.6g}" for k in METRIC_COLUMNS])
+    return out.getvalue()
+
+
+def _dump_yaml(raw: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+# ---------------------------------------------------------------------------------------- the folder
+class RunFolder:
+    """One run folder (see the module docstring); use as a context manager to hold its lock.
+
+    Create with :meth:`create` (a new run) or :meth:`open` (resume).
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._lock_fd = None
+
+    def file(self, name: str) -> str:
+        """Path of one of the run's files."""
+        return os.path.join(self.path, name)
+
+    # ------------------------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, path, overwrite: bool = False) -> "RunFolder":
+        """A folder for a new run, locked.  Refuses one that holds a run unless ``overwrite``.
+
+        Raises RunExistsError, RunLockedError, or RunError (a file in the way, folder not writable).
+        """
+        folder = cls.check_new(path, overwrite)
+        try:
+            os.makedirs(folder.path, exist_ok=True)
+        except OSError as err:
+            raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
+        folder.lock()
+        if overwrite:
+            for name in RUN_FILES + DERIVED_FILES:
+                try:
+                    os.unlink(folder.file(name))
+                except FileNotFoundError:
+                    pass
+        return folder
+
+    @classmethod
+    def check_new(cls, path, overwrite: bool = False) -> "RunFolder":
+        """What :meth:`create` checks first, touching nothing: not a file, no run there (unless ``overwrite``)."""
+        folder = cls(path)
+        if os.path.exists(folder.path) and not os.path.isdir(folder.path):
+            raise RunError(f"--out {folder.path} is a file, not a folder")
+        existing = folder.run_files()
+        if existing and not overwrite:
+            raise RunExistsError(
+                f"{folder.path} already holds a run ({', '.join(existing)}); continue it with "
+                f"--resume {folder.path}, choose another --out, or pass --overwrite to replace it")
+        return folder
+
+    @classmethod
+    def open(cls, path) -> "RunFolder":
+        """An existing run to resume, locked.  Refuses (creating nothing) a folder without a checkpoint."""
+        folder = cls(path)
+        if not os.path.isdir(folder.path):
+            raise RunError(f"--resume {folder.path}: no such run folder")
+        if not os.path.exists(folder.file(CHECKPOINT)):
+            raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT} (nothing to resume; "
+                           f"start a run with --config ... --out {folder.path})")
+        folder.lock()
+        return folder
+
+    def run_files(self) -> list[str]:
+        """The run files (:data:`RUN_FILES`) present in the folder."""
+        return [name for name in RUN_FILES if os.path.exists(self.file(name))]
+
+    # --------------------------------------------------------------------------------------- lock
+    def lock(self) -> None:
+        """Take the folder's exclusive lock (``flock`` on ``.lock``), or raise RunLockedError."""
+        import fcntl
+
+        path = self.file(LOCK)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunError(f"cannot write in the run folder {self.path}: {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunLockedError(f"another process (pid {holder}) is training in {self.path}; wait for it "
+                                     f"to finish or stop it, or choose another --out") from None
+            raise RunError(f"cannot lock {path}: {err.strerror or err}") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            pass  # the pid is only informative
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the lock (also released by the kernel when the process ends)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.unlock()
+        return False
+
+    # ------------------------------------------------------------------------------------- writes
+    def write_config(self, config: Config) -> None:
+        """``config.yaml``: the run's config as loaded (the authors' schema)."""
+        atomic_write_text(self.file(CONFIG), _dump_yaml(config.raw))
+
+    def checkpoint(self, net, opt, settings: Settings, progress: Progress) -> None:
+        """Write ``checkpoint.npz`` (mid-epoch too: after Ctrl-C)."""
+        save_checkpoint(self.file(CHECKPOINT), net, opt, settings, progress)
+
+    def commit_epoch(self, net, opt, settings: Settings, progress: Progress, is_best: bool, hook=None) -> None:
+        """After an epoch: weights, best weights, then the checkpoint (the commit point), then metrics.csv.
+
+        ``hook(point)``, if given, is called between the writes (fault-injection tests).
+        """
+        last = progress.metrics[-1]
+        extra = {"epoch": last["epoch"], "test_acc": last["test_acc"]}
+        save_weights(self.file(WEIGHTS), net, extra)
+        if is_best:  # the paper reports the best epoch: keep its weights
+            save_weights(self.file(BEST_WEIGHTS), net, extra)
+        if hook:
+            hook("before_checkpoint")
+        self.checkpoint(net, opt, settings, progress)
+        if hook:
+            hook("after_checkpoint")
+        self.write_metrics(progress.metrics)
+
+    def write_metrics(self, rows: list) -> None:
+        """``metrics.csv`` from the rows (derived from the checkpoint, so the two always agree)."""
+        atomic_write_text(self.file(METRICS), metrics_csv(rows))
+
+    # -------------------------------------------------------------------------------------- reads
+    def read_checkpoint(self) -> dict:
+        """The checkpoint, with ``settings`` and ``progress`` as dataclasses (older formats converted)."""
+        ck = load_checkpoint(self.file(CHECKPOINT))
+        if ck["adam"] is None:
+            raise CheckpointError(f"{self.file(CHECKPOINT)} holds weights only, not a training checkpoint")
+        meta = ck["meta"]
+        try:
+            if meta.get("format") == 2:
+                settings = Settings(**meta["settings"])
+                progress = Progress(**meta["progress"])
+            else:
+                settings, progress = self._legacy(meta)
+            ck["rng"] = meta["rng"]
+        except (KeyError, TypeError) as err:
+            raise CheckpointError(f"{self.file(CHECKPOINT)}: incomplete training state ({err})") from None
+        ck["settings"], ck["progress"] = settings, progress
+        return ck
+
+    def _legacy(self, meta: dict):
+        """Checkpoints of the first format (flat meta, metrics only in metrics.csv)."""
+        settings = Settings(seed=meta["seed"], epochs=meta.get("epochs") or 0, batch_size=meta.get("batch_size") or 0,
+                            train_limit=meta.get("train_limit"), test_limit=meta.get("test_limit"),
+                            net_options=meta.get("net_options") or {}, max_seconds=meta.get("max_seconds"))
+        rows = []
+        if os.path.exists(self.file(METRICS)):
+            cols = read_metrics(self.file(METRICS))
+            n = len(cols.get("epoch", []))
+            rows = [{k: (int(cols[k][i]) if k == "epoch" else cols[k][i]) for k in METRIC_COLUMNS} for i in range(n)]
+        rows = rows[:meta["epoch"]]  # a row written after the checkpoint belongs to an epoch that will be redone
+        progress = Progress(epoch=meta["epoch"], batch=meta["batch"], loss_sum=meta["loss_sum"],
+                            correct=meta["correct"], seen=meta["seen"], train_seconds=meta["train_seconds"],
+                            elapsed_total=meta.get("elapsed_total", 0.0), best_test_acc=meta.get("best_test_acc", -1.0),
+                            best_epoch=meta.get("best_epoch", 0), metrics=rows)
+        return settings, progress
+
+    def read_config_file(self) -> Config | None:
+        """The folder's ``config.yaml`` (None when absent)."""
+        if not os.path.exists(self.file(CONFIG)):
+            return None
+        return load_config(self.file(CONFIG))
+
+
+# ------------------------------------------------------------------------------------------- Ctrl-C
+class StopSignal:
+    """Turns Ctrl-C (SIGINT) and SIGTERM into a request to stop at the next safe point.
+
+    Inside ``with StopSignal() as stop:`` the first signal only sets ``stop.requested``; the training
+    loop checks it between whole steps and then saves a checkpoint.  The handlers are restored on exit,
+    and a second Ctrl-C raises KeyboardInterrupt as usual (every write being atomic, that too leaves no
+    partial file).  Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.requested, self.signum = True, signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        return False
