@@ -26,7 +26,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
-from .params import NeuronParams  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
+from .params import NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
 
 #: YAML 1.2 floats: PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
 _FLOAT_RE = r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -382,7 +382,7 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
                     f"{ctx}: key 'in_channels' is {c['in_channels']} but the previous layer gives {shape[0]} "
                     f"channels (its output shape is (C, H, W) = {shape})"
                 )
-            oh, ow = (_conv_output_size(shape[1 + i], c["kernel_size"][i], c["stride"][i], c["padding"][i],
+            oh, ow = (conv_output_size(shape[1 + i], c["kernel_size"][i], c["stride"][i], c["padding"][i],
                                         c["dilation"][i]) for i in range(2))
             if oh < 1 or ow < 1:
                 raise ConfigError(f"{ctx}: key 'kernel_size': a {c['kernel_size']} kernel does not fit the input {shape}")
@@ -421,12 +421,6 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
     if out[-1][1]["type"] != "linear" and out[-1][1]["type"] != "conv":
         raise ConfigError(f"{where}: layer '{out[-1][0]}': the last layer must be a spiking 'linear' or 'conv' layer")
     return out
-
-
-def _conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length of a convolution along one axis: :func:`reference.layers.conv_output_size` (PyTorch's
-    formula), restated so that this module does not import the Numba kernels (a test keeps them equal)."""
-    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def _is_number(v) -> bool:

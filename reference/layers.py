@@ -34,7 +34,7 @@ import numpy as np
 
 from ._jit import kernel, prange
 from .neuron import NeuronState, lif_forward
-from .params import POOL_THETA, NeuronParams
+from .params import POOL_THETA, NeuronParams, conv_output_size  # noqa: F401 (re-exported)
 
 
 class LayerGrad(NamedTuple):
@@ -158,11 +158,6 @@ def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
 _im2col_py, _col2im_py = _im2col, _col2im
 _im2col = kernel(_im2col_py, parallel=True)
 _col2im = kernel(_col2im_py, parallel=True)
-
-
-def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length of a convolution along one axis (PyTorch's formula)."""
-    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 class Conv2d:

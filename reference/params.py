@@ -24,6 +24,11 @@ GRAD_NORM_CLIP = 1.0
 POOL_THETA = 1.1
 
 
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula); used by the config and the layers."""
+    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
 def warmup_psp_threshold(tau_s: float) -> float:
     """The warm-up switch ``1/(4 tau_s)`` on a neuron's own PSP (authors: ``th``), paper-notes section 3, item 3."""
     return 1.0 / (4.0 * tau_s)

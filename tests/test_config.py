@@ -197,14 +197,6 @@ def test_validating_a_dict_does_not_import_yaml():
     assert done.returncode == 0, done.stderr
 
 
-def test_conv_output_size_restated_as_in_layers():
-    from reference.layers import conv_output_size
-
-    for size, k, stride, pad, dil in [(28, 5, 1, 0, 1), (28, 3, 2, 1, 1), (7, 2, 1, 0, 2), (32, 3, 1, 1, 1),
-                                      (34, 5, 1, 1, 1), (5, 7, 3, 2, 1), (4, 3, 2, 0, 3)]:
-        assert config_module._conv_output_size(size, k, stride, pad, dil) == conv_output_size(size, k, stride, pad, dil)
-
-
 SMALL_YAML = """\
 Network:
   n_steps: 5
