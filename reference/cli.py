@@ -127,7 +127,7 @@ def _output_folder(path: str) -> str:
 def _net_options(args) -> dict:
     """The Network options the user gave explicitly (None means "not given")."""
     opts = {}
-    for key in ("warmup", "target_filter", "backward", "dropout_unit"):
+    for key in ("warmup", "target_filter", "backward", "dropout_unit", "input_encoding"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     if getattr(args, "no_inter", False):
@@ -361,6 +361,9 @@ def _add_tsslbp_options(p):
                    help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline")
     g.add_argument("--target-filter", choices=["double", "single"],
                    help="kernel-loss target filtered twice (authors' code, default) or once (paper)")
+    g.add_argument("--input-encoding", choices=["psp", "authors", "authors-cuda"],
+                   help="the input's PSP filter: our psp (default), or the authors' operation order as PyTorch "
+                        "runs it on a CPU or on CUDA (differs by 1-3 ulp; see Network)")
 
 
 def _add_data_options(p):

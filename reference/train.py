@@ -229,7 +229,7 @@ def _resume(folder: RunFolder, config, given: Settings, log):
 
 #: Defaults of the Network options a run may set (a saved run lists only those it changed).
 _OPTION_DEFAULTS = {"inter": True, "intra": True, "warmup": "per-neuron", "target_filter": "double",
-                    "backward": "tsslbp", "dropout_unit": "feature", "count_of": "psp"}
+                    "backward": "tsslbp", "dropout_unit": "feature", "count_of": "psp", "input_encoding": "psp"}
 
 
 def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,

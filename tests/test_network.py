@@ -226,3 +226,19 @@ def test_plain_python_kernels_give_same_numbers(tmp_path):
             # orders, ~sqrt(terms) * 6e-8 relative: 1e-6
             assert rel_err(py[key], compiled[key]) < 1e-6, key
     assert compiled["s_output"].any() and compiled["s_conv"].any()
+
+
+@pytest.mark.parametrize("encoding,division", [("authors", "true"), ("authors-cuda", "reciprocal")])
+def test_input_encoding_option_uses_the_authors_order(encoding, division):
+    """``input_encoding`` swaps the input filter for the authors' order; same filter to a few float32 ulp."""
+    from reference.neuron import encode_input
+
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs", "MNIST_CNN.yaml")
+    x, _ = load_mnist(4, dtype=np.float32)
+    ours, theirs = Network(cfg), Network(cfg, input_encoding=encoding)
+    rep = np.ascontiguousarray(np.broadcast_to(x.transpose(0, 2, 3, 1)[None], (5, 4, 28, 28, 1)))
+    np.testing.assert_array_equal(theirs.encode(x), encode_input(rep, 3.0, division=division))
+    # 1-3 ulp of values up to ~2.8 (float32 eps 1.2e-7): within 1e-6 absolute
+    np.testing.assert_allclose(theirs.encode(x), ours.encode(x), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="input_encoding"):
+        Network(cfg, input_encoding="gpu")
