@@ -1,6 +1,6 @@
 """A spiking network built from a config in the authors' schema: forward, loss, TSSL-BP backward.
 
-Data flow (design.md)::
+Data flow::
 
     image (N,C,H,W) --repeat over T, psp--> a_0
     a_{l-1} --layer l (W)--> x_l --LIF--> u_l, du_l, s_l --psp--> a_l           (forward)

