@@ -39,25 +39,16 @@ def _config(path):
 
 
 def _load_npz(path: str, what: str) -> dict:
-    if not os.path.exists(path):
-        raise UsageError(f"{what} file not found: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"{what} file {path} is a folder")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.keys()}
-    except Exception as err:  # zip/format errors come in many types
-        raise UsageError(f"{what} file {path} is not a readable .npz archive ({type(err).__name__}: {err})") from None
+    from .runs import read_npz
+
+    return read_npz(path, what)  # its CheckpointError is a RunError: one line, exit 2
 
 
 def _read_weights(path) -> dict:
     """Weight arrays of a plain weights ``.npz`` or of this project's ``weights.npz`` / ``checkpoint.npz``."""
-    from .runs import CheckpointError, read_weights
+    from .runs import read_weights
 
-    try:
-        return read_weights(path)
-    except CheckpointError as err:
-        raise UsageError(str(err)) from None
+    return read_weights(path)
 
 
 def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:

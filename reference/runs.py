@@ -167,15 +167,7 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
         inside, or no config at all.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a folder; give the .npz file inside it (e.g. {os.path.join(path, WEIGHTS)})")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
-    except Exception as err:  # zip, CRC, EOF and format errors come in many types
-        raise CheckpointError(f"{path} is not a readable .npz file ({type(err).__name__}: {err})") from None
+    arrays = read_npz(path, "checkpoint")
     meta = {}
     if "meta_json" in arrays:
         try:
@@ -202,21 +194,30 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     return {"config": cfg, "weights": weights, "meta": meta, "adam": adam}
 
 
-def read_weights(path) -> dict:
-    """Only the weight arrays of a plain weights ``.npz`` or of this project's weights/checkpoint files."""
+def read_npz(path, what: str = "file") -> dict:
+    """Every array of an ``.npz`` file, read now (no pickles); one-line :class:`CheckpointError` otherwise.
+
+    ``what`` names the file's role in messages ("checkpoint", "weights", "inputs").  A missing file, a
+    folder, and a truncated or corrupt archive (zip, CRC and EOF errors alike) are all reported the same way.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise CheckpointError(f"weights file not found: {path}")
+        raise CheckpointError(f"{what} file not found: {path}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{what} file {path} is a folder; give a .npz file (e.g. {os.path.join(path, WEIGHTS)})")
     try:
         with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
-            if any(k.startswith("weight/") for k in keys):
-                return {k[7:]: data[k] for k in keys if k.startswith("weight/")}
-            return {k: data[k] for k in keys if k not in ("config_yaml", "meta_json")}
-    except CheckpointError:
-        raise
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable .npz file ({type(err).__name__}: {err})") from None
+            return {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
+    except Exception as err:  # zip, CRC, EOF and format errors come in many types
+        raise CheckpointError(f"{what} file {path} is not a readable .npz archive ({type(err).__name__}: {err})") from None
+
+
+def read_weights(path) -> dict:
+    """Only the weight arrays of a plain weights ``.npz`` or of this project's weights/checkpoint files."""
+    arrays = read_npz(path, "weights")
+    if any(k.startswith("weight/") for k in arrays):
+        return {k[7:]: v for k, v in arrays.items() if k.startswith("weight/")}
+    return {k: v for k, v in arrays.items() if k not in ("config_yaml", "meta_json")}
 
 
 def read_metrics(path) -> dict:
