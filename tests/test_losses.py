@@ -205,3 +205,21 @@ def test_network_dispatches_to_the_config_loss(loss_name):
            "softmax": lambda: softmax_loss(a, labels)}[loss_name]()
     assert loss == ref[0]  # the same function on the same arrays: exact
     np.testing.assert_array_equal(g, ref[1])
+
+
+@pytest.mark.parametrize("loss", ["kernel", "count", "softmax"])
+def test_loss_sum_is_the_sum_of_per_sample_losses(loss):
+    """Train and test losses are reported per sample from Network.loss_sum: for every loss it must be the
+    sum of the one-sample losses (softmax is a batch mean, as the authors' F.cross_entropy)."""
+    from reference.network import Network
+
+    cfg = {"Network": {"n_steps": 5, "tau_m": 5, "tau_s": 3, "n_class": 4, "loss": loss, "dataset": "MNIST",
+                       "desired_count": 4, "undesired_count": 1},
+           "Layers": {"out": {"type": "linear", "n_inputs": 784, "n_outputs": 4, "threshold": 1}}}
+    net = Network(cfg, dtype=np.float64, seed=1)
+    rng = np.random.default_rng(0)
+    out = np.abs(rng.normal(size=(5, 6, 4))) * 0.4
+    y = rng.integers(0, 4, size=6)
+    batch = net.loss_sum(net.loss(out, y)[0], 6)
+    singles = sum(net.loss_sum(net.loss(out[:, i:i + 1], y[i:i + 1])[0], 1) for i in range(6))
+    assert batch == pytest.approx(singles, rel=1e-12)  # float64, six terms
