@@ -97,13 +97,29 @@ def check_weights(data: dict, config) -> dict:
     return data
 
 
-def _output_file(path: str) -> str:
-    """Check that ``path`` can be written as a file: its folder exists, it is not a folder."""
+def _output_file(path: str, *inputs) -> str:
+    """Check that ``path`` may be written as a new or replaced regular file, before any work is done.
+
+    Refused: a missing folder; a folder; anything but a regular file (a device such as /dev/null, a FIFO, a
+    symlink: the atomic rename would replace the node itself); one of the command's own ``inputs``; a file
+    of a run folder (``weights.npz``, ``checkpoint.npz``, ... beside a checkpoint): results are never
+    overwritten by another command.
+    """
+    from .runs import CHECKPOINT, RUN_FILES
+
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"output folder does not exist: {folder}")
     if os.path.isdir(path):
         raise UsageError(f"--out {path} is a folder; give a file name")
+    if os.path.lexists(path):
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise UsageError(f"--out {path} exists and is not a regular file (a link, device or pipe); give a file name")
+        for src in inputs:
+            if src and os.path.exists(src) and os.path.samefile(src, path):
+                raise UsageError(f"--out {path} is one of this command's inputs; give another file name")
+        if os.path.basename(path) in RUN_FILES and os.path.exists(os.path.join(folder, CHECKPOINT)):
+            raise UsageError(f"--out {path} is a file of the run in {folder}; give a file outside run folders")
     return path
 
 
@@ -172,7 +188,7 @@ def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndar
 
 def cmd_gradients(args) -> int:
     config = _config(args.config)
-    _output_file(args.out)
+    _output_file(args.out, args.inputs, args.weights, args.config)
     inputs, labels = check_inputs(_load_npz(args.inputs, "inputs"), config)
     weights = check_weights(_read_weights(args.weights), config)
     result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, **_net_options(args))
@@ -295,8 +311,12 @@ def cmd_bptt(args) -> int:
 
     config = _config(args.config)
     _require(args.framework)
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out} is a file; give a folder")
+    if args.out:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out} is a file; give a folder")
+        parent = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(parent):
+            raise UsageError(f"--out {args.out}: its parent folder {parent} does not exist")
     x, y, data = _batch(args, config)
     weights, what = _weights(args, config, x, y)
     rows, ts, _ = compare_bptt(config, backend(args.framework, "float64"), weights, x, y, _net_options(args))
@@ -312,7 +332,7 @@ def cmd_bptt(args) -> int:
 
 def cmd_import_checkpoint(args) -> int:
     config = _config(args.config)
-    _output_file(args.out)
+    _output_file(args.out, args.checkpoint, args.config)
     _require("torch")
     from .autograd.checkpoint import import_checkpoint
 
@@ -327,7 +347,7 @@ def cmd_import_checkpoint(args) -> int:
 
 def cmd_export_checkpoint(args) -> int:
     config = _config(args.config)
-    _output_file(args.out)
+    _output_file(args.out, args.weights, args.config)
     _require("torch")
     from .autograd.checkpoint import export_checkpoint
 
@@ -369,9 +389,16 @@ def _add_data_options(p):
     _add_tsslbp_options(p)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line ``error: ...``, exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m reference", description="TSSL-BP reference implementation")
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = _Parser(prog="python -m reference", description="TSSL-BP reference implementation")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train on the config's real dataset, checkpointing every epoch")
     p.add_argument("--config", help="network YAML; with --resume optional (must then equal the run's)")
@@ -471,7 +498,10 @@ def main(argv=None) -> int:
         print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return args.func(args)
+        # Overflow and invalid values are caught by the checks that follow them (inputs, currents,
+        # gradient norm), each with a one-line error; NumPy's warnings would only add lines before it.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return args.func(args)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: every write is atomic
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

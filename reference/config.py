@@ -96,6 +96,8 @@ class ConfigError(ValueError):
 DATASET_SHAPES = {"MNIST": (1, 28, 28), "FashionMNIST": (1, 28, 28), "CIFAR10": (3, 32, 32), "NMNIST_Spiking": (2, 34, 34)}
 
 NETWORK_REQUIRED = ("n_steps", "tau_m", "tau_s", "n_class", "loss")
+#: Most time steps a config may ask for (every per-step array is allocated T times; the paper uses 5-100).
+MAX_STEPS = 10_000
 NETWORK_OPTIONAL = {
     "epochs": 100, "batch_size": 50, "dataset": None, "rule": "TSSLBP", "data_path": None, "lr": 5e-4,
     "desired_count": None, "undesired_count": None, "model": "LIF",
@@ -319,6 +321,9 @@ def _check_network(net: dict, where: str) -> dict:
             raise ConfigError(f"{where}: Network: missing required key '{key}'")
     out = {**NETWORK_OPTIONAL, **net}
     _positive_int(out, "n_steps", f"{where}: Network")
+    if out["n_steps"] > MAX_STEPS:
+        raise ConfigError(f"{where}: Network: 'n_steps' is {out['n_steps']}; at most {MAX_STEPS} time steps are "
+                          f"supported (the paper uses 5 to 100)")
     _positive_int(out, "n_class", f"{where}: Network")
     _positive_int(out, "batch_size", f"{where}: Network")
     _positive_int(out, "epochs", f"{where}: Network")

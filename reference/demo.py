@@ -16,11 +16,12 @@ import numpy as np
 
 from . import plots
 from .config import load_config
-from .runs import RunFolder, RunExistsError
+from .runs import RunError, RunExistsError, RunFolder
 from .train import train
 
 #: The demo's config, shipped inside the package (``configs/demo_MNIST_MLP.yaml`` links to it), so the demo
 #: runs after any install, editable or not, from any folder.
+DEMO_TAG = "demo"
 DEMO_CONFIG = str(resources.files("reference") / "configs" / "demo_MNIST_MLP.yaml")
 
 
@@ -69,12 +70,17 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     """
     config = load_config(DEMO_CONFIG)
     folder = RunFolder(out_dir)
-    earlier = folder.read_config_file() if os.path.isdir(out_dir) and folder.run_files() else None
-    if folder.run_files() and (earlier is None or earlier.raw != config.raw):
-        raise RunExistsError(f"{out_dir} holds a run that is not the demo's ({', '.join(folder.run_files())}); "
-                             f"give the demo another --out")
+    earlier_demo = False
+    if os.path.isdir(out_dir) and folder.run_files():
+        try:
+            earlier_demo = folder.read_checkpoint()["settings"].tag == DEMO_TAG
+        except (RunError, OSError):
+            earlier_demo = False
+        if not earlier_demo:
+            raise RunExistsError(f"{out_dir} holds a run the demo did not make ({', '.join(folder.run_files())}); "
+                                 f"give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
-                   test_limit=test_limit, progress=progress, overwrite=True)
+                   test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
     if result["interrupted"]:
         return result
     net, test = result["net"], result["test_set"]

@@ -86,9 +86,10 @@ class Settings:
     test_limit: int | None = None
     net_options: dict = field(default_factory=dict)
     max_seconds: float | None = None
+    tag: str | None = None  # a label, e.g. "demo": the demo replaces only runs it made
 
-    #: Settings a resume may change.
-    RESUMABLE = ("epochs", "max_seconds")
+    #: Settings a resume may change (``tag`` is not given on resume).
+    RESUMABLE = ("epochs", "max_seconds", "tag")
 
 
 @dataclass
@@ -204,9 +205,13 @@ def read_npz(path, what: str = "file") -> dict:
     if not os.path.exists(path):
         raise CheckpointError(f"{what} file not found: {path}")
     if os.path.isdir(path):
-        raise CheckpointError(f"{what} file {path} is a folder; give a .npz file (e.g. {os.path.join(path, WEIGHTS)})")
+        hint = "" if path.endswith(".npz") else f" (e.g. {os.path.join(path, WEIGHTS)})"
+        raise CheckpointError(f"{what} file {path} is a folder; give a .npz file{hint}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive of named arrays")
+        with data:
             return {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
     except Exception as err:  # zip, CRC, EOF and format errors come in many types
         raise CheckpointError(f"{what} file {path} is not a readable .npz archive ({type(err).__name__}: {err})") from None

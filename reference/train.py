@@ -121,7 +121,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           seed: int | None = None, resume: bool = False, overwrite: bool = False, data_dir=None, cache_dir=None,
           train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
-          splits: tuple | None = None, callbacks: list | None = None, fault_hook=None) -> dict:
+          splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -141,6 +141,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     callbacks : list of :class:`Callback` (default: a progress bar and the figures)
     fault_hook : ``hook(point, step)`` called at points inside every step and commit (tests inject faults
         with it: a real SIGINT, or an exception standing for a killed process)
+    tag : a label stored with a new run (the demo marks its runs "demo", and replaces only those)
 
     Returns
     -------
@@ -158,7 +159,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             cfg = config if isinstance(config, Config) else load_config(config)
             settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                 batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
-                                test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds)
+                                test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
+                                tag=tag)
             net = Network(cfg, seed=settings.seed, **settings.net_options)
             net.check_batch_fits(settings.batch_size)
             opt = AdamW(net.weights, lr=cfg.network["lr"])
@@ -167,9 +169,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress),
             load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress))
         if not resume:
-            folder = RunFolder.create(out_dir, overwrite=overwrite)
-            folder.write_config(cfg)
-            folder.checkpoint(net, opt, settings, state)  # resumable from the first step on
+            folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state)
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
                 f"test {len(test_set.labels)}")
@@ -182,6 +182,31 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     last = state.metrics[-1] if state.metrics else {}
     return {**last, "out_dir": out_dir, "checkpoint": folder.file("checkpoint.npz"), "net": net,
             "test_set": test_set, "interrupted": interrupted}
+
+
+def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
+    """Create and lock the folder, then write the first checkpoint (resumable from the first step on) and
+    config.yaml.  Any failure or Ctrl-C before both are written undoes what this call made, so the folder
+    is never left half started (a config.yaml without a checkpoint would refuse both a new run and --resume)."""
+    created = not os.path.exists(out_dir)
+    folder = RunFolder.create(out_dir, overwrite=overwrite)
+    try:
+        folder.checkpoint(net, opt, settings, state)
+        folder.write_config(cfg)
+    except BaseException:
+        for name in ("config.yaml", "checkpoint.npz", ".lock"):
+            try:
+                os.unlink(folder.file(name))
+            except FileNotFoundError:
+                pass
+        folder.unlock()
+        if created:
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
+        raise
+    return folder
 
 
 def _resume(folder: RunFolder, config, given: Settings, log):
@@ -236,6 +261,8 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
           test_set: Split, callbacks: list, log, fault_hook) -> bool:
     """The epochs; returns True when stopped by a signal (a checkpoint was saved)."""
     n_train = len(train_set.labels)
+    if state.epoch >= settings.epochs:
+        log(f"nothing to do: the run has finished {state.epoch} epochs (ask for more with --epochs N)")
     with StopSignal() as stop:
         try:
             while state.epoch < settings.epochs:

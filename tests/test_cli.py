@@ -170,3 +170,16 @@ def test_evaluate_plain_weights_with_config_and_gradients_take_run_weights(cli_d
     assert main(["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz",
                  "--out", "G2.npz"]) == 2
     assert "float32" in capsys.readouterr().err and not (tmp_path / "G2.npz").exists()
+
+
+def test_out_never_replaces_inputs_run_files_or_special_files(files, capsys):
+    tmp_path = files[0]
+    (tmp_path / "run").mkdir()
+    np.savez(tmp_path / "run" / "checkpoint.npz", x=np.zeros(1))
+    (tmp_path / "run" / "weights.npz").write_bytes(b"results")
+    os.symlink(tmp_path / "victim.txt", tmp_path / "link.npz")
+    for out in (tmp_path / "X.npz", tmp_path / "W.npz", tmp_path / "run" / "weights.npz", tmp_path / "link.npz"):
+        assert run(tmp_path, out=out) == 2
+        assert "--out" in capsys.readouterr().err
+    assert (tmp_path / "run" / "weights.npz").read_bytes() == b"results"
+    assert not (tmp_path / "victim.txt").exists()

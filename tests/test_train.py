@@ -208,3 +208,38 @@ def test_weights_file_reproduces_recorded_accuracy(tmp_path, splits):
     assert acc == pytest.approx(read_metrics(os.path.join(out, "metrics.csv"))["test_acc"][-1], abs=1e-6)
     for png in ("learning_curve.png", "confusion_matrix.png"):
         assert os.path.getsize(os.path.join(out, png)) > 1000
+
+
+def test_stop_while_the_run_starts_leaves_no_half_started_folder(tmp_path, splits, monkeypatch):
+    """Ctrl-C (or a full disk) during the first checkpoint: the new folder is removed, a rerun just works."""
+    from reference.runs import RunFolder
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunFolder, "checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "new", splits, epochs=1)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "mine", splits, epochs=1)
+    assert sorted(os.listdir(tmp_path / "mine")) == ["notes.txt"]  # an existing folder keeps only what it had
+    monkeypatch.undo()
+    _run(tmp_path, "new", splits, epochs=1)
+
+
+def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
+    from reference import demo
+
+    monkeypatch.setattr(demo, "train", lambda config, **kw: train(config, **{**kw, "splits": splits, "log": lambda *a: None}))
+    real = _run(tmp_path, "real", splits, epochs=1)
+    weights = open(os.path.join(real, "weights.npz"), "rb").read()
+    with pytest.raises(RunExistsError, match="did not make"):
+        demo.run_demo(out_dir=real, epochs=1, progress=False)
+    assert open(os.path.join(real, "weights.npz"), "rb").read() == weights
+    out = str(tmp_path / "demo")
+    demo.run_demo(out_dir=out, epochs=1, progress=False)
+    demo.run_demo(out_dir=out, epochs=1, progress=False)  # again: its own earlier run is replaced
+    assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1

@@ -15,6 +15,7 @@ gradient differ from a surrogate gradient?  Both use the same forward pass (the 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -90,11 +91,14 @@ def format_bptt(rows: list[BpttRow]) -> str:
 
 def write_csv(rows: list[BpttRow], path) -> None:
     """The rows as CSV (``t = -1`` marks the weight-gradient rows)."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=[*asdict(rows[0]), "norm_ratio"])
-        w.writeheader()
-        for r in rows:
-            w.writerow({**asdict(r), "norm_ratio": r.norm_ratio})
+    from ..atomic import atomic_write_text
+
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=[*asdict(rows[0]), "norm_ratio"], lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**asdict(r), "norm_ratio": r.norm_ratio})
+    atomic_write_text(path, text.getvalue())
 
 
 def plot_bptt(rows: list[BpttRow], path, title: str = "") -> str:
@@ -132,7 +136,11 @@ def plot_bptt(rows: list[BpttRow], path, title: str = "") -> str:
     ax2.legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
+    from ..atomic import atomic_write
+
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
+    finally:
+        plt.close(fig)
     return str(path)

@@ -51,7 +51,15 @@ def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
     weights = {}
     for i, name in enumerate(names):
         w = state[found[i]]
-        w = (w.detach().cpu().numpy() if hasattr(w, "detach") else np.asarray(w)).astype(np.float32)
+        if hasattr(w, "detach"):
+            if w.is_complex() or not w.is_floating_point():
+                raise ValueError(f"my_parameters.{i} (layer {name!r}) has dtype {w.dtype}; expected real floating point")
+            w = w.detach().cpu().float().numpy()  # .float(): bfloat16/half have no NumPy dtype of their own
+        else:
+            w = np.asarray(w)
+            if not np.issubdtype(w.dtype, np.floating):
+                raise ValueError(f"my_parameters.{i} (layer {name!r}) has dtype {w.dtype}; expected real floating point")
+        w = w.astype(np.float32)
         if w.ndim == 5 and w.shape[-1] == 1:
             w = w[..., 0]  # conv3d time kernel of size 1
         if w.shape != shapes[name]:
