@@ -79,9 +79,7 @@ def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:
 
 def check_weights(data: dict, config) -> dict:
     """Validate weight arrays against a config: same layer names, shapes, finite floats."""
-    from .autograd.checkpoint import expected_shapes
-
-    own = expected_shapes(config)
+    own = config.weight_shapes
     unknown, missing = sorted(set(data) - set(own)), sorted(set(own) - set(data))
     if unknown or missing:
         raise UsageError(f"weights: layer names do not match the config: unknown {unknown}, missing {missing}; "

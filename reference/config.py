@@ -148,6 +148,17 @@ class Config:
         """Names of the layers with trainable weights, in order (the authors' ``my_parameters.<i>``)."""
         return [name for name, c in self.layers if c["type"] in ("conv", "linear")]
 
+    @property
+    def weight_shapes(self) -> dict[str, tuple]:
+        """Weighted layer name -> weight shape in the authors' layout ((out, in) or (out, in, kh, kw)), in order."""
+        shapes = {}
+        for name, c in self.layers:
+            if c["type"] == "linear":
+                shapes[name] = (c["n_outputs"], c["n_inputs"])
+            elif c["type"] == "conv":
+                shapes[name] = (c["out_channels"], c["in_channels"], *c["kernel_size"])
+        return shapes
+
     def activation_bytes(self, batch_size: int, dtype_size: int = 4, training: bool = True) -> int:
         """An estimate of the bytes one forward (and, if ``training``, backward) of a batch needs.
 

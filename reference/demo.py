@@ -71,7 +71,7 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     config = load_config(DEMO_CONFIG)
     folder = RunFolder(out_dir)
     earlier_demo = False
-    if os.path.isdir(out_dir) and folder.run_files():
+    if folder.run_files():
         try:
             earlier_demo = folder.read_checkpoint()["settings"].tag == DEMO_TAG
         except (RunError, OSError):

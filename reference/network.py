@@ -14,6 +14,7 @@ in the authors' layouts: weights ``(out, in)`` / ``(out, in, kh, kw)`` by layer 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 
@@ -109,7 +110,6 @@ class Network:
         self.dropout_unit = dropout_unit
         if backward not in ("tsslbp", "bptt"):
             raise ValueError(f"backward must be 'tsslbp' or 'bptt', got {backward!r}")
-        self.backward_rule = backward
         if backward == "bptt":
             self.rule = bptt_delta
         else:
@@ -117,7 +117,9 @@ class Network:
         net = self.config.network
         self.loss_name = net["loss"]
         self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
-        _check_fits(_weight_count(self.config) * self.dtype.itemsize * 4, "the weights and their AdamW state")
+        n_weights = sum(math.prod(shape) for shape in self.config.weight_shapes.values())
+        _check_fits(n_weights * self.dtype.itemsize * 4, "the weights and their AdamW state")
+        self._checked_batch = 0  # the largest batch already known to fit (check_batch_fits)
         self.layers = [self._build(name, c) for name, c in self.config.layers]
         self.records: list[LayerRecord] = []
 
@@ -190,7 +192,7 @@ class Network:
             raise ValueError(f"inputs must be (N, C, H, W) or (N, C, H, W, T), got shape {x.shape}")
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
             raise TypeError(f"inputs must be real numbers, got {x.dtype}")
-        _check_fits(self.config.activation_bytes(x.shape[1], self.dtype.itemsize), f"a batch of {x.shape[1]} samples")
+        self.check_batch_fits(x.shape[1])
         with np.errstate(over="ignore"):  # values beyond float32's range become inf: tested just below
             x = np.ascontiguousarray(x, dtype=self.dtype)
         if not np.all(np.isfinite(x)):  # after the cast: float64 values beyond float32's range become inf
@@ -206,7 +208,6 @@ class Network:
         ``train=True`` draws dropout masks from the network's generator.
         """
         a = self.encode(inputs)
-        self._a0_shape = a.shape
         records = []
         for layer in self.layers:
             a, cache = layer.forward(a, train=train, rng=self.rng)
@@ -234,8 +235,14 @@ class Network:
         return loss * n if self.loss_name == "softmax" else loss
 
     def check_batch_fits(self, batch_size: int) -> None:
-        """Raise :class:`SizeError` when a training batch of ``batch_size`` would not fit in memory."""
+        """Raise :class:`SizeError` when a training batch of ``batch_size`` would not fit in memory.
+
+        Checked once per new largest batch (every forward calls it), so a training step reads no
+        ``/proc/meminfo``."""
+        if batch_size <= self._checked_batch:
+            return
         _check_fits(self.config.activation_bytes(batch_size, self.dtype.itemsize), f"a batch of {batch_size} samples")
+        self._checked_batch = batch_size
 
     def predict(self, out: np.ndarray) -> np.ndarray:
         """Predicted class per sample from the output PSP (T, N, n_class) of the last :meth:`forward`."""
@@ -291,17 +298,6 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def _weight_count(config: Config) -> int:
-    """Number of trainable weights of a config (checked before any is allocated)."""
-    total = 0
-    for _, c in config.layers:
-        if c["type"] == "linear":
-            total += c["n_inputs"] * c["n_outputs"]
-        elif c["type"] == "conv":
-            total += c["in_channels"] * c["out_channels"] * c["kernel_size"][0] * c["kernel_size"][1]
-    return total
 
 
 def _check_fits(n_bytes: int, what: str) -> None:

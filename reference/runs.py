@@ -285,11 +285,7 @@ class RunFolder:
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
         if overwrite:
-            for name in RUN_FILES + DERIVED_FILES:
-                try:
-                    os.unlink(folder.file(name))
-                except FileNotFoundError:
-                    pass
+            folder.remove(*RUN_FILES, *DERIVED_FILES)
         return folder
 
     @classmethod
@@ -316,6 +312,14 @@ class RunFolder:
                            f"start a run with --config ... --out {folder.path})")
         folder.lock()
         return folder
+
+    def remove(self, *names: str) -> None:
+        """Delete these files of the folder where they exist."""
+        for name in names:
+            try:
+                os.unlink(self.file(name))
+            except FileNotFoundError:
+                pass
 
     def run_files(self) -> list[str]:
         """The run files (:data:`RUN_FILES`) present in the folder."""
@@ -447,11 +451,10 @@ class StopSignal:
 
     def __init__(self):
         self.requested = False
-        self.signum = None
         self._previous = {}
 
     def _handle(self, signum, frame):
-        self.requested, self.signum = True, signum
+        self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
 
     def __enter__(self):

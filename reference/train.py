@@ -11,6 +11,7 @@ Application layer: it drives the engine (:class:`reference.network.Network`, :mo
 """
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from .config import Config, load_config
 from .data import iterate_minibatches, load_dataset, normalise
 from .network import Network
 from .optim import AdamW, train_step
-from .runs import (METRIC_COLUMNS, Progress, RunError, RunFolder, Settings, StopSignal, load_checkpoint,  # noqa: F401
-                   read_metrics, save_weights)
+from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, RunError, RunFolder, Settings, StopSignal,
+                   read_metrics)
+# Re-exported for code that imported them from here before the run folder had a module of its own.
+from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
 
 
 @dataclass
@@ -109,7 +112,7 @@ class Figures(Callback):
     def on_epoch_end(self, row, folder, labels, preds, config):
         from . import plots
 
-        metrics = read_metrics(folder.file("metrics.csv"))
+        metrics = read_metrics(folder.file(METRICS))
         ax = plots.learning_curve(metrics, title=f"{config.network['dataset']}: accuracy per epoch")
         plots.save(ax, folder.file("learning_curve.png"))
         ax = plots.confusion_matrix(labels, preds, config.network["n_class"], title="test set, last epoch")
@@ -180,7 +183,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             folder.unlock()
         raise
     last = state.metrics[-1] if state.metrics else {}
-    return {**last, "out_dir": out_dir, "checkpoint": folder.file("checkpoint.npz"), "net": net,
+    return {**last, "out_dir": out_dir, "checkpoint": folder.file(CHECKPOINT), "net": net,
             "test_set": test_set, "interrupted": interrupted}
 
 
@@ -194,11 +197,7 @@ def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
         folder.checkpoint(net, opt, settings, state)
         folder.write_config(cfg)
     except BaseException:
-        for name in ("config.yaml", "checkpoint.npz", ".lock"):
-            try:
-                os.unlink(folder.file(name))
-            except FileNotFoundError:
-                pass
+        folder.remove(CONFIG, CHECKPOINT, LOCK)
         folder.unlock()
         if created:
             try:
@@ -215,7 +214,7 @@ def _resume(folder: RunFolder, config, given: Settings, log):
     cfg, settings, state = ck["config"], ck["settings"], ck["progress"]
     on_disk = folder.read_config_file()
     if on_disk is not None and on_disk.raw != cfg.raw:
-        raise RunError(f"{folder.file('config.yaml')} differs from the config inside the checkpoint: it was "
+        raise RunError(f"{folder.file(CONFIG)} differs from the config inside the checkpoint: it was "
                        f"edited after the run started; restore it (the checkpoint's config is the run's) or start "
                        f"a new run")
     if config is not None:
@@ -246,15 +245,16 @@ def _resume(folder: RunFolder, config, given: Settings, log):
         opt.load_state_dict(ck["adam"])
         net.rng.bit_generator.state = ck["rng"]
     except (ValueError, KeyError, TypeError) as err:
-        raise RunError(f"{folder.file('checkpoint.npz')} does not fit its own config: {err}") from None
+        raise RunError(f"{folder.file(CHECKPOINT)} does not fit its own config: {err}") from None
     folder.write_metrics(state.metrics)  # metrics.csv is derived from the checkpoint: repair a torn write
     log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
     return net, opt, cfg, settings, state
 
 
-#: Defaults of the Network options a run may set (a saved run lists only those it changed).
-_OPTION_DEFAULTS = {"inter": True, "intra": True, "warmup": "per-neuron", "target_filter": "double",
-                    "backward": "tsslbp", "dropout_unit": "feature", "count_of": "psp", "input_encoding": "psp"}
+#: Defaults of the Network options a run may set (a saved run lists only those it changed), read from
+#: Network's own signature so the two cannot drift apart.
+_OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(Network.__init__).parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,

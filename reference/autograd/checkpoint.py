@@ -24,14 +24,7 @@ def _config(config) -> Config:
 
 def expected_shapes(config) -> dict[str, tuple]:
     """Weighted layer name -> our weight shape ((out, in) or (out, in, kh, kw)), in config order."""
-    cfg = _config(config)
-    shapes = {}
-    for name, c in cfg.layers:
-        if c["type"] == "linear":
-            shapes[name] = (c["n_outputs"], c["n_inputs"])
-        elif c["type"] == "conv":
-            shapes[name] = (c["out_channels"], c["in_channels"], *c["kernel_size"])
-    return shapes
+    return _config(config).weight_shapes
 
 
 def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
