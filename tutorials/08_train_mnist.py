@@ -70,9 +70,11 @@ print(f"untrained: test accuracy {acc_before:.2%} (chance is 10%)")
 # `numpy.random.default_rng([seed, epoch])`), and for each mini-batch the authors' step
 # (`reference.optim.train_step`): forward, kernel loss, TSSL-BP backward, all gradients scaled to a
 # joint norm of at most 1, one AdamW update, every weight clipped to `[-4, 4]`. Then the whole test set.
-# After each epoch it appends a row to `metrics.csv`, saves `weights.npz`, `best_weights.npz` and a
-# `checkpoint.npz` that resumes bit for bit, and redraws `learning_curve.png` and
-# `confusion_matrix.png`, all in `out_dir` (here a `run/` folder beside this lesson's figures).
+# After each epoch it saves `weights.npz` and `best_weights.npz`, then a `checkpoint.npz` that resumes bit
+# for bit and holds every epoch's metrics row, rewrites `metrics.csv` from it, and redraws
+# `learning_curve.png` and `confusion_matrix.png`, all in `out_dir` (here a `run/` folder beside this
+# lesson's figures). A folder that already holds a run is refused unless `overwrite=True`, as below: the
+# lesson replaces its own run of last time (`reference/runs.py` lists the run folder's promises).
 
 # %%
 RUN = os.path.join(L.out, "run")
