@@ -12,6 +12,14 @@ layer), convolutions as im2col products over all N*T images, same shapes and dty
 Also reported: first-call JIT compile time with a cold and a warm Numba cache (measured in subprocesses,
 the cold one with an empty NUMBA_CACHE_DIR), and peak memory (ru_maxrss) of the timing process.
 The last line is machine-readable: ``median_step_s=<float> gemm_floor_s=<float>``.
+
+``--breakdown`` adds a table of where a step's time goes: one row per phase and layer (input encoding,
+im2col, forward GEMM, LIF, pooling, loss, TSSL-BP kernel, weight- and input-gradient GEMMs, col2im,
+gradient clipping, AdamW, weight clipping), in ms per step and share of the step, beside the floor's
+time for the same matrix product where there is one.  It is measured on extra steps in which the
+network's own methods and kernels are wrapped with timers (:class:`PhaseTimer`); each row counts its own
+time only (a layer's forward without the GEMM and im2col inside it is its LIF kernel), and "other" is
+what no row covers (Python, allocation).
 """
 from __future__ import annotations
 
@@ -75,20 +83,27 @@ def time_floor(config, batch: int, repeats: int, dtype=np.float32) -> float:
     return float(np.median(times))
 
 
+def batch_data(config, batch: int):
+    """A training batch: real MNIST digits from the test fixture for 28x28 grey inputs (realistic firing),
+    else standard normal images; labels from a seeded generator."""
+    rng = np.random.default_rng(0)
+    c, h, w = config.input_shape
+    x = rng.normal(0.0, 1.0, (batch, c, h, w)).astype(np.float32)
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "mnist_fixture.npz")
+    if (c, h, w) == (1, 28, 28) and os.path.exists(fixture):
+        data = np.load(fixture)
+        imgs = data["train_images"][np.arange(batch) % len(data["train_images"])]
+        x = ((imgs / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
+    y = rng.integers(0, config.network["n_class"], batch)
+    return x, y
+
+
 def time_steps(config, batch: int, steps: int, warmup: int = 3):
     from reference.network import Network
     from reference.optim import AdamW, train_step
 
     net = Network(config, seed=0)
-    rng = np.random.default_rng(0)
-    c, h, w = config.input_shape
-    x = rng.normal(0.0, 1.0, (batch, c, h, w)).astype(np.float32)
-    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "mnist_fixture.npz")
-    if (c, h, w) == (1, 28, 28) and os.path.exists(fixture):  # real MNIST digits: realistic firing
-        data = np.load(fixture)
-        imgs = data["train_images"][np.arange(batch) % len(data["train_images"])]
-        x = ((imgs / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
-    y = rng.integers(0, config.network["n_class"], batch)
+    x, y = batch_data(config, batch)
     opt = AdamW(net.weights, lr=config.network["lr"])
     for _ in range(warmup):
         train_step(net, x, y, opt)
@@ -98,6 +113,133 @@ def time_steps(config, batch: int, steps: int, warmup: int = 3):
         train_step(net, x, y, opt)
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), times
+
+
+class PhaseTimer:
+    """Wrap a network's methods and kernels with timers; each call's time is charged to its label, minus
+    the time of wrapped calls inside it (exclusive time), so the rows add up to the timed steps.
+
+    Wrapping sets instance attributes (``layer.forward = timed(layer.forward)``) and module attributes
+    (``reference.layers._col2im``); :meth:`restore` undoes every one of them.
+    """
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+        self._stack: list[list] = []  # [label, time of wrapped children]
+        self._undo: list = []
+
+    def wrap(self, owner, attr: str, label):
+        """Replace ``owner.attr`` by a timed version; ``label`` is a string or ``f(enclosing label)``."""
+        if not hasattr(owner, attr):
+            return
+        original = getattr(owner, attr)
+        had_own = isinstance(owner, type(os)) or attr in getattr(owner, "__dict__", {})
+
+        def timed(*args, **kwargs):
+            name = label(self._stack[-1][0] if self._stack else "") if callable(label) else label
+            self._stack.append([name, 0.0])
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - t0
+                _, children = self._stack.pop()
+                self.totals[name] = self.totals.get(name, 0.0) + elapsed - children
+                if self._stack:
+                    self._stack[-1][1] += elapsed
+
+        setattr(owner, attr, timed)
+        self._undo.append((owner, attr, original if had_own else None))
+
+    def restore(self):
+        for owner, attr, original in reversed(self._undo):
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+        self._undo.clear()
+
+
+def _layer_of(label: str) -> str:
+    return label.split(" ")[0]
+
+
+def instrument(net, opt) -> PhaseTimer:
+    """A :class:`PhaseTimer` on every phase of ``train_step(net, ...)`` with optimiser ``opt``."""
+    from reference import layers, optim
+
+    timer = PhaseTimer()
+    timer.wrap(net, "encode", "input encoding")
+    timer.wrap(net, "loss", "loss")
+    for layer in net.layers:
+        name = layer.name
+        if hasattr(layer, "synapse"):  # a spiking layer: synapse, neurons, backward rule
+            syn = layer.synapse
+            timer.wrap(layer, "forward", f"{name} LIF neurons")  # what is left after the synapse's forward
+            timer.wrap(syn, "forward", f"{name} forward GEMM")
+            timer.wrap(layer, "rule", f"{name} TSSL-BP kernel")
+            timer.wrap(layer, "backward", f"{name} backward (Python)")
+            timer.wrap(syn, "backward", f"{name} backward (Python)")
+            timer.wrap(syn, "weight_grad", f"{name} weight-grad GEMM")
+            timer.wrap(syn, "input_grad", f"{name} input-grad GEMM")
+        else:
+            timer.wrap(layer, "forward", f"{name} forward")
+            timer.wrap(layer, "backward", f"{name} backward")
+    for kern, what in (("_im2col", "im2col"), ("_im2col_one_channel", "im2col"), ("_col2im", "col2im")):
+        timer.wrap(layers, kern, lambda enclosing, what=what: f"{_layer_of(enclosing)} {what}")
+    timer.wrap(optim, "clip_grad_norm", "gradient-norm clipping")
+    timer.wrap(opt, "step", "AdamW")
+    timer.wrap(optim, "clip_weights", "weight clipping")
+    return timer
+
+
+def floor_rows(config, batch: int, repeats: int, dtype=np.float32) -> dict[str, float]:
+    """Median time of each of the floor's matrix products alone, keyed like the breakdown's GEMM rows."""
+    rng = np.random.default_rng(0)
+    rows = {}
+    kinds = {"forward": "forward GEMM", "weight grad": "weight-grad GEMM", "input grad": "input-grad GEMM"}
+    for label, m, k, n in gemm_shapes(config, batch):
+        layer, kind = label.split(" ", 1)
+        a = rng.standard_normal((k, m), dtype=dtype).T if kind == "weight grad" else rng.standard_normal((m, k), dtype=dtype)
+        b = rng.standard_normal((k, n), dtype=dtype)
+        a @ b
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        rows[f"{layer} {kinds[kind]}"] = float(np.median(times))
+    return rows
+
+
+def breakdown(config, batch: int, steps: int) -> list[tuple[str, float, float | None]]:
+    """Rows ``(phase, ms per step, floor ms or None)`` in the order the step runs them, plus "other"."""
+    from reference.network import Network
+    from reference.optim import AdamW, train_step
+
+    net = Network(config, seed=0)
+    x, y = batch_data(config, batch)
+    opt = AdamW(net.weights, lr=config.network["lr"])
+    for _ in range(3):
+        train_step(net, x, y, opt)
+    timer = instrument(net, opt)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(net, x, y, opt)
+    total = time.perf_counter() - t0
+    timer.restore()
+    floors = floor_rows(config, batch, repeats=max(steps, 10))
+    rows = [(label, t / steps, floors.get(label)) for label, t in timer.totals.items() if t / steps >= 5e-6]
+    rows.append(("other (Python, allocation)", (total - sum(timer.totals.values())) / steps, None))
+    return rows, total / steps
+
+
+def print_breakdown(rows, step_s: float) -> None:
+    print(f"\n{'phase':36s} {'ms':>8s} {'share':>6s} {'floor ms':>9s}")
+    for label, t, floor in rows:
+        f = f"{floor * 1e3:9.2f}" if floor is not None else " " * 9
+        print(f"{label:36s} {t * 1e3:8.2f} {100 * t / step_s:5.1f}% {f}")
+    print(f"{'step (instrumented)':36s} {step_s * 1e3:8.2f} 100.0% {sum(r[2] or 0 for r in rows) * 1e3:9.2f}\n")
 
 
 def compile_time(config_path: str, batch: int, cache_dir: str) -> float:
@@ -119,6 +261,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm JIT compile measurement")
+    ap.add_argument("--breakdown", action="store_true", help="also print where the step's time goes, per phase and layer")
     args = ap.parse_args(argv)
     config = load_config(args.config)
 
@@ -128,6 +271,8 @@ def main(argv=None):
             warm = compile_time(args.config, args.batch, cache)
         print(f"first step incl. import and JIT: cold cache {cold:.2f} s, warm cache {warm:.2f} s")
 
+    if args.breakdown:
+        print_breakdown(*breakdown(config, args.batch, args.steps))
     median, times = time_steps(config, args.batch, args.steps)
     floor = time_floor(config, args.batch, repeats=max(args.steps, 10))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -33,7 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ._jit import kernel, prange
-from .neuron import NeuronState, lif_forward
+from .neuron import CompactState, NeuronState, lif_compact
 from .params import POOL_THETA, NeuronParams, conv_output_size  # noqa: F401 (re-exported)
 
 
@@ -99,12 +99,20 @@ class Dense:
         """
         a2, in_shape = cache
         d2 = delta.reshape(-1, delta.shape[-1])
+        g_in = self.input_grad(d2, in_shape) if need_input_grad else None
+        return LayerGrad(self.weight_grad(d2, a2), g_in, delta)
+
+    def weight_grad(self, d2: np.ndarray, a2: np.ndarray) -> np.ndarray:
+        """``dL/dW = sum_t delta[t] a[t]^T`` as one product: d2 (T*N, out), a2 (T*N, in) -> (out, in), authors' layout."""
         dw = d2.T @ a2  # (out, in) in internal column order
         c, h, w = self.in_shape
         if not (h == 1 and w == 1 or c == 1):
             dw = dw.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(dw.shape[0], -1)
-        g_in = (d2 @ self._permuted_weight()).reshape(in_shape) if need_input_grad else None
-        return LayerGrad(dw, g_in, delta)
+        return dw
+
+    def input_grad(self, d2: np.ndarray, in_shape: tuple) -> np.ndarray:
+        """``dL/da_in[t] = W^T delta[t]``: d2 (T*N, out) -> the input's shape ``in_shape``."""
+        return (d2 @ self._permuted_weight()).reshape(in_shape)
 
 
 # ---------------------------------------------------------------------------------------------------- conv
@@ -237,16 +245,24 @@ class Conv2d:
         """delta : (T, N, OH, OW, out), ``dL/dx``; cache : from :meth:`forward`.  Returns :class:`LayerGrad`
         with dW (out, in, kh, kw) and g_in (T, N, H, W, C) or None."""
         cols, in_shape = cache
+        d2 = delta.reshape(-1, self.weight.shape[0])  # (T*N*OH*OW, out)
+        g_in = self.input_grad(d2, in_shape) if need_input_grad else None
+        return LayerGrad(self.weight_grad(d2, cols), g_in, delta)
+
+    def weight_grad(self, d2: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``dL/dW`` as one product over all pixels, steps and samples: d2 (T*N*OH*OW, out), cols from
+        :meth:`forward` -> (out, in, kh, kw), authors' layout."""
         out_c, in_c, kh, kw = self.weight.shape
-        d2 = delta.reshape(-1, out_c)  # (T*N*OH*OW, out)
         dw = (d2.T @ cols).reshape(out_c, kh, kw, in_c).transpose(0, 3, 1, 2)
-        g_in = None
-        if need_input_grad:
-            gcols = d2 @ self._flat_weight()  # (T*N*OH*OW, kh*kw*C)
-            g_in = np.zeros((in_shape[0] * in_shape[1], *in_shape[2:]), dtype=delta.dtype)  # (T*N, H, W, C)
-            _col2im(gcols, *self._geometry(), g_in)
-            g_in = g_in.reshape(in_shape)
-        return LayerGrad(np.ascontiguousarray(dw), g_in, delta)
+        return np.ascontiguousarray(dw)
+
+    def input_grad(self, d2: np.ndarray, in_shape: tuple) -> np.ndarray:
+        """The transposed convolution of delta: ``gcols = d2 W`` (T*N*OH*OW, kh*kw*C), then :func:`_col2im`
+        adds each row back onto its receptive field.  Returns (T, N, H, W, C) = ``in_shape``."""
+        gcols = d2 @ self._flat_weight()
+        g_in = np.zeros((in_shape[0] * in_shape[1], *in_shape[2:]), dtype=d2.dtype)  # (T*N, H, W, C)
+        _col2im(gcols, *self._geometry(), g_in)
+        return g_in.reshape(in_shape)
 
 
 # ------------------------------------------------------------------------------------------------- pooling
@@ -400,17 +416,19 @@ class SpikingCache:
     """What a :class:`Spiking` layer's forward hands to its backward.
 
     synapse : the cache of its :class:`Dense` / :class:`Conv2d` forward
-    state : :class:`reference.neuron.NeuronState`, the neurons' ``u``, ``du``, ``s``, ``a`` (T, N, ...)
+    state : :class:`reference.neuron.CompactState`, the neurons' ``du`` and spikes, (T, N, ...); its ``u``,
+        ``s`` and ``a`` read like a :class:`reference.neuron.NeuronState`'s
     """
 
     synapse: object
-    state: NeuronState
+    state: CompactState | NeuronState
 
 
 class Spiking:
     """A weighted layer of the config (``conv`` or ``linear``): synapses, then LIF neurons and their PSP.
 
-    Forward: ``x = synapse(a_in)``, then :func:`reference.neuron.lif_forward` gives ``u, du, s, a``; the
+    Forward: ``x = synapse(a_in)``, then :func:`reference.neuron.lif_compact` (the equations of
+    :func:`reference.neuron.lif_forward`, storing ``du`` and the spikes only) gives ``u, du, s, a``; the
     layer's output is its neurons' PSP ``a``.  Backward: ``delta = rule(g, state)`` (TSSL-BP by default,
     paper-notes section 3), then the synapse's backward gives ``dL/dW`` and ``dL/da_in``.
 
@@ -437,8 +455,8 @@ class Spiking:
     def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
         """a_in : (T, N, ...) input PSP.  Returns ``(a, SpikingCache)``: a (T, N, OH, OW, C) or (T, N, F)."""
         x, syn_cache = self.synapse.forward(a_in)
-        state = lif_forward(x, self.params, self.threshold)
-        return state.a, SpikingCache(syn_cache, state)
+        a, state = lif_compact(x, self.params, self.threshold)
+        return a, SpikingCache(syn_cache, state)
 
     def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True) -> LayerGrad:
         """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch)."""

@@ -19,6 +19,7 @@ needs it, and it is the trace one plots against the threshold.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,6 +272,156 @@ def lif_forward(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     )
     shape = x.shape
     return NeuronState(u.reshape(shape), du.reshape(shape), s.reshape(shape), a.reshape(shape))
+
+
+#: Neurons per block in the compact kernels: a block's carried state (membrane, PSP, and in the backward
+#: the block's ``u``, ``a`` for all steps) stays in the L1/L2 cache while the loops over it vectorise.
+BLOCK = 512
+
+
+def _lif_compact_kernel(x, one, theta_m, theta_s, threshold, record, chunks, du, s, a):
+    """:func:`_lif_kernel` storing only what the backward needs, in blocks of :data:`BLOCK` neurons.
+
+    Writes the output PSP ``a`` and, with ``record``, ``du`` and the spikes ``s`` as uint8 (0/1); ``u`` is
+    not stored (:class:`CompactState` recomputes it).  The float operations are those of
+    :func:`_lif_kernel`, in the same order, so ``du``, the spikes and ``a`` are bit-identical to its
+    output; the fire/reset choice is written as selects, which lets LLVM vectorise the loop over a
+    block.  With ``record=False`` (inference) ``du`` and ``s`` are not touched and may be empty.
+    """
+    n_steps, n = x.shape
+    zero = one - one
+    neg_theta_m = -theta_m
+    for c in prange(chunks):
+        lo = c * n // chunks
+        hi = (c + 1) * n // chunks
+        mem = np.empty(BLOCK, dtype=x.dtype)
+        syn = np.empty(BLOCK, dtype=x.dtype)
+        for b0 in range(lo, hi, BLOCK):
+            nb = min(BLOCK, hi - b0)
+            for i in range(nb):
+                mem[i] = zero
+                syn[i] = zero
+            for t in range(n_steps):
+                for i in range(nb):
+                    m = b0 + i
+                    step = neg_theta_m * mem[i] + x[t, m]
+                    v = mem[i] + step
+                    fired = v > threshold
+                    o = one if fired else zero
+                    mem[i] = zero if fired else v
+                    y = syn[i]
+                    y = y + (o - y) * theta_s
+                    syn[i] = y
+                    a[t, m] = y
+                    if record:
+                        du[t, m] = step
+                        s[t, m] = 1 if fired else 0
+
+
+_lif_compact_kernel_py = _lif_compact_kernel
+_lif_compact_kernel = kernel(_lif_compact_kernel_py, parallel=True)
+
+
+def _recompute_u_kernel(du, s, zero, u):
+    """``u[t] = u_r[t-1] + du[t]``, ``u_r = u (1 - s)``: the membrane from its increments and spikes, (T, M).
+
+    The LIF kernel computes ``u[t] = mem + du[t]`` with ``mem`` the previous ``u`` or 0 after a spike, the
+    same addition of the same two floats, so this gives its ``u`` bit for bit.
+    """
+    n_steps, n = du.shape
+    for m in range(n):
+        mem = zero
+        for t in range(n_steps):
+            v = mem + du[t, m]
+            u[t, m] = v
+            mem = zero if s[t, m] else v
+
+
+_recompute_u_kernel_py = _recompute_u_kernel
+_recompute_u_kernel = kernel(_recompute_u_kernel_py)
+
+
+@dataclass
+class CompactState:
+    """The neuron state as a training step records it: ``du`` and the spikes, with ``u`` recomputed.
+
+    A layer's backward needs ``u``, ``du``, ``s`` and ``a`` (:class:`NeuronState`); storing ``u`` and the
+    spikes as floats costs memory traffic that the backward kernel avoids by recomputing ``u`` from ``du``
+    and the spikes (bit for bit the forward's values, :func:`_recompute_u_kernel`).  Reading ``u`` or ``s``
+    here computes and keeps them, so code written for :class:`NeuronState` works on this too.
+
+    Attributes
+    ----------
+    du : (T, ...) membrane increments, the current's dtype
+    spikes : (T, ...) uint8, 1 where the neuron fired
+    a : (T, ...) the neuron's output PSP
+    """
+
+    du: np.ndarray
+    spikes: np.ndarray
+    a: np.ndarray
+
+    @functools.cached_property
+    def u(self) -> np.ndarray:
+        """Membrane potential before reset, (T, ...), recomputed from ``du`` and the spikes (bit-exact)."""
+        flat_du = self.du.reshape(self.du.shape[0], -1)
+        u = np.empty_like(flat_du)
+        _recompute_u_kernel(flat_du, self.spikes.reshape(flat_du.shape), as_scalar(0.0, u.dtype), u)
+        return u.reshape(self.du.shape)
+
+    @functools.cached_property
+    def s(self) -> np.ndarray:
+        """Spikes as 0.0/1.0 in the state's float dtype, (T, ...)."""
+        return self.spikes.astype(self.du.dtype)
+
+    @property
+    def firing_rate(self) -> float:
+        """Mean number of spikes per neuron and time step."""
+        return float(self.spikes.mean()) if self.spikes.size else 0.0
+
+    def expand(self) -> NeuronState:
+        """The full :class:`NeuronState` (u, du, s, a)."""
+        return NeuronState(self.u, self.du, self.s, self.a)
+
+
+def lif_compact(x: np.ndarray, params: NeuronParams, threshold: float | None = None, *,
+                record: bool = True):
+    """:func:`lif_forward` for the network: the output PSP and, with ``record``, a :class:`CompactState`.
+
+    Same equations and the same float operations as :func:`lif_forward`, so ``a``, ``du`` and the spikes
+    are bit-identical to its; only ``du`` and the spikes (uint8) are stored besides ``a``, which cuts the
+    memory a training step writes and reads for each neuron-step from 20 to 13 bytes (float32).
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, ...), float32 or float64, the input current
+    params, threshold : as :func:`lif_forward`
+    record : bool
+        False for inference: nothing but ``a`` is written, and the state returned is None.
+
+    Returns
+    -------
+    a : ndarray, shape and dtype of ``x``
+    state : CompactState or None
+    """
+    x = _as_float_array(x, "x")
+    if not np.all(np.isfinite(x)):
+        raise FloatingPointError(
+            "lif_forward: the input current contains NaN or inf (check the weights and the input scaling)"
+        )
+    thr = params.threshold if threshold is None else threshold
+    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    dt = flat.dtype
+    a = np.empty_like(flat)
+    if record:
+        du, s = np.empty_like(flat), np.empty(flat.shape, np.uint8)
+    else:
+        du, s = np.empty((0, 0), dt), np.empty((0, 0), np.uint8)
+    _lif_compact_kernel(flat, as_scalar(1.0, dt), as_scalar(params.theta_m, dt), as_scalar(params.theta_s, dt),
+                        as_scalar(thr, dt), bool(record), n_chunks(flat.shape[1]), du, s, a)
+    if not record:
+        return a.reshape(x.shape), None
+    return a.reshape(x.shape), CompactState(du.reshape(x.shape), s.reshape(x.shape), a.reshape(x.shape))
 
 
 def _as_float_array(arr, name: str) -> np.ndarray:

@@ -12,7 +12,9 @@ from scipy.signal import lfilter
 import naive
 from conftest import rel_err
 from reference.losses import kernel_target
-from reference.neuron import _lif_kernel_py, lif_forward, psp, psp_kernel
+from reference.neuron import (
+    _lif_compact_kernel_py, _lif_kernel_py, _recompute_u_kernel_py, lif_compact, lif_forward, psp, psp_kernel,
+)
 from reference.params import NeuronParams
 from reference._jit import as_scalar, n_chunks
 
@@ -196,3 +198,45 @@ def test_lif_input_validation():
     # integers and booleans are accepted and computed in float64
     st = lif_forward(np.array([[2], [0]]), P)
     assert st.u.dtype == np.float64 and st.s[0, 0] == 1.0
+
+
+# --------------------------------------------------------------------------- compact forward (training)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 1500), (1, 40), (7, 2, 3, 4)])
+def test_lif_compact_equals_lif_forward_bit_for_bit(shape, dtype):
+    """lif_compact stores du and uint8 spikes, recomputes u; every quantity equals lif_forward's exactly
+    (same float operations in the same order), and record=False gives the same a."""
+    x = np.random.default_rng(8).normal(0.5, 0.9, shape).astype(dtype)
+    full = lif_forward(x, P, threshold=0.8)
+    a, compact = lif_compact(x, P, threshold=0.8)
+    assert compact.spikes.dtype == np.uint8 and full.s.any() and not full.s.all()
+    for name in ("u", "du", "s", "a"):
+        np.testing.assert_array_equal(getattr(compact, name), getattr(full, name), err_msg=name)  # tolerance 0
+    np.testing.assert_array_equal(a, full.a)
+    a_only, none = lif_compact(x, P, threshold=0.8, record=False)
+    assert none is None
+    np.testing.assert_array_equal(a_only, full.a)
+    assert compact.firing_rate == pytest.approx(full.firing_rate, rel=1e-6)  # exact count vs float32 mean
+    expanded = compact.expand()
+    np.testing.assert_array_equal(expanded.u, full.u)
+
+
+def test_lif_compact_plain_python_twins():
+    """The plain-Python versions of the compact LIF kernel and of the u recomputation give the same bits."""
+    x = np.random.default_rng(9).normal(0.5, 0.8, (5, 700)).astype(np.float32)
+    _, compact = lif_compact(x, P)
+    dt = x.dtype
+    du, s, a = np.empty_like(x), np.empty(x.shape, np.uint8), np.empty_like(x)
+    _lif_compact_kernel_py(x, as_scalar(1.0, dt), as_scalar(P.theta_m, dt), as_scalar(P.theta_s, dt),
+                           as_scalar(P.threshold, dt), True, n_chunks(x.shape[1]), du, s, a)
+    np.testing.assert_array_equal(du, compact.du)
+    np.testing.assert_array_equal(s, compact.spikes)
+    np.testing.assert_array_equal(a, compact.a)
+    u = np.empty_like(x)
+    _recompute_u_kernel_py(du, s, as_scalar(0.0, dt), u)
+    np.testing.assert_array_equal(u, lif_forward(x, P).u)
+
+
+def test_lif_compact_rejects_nan():
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        lif_compact(np.full((5, 3), np.nan), P)

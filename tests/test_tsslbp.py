@@ -16,10 +16,10 @@ import pytest
 import naive
 from conftest import rel_err
 from reference._jit import as_scalar
-from reference.neuron import NeuronState, lif_forward, psp, psp_kernel
+from reference.neuron import NeuronState, lif_compact, lif_forward, psp, psp_kernel
 from reference.params import MAX_INV_DU, WARMUP_SIGMA, NeuronParams, warmup_psp_threshold
 from reference.tsslbp import (
-    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, _kernel_args, _tsslbp_kernel, _tsslbp_kernel_py,
+    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, _kernel_args, _tsslbp_compact_kernel_py, _tsslbp_kernel, _tsslbp_kernel_py,
     branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative,
     tsslbp_delta, warmup_mask, warmup_surrogate, warmup_term,
 )
@@ -394,3 +394,58 @@ def test_input_validation():
     empty = NeuronState(*(np.zeros((5, 0)) for _ in range(4)))
     d, b = tsslbp_delta(np.zeros((5, 0)), empty, P)
     assert d.shape == (5, 0) and b.shape == (5, 0)
+
+
+# ------------------------------------------------------------------- compact state (what training records)
+COMPACT_OPTIONS = [{}, dict(warmup="always"), dict(warmup="never"), dict(inter=False), dict(intra=False)]
+
+
+@pytest.mark.parametrize("options", COMPACT_OPTIONS, ids=["default", "always", "never", "no-inter", "no-intra"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(5, 1300), (2, 60), (9, 3, 4, 5)], ids=["blocks", "T=2", "4-D"])
+def test_compact_kernel_equals_full_kernel_bit_for_bit(shape, dtype, options):
+    """The backward on a CompactState (u and a recomputed from du and the spikes inside the kernel) gives the
+    full-state kernel's delta and branch bit for bit: the same float operations on the same floats.  1300
+    neurons span several blocks of BLOCK = 512 and a partial one; the threshold of 0.7 and a wide current
+    give both firing and silent neurons, so all branches occur."""
+    rng = np.random.default_rng(21)
+    x = rng.normal(0.4, 0.9, shape).astype(dtype)
+    full = lif_forward(x, P, threshold=0.7)
+    a, compact = lif_compact(x, P, threshold=0.7)
+    g = rng.normal(0, 1, shape).astype(dtype)
+    d_full, b_full = tsslbp_delta(g, full, P, 0.7, **options)
+    d_compact, b_compact = tsslbp_delta(g, compact, P, 0.7, **options)
+    np.testing.assert_array_equal(b_compact, b_full)
+    np.testing.assert_array_equal(d_compact, d_full)
+    assert len(set(b_full.ravel().tolist())) == (2 if options.get("warmup") == "never" else
+                                                 1 if options.get("warmup") == "always" else 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compact_kernel_plain_python_twin(dtype):
+    """_tsslbp_compact_kernel_py (what NUMBA_DISABLE_JIT=1 runs) against the compiled kernel; tolerances as
+    for the full kernel (float32 bit for bit, float64 libm's exp against NumPy's: 1e-14)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.5, 0.8, (5, 600)).astype(dtype)
+    _, compact = lif_compact(x, P)
+    g = rng.normal(0, 1, x.shape).astype(dtype)
+    fast, branch = tsslbp_delta(g, compact, P)
+    args = _kernel_args(g, compact, P)
+    with np.errstate(divide="ignore"):
+        _tsslbp_compact_kernel_py(*args)
+    np.testing.assert_array_equal(args[-1], branch)
+    if dtype == np.float32:
+        np.testing.assert_array_equal(args[-2], fast)
+    else:
+        assert rel_err(args[-2], fast) < 1e-14
+
+
+def test_compact_kernel_args_match_its_signature_and_validate():
+    _, compact = lif_compact(np.random.default_rng(0).normal(0.5, 1, (5, 3)).astype(np.float32), P)
+    g = np.zeros((5, 3), np.float32)
+    params = list(inspect.signature(_tsslbp_compact_kernel_py).parameters)
+    args = dict(zip(params, _kernel_args(g, compact, P, 0.7), strict=True))
+    assert args["s"].dtype == np.uint8 and args["du"].dtype == np.float32
+    assert args["theta_s"] == np.float32(1 / 3) and args["threshold"] == np.float32(0.7)
+    with pytest.raises(ValueError, match="state.du has shape"):
+        tsslbp_delta(g[:, :2], compact, P)
