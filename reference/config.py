@@ -164,15 +164,16 @@ class Config:
 
         Meant to refuse batch sizes that cannot fit in memory before anything is allocated; it is an
         estimate within a factor of about 1.5 of the peak, not an exact count (measured with tracemalloc on
-        :meth:`reference.network.Network.gradients`: 0.7 to 1.25 times the peak for the shipped configs,
-        lowest at small batches, where weight-sized temporaries such as ``dL/dW`` weigh most).  Weights,
+        :meth:`reference.network.Network.gradients`: 0.77 to 1.04 times the peak for the shipped configs,
+        lowest for the Fashion-MNIST CNN, whose im2col products make large temporaries).  Weights,
         optimizer state and the data set are not included.  With ``T = n_steps``, ``N = batch_size`` and,
         per layer, ``O = T*N*C*H*W`` values out and ``I`` values in, it counts ``dtype_size`` bytes per value
         of:
 
         - the encoded input ``a_0``, ``T*N*C*H*W`` of the input shape;
         - every layer's output tensor, ``O``;
-        - for spiking layers (conv, linear), the recorded neuron state ``u, du, s, a``: ``4*O``;
+        - for spiking layers (conv, linear), the recorded neuron state: ``du`` (``O``) and the spikes
+          (``O`` bytes, uint8; :class:`reference.neuron.CompactState`);
         - for conv layers, the im2col buffer ``T*N*OH*OW*(kh*kw*C_in)``;
         - when ``training``: for spiking layers the backward's ``delta`` (``O``) and its TSSL-BP branch
           (``O`` bytes, int8), and for every layer one input-gradient array, ``I``.
@@ -199,7 +200,8 @@ class Config:
             values += out
             spiking = c["type"] in ("conv", "linear")
             if spiking:
-                values += 4 * out
+                values += out  # du; the spikes are 1-byte values (reference.neuron.CompactState)
+                small += out
             if c["type"] == "conv":
                 (kh, kw), (_, oh, ow) = c["kernel_size"], c["out_shape"]
                 values += tn * oh * ow * kh * kw * c["in_channels"]

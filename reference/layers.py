@@ -18,6 +18,9 @@ batch.  What the backward needs is handed back by the forward and passed in agai
     grad = layer.backward(g, cache, need_input_grad=True)  # g = dL/dy, same shape as y
     grad.dW, grad.g_in                                     # dL/dW (authors' layout) or None; dL/da, a's shape
 
+For evaluation there is a forward-only path, ``y = layer.infer(a)``: the same numbers as ``forward`` (for
+a spiking layer, its output PSP), without recording anything a backward would need.
+
 The weighted layers of a config (``conv``, ``linear``) are :class:`Spiking` layers: a synaptic operation
 (:class:`Dense` or :class:`Conv2d`, whose ``y`` is the current ``x``) followed by LIF neurons and their PSP
 (:func:`reference.neuron.lif_forward`); their backward turns ``g = dL/da`` into ``delta = dL/dx`` with a
@@ -32,7 +35,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ._jit import kernel, prange
+from ._jit import as_scalar, kernel, n_chunks, prange
 from .neuron import CompactState, NeuronState, lif_compact
 from .params import POOL_THETA, NeuronParams, conv_output_size  # noqa: F401 (re-exported)
 
@@ -90,6 +93,10 @@ class Dense:
         a2 = a_in.reshape(t * n, -1)  # (T*N, n_inputs)
         x = (a2 @ self._permuted_weight().T).reshape(t, n, -1)
         return x, (a2, a_in.shape)
+
+    def infer(self, a_in: np.ndarray) -> np.ndarray:
+        """:meth:`forward` without the cache: x (T, N, n_outputs)."""
+        return self.forward(a_in)[0]
 
     def backward(self, delta: np.ndarray, cache, *, need_input_grad: bool = True) -> LayerGrad:
         """Weight gradient and the error on the input PSP.
@@ -241,6 +248,31 @@ class Conv2d:
         (_im2col_one_channel if imgs.shape[-1] == 1 else _im2col)(imgs, *self._geometry(), cols)
         return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1), (cols, a_in.shape)
 
+    def infer(self, a_in: np.ndarray, chunk_bytes: int = 1 << 21) -> np.ndarray:
+        """:meth:`forward` without keeping the im2col columns: x (T, N, OH, OW, out_channels).
+
+        The images go through im2col and the GEMM a few at a time, into one column buffer of about
+        ``chunk_bytes`` (2 MiB: it stays in the cache between the two), instead of materialising the
+        columns of all ``T*N`` images (for the MNIST CNN's first layer at batch 1000, 288 MB).  Each row of
+        the result is the same dot product of the same row of columns as in :meth:`forward`.
+        """
+        t, n = a_in.shape[:2]
+        imgs = np.ascontiguousarray(a_in.reshape(t * n, *a_in.shape[2:]))  # (T*N, H, W, C)
+        kh, kw = self.weight.shape[2:]
+        oh, ow = self.out_shape[1:]
+        rows, k = oh * ow, kh * kw * imgs.shape[-1]
+        per_chunk = max(1, chunk_bytes // (rows * k * imgs.itemsize))
+        cols = np.empty((min(per_chunk, t * n) * rows, k), dtype=imgs.dtype)
+        w_t = np.ascontiguousarray(self._flat_weight().T)  # (kh*kw*C, out)
+        x = np.empty((t * n * rows, w_t.shape[1]), dtype=imgs.dtype)
+        im2col = _im2col_one_channel if imgs.shape[-1] == 1 else _im2col
+        for i0 in range(0, t * n, per_chunk):
+            i1 = min(t * n, i0 + per_chunk)
+            c = cols[: (i1 - i0) * rows]
+            im2col(imgs[i0:i1], *self._geometry(), c)
+            np.matmul(c, w_t, out=x[i0 * rows: i1 * rows])
+        return x.reshape(t, n, oh, ow, -1)
+
     def backward(self, delta: np.ndarray, cache, *, need_input_grad: bool = True) -> LayerGrad:
         """delta : (T, N, OH, OW, out), ``dL/dx``; cache : from :meth:`forward`.  Returns :class:`LayerGrad`
         with dW (out, in, kh, kw) and g_in (T, N, H, W, C) or None."""
@@ -299,6 +331,59 @@ _sum_pool = kernel(_sum_pool_py, parallel=True)
 _sum_pool_backward = kernel(_sum_pool_backward_py, parallel=True)
 
 
+def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_img, height, width, n_ch, chunks, out):
+    """LIF neurons and the sum-pooling after them in one pass, for inference (:meth:`Spiking.infer`).
+
+    x : (T, n_img*height*width*n_ch), the input current of a conv layer's neurons, channels-last;
+    out : (T, n_img, height//k, width//k, n_ch), the pooled output PSP.  One job is one pooled row of one
+    image: the ``k`` neuron rows under it are one contiguous run of ``x``; they are simulated over all
+    steps with the float operations of :func:`reference.neuron._lif_kernel` in its order, and each step
+    is pooled as :func:`_sum_pool` does (``((0 + a_00) + a_01) + ...``, then times ``theta_pool``), so
+    ``out`` equals LIF then pooling bit for bit, without the full-size PSP ever reaching memory.  Rows
+    below the last full window feed no output and are not simulated.
+    """
+    n_steps = x.shape[0]
+    oh, ow = height // k, width // k
+    run = k * width * n_ch  # neurons under one pooled row
+    row_len = width * n_ch
+    zero = one - one
+    neg_theta_m = -theta_m
+    jobs = n_img * oh
+    for ch in prange(chunks):
+        mem = np.empty(run, dtype=x.dtype)
+        syn = np.empty(run, dtype=x.dtype)
+        for job in range(ch * jobs // chunks, (ch + 1) * jobs // chunks):
+            b = job // oh
+            i = job % oh
+            base = (b * height + i * k) * row_len
+            for e in range(run):
+                mem[e] = zero
+                syn[e] = zero
+            for t in range(n_steps):
+                for e in range(run):
+                    step = neg_theta_m * mem[e] + x[t, base + e]
+                    v = mem[e] + step
+                    fired = v > threshold
+                    o = one if fired else zero
+                    mem[e] = zero if fired else v
+                    y = syn[e]
+                    syn[e] = y + (o - y) * theta_s
+                for j in range(ow):
+                    for c in range(n_ch):
+                        out[t, b, i, j, c] = zero
+                    for p in range(k):
+                        for q in range(k):
+                            src = p * row_len + (j * k + q) * n_ch
+                            for c in range(n_ch):
+                                out[t, b, i, j, c] += syn[src + c]
+                    for c in range(n_ch):
+                        out[t, b, i, j, c] *= theta_pool
+
+
+_lif_sum_pool_kernel_py = _lif_sum_pool_kernel
+_lif_sum_pool_kernel = kernel(_lif_sum_pool_kernel_py, parallel=True)
+
+
 class SumPool2d:
     """Sum-pooling with a fixed weight: ``out = theta * sum over each k x k window`` (config type ``pooling``).
 
@@ -334,6 +419,10 @@ class SumPool2d:
         out = np.empty((t * n, oh, ow, c), dtype=a_in.dtype)
         _sum_pool(np.ascontiguousarray(a_in).reshape(t * n, h, w, c), self.k, a_in.dtype.type(self.theta), out)
         return out.reshape(t, n, oh, ow, c), None
+
+    def infer(self, a_in: np.ndarray) -> np.ndarray:
+        """:meth:`forward`'s output: (T, N, H//k, W//k, C)."""
+        return self.forward(a_in)[0]
 
     def backward(self, g_out: np.ndarray, cache=None, *, need_input_grad: bool = True) -> LayerGrad:
         """g_out : (T, N, OH, OW, C).  Returns :class:`LayerGrad` with ``g_in = dL/da_in`` (T, N, H, W, C):
@@ -398,6 +487,10 @@ class Dropout:
         mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
         return a_in * mask[None], mask
 
+    def infer(self, a_in: np.ndarray) -> np.ndarray:
+        """Evaluation: the identity."""
+        return a_in
+
     def backward(self, g_out: np.ndarray, mask=None, *, need_input_grad: bool = True) -> LayerGrad:
         """``dL/da_in = mask * dL/da_out`` (the forward's mask, the same at every step)."""
         if not need_input_grad:
@@ -457,6 +550,32 @@ class Spiking:
         x, syn_cache = self.synapse.forward(a_in)
         a, state = lif_compact(x, self.params, self.threshold)
         return a, SpikingCache(syn_cache, state)
+
+    def infer(self, a_in: np.ndarray, *, spikes: bool = False, pool: "SumPool2d | None" = None):
+        """Forward-only: the output PSP a (T, N, ...), the same numbers as :meth:`forward`'s, with nothing
+        recorded for a backward.  With ``spikes``, returns ``(a, s)``, s the spikes as uint8.
+
+        ``pool``: the sum-pooling layer that follows this (conv) layer; its output is returned instead,
+        computed in one pass with the neurons (:func:`_lif_sum_pool_kernel`, bit-identical to running
+        the two layers one after the other), so the full-size PSP is never written to memory.
+        """
+        x = self.synapse.infer(a_in)
+        if pool is not None and not spikes:
+            t, n, h, w, c = x.shape
+            dt = x.dtype
+            out = np.empty((t, n, *pool.out_shape[1:], c), dtype=dt)
+            flat = x.reshape(t, -1)
+            if not np.all(np.isfinite(flat)):
+                raise FloatingPointError("lif_forward: the input current contains NaN or inf "
+                                         "(check the weights and the input scaling)")
+            _lif_sum_pool_kernel(flat, as_scalar(1.0, dt), as_scalar(self.params.theta_m, dt),
+                                 as_scalar(self.params.theta_s, dt), as_scalar(self.threshold, dt), pool.k,
+                                 as_scalar(pool.theta, dt), n, h, w, c, n_chunks(n * out.shape[2] * 64), out)
+            return out
+        a, state = lif_compact(x, self.params, self.threshold, record=spikes)
+        if pool is not None:
+            return pool.infer(a), state.spikes
+        return (a, state.spikes) if spikes else a
 
     def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True) -> LayerGrad:
         """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch)."""

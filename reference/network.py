@@ -183,7 +183,7 @@ class Network:
         if x.ndim == 4:
             if x.shape[1:] != (c, h, w):
                 raise ValueError(f"inputs have shape {x.shape}; this network expects (N, {c}, {h}, {w})")
-            x = np.broadcast_to(x.transpose(0, 2, 3, 1)[None], (self.n_steps, *x.shape[:1], h, w, c))
+            x = x.transpose(0, 2, 3, 1)[None]  # (1, N, H, W, C); repeated over time below, without a copy
         elif x.ndim == 5:
             if x.shape[1:] != (c, h, w, self.n_steps):
                 raise ValueError(f"inputs have shape {x.shape}; expected (N, {c}, {h}, {w}, {self.n_steps})")
@@ -195,6 +195,8 @@ class Network:
         self.check_batch_fits(x.shape[1])
         with np.errstate(over="ignore"):  # values beyond float32's range become inf: tested just below
             x = np.ascontiguousarray(x, dtype=self.dtype)
+        if x.shape[0] == 1 < self.n_steps:  # a static image: the same input at every step (a view)
+            x = np.broadcast_to(x, (self.n_steps, *x.shape[1:]))
         if not np.all(np.isfinite(x)):  # after the cast: float64 values beyond float32's range become inf
             raise ValueError(f"inputs contain NaN or inf (in {self.dtype.name}; |values| must stay below "
                              f"{np.finfo(self.dtype).max:.3g})")
@@ -214,6 +216,32 @@ class Network:
             records.append(LayerRecord(layer.name, layer.kind, a, cache, getattr(cache, "state", None)))
         self.records = records
         return a.reshape(a.shape[0], a.shape[1], -1)
+
+    def infer(self, inputs: np.ndarray, *, spikes: bool = False):
+        """Forward-only pass for evaluation and prediction: the output PSP (T, N, n_class).
+
+        The same numbers as :meth:`forward` with ``train=False`` (tested bit for bit), but no layer records
+        anything a backward needs (no ``du``, spikes, im2col columns; :attr:`records` is left as it was),
+        and a convolution runs a few images at a time (:meth:`reference.layers.Conv2d.infer`), so memory
+        stays small and large batches pay.  With ``spikes``, returns ``(out, s)``: s the output layer's
+        spikes (T, N, n_class) as uint8, which :meth:`predict` needs with ``count_of="spikes"``.
+        """
+        a = self.encode(inputs)
+        last = len(self.layers) - 1
+        s = None
+        i = 0
+        while i <= last:
+            layer = self.layers[i]
+            if i == last and spikes and getattr(layer, "has_neurons", False):
+                a, s = layer.infer(a, spikes=True)
+            elif i < last and layer.kind == "conv" and isinstance(self.layers[i + 1], SumPool2d):
+                a = layer.infer(a, pool=self.layers[i + 1])  # neurons and pooling in one pass
+                i += 1
+            else:
+                a = layer.infer(a)
+            i += 1
+        out = a.reshape(a.shape[0], a.shape[1], -1)
+        return (out, None if s is None else s.reshape(out.shape)) if spikes else out
 
     # -------------------------------------------------------------------------------------------- loss
     def loss(self, out: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -244,9 +272,14 @@ class Network:
         _check_fits(self.config.activation_bytes(batch_size, self.dtype.itemsize), f"a batch of {batch_size} samples")
         self._checked_batch = batch_size
 
-    def predict(self, out: np.ndarray) -> np.ndarray:
-        """Predicted class per sample from the output PSP (T, N, n_class) of the last :meth:`forward`."""
-        spikes = self.records[-1].state.s.reshape(out.shape) if self.count_of == "spikes" else None
+    def predict(self, out: np.ndarray, spikes: np.ndarray | None = None) -> np.ndarray:
+        """Predicted class per sample from the output PSP ``out`` (T, N, n_class).
+
+        With ``count_of="spikes"`` the output layer's spikes are counted: ``spikes`` (T, N, n_class) as
+        returned by :meth:`infer`, or by default those of the last :meth:`forward`.
+        """
+        if self.count_of == "spikes" and spikes is None:
+            spikes = self.records[-1].state.s.reshape(out.shape)
         return predict(out, spikes, self.count_of)
 
     # ---------------------------------------------------------------------------------------- backward

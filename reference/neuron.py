@@ -83,8 +83,8 @@ def psp(s: np.ndarray, tau_s: float) -> np.ndarray:
     a : ndarray, same shape and dtype as ``s``
     """
     s = _as_float_array(s, "s")
-    flat = np.ascontiguousarray(s.reshape(s.shape[0], -1))
-    out = np.empty_like(flat)
+    flat = _time_by_neuron(s)
+    out = np.empty(flat.shape, flat.dtype)
     _psp_kernel(flat, as_scalar(1.0 / tau_s, flat.dtype), n_chunks(flat.shape[1]), out)
     return out.reshape(s.shape)
 
@@ -167,8 +167,8 @@ def encode_input(x: np.ndarray, tau_s: float, *, division: str = "true") -> np.n
     if division not in ENCODE_DIVISIONS:
         raise ValueError(f"division must be one of {ENCODE_DIVISIONS}, got {division!r}")
     x = _as_float_array(x, "x")
-    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
-    out = np.empty_like(flat)
+    flat = _time_by_neuron(x)
+    out = np.empty(flat.shape, flat.dtype)
     dt = flat.dtype
     _encode_kernel(flat, as_scalar(tau_s, dt), as_scalar(1.0 / tau_s, dt), division == "reciprocal",
                    n_chunks(flat.shape[1]), out)
@@ -422,6 +422,17 @@ def lif_compact(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     if not record:
         return a.reshape(x.shape), None
     return a.reshape(x.shape), CompactState(du.reshape(x.shape), s.reshape(x.shape), a.reshape(x.shape))
+
+
+def _time_by_neuron(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (T, ...) as a (T, M) array for a kernel: a view where one exists, else a contiguous copy.
+
+    An input repeated over time (``np.broadcast_to(image, (T, ...))``, stride 0 along time) stays a view:
+    the kernel reads the one image T times instead of a copy T times its size (same values, same bits).
+    """
+    flat = arr.reshape(arr.shape[0], -1)
+    inner_contiguous = flat.shape[1] <= 1 or flat.strides[1] == flat.itemsize
+    return flat if inner_contiguous and (flat.strides[0] in (0, flat.shape[1] * flat.itemsize)) else np.ascontiguousarray(flat)
 
 
 def _as_float_array(arr, name: str) -> np.ndarray:

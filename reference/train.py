@@ -12,6 +12,7 @@ Application layer: it drives the engine (:class:`reference.network.Network`, :mo
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -46,12 +47,28 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
     return Split(normalise(images, name), labels.astype(np.int64), ds.source)
 
 
-def evaluate(net: Network, split: Split, batch_size: int = 200, progress: bool = False):
-    """Loss and accuracy of ``net`` on a split (no dropout, weights unchanged).
+def eval_batch_size(config: Config, budget_bytes: int = 16 << 20) -> int:
+    """The evaluation batch size: the largest spiking layer's input current for the whole batch
+    (``T * batch * neurons`` float32 values) near ``budget_bytes``, between 50 and 500.
+
+    Measured with ``benchmarks/test_pass.py`` on 2 cores: throughput peaks where one layer's arrays
+    stay within the last-level cache (16 MB: the MNIST CNN at 50-100, 97 here; the 400-400 MLP at
+    250-500, 500 here); larger batches make the elementwise kernels wait for memory, smaller ones make
+    the matrix products small.
+    """
+    t = config.params.n_steps
+    per_sample = max(t * math.prod(c["out_shape"]) * 4 for _, c in config.layers if c["type"] in ("conv", "linear"))
+    return int(min(500, max(50, budget_bytes // per_sample)))
+
+
+def evaluate(net: Network, split: Split, batch_size: int | None = None, progress: bool = False):
+    """Loss and accuracy of ``net`` on a split (no dropout, weights unchanged), through the forward-only
+    path :meth:`reference.network.Network.infer`; ``batch_size`` defaults to :func:`eval_batch_size`.
 
     Returns ``(mean loss per sample, accuracy in [0, 1], predictions (N,))``; the loss is the config's,
     summed over samples (:meth:`reference.network.Network.loss_sum`) and divided by their number.
     """
+    batch_size = batch_size or eval_batch_size(net.config)
     preds = np.empty(len(split.labels), dtype=np.int64)
     total = 0.0
     idx = range(0, len(split.labels), batch_size)
@@ -60,10 +77,10 @@ def evaluate(net: Network, split: Split, batch_size: int = 200, progress: bool =
         idx = tqdm(idx, desc="evaluate", unit="batch", leave=False)
     for i in idx:
         x, y = split.images[i:i + batch_size], split.labels[i:i + batch_size]
-        out = net.forward(x, train=False)
+        out, spikes = net.infer(x, spikes=True) if net.count_of == "spikes" else (net.infer(x), None)
         loss, _ = net.loss(out, y)
         total += net.loss_sum(loss, len(y))
-        preds[i:i + len(y)] = net.predict(out)
+        preds[i:i + len(y)] = net.predict(out, spikes)
     return total / max(len(split.labels), 1), float(np.mean(preds == split.labels)), preds
 
 

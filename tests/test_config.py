@@ -361,12 +361,13 @@ def test_activation_bytes_by_hand():
     tn = 5 * 20  # T * N
     a0 = tn * 784
     hidden, drop, output = tn * 64, tn * 64, tn * 10
-    forward = a0 + (hidden + 4 * hidden) + drop + (output + 4 * output)  # outputs + u, du, s, a of spiking layers
+    forward = a0 + (hidden + hidden) + drop + (output + output)  # outputs + du of spiking layers
+    spikes = hidden + output  # uint8, recorded with du
     backward = (hidden + a0) + drop + (output + drop)  # delta of spiking layers + one input gradient per layer
     branch = hidden + output  # int8
-    assert forward == 121_800 and backward == 98_600 and branch == 7_400
-    assert cfg.activation_bytes(20) == 4 * (forward + backward) + branch == 889_000
-    assert cfg.activation_bytes(20, dtype_size=8, training=False) == 8 * forward
+    assert forward == 99_600 and backward == 98_600 and branch == spikes == 7_400
+    assert cfg.activation_bytes(20) == 4 * (forward + backward) + spikes + branch == 807_600
+    assert cfg.activation_bytes(20, dtype_size=8, training=False) == 8 * forward + spikes
     assert cfg.activation_bytes(40) == 2 * cfg.activation_bytes(20)  # linear in the batch size
 
 
@@ -380,10 +381,10 @@ def test_activation_bytes_counts_the_im2col_buffer():
     })
     tn = 5 * 2
     a0, conv, cols, pool, out = tn * 784, tn * 4 * 14 * 14, tn * 14 * 14 * (3 * 3 * 1), tn * 4 * 7 * 7, tn * 10
-    forward = a0 + 5 * conv + cols + pool + 5 * out
+    forward = a0 + 2 * conv + cols + pool + 2 * out  # outputs, du of the spiking layers, im2col columns
     backward = (conv + a0) + conv + (out + pool)
-    assert cfg.activation_bytes(2, training=False) == 4 * forward
-    assert cfg.activation_bytes(2) == 4 * (forward + backward) + conv + out
+    assert cfg.activation_bytes(2, training=False) == 4 * forward + conv + out  # + uint8 spikes
+    assert cfg.activation_bytes(2) == 4 * (forward + backward) + 2 * (conv + out)  # + spikes, branch
 
 
 @pytest.mark.parametrize("name", AUTHORS)

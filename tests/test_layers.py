@@ -301,3 +301,26 @@ def test_dropout_unit_after_dense_layer_row_equals_feature():
     np.testing.assert_array_equal(f, r)
     with pytest.raises(ValueError, match="unit"):
         Dropout("d", 0.5, (16, 1, 1), unit="channel")
+
+
+@pytest.mark.parametrize("hw,k", [((24, 24), 2), ((9, 7), 2), ((12, 10), 3)])
+def test_fused_lif_sum_pool_equals_lif_then_pool_and_python_twin(hw, k):
+    """_lif_sum_pool_kernel (inference) against lif_compact followed by _sum_pool, bit for bit, including
+    rows and columns that no window covers; and its plain-Python version on the same input."""
+    from reference.layers import _lif_sum_pool_kernel, _lif_sum_pool_kernel_py
+    from reference.neuron import lif_compact
+    from reference.params import NeuronParams
+    from reference._jit import as_scalar
+    P = NeuronParams()
+    h, w = hw
+    n, c, t = 3, 5, 5
+    x = np.random.default_rng(12).normal(0.5, 0.9, (t, n, h, w, c)).astype(np.float32)
+    a, _ = lif_compact(x, P, record=False)
+    expected = np.empty((t * n, h // k, w // k, c), np.float32)
+    _sum_pool(a.reshape(t * n, h, w, c), k, np.float32(1.1), expected)
+    f = np.float32
+    for kern in (_lif_sum_pool_kernel, _lif_sum_pool_kernel_py):
+        out = np.full((t, n, h // k, w // k, c), np.nan, np.float32)
+        kern(x.reshape(t, -1), f(1), as_scalar(P.theta_m, f), as_scalar(P.theta_s, f), f(1), k, f(1.1),
+             n, h, w, c, 2, out)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected)  # tolerance 0

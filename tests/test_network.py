@@ -242,3 +242,37 @@ def test_input_encoding_option_uses_the_authors_order(encoding, division):
     np.testing.assert_allclose(theirs.encode(x), ours.encode(x), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="input_encoding"):
         Network(cfg, input_encoding="gpu")
+
+
+# ------------------------------------------------------------------------------- inference path
+@pytest.mark.parametrize("config", ["MNIST_CNN", "FashionMNIST_400_400", TINY])
+def test_infer_equals_forward_bit_for_bit_and_records_nothing(config, mnist_batch):
+    """Network.infer (forward-only: chunked im2col + GEMM, no recording) gives the output PSP of
+    forward(train=False) bit for bit on real digits, also with a chunk of a few images (chunk_bytes small,
+    so the GEMM runs on row blocks of the column matrix), and leaves the records of the last forward alone."""
+    cfg = load_config(os.path.join(ROOT, "configs", f"{config}.yaml")) if isinstance(config, str) else load_config(config)
+    net = Network(cfg, seed=3)
+    x, _ = mnist_batch(40, dtype=np.float32)
+    expected = net.forward(x, train=False)
+    records = net.records
+    np.testing.assert_array_equal(net.infer(x), expected)  # tolerance 0
+    assert net.records is records
+    out, spikes = net.infer(x, spikes=True)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(spikes, net.records[-1].state.spikes.reshape(out.shape))
+    from reference import layers
+    original = layers.Conv2d.infer.__defaults__
+    layers.Conv2d.infer.__defaults__ = (3 * 4096,)  # chunks of one or a few images
+    try:
+        np.testing.assert_array_equal(net.infer(x), expected)
+    finally:
+        layers.Conv2d.infer.__defaults__ = original
+
+
+def test_infer_predictions_with_spike_counts(mnist_batch):
+    net = Network(os.path.join(ROOT, "configs", "MNIST_CNN.yaml"), seed=1, count_of="spikes")
+    x, _ = mnist_batch(20, dtype=np.float32)
+    out_fwd = net.forward(x)
+    expected = net.predict(out_fwd)
+    out, spikes = net.infer(x, spikes=True)
+    np.testing.assert_array_equal(net.predict(out, spikes), expected)

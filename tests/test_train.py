@@ -6,6 +6,7 @@ import signal
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from reference.network import Network
 from reference.runs import RunError, RunExistsError
 from reference.train import Split, evaluate, load_checkpoint, read_metrics, train
@@ -243,3 +244,14 @@ def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
     demo.run_demo(out_dir=out, epochs=1, progress=False)
     demo.run_demo(out_dir=out, epochs=1, progress=False)  # again: its own earlier run is replaced
     assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
+
+
+def test_eval_batch_size_keeps_one_layer_near_the_budget():
+    from reference.config import load_config
+    from reference.train import eval_batch_size
+    cnn = load_config(os.path.join(ROOT, "configs", "MNIST_CNN.yaml"))
+    # conv_1: 15 x 24 x 24 neurons, T = 5, float32: 172,800 bytes per sample; 16 MiB / that = 97
+    assert eval_batch_size(cnn) == (16 << 20) // (5 * 15 * 24 * 24 * 4) == 97
+    assert eval_batch_size(cnn, budget_bytes=1) == 50  # clamped below
+    mlp = load_config(os.path.join(ROOT, "configs", "FashionMNIST_400_400.yaml"))
+    assert eval_batch_size(mlp) == 500  # 8,000 bytes per sample: clamped above
