@@ -324,3 +324,21 @@ def test_fused_lif_sum_pool_equals_lif_then_pool_and_python_twin(hw, k):
         kern(x.reshape(t, -1), f(1), as_scalar(P.theta_m, f), as_scalar(P.theta_s, f), f(1), k, f(1.1),
              n, h, w, c, 2, out)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected)  # tolerance 0
+
+
+def test_conv_input_grad_does_not_depend_on_the_chunk_size():
+    """Conv2d.input_grad runs the product and col2im a few images at a time; one image per chunk, a few,
+    and all at once give the same bits (each gcols row is the same dot product; col2im sums per image)."""
+    rng = np.random.default_rng(13)
+    w = rng.normal(size=(6, 3, 3, 3)).astype(np.float32)
+    conv = Conv2d("c", w, (3, 9, 8), stride=(1, 2), padding=(1, 0))
+    in_shape = (2, 5, 9, 8, 3)
+    d2 = rng.normal(size=(2 * 5 * conv.out_shape[1] * conv.out_shape[2], 6)).astype(np.float32)
+    whole = conv.input_grad(d2, in_shape, chunk_bytes=1 << 30)
+    for chunk in (1, 3 * conv.out_shape[1] * conv.out_shape[2] * 27 * 4):
+        np.testing.assert_array_equal(conv.input_grad(d2, in_shape, chunk_bytes=chunk), whole)
+    # and the transposed convolution it is: <conv(x), d> == <x, input_grad(d)>, float32 sums: 1e-5
+    x = rng.normal(size=in_shape).astype(np.float32)
+    y, _ = conv.forward(x)
+    assert np.sum(y.astype(np.float64) * d2.reshape(y.shape)) == pytest.approx(
+        np.sum(x.astype(np.float64) * whole), rel=1e-5)
