@@ -374,8 +374,9 @@ def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_i
                 mem[e] = zero
                 syn[e] = zero
             for t in range(n_steps):
+                xt = x[t, base:base + run]  # a view indexed from 0, so that LLVM vectorises the loop
                 for e in range(run):
-                    step = neg_theta_m * mem[e] + x[t, base + e]
+                    step = neg_theta_m * mem[e] + xt[e]
                     v = mem[e] + step
                     fired = v > threshold
                     o = one if fired else zero
@@ -383,15 +384,16 @@ def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_i
                     y = syn[e]
                     syn[e] = y + (o - y) * theta_s
                 for j in range(ow):
+                    acc = out[t, b, i, j]  # (n_ch,) view
                     for c in range(n_ch):
-                        out[t, b, i, j, c] = zero
+                        acc[c] = zero
                     for p in range(k):
                         for q in range(k):
-                            src = p * row_len + (j * k + q) * n_ch
+                            src = syn[p * row_len + (j * k + q) * n_ch: p * row_len + (j * k + q + 1) * n_ch]
                             for c in range(n_ch):
-                                out[t, b, i, j, c] += syn[src + c]
+                                acc[c] += src[c]
                     for c in range(n_ch):
-                        out[t, b, i, j, c] *= theta_pool
+                        acc[c] *= theta_pool
 
 
 _lif_sum_pool_kernel_py = _lif_sum_pool_kernel

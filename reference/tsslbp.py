@@ -388,61 +388,67 @@ def _tsslbp_compact_kernel(
         E = np.empty(BLOCK, dtype=g.dtype)
         for b0 in range(lo, hi, BLOCK):
             nb = min(BLOCK, hi - b0)
+            b1 = b0 + nb
+            # (row views of the block are indexed from 0 throughout: LLVM then vectorises the loops)
             # forward in time: u and a of the block, as the LIF kernel computed them
             for i in range(nb):
                 c[i] = zero  # the membrane after reset here; the carried term below
                 G[i] = zero  # the PSP here; the spike error below
             for t in range(n_steps):
+                dut, st, Ut, At, St = du[t, b0:b1], s[t, b0:b1], U[t], A[t], S[t]
                 for i in range(nb):
-                    m = b0 + i
-                    o = one if s[t, m] else zero
-                    v = c[i] + du[t, m]
-                    U[t, i] = v
-                    S[t, i] = o
-                    c[i] = zero if s[t, m] else v
+                    o = one if st[i] else zero
+                    v = c[i] + dut[i]
+                    Ut[i] = v
+                    St[i] = o
+                    c[i] = zero if st[i] else v
                     y = G[i]
                     y = y + (o - y) * theta_s
                     G[i] = y
-                    A[t, i] = y
+                    At[i] = y
             for i in range(nb):
                 c[i] = zero
             # backward in time: the TSSL-BP terms, as in _tsslbp_kernel
             for k in range(n_steps - 1, -1, -1):
+                gk = g[k, b0:b1]
                 e0 = eps[0]
                 for i in range(nb):  # G[k] = sum_{m>=k} eps[m-k] g[m], summed from m = k up   (spike_error)
-                    G[i] = zero + e0 * g[k, b0 + i]
+                    G[i] = zero + e0 * gk[i]
                 for j in range(1, n_steps - k):
                     e = eps[j]
+                    gj = g[k + j, b0:b1]
                     for i in range(nb):
-                        G[i] += e * g[k + j, b0 + i]
+                        G[i] += e * gj[i]
+                Uk, Ak, Sk, duk = U[k], A[k], S[k], du[k, b0:b1]
+                dk, bk = delta[k, b0:b1], branch[k, b0:b1]
                 if fast_warm:
                     for i in range(nb):
-                        z = min(max((threshold - U[k, i]) / sigma, -z_clip), z_clip)
+                        z = min(max((threshold - Uk[i]) / sigma, -z_clip), z_clip)
                         E[i] = _exp_clipped(z)
                 for i in range(nb):
-                    sk = S[k, i]
-                    dtdu = min(max(one / du[k, b0 + i], zero), max_inv_du) * sk  # (spike_time_derivative)
-                    inter_k = k_inter * dtdu * G[i]                                     # (inter_neuron_term)
+                    sk = Sk[i]
+                    dtdu = min(max(one / duk[i], zero), max_inv_du) * sk  # (spike_time_derivative)
+                    inter_k = k_inter * dtdu * G[i]                        # (inter_neuron_term)
                     cm = c[i]
-                    intra_k = cm * theta_m * U[k, i] * dtdu + cm * decay_m * (one - sk)  # (intra_neuron_term)
+                    intra_k = cm * theta_m * Uk[i] * dtdu + cm * decay_m * (one - sk)  # (intra_neuron_term)
                     pre = inter_k + intra_k
                     c[i] = k_intra * (pre * sk + cm * (one - sk) * decay_m)
                     br = code_inter if sk > zero else code_intra
                     if fast_warm:  # (warmup_mask, warmup_term)
                         ez = E[i]
                         warm_value = G[i] * (ez / ((one + ez) * (one + ez) * sigma))
-                        warm = always | (A[k, i] < warm_a)
+                        warm = always | (Ak[i] < warm_a)
                         pre = warm_value if warm else pre
                         br = code_warmup if warm else br
-                    delta[k, b0 + i] = pre
-                    branch[k, b0 + i] = br
+                    dk[i] = pre
+                    bk[i] = br
                 if slow_warm:
                     for i in range(nb):
-                        if always or A[k, i] < warm_a:
-                            z = (threshold - U[k, i]) / sigma
+                        if always or Ak[i] < warm_a:
+                            z = (threshold - Uk[i]) / sigma
                             z = np.exp(min(max(z, -z_clip), z_clip))
-                            delta[k, b0 + i] = G[i] * (z / ((one + z) * (one + z) * sigma))
-                            branch[k, b0 + i] = code_warmup
+                            dk[i] = G[i] * (z / ((one + z) * (one + z) * sigma))
+                            bk[i] = code_warmup
 
 
 _tsslbp_compact_kernel_py = _tsslbp_compact_kernel
