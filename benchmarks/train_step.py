@@ -19,7 +19,8 @@ gradient clipping, AdamW, weight clipping), in ms per step and share of the step
 time for the same matrix product where there is one.  It is measured on extra steps in which the
 network's own methods and kernels are wrapped with timers (:class:`PhaseTimer`); each row counts its own
 time only (a layer's forward without the GEMM and im2col inside it is its LIF kernel), and "other" is
-what no row covers (Python, allocation).
+what no row covers (Python, allocation).  The wrappers cost little, but the instrumented step is
+typically 5-20% slower than the plain one: read the shares, and the plain median for the total.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def batch_data(config, batch: int):
     return x, y
 
 
-def time_steps(config, batch: int, steps: int, warmup: int = 3):
+def time_steps(config, batch: int, steps: int, warmup: int = 10):
     from reference.network import Network
     from reference.optim import AdamW, train_step
 
@@ -220,7 +221,7 @@ def breakdown(config, batch: int, steps: int) -> list[tuple[str, float, float | 
     net = Network(config, seed=0)
     x, y = batch_data(config, batch)
     opt = AdamW(net.weights, lr=config.network["lr"])
-    for _ in range(3):
+    for _ in range(20):  # the allocator's heap takes a few dozen steps to settle (first steps: im2col 3x slower)
         train_step(net, x, y, opt)
     timer = instrument(net, opt)
     t0 = time.perf_counter()
