@@ -345,36 +345,44 @@ _sum_pool = kernel(_sum_pool_py, parallel=True)
 _sum_pool_backward = kernel(_sum_pool_backward_py, parallel=True)
 
 
-def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_img, height, width, n_ch, chunks, out):
-    """LIF neurons and the sum-pooling after them in one pass, for inference (:meth:`Spiking.infer`).
+def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_img, height, width, n_ch, record,
+                         chunks, du, s, out):
+    """A conv layer's LIF neurons and the sum-pooling after them in one pass (:meth:`Spiking.forward`,
+    :meth:`Spiking.infer` with ``pool``).
 
-    x : (T, n_img*height*width*n_ch), the input current of a conv layer's neurons, channels-last;
-    out : (T, n_img, height//k, width//k, n_ch), the pooled output PSP.  One job is one pooled row of one
-    image: the ``k`` neuron rows under it are one contiguous run of ``x``; they are simulated over all
-    steps with the float operations of :func:`reference.neuron._lif_kernel` in its order, and each step
-    is pooled as :func:`_sum_pool` does (``((0 + a_00) + a_01) + ...``, then times ``theta_pool``), so
-    ``out`` equals LIF then pooling bit for bit, without the full-size PSP ever reaching memory.  Rows
-    below the last full window feed no output and are not simulated.
+    x : (T, n_img*height*width*n_ch), the neurons' input current, channels-last; out : (T, n_img,
+    height//k, width//k, n_ch), the pooled output PSP; with ``record``, du (like x) and the spikes s
+    (uint8, like x) as :func:`reference.neuron.lif_compact` records them, else both ``(T, 0)``.  One job is
+    the ``k`` neuron rows under one pooled row of one image, a contiguous run of ``x``: they are simulated
+    over all steps with the float operations of :func:`reference.neuron._lif_kernel` in its order, and
+    each step is pooled as :func:`_sum_pool` pools (``((0 + a_00) + a_01) + ...``, then times
+    ``theta_pool``).  So ``out``, ``du`` and ``s`` equal the LIF kernel followed by pooling bit for bit,
+    and the full-size PSP never reaches memory.  Rows below the last full window feed no output: one
+    more job per image simulates them when recording, for the record's sake; otherwise they are skipped.
     """
     n_steps = x.shape[0]
     oh, ow = height // k, width // k
-    run = k * width * n_ch  # neurons under one pooled row
     row_len = width * n_ch
     zero = one - one
     neg_theta_m = -theta_m
-    jobs = n_img * oh
+    extra = 1 if record and height % k else 0
+    per_img = oh + extra
+    jobs = n_img * per_img
     for ch in prange(chunks):
-        mem = np.empty(run, dtype=x.dtype)
-        syn = np.empty(run, dtype=x.dtype)
+        mem = np.empty(k * row_len, dtype=x.dtype)
+        syn = np.empty(k * row_len, dtype=x.dtype)
         for job in range(ch * jobs // chunks, (ch + 1) * jobs // chunks):
-            b = job // oh
-            i = job % oh
+            b = job // per_img
+            i = job % per_img
+            n_rows = k if i < oh else height - oh * k
+            run = n_rows * row_len
             base = (b * height + i * k) * row_len
             for e in range(run):
                 mem[e] = zero
                 syn[e] = zero
             for t in range(n_steps):
-                xt = x[t, base:base + run]  # a view indexed from 0, so that LLVM vectorises the loop
+                xt = x[t, base:base + run]  # views indexed from 0, so that LLVM vectorises the loop
+                dut, st = du[t, base:base + run], s[t, base:base + run]  # empty when not recording
                 for e in range(run):
                     step = neg_theta_m * mem[e] + xt[e]
                     v = mem[e] + step
@@ -383,17 +391,22 @@ def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_i
                     mem[e] = zero if fired else v
                     y = syn[e]
                     syn[e] = y + (o - y) * theta_s
-                for j in range(ow):
-                    acc = out[t, b, i, j]  # (n_ch,) view
-                    for c in range(n_ch):
-                        acc[c] = zero
-                    for p in range(k):
-                        for q in range(k):
-                            src = syn[p * row_len + (j * k + q) * n_ch: p * row_len + (j * k + q + 1) * n_ch]
-                            for c in range(n_ch):
-                                acc[c] += src[c]
-                    for c in range(n_ch):
-                        acc[c] *= theta_pool
+                    if record:
+                        dut[e] = step
+                        st[e] = 1 if fired else 0
+                if i < oh:
+                    for j in range(ow):
+                        acc = out[t, b, i, j]  # (n_ch,) view
+                        for c in range(n_ch):
+                            acc[c] = zero
+                        for p in range(k):
+                            for q in range(k):
+                                off = p * row_len + (j * k + q) * n_ch
+                                src = syn[off:off + n_ch]
+                                for c in range(n_ch):
+                                    acc[c] += src[c]
+                        for c in range(n_ch):
+                            acc[c] *= theta_pool
 
 
 _lif_sum_pool_kernel_py = _lif_sum_pool_kernel
@@ -561,9 +574,18 @@ class Spiking:
         """The synapse's weight (authors' layout), the live array."""
         return self.synapse.weight
 
-    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None):
-        """a_in : (T, N, ...) input PSP.  Returns ``(a, SpikingCache)``: a (T, N, OH, OW, C) or (T, N, F)."""
+    def forward(self, a_in: np.ndarray, *, train: bool = False, rng=None, pool: "SumPool2d | None" = None):
+        """a_in : (T, N, ...) input PSP.  Returns ``(a, SpikingCache)``: a (T, N, OH, OW, C) or (T, N, F).
+
+        ``pool``: the sum-pooling layer after this (conv) layer; the pooled PSP is returned instead of
+        ``a``, computed with the neurons in one pass (:func:`_lif_sum_pool_kernel`, the same bits as the
+        two layers in turn), and the cached state recomputes ``a`` only if someone reads it.  The
+        backward is unchanged: the pooling layer's backward, then this layer's.
+        """
         x, syn_cache = self.synapse.forward(a_in)
+        if pool is not None:
+            out, state = self._lif_pool(x, pool, record=True)
+            return out, SpikingCache(syn_cache, state)
         a, state = lif_compact(x, self.params, self.threshold)
         return a, SpikingCache(syn_cache, state)
 
@@ -571,27 +593,40 @@ class Spiking:
         """Forward-only: the output PSP a (T, N, ...), the same numbers as :meth:`forward`'s, with nothing
         recorded for a backward.  With ``spikes``, returns ``(a, s)``, s the spikes as uint8.
 
-        ``pool``: the sum-pooling layer that follows this (conv) layer; its output is returned instead,
-        computed in one pass with the neurons (:func:`_lif_sum_pool_kernel`, bit-identical to running
-        the two layers one after the other), so the full-size PSP is never written to memory.
+        ``pool``: the sum-pooling layer after this (conv) layer: its output is returned instead, computed
+        in one pass with the neurons (:func:`_lif_sum_pool_kernel`; the same bits as the two layers in
+        turn), so the full-size PSP is never written to memory.
         """
         x = self.synapse.infer(a_in)
         if pool is not None and not spikes:
-            t, n, h, w, c = x.shape
-            dt = x.dtype
-            out = np.empty((t, n, *pool.out_shape[1:], c), dtype=dt)
-            flat = x.reshape(t, -1)
-            if not np.all(np.isfinite(flat)):
-                raise FloatingPointError("lif_forward: the input current contains NaN or inf "
-                                         "(check the weights and the input scaling)")
-            _lif_sum_pool_kernel(flat, as_scalar(1.0, dt), as_scalar(self.params.theta_m, dt),
-                                 as_scalar(self.params.theta_s, dt), as_scalar(self.threshold, dt), pool.k,
-                                 as_scalar(pool.theta, dt), n, h, w, c, n_chunks(n * out.shape[2] * 64), out)
-            return out
+            return self._lif_pool(x, pool, record=False)[0]
         a, state = lif_compact(x, self.params, self.threshold, record=spikes)
         if pool is not None:
             return pool.infer(a), state.spikes
         return (a, state.spikes) if spikes else a
+
+    def _lif_pool(self, x: np.ndarray, pool: "SumPool2d", record: bool):
+        """Neurons and pooling in one kernel: returns (pooled PSP, CompactState without ``a`` or None)."""
+        if pool.in_shape != self.out_shape or self.kind != "conv":
+            raise ValueError(f"layer {pool.name!r} does not pool the output of {self.name!r}")
+        t, n, h, w, c = x.shape
+        dt = x.dtype
+        flat = x.reshape(t, -1)
+        if not np.all(np.isfinite(flat)):
+            raise FloatingPointError("lif_forward: the input current contains NaN or inf "
+                                     "(check the weights and the input scaling)")
+        out = np.empty((t, n, *pool.out_shape[1:], c), dtype=dt)
+        if record:
+            du, s = np.empty(flat.shape, dt), np.empty(flat.shape, np.uint8)
+        else:
+            du, s = np.empty((t, 0), dt), np.empty((t, 0), np.uint8)
+        jobs = n * (pool.out_shape[1] + (1 if record and h % pool.k else 0))
+        _lif_sum_pool_kernel(flat, as_scalar(1.0, dt), as_scalar(self.params.theta_m, dt),
+                             as_scalar(self.params.theta_s, dt), as_scalar(self.threshold, dt), pool.k,
+                             as_scalar(pool.theta, dt), n, h, w, c, bool(record),
+                             n_chunks(jobs * pool.k * w * c), du, s, out)
+        state = CompactState(du.reshape(x.shape), s.reshape(x.shape), None, self.params.tau_s) if record else None
+        return out, state
 
     def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True) -> LayerGrad:
         """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch)."""

@@ -23,7 +23,7 @@ import numpy as np
 from .config import Config, load_config
 from .layers import Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weight, init_linear_weight
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
-from .neuron import NeuronState, encode_input, psp
+from .neuron import CompactState, NeuronState, encode_input, psp
 from .surrogate import bptt_delta
 from .tsslbp import WARMUP_MODES, tsslbp_delta
 
@@ -39,20 +39,25 @@ class LayerRecord:
     Attributes
     ----------
     name, kind : the config's layer name and type
-    out : (T, N, ...) the layer's output PSP (pooling: pooled PSP; dropout: dropped PSP)
+    out : (T, N, ...) the layer's output PSP (pooling: pooled PSP; dropout: dropped PSP).  For a conv
+        layer whose pooling ran in the same kernel it is computed from the recorded spikes when first read.
     cache : what the layer's forward handed back for its backward (:mod:`reference.layers`)
-    state : NeuronState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
+    state : NeuronState, CompactState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
     delta : (T, N, ...) after backward: ``dL/dx`` of a spiking layer; ``dL/d out`` for pooling/dropout
     branch : int8 (T, N, ...) after backward: which TSSL-BP branch produced each delta (spiking layers)
     """
 
     name: str
     kind: str
-    out: np.ndarray
+    out_: np.ndarray | None
     cache: object = None
-    state: NeuronState | None = None
+    state: NeuronState | CompactState | None = None
     delta: np.ndarray | None = None
     branch: np.ndarray | None = None
+
+    @property
+    def out(self) -> np.ndarray:
+        return self.state.a if self.out_ is None else self.out_
 
 
 class Network:
@@ -211,11 +216,25 @@ class Network:
         """
         a = self.encode(inputs)
         records = []
-        for layer in self.layers:
+        fused = None  # a pooling layer already run by the conv layer before it
+        for layer, after in zip(self.layers, self.layers[1:] + [None]):
+            if layer is fused:
+                records.append(LayerRecord(layer.name, layer.kind, a))
+                continue
+            if self._pools_in_one_pass(layer, after):
+                fused = after
+                a, cache = layer.forward(a, train=train, rng=self.rng, pool=after)  # the pooled PSP
+                records.append(LayerRecord(layer.name, layer.kind, None, cache, cache.state))
+                continue
             a, cache = layer.forward(a, train=train, rng=self.rng)
             records.append(LayerRecord(layer.name, layer.kind, a, cache, getattr(cache, "state", None)))
         self.records = records
         return a.reshape(a.shape[0], a.shape[1], -1)
+
+    @staticmethod
+    def _pools_in_one_pass(layer, after) -> bool:
+        """A conv layer followed by sum-pooling runs its neurons and the pooling in one kernel."""
+        return layer.kind == "conv" and isinstance(after, SumPool2d) and isinstance(layer, Spiking)
 
     def infer(self, inputs: np.ndarray, *, spikes: bool = False):
         """Forward-only pass for evaluation and prediction: the output PSP (T, N, n_class).
@@ -234,7 +253,7 @@ class Network:
             layer = self.layers[i]
             if i == last and spikes and getattr(layer, "has_neurons", False):
                 a, s = layer.infer(a, spikes=True)
-            elif i < last and layer.kind == "conv" and isinstance(self.layers[i + 1], SumPool2d):
+            elif i < last and self._pools_in_one_pass(layer, self.layers[i + 1]):
                 a = layer.infer(a, pool=self.layers[i + 1])  # neurons and pooling in one pass
                 i += 1
             else:

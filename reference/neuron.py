@@ -347,25 +347,38 @@ _recompute_u_kernel_py = _recompute_u_kernel
 _recompute_u_kernel = kernel(_recompute_u_kernel_py)
 
 
-@dataclass
 class CompactState:
     """The neuron state as a training step records it: ``du`` and the spikes, with ``u`` recomputed.
 
     A layer's backward needs ``u``, ``du``, ``s`` and ``a`` (:class:`NeuronState`); storing ``u`` and the
     spikes as floats costs memory traffic that the backward kernel avoids by recomputing ``u`` from ``du``
     and the spikes (bit for bit the forward's values, :func:`_recompute_u_kernel`).  Reading ``u`` or ``s``
-    here computes and keeps them, so code written for :class:`NeuronState` works on this too.
+    here computes and keeps them, so code written for :class:`NeuronState` works on this too.  ``a`` may
+    be left out (a conv layer whose pooling ran in the same kernel never writes it): it is then
+    recomputed from the spikes with the synapse's filter (:func:`psp`, the LIF kernel's own operations).
 
-    Attributes
-    ----------
+    Parameters / attributes
+    -----------------------
     du : (T, ...) membrane increments, the current's dtype
     spikes : (T, ...) uint8, 1 where the neuron fired
-    a : (T, ...) the neuron's output PSP
+    a : (T, ...) the neuron's output PSP, or None to recompute it from the spikes with ``tau_s``
+    tau_s : float, needed when ``a`` is None
     """
 
-    du: np.ndarray
-    spikes: np.ndarray
-    a: np.ndarray
+    def __init__(self, du: np.ndarray, spikes: np.ndarray, a: np.ndarray | None = None, tau_s: float | None = None):
+        if a is None and tau_s is None:
+            raise ValueError("CompactState without a needs tau_s to recompute it")
+        self.du, self.spikes, self._a, self.tau_s = du, spikes, a, tau_s
+
+    def __repr__(self) -> str:
+        return f"CompactState(shape={self.du.shape}, dtype={self.du.dtype}, firing_rate={self.firing_rate:.3f})"
+
+    @property
+    def a(self) -> np.ndarray:
+        """The output PSP (T, ...): as recorded, or recomputed from the spikes (bit-exact) and kept."""
+        if self._a is None:
+            self._a = psp(self.s, self.tau_s)
+        return self._a
 
     @functools.cached_property
     def u(self) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 import naive
 from conftest import from_authors, rel_err, to_authors
 from reference.layers import (
-    Conv2d, Dense, Dropout, SumPool2d, _col2im, _col2im_py, _im2col, _im2col_one_channel, _im2col_one_channel_py, _im2col_py, _sum_pool, _sum_pool_backward,
+    Conv2d, Dense, Dropout, Spiking, SumPool2d, _col2im, _col2im_py, _im2col, _im2col_one_channel, _im2col_one_channel_py, _im2col_py, _sum_pool, _sum_pool_backward,
     _sum_pool_backward_py, _sum_pool_py, conv_output_size, init_conv_weight, init_linear_weight,
 )
 
@@ -303,10 +303,12 @@ def test_dropout_unit_after_dense_layer_row_equals_feature():
         Dropout("d", 0.5, (16, 1, 1), unit="channel")
 
 
-@pytest.mark.parametrize("hw,k", [((24, 24), 2), ((9, 7), 2), ((12, 10), 3)])
-def test_fused_lif_sum_pool_equals_lif_then_pool_and_python_twin(hw, k):
-    """_lif_sum_pool_kernel (inference) against lif_compact followed by _sum_pool, bit for bit, including
-    rows and columns that no window covers; and its plain-Python version on the same input."""
+@pytest.mark.parametrize("record", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("hw,k", [((24, 24), 2), ((9, 7), 2), ((12, 10), 3), ((11, 11), 3)])
+def test_fused_lif_sum_pool_equals_lif_then_pool_and_python_twin(hw, k, record):
+    """_lif_sum_pool_kernel against lif_compact followed by _sum_pool, bit for bit, including rows and
+    columns that no window covers (with record, du and the spikes of every neuron, also those rows);
+    and its plain-Python version on the same input."""
     from reference.layers import _lif_sum_pool_kernel, _lif_sum_pool_kernel_py
     from reference.neuron import lif_compact
     from reference.params import NeuronParams
@@ -315,15 +317,42 @@ def test_fused_lif_sum_pool_equals_lif_then_pool_and_python_twin(hw, k):
     h, w = hw
     n, c, t = 3, 5, 5
     x = np.random.default_rng(12).normal(0.5, 0.9, (t, n, h, w, c)).astype(np.float32)
-    a, _ = lif_compact(x, P, record=False)
+    a, state = lif_compact(x, P)
     expected = np.empty((t * n, h // k, w // k, c), np.float32)
     _sum_pool(a.reshape(t * n, h, w, c), k, np.float32(1.1), expected)
     f = np.float32
     for kern in (_lif_sum_pool_kernel, _lif_sum_pool_kernel_py):
         out = np.full((t, n, h // k, w // k, c), np.nan, np.float32)
+        shape = (t, n * h * w * c) if record else (t, 0)
+        du, s = np.full(shape, np.nan, np.float32), np.full(shape, 7, np.uint8)
         kern(x.reshape(t, -1), f(1), as_scalar(P.theta_m, f), as_scalar(P.theta_s, f), f(1), k, f(1.1),
-             n, h, w, c, 2, out)
+             n, h, w, c, record, 2, du, s, out)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected)  # tolerance 0
+        if record:
+            np.testing.assert_array_equal(du, state.du.reshape(t, -1))
+            np.testing.assert_array_equal(s, state.spikes.reshape(t, -1))
+
+
+def test_spiking_forward_with_pooling_records_a_lazily():
+    """Spiking.forward(pool=...) returns the pooled PSP; its CompactState recomputes a from the spikes
+    (bit for bit the a of the unfused forward) and gives the same TSSL-BP delta."""
+    from reference.neuron import CompactState
+    from reference.params import NeuronParams
+    from reference.tsslbp import tsslbp_delta
+    P = NeuronParams()
+    rng = np.random.default_rng(14)
+    conv = Spiking(Conv2d("c", rng.normal(0, 0.5, (4, 2, 3, 3)).astype(np.float32), (2, 9, 9)), P, 1.0, tsslbp_delta)
+    pool = SumPool2d("p", 2, conv.out_shape)
+    a_in = rng.random((5, 3, 9, 9, 2)).astype(np.float32)
+    a, cache = conv.forward(a_in)
+    pooled, fused_cache = conv.forward(a_in, pool=pool)
+    np.testing.assert_array_equal(pooled, pool.forward(a)[0])
+    assert isinstance(fused_cache.state, CompactState) and fused_cache.state._a is None
+    np.testing.assert_array_equal(fused_cache.state.a, a)  # recomputed on reading
+    g = rng.normal(size=a.shape).astype(np.float32)
+    np.testing.assert_array_equal(conv.backward(g, fused_cache).delta, conv.backward(g, cache).delta)
+    with pytest.raises(ValueError, match="does not pool the output"):
+        conv.forward(a_in, pool=SumPool2d("q", 2, (4, 8, 8)))
 
 
 def test_conv_input_grad_does_not_depend_on_the_chunk_size():
