@@ -29,6 +29,7 @@ backward rule (TSSL-BP, :func:`reference.tsslbp.tsslbp_delta`) and then runs the
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -566,6 +567,10 @@ class Spiking:
 
     def __init__(self, synapse, params: NeuronParams, threshold: float, rule: BackwardRule):
         self.synapse, self.params, self.threshold, self.rule = synapse, params, float(threshold), rule
+        try:  # a rule that can take the pooled error itself (tsslbp_delta's ``pool``)
+            self._rule_pools = "pool" in inspect.signature(rule).parameters
+        except (TypeError, ValueError):
+            self._rule_pools = False
         self.name, self.kind = synapse.name, synapse.kind
         self.in_shape, self.out_shape = synapse.in_shape, synapse.out_shape
 
@@ -628,9 +633,20 @@ class Spiking:
         state = CompactState(du.reshape(x.shape), s.reshape(x.shape), None, self.params.tau_s) if record else None
         return out, state
 
-    def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True) -> LayerGrad:
-        """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch)."""
-        delta, branch = self.rule(g, cache.state, self.params, self.threshold)
+    def backward(self, g: np.ndarray, cache: SpikingCache, *, need_input_grad: bool = True,
+                 pool: "SumPool2d | None" = None) -> LayerGrad:
+        """g : ``dL/da`` of the layer's output PSP.  Returns :class:`LayerGrad` (dW, g_in, delta, branch).
+
+        ``pool``: the sum-pooling layer after this one, and ``g`` the error on ITS output: the rule does
+        the pooling's backward inside its kernel when it can (:func:`reference.tsslbp.tsslbp_delta`'s
+        ``pool``; the same numbers), else ``pool.backward`` runs first.
+        """
+        if pool is not None and self._rule_pools and isinstance(cache.state, CompactState):
+            delta, branch = self.rule(g, cache.state, self.params, self.threshold, pool=(pool.k, pool.theta))
+        else:
+            if pool is not None:
+                g = pool.backward(g).g_in
+            delta, branch = self.rule(g, cache.state, self.params, self.threshold)
         grad = self.synapse.backward(delta, cache.synapse, need_input_grad=need_input_grad)
         return LayerGrad(grad.dW, grad.g_in, delta, branch)
 

@@ -45,6 +45,8 @@ class LayerRecord:
     state : NeuronState, CompactState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
     delta : (T, N, ...) after backward: ``dL/dx`` of a spiking layer; ``dL/d out`` for pooling/dropout
     branch : int8 (T, N, ...) after backward: which TSSL-BP branch produced each delta (spiking layers)
+    pooled_next : True for a conv layer that ran the next (pooling) layer's forward in its kernel; its
+        backward then does that layer's backward too
     """
 
     name: str
@@ -54,6 +56,7 @@ class LayerRecord:
     state: NeuronState | CompactState | None = None
     delta: np.ndarray | None = None
     branch: np.ndarray | None = None
+    pooled_next: bool = False
 
     @property
     def out(self) -> np.ndarray:
@@ -224,7 +227,7 @@ class Network:
             if self._pools_in_one_pass(layer, after):
                 fused = after
                 a, cache = layer.forward(a, train=train, rng=self.rng, pool=after)  # the pooled PSP
-                records.append(LayerRecord(layer.name, layer.kind, None, cache, cache.state))
+                records.append(LayerRecord(layer.name, layer.kind, None, cache, cache.state, pooled_next=True))
                 continue
             a, cache = layer.forward(a, train=train, rng=self.rng)
             records.append(LayerRecord(layer.name, layer.kind, a, cache, getattr(cache, "state", None)))
@@ -311,9 +314,17 @@ class Network:
             raise RuntimeError("backward() needs a forward() first")
         grads = {}
         g = np.asarray(g_out, dtype=self.dtype).reshape(self.records[-1].out.shape)
+        pool = None  # a pooling layer whose backward the conv layer below it does (its forward did too)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, rec = self.layers[i], self.records[i]
-            grad = layer.backward(g, rec.cache, need_input_grad=i > 0)
+            if i > 0 and self.records[i - 1].pooled_next:
+                rec.delta, pool = g, layer  # the pooling record's delta is dL/d(its output), as unfused
+                continue
+            if pool is not None:
+                grad = layer.backward(g, rec.cache, need_input_grad=i > 0, pool=pool)
+                pool = None
+            else:
+                grad = layer.backward(g, rec.cache, need_input_grad=i > 0)
             rec.delta, rec.branch = grad.delta, grad.branch
             if grad.dW is not None:
                 grads[layer.name] = grad.dW

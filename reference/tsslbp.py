@@ -356,38 +356,79 @@ _tsslbp_kernel = kernel(_tsslbp_kernel_py, parallel=True)
 def _tsslbp_compact_kernel(
     g, du, s, eps, one, theta_m, decay_m, theta_s, threshold, warm_a, max_inv_du, sigma, z_clip,
     use_inter, use_intra, warmup_mode, mode_always, mode_never, code_warmup, code_inter, code_intra,
-    fast_exp, chunks, delta, branch,
+    fast_exp, pool_k, theta_pool, height, width, n_ch, chunks, delta, branch,
 ):
     """:func:`_tsslbp_kernel` on a :class:`reference.neuron.CompactState`: ``u`` and ``a`` recomputed.
 
-    ``g``, ``du`` and ``delta`` are ``(T, M)`` arrays of one float dtype, the spikes ``s`` and ``branch``
-    ``(T, M)`` uint8/int8.  Neurons are taken in blocks of :data:`reference.neuron.BLOCK`: for a block,
-    a forward loop over time first recomputes ``u`` and ``a`` exactly as the LIF kernel computed them
-    (``u[t] = mem + du[t]``, ``a[t] = a[t-1] + (s[t] - a[t-1]) theta_s``: the same operations on the same
-    floats, so the same bits), into small arrays that stay in the cache; then the backward loop of
-    :func:`_tsslbp_kernel`, with the same operations in the same order, so ``delta`` and ``branch`` are
-    bit-identical to that kernel's on the full state.  Reading 9 bytes per neuron-step (``du`` and a
-    uint8 spike) instead of 16 (``u``, ``du``, ``s``, ``a``) is what makes it faster: the kernel is
-    limited by memory traffic.  The warm-up choice is a select (not a branch), so the loop vectorises.
+    ``du`` and ``delta`` are ``(T, M)`` arrays of one float dtype, the spikes ``s`` and ``branch``
+    ``(T, M)`` uint8/int8.  Neurons are taken in blocks: for a block, a forward loop over time first
+    recomputes ``u`` and ``a`` exactly as the LIF kernel computed them (``u[t] = mem + du[t]``,
+    ``a[t] = a[t-1] + (s[t] - a[t-1]) theta_s``: the same operations on the same floats, so the same
+    bits), into small arrays that stay in the cache; then the backward loop of :func:`_tsslbp_kernel`,
+    with the same operations in the same order, so ``delta`` and ``branch`` are bit-identical to that
+    kernel's on the full state.  Reading 9 bytes per neuron-step (``du`` and a uint8 spike) instead of
+    16 (``u``, ``du``, ``s``, ``a``) is what makes it faster: the kernel is limited by memory traffic.
+    The warm-up choice is a select (not a branch), so the loop vectorises.
+
+    ``g``: with ``pool_k == 0``, ``dL/da`` of these neurons, ``(T, M)``, and a block is
+    :data:`reference.neuron.BLOCK` neurons.  With ``pool_k > 0`` the neurons are a conv layer's
+    ``(N, height, width, n_ch)`` followed by ``pool_k x pool_k`` sum-pooling with weight ``theta_pool``,
+    and ``g`` is ``dL/d(pooled PSP)``, ``(T, N*(height//pool_k)*(width//pool_k)*n_ch)``: a block is the
+    ``pool_k`` neuron rows under one pooled row of one image (plus one block per image for rows no window
+    covers), and the pooling's backward (``dL/da = theta_pool g`` spread over each window, 0 outside,
+    as :func:`reference.layers._sum_pool_backward` computes it) is done into the block's scratch, so
+    the full-size ``dL/da`` is never written to memory.
     """
-    n_steps, n = g.shape
+    n_steps, n = du.shape
     zero = one - one
     k_inter = one if use_inter else zero
     k_intra = one if use_intra else zero
     always = warmup_mode == mode_always
     fast_warm = fast_exp and warmup_mode != mode_never
     slow_warm = not fast_exp and warmup_mode != mode_never
+    pooled = pool_k > 0
+    row_len = width * n_ch
+    if pooled:
+        oh, ow = height // pool_k, width // pool_k
+        per_img = oh + (1 if height % pool_k else 0)
+        jobs = (n // (height * row_len)) * per_img
+        size = max(pool_k, height - oh * pool_k) * row_len
+    else:
+        oh = ow = per_img = 1
+        jobs = (n + BLOCK - 1) // BLOCK
+        size = BLOCK
     for ch in prange(chunks):
-        lo = ch * n // chunks
-        hi = (ch + 1) * n // chunks
-        U = np.empty((n_steps, BLOCK), dtype=g.dtype)
-        A = np.empty((n_steps, BLOCK), dtype=g.dtype)
-        S = np.empty((n_steps, BLOCK), dtype=g.dtype)
-        G = np.empty(BLOCK, dtype=g.dtype)
-        c = np.empty(BLOCK, dtype=g.dtype)
-        E = np.empty(BLOCK, dtype=g.dtype)
-        for b0 in range(lo, hi, BLOCK):
-            nb = min(BLOCK, hi - b0)
+        U = np.empty((n_steps, size), dtype=du.dtype)
+        A = np.empty((n_steps, size), dtype=du.dtype)
+        S = np.empty((n_steps, size), dtype=du.dtype)
+        Gin = np.empty((n_steps, size if pooled else 0), dtype=du.dtype)  # dL/da of a pooled block
+        G = np.empty(size, dtype=du.dtype)
+        c = np.empty(size, dtype=du.dtype)
+        E = np.empty(size, dtype=du.dtype)
+        for job in range(ch * jobs // chunks, (ch + 1) * jobs // chunks):
+            if pooled:
+                img, r = job // per_img, job % per_img
+                b0 = (img * height + r * pool_k) * row_len
+                nb = (pool_k if r < oh else height - oh * pool_k) * row_len
+                g_src, g_off = Gin, 0
+                for t in range(n_steps):  # the pooling's backward for this block   (layers._sum_pool_backward)
+                    Gt = Gin[t]
+                    for i in range(nb):
+                        Gt[i] = zero
+                    if r < oh:
+                        gp = g[t, (img * oh + r) * ow * n_ch:(img * oh + r + 1) * ow * n_ch]
+                        for p in range(pool_k):
+                            for jj in range(ow):
+                                src = gp[jj * n_ch:(jj + 1) * n_ch]
+                                for q in range(pool_k):
+                                    off = p * row_len + (jj * pool_k + q) * n_ch
+                                    dst = Gt[off:off + n_ch]
+                                    for cc in range(n_ch):
+                                        dst[cc] = theta_pool * src[cc]
+            else:
+                b0 = job * BLOCK
+                nb = min(BLOCK, n - b0)
+                g_src, g_off = g, b0
             b1 = b0 + nb
             # (row views of the block are indexed from 0 throughout: LLVM then vectorises the loops)
             # forward in time: u and a of the block, as the LIF kernel computed them
@@ -410,13 +451,13 @@ def _tsslbp_compact_kernel(
                 c[i] = zero
             # backward in time: the TSSL-BP terms, as in _tsslbp_kernel
             for k in range(n_steps - 1, -1, -1):
-                gk = g[k, b0:b1]
+                gk = g_src[k, g_off:g_off + nb]
                 e0 = eps[0]
                 for i in range(nb):  # G[k] = sum_{m>=k} eps[m-k] g[m], summed from m = k up   (spike_error)
                     G[i] = zero + e0 * gk[i]
                 for j in range(1, n_steps - k):
                     e = eps[j]
-                    gj = g[k + j, b0:b1]
+                    gj = g_src[k + j, g_off:g_off + nb]
                     for i in range(nb):
                         G[i] += e * gj[i]
                 Uk, Ak, Sk, duk = U[k], A[k], S[k], du[k, b0:b1]
@@ -464,14 +505,16 @@ def _kernel_args(
     inter: bool = True,
     intra: bool = True,
     warmup: str = "per-neuron",
+    pool: tuple | None = None,
 ) -> tuple:
-    """The argument tuple of :func:`_tsslbp_kernel` (and of its twin ``_tsslbp_kernel_py``) for one layer.
+    """The argument tuple of :func:`_tsslbp_kernel` or :func:`_tsslbp_compact_kernel` (and of their
+    twins ``_py``) for one layer: the latter for a :class:`reference.neuron.CompactState`.
 
     Checks the inputs, flattens ``g`` and the state to ``(T, M)`` C-contiguous arrays of ``g``'s dtype,
     converts every float constant to that dtype and the branch codes to int8 (the ``branch`` array's
     dtype; the warm-up mode codes stay Python ints), and allocates the outputs: the last two
     entries are ``delta`` ``(T, M)`` and ``branch`` ``(T, M)`` int8, which the kernel fills.  Parameters as
-    :func:`tsslbp_delta`.  The one place that knows the kernel's argument order: ``tsslbp_delta`` and the
+    :func:`tsslbp_delta`.  The one place that knows the kernels' argument order: ``tsslbp_delta`` and the
     tests call ``kernel(*_kernel_args(...))``.
     """
     mode = _warmup_mode(warmup)
@@ -479,9 +522,18 @@ def _kernel_args(
     if g.dtype not in (np.float32, np.float64):
         raise TypeError(f"g must be float32 or float64, got {g.dtype}")
     compact = isinstance(state, CompactState)
+    neurons = state.du.shape
+    if pool is not None:
+        k, theta_pool = pool
+        if not compact or len(neurons) != 5:
+            raise ValueError("pool needs the CompactState of a conv layer, (T, N, H, W, C)")
+        t_, n_, h_, w_, c_ = neurons
+        if g.shape != (t_, n_, h_ // k, w_ // k, c_):
+            raise ValueError(f"g has shape {g.shape}; the pooled output of neurons {neurons} is "
+                             f"{(t_, n_, h_ // k, w_ // k, c_)}")
     for name in ("du", "spikes") if compact else ("u", "du", "s", "a"):
         arr = getattr(state, name)
-        if arr.shape != g.shape:
+        if arr.shape != (neurons if pool is not None else g.shape):
             raise ValueError(f"state.{name} has shape {arr.shape}, g has shape {g.shape}: they must match")
     dt = g.dtype
     thr = params.threshold if threshold is None else threshold
@@ -492,7 +544,11 @@ def _kernel_args(
                 np.ascontiguousarray(state.spikes.reshape(n_steps, -1), dtype=np.uint8)]
     else:
         flat = [np.ascontiguousarray(x.reshape(n_steps, -1), dtype=dt) for x in (g, state.u, state.du, state.s, state.a)]
-    n = flat[0].shape[1]
+    n = flat[1].shape[1]  # neurons (g may be pooled)
+    pool_args = ()  # the compact kernel's pooling geometry: pool_k (0: none), theta_pool, height, width, n_ch
+    if compact:
+        pool_args = (int(pool[0]), as_scalar(pool[1], dt), *neurons[2:]) if pool is not None else (
+            0, as_scalar(0.0, dt), 0, 0, 0)
     code = lambda value: as_scalar(value, np.int8)
     return (
         *flat, psp_kernel(n_steps, params.tau_s, dt), as_scalar(1.0, dt),
@@ -501,8 +557,8 @@ def _kernel_args(
         as_scalar(warmup_psp_threshold(params.tau_s), dt),
         as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
         bool(inter), bool(intra), mode, WARMUP_MODES["always"], WARMUP_MODES["never"],
-        code(BRANCH_WARMUP), code(BRANCH_INTER), code(BRANCH_INTRA),
-        bool(dt == np.float32), n_chunks(n),
+        code(BRANCH_WARMUP), code(BRANCH_INTER), code(BRANCH_INTRA), bool(dt == np.float32),
+        *pool_args, n_chunks(n),
         np.empty((n_steps, n), dtype=dt), np.empty((n_steps, n), dtype=np.int8),
     )
 
@@ -516,6 +572,7 @@ def tsslbp_delta(
     inter: bool = True,
     intra: bool = True,
     warmup: str = "per-neuron",
+    pool: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``delta[k] = dL/du[k]`` of a layer of spiking neurons: the whole TSSL-BP rule (fast kernel).
 
@@ -540,19 +597,25 @@ def tsslbp_delta(
         ``"per-neuron"``: the authors' final rule (own PSP below ``1/(4 tau_s)``); ``"always"``: the
         surrogate everywhere (no TSSL-BP terms at all, the warm-up-only ablation of their issue #2);
         ``"never"``: pure TSSL-BP.
+    pool : (k, theta), optional
+        The layer is a conv layer followed by ``k x k`` sum-pooling with weight ``theta``, and ``g`` is the
+        error on the POOLED output, (T, N, H//k, W//k, C); the pooling's backward is done inside the
+        kernel (the same numbers as :meth:`reference.layers.SumPool2d.backward` first).  Needs a
+        :class:`reference.neuron.CompactState`.
 
     Returns
     -------
-    delta : ndarray, shape (T, ...), dtype of ``g``
+    delta : ndarray, shape (T, ...) of the neurons, dtype of ``g``
     branch : int8 ndarray, shape (T, ...)
         :data:`BRANCH_WARMUP`, :data:`BRANCH_INTER` or :data:`BRANCH_INTRA` per neuron and step.
     """
-    args = _kernel_args(g, state, params, threshold, inter=inter, intra=intra, warmup=warmup)
+    args = _kernel_args(g, state, params, threshold, inter=inter, intra=intra, warmup=warmup, pool=pool)
     delta, branch = args[-2:]
     if delta.shape[1]:
         with np.errstate(divide="ignore"):  # 1/du at du = +-0 is +-inf by design (then clamped), as compiled
             (_tsslbp_compact_kernel if isinstance(state, CompactState) else _tsslbp_kernel)(*args)
-    return delta.reshape(np.shape(g)), branch.reshape(np.shape(g))
+    shape = state.du.shape
+    return delta.reshape(shape), branch.reshape(shape)
 
 
 def branch_fractions(branch: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:

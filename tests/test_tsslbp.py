@@ -449,3 +449,40 @@ def test_compact_kernel_args_match_its_signature_and_validate():
     assert args["theta_s"] == np.float32(1 / 3) and args["threshold"] == np.float32(0.7)
     with pytest.raises(ValueError, match="state.du has shape"):
         tsslbp_delta(g[:, :2], compact, P)
+
+
+@pytest.mark.parametrize("options", [{}, dict(warmup="never"), dict(warmup="always")], ids=["default", "never", "always"])
+@pytest.mark.parametrize("hw,k", [((12, 12), 2), ((9, 7), 2), ((11, 10), 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooled_error_in_the_kernel_equals_pooling_backward_first(hw, k, dtype, options):
+    """tsslbp_delta(g_pooled, pool=(k, theta)) does the sum-pooling's backward inside the kernel: the same
+    delta and branch, bit for bit, as SumPool2d.backward followed by tsslbp_delta; also for rows and
+    columns no window covers (their dL/da is 0); and the plain-Python twin agrees."""
+    from reference.layers import SumPool2d
+    h, w = hw
+    rng = np.random.default_rng(22)
+    x = rng.normal(0.4, 0.9, (5, 3, h, w, 4)).astype(dtype)
+    _, compact = lif_compact(x, P, threshold=0.8)
+    pool = SumPool2d("p", k, (4, h, w))
+    gp = rng.normal(0, 1, (5, 3, h // k, w // k, 4)).astype(dtype)
+    g_full = pool.backward(gp).g_in
+    d_ref, b_ref = tsslbp_delta(g_full, compact, P, 0.8, **options)
+    d, b = tsslbp_delta(gp, compact, P, 0.8, pool=(k, pool.theta), **options)
+    np.testing.assert_array_equal(b, b_ref)
+    np.testing.assert_array_equal(d, d_ref)
+    args = _kernel_args(gp, compact, P, 0.8, pool=(k, pool.theta), **options)
+    with np.errstate(divide="ignore"):
+        _tsslbp_compact_kernel_py(*args)
+    np.testing.assert_array_equal(args[-1].reshape(b.shape), b)
+    if dtype == np.float32:
+        np.testing.assert_array_equal(args[-2].reshape(d.shape), d)
+    else:
+        assert rel_err(args[-2].reshape(d.shape), d) < 1e-14  # libm's exp against NumPy's
+
+
+def test_pooled_error_shape_is_checked():
+    _, compact = lif_compact(np.zeros((5, 2, 6, 6, 3), np.float32), P)
+    with pytest.raises(ValueError, match="pooled output"):
+        tsslbp_delta(np.zeros((5, 2, 2, 2, 3), np.float32), compact, P, pool=(2, 1.1))
+    with pytest.raises(ValueError, match="CompactState of a conv layer"):
+        tsslbp_delta(np.zeros((5, 4), np.float32), lif_forward(np.zeros((5, 4)), P), P, pool=(2, 1.1))
