@@ -128,7 +128,10 @@ L.save(fig, "output_error")
 # `reference.layers.Spiking` layer: synapses (`layer.synapse`, a `Dense`) and LIF neurons. Layers keep
 # nothing from the forward pass: what the backward needs came back from the forward as the layer's
 # `cache` (kept in `rec.cache`): the neurons' state (`cache.state`: u, du, s, a) and the synapse's input
-# `a_{l-1}` (`cache.synapse`). `layer.synapse.backward` does the two matrix products.
+# `a_{l-1}` (`cache.synapse`). `layer.synapse.backward` does the two matrix products. (To save memory
+# traffic the state stores only `du` and the spikes, as uint8; reading `u`, `s` or `a` recomputes them
+# from those, bit for bit the forward's values: `reference.neuron.CompactState`. The TSSL-BP kernel
+# does the same recomputation inside, a few hundred neurons at a time.)
 
 # %%
 thresholds = {name: c["threshold"] for name, c in net.config.layers}
