@@ -37,7 +37,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ._jit import as_scalar, kernel, n_chunks, prange
-from .neuron import CompactState, NeuronState, lif_compact
+from .neuron import CompactState, NeuronState, _checked_current, lif_compact
 from .params import POOL_THETA, NeuronParams, conv_output_size  # noqa: F401 (re-exported)
 
 
@@ -616,10 +616,7 @@ class Spiking:
             raise ValueError(f"layer {pool.name!r} does not pool the output of {self.name!r}")
         t, n, h, w, c = x.shape
         dt = x.dtype
-        flat = x.reshape(t, -1)
-        if not np.all(np.isfinite(flat)):
-            raise FloatingPointError("lif_forward: the input current contains NaN or inf "
-                                     "(check the weights and the input scaling)")
+        x, flat, _ = _checked_current(x, self.params, self.threshold)
         out = np.empty((t, n, *pool.out_shape[1:], c), dtype=dt)
         if record:
             du, s = np.empty(flat.shape, dt), np.empty(flat.shape, np.uint8)

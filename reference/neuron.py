@@ -260,13 +260,7 @@ def lif_forward(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     NeuronState
         ``u``, ``du``, ``s``, ``a``, each of the shape and dtype of ``x``.
     """
-    x = _as_float_array(x, "x")
-    if not np.all(np.isfinite(x)):
-        raise FloatingPointError(
-            "lif_forward: the input current contains NaN or inf (check the weights and the input scaling)"
-        )
-    thr = params.threshold if threshold is None else threshold
-    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    x, flat, thr = _checked_current(x, params, threshold)
     u, du, s, a = (np.empty_like(flat) for _ in range(4))
     dt = flat.dtype
     _lif_kernel(
@@ -423,13 +417,7 @@ def lif_compact(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     a : ndarray, shape and dtype of ``x``
     state : CompactState or None
     """
-    x = _as_float_array(x, "x")
-    if not np.all(np.isfinite(x)):
-        raise FloatingPointError(
-            "lif_forward: the input current contains NaN or inf (check the weights and the input scaling)"
-        )
-    thr = params.threshold if threshold is None else threshold
-    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    x, flat, thr = _checked_current(x, params, threshold)
     dt = flat.dtype
     a = np.empty_like(flat)
     if record:
@@ -441,6 +429,19 @@ def lif_compact(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     if not record:
         return a.reshape(x.shape), None
     return a.reshape(x.shape), CompactState(du.reshape(x.shape), s.reshape(x.shape), a.reshape(x.shape))
+
+
+def _checked_current(x, params: NeuronParams, threshold):
+    """The input current as a float array, its C-contiguous (T, M) view or copy, and the threshold to use.
+
+    Raises FloatingPointError on NaN or inf (a kernel would silently spread them)."""
+    x = _as_float_array(x, "x")
+    if not np.all(np.isfinite(x)):
+        raise FloatingPointError(
+            "lif_forward: the input current contains NaN or inf (check the weights and the input scaling)"
+        )
+    thr = params.threshold if threshold is None else threshold
+    return x, np.ascontiguousarray(x.reshape(x.shape[0], -1)), thr
 
 
 def _time_by_neuron(arr: np.ndarray) -> np.ndarray:
