@@ -132,7 +132,7 @@ def _output_folder(path: str) -> str:
 def _net_options(args) -> dict:
     """The Network options the user gave explicitly (None means "not given")."""
     opts = {}
-    for key in ("warmup", "target_filter", "backward", "dropout_unit", "input_encoding"):
+    for key in ("warmup", "target_filter", "backward", "dropout_unit", "input_encoding", "variant"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     if getattr(args, "no_inter", False):
@@ -234,7 +234,9 @@ def cmd_evaluate(args) -> int:
         raise UsageError(str(err)) from None
     cfg = ck["config"]
     dataset = args.dataset or cfg.network["dataset"]
-    net = Network(cfg)
+    run_options = (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
+    variant = args.variant or run_options.get("variant", "final")  # the run's, by default
+    net = Network(cfg, variant=variant)  # the variant sets the loss's target (the forward is the same)
     try:
         net.set_weights(check_weights(ck["weights"], cfg))
     except ValueError as err:
@@ -359,8 +361,16 @@ def cmd_export_checkpoint(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- parser
+def _add_variant_option(p):
+    p.add_argument("--variant", choices=["final", "paper2020"],
+                   help="the TSSL-BP rule: the authors' final code (default) or their code of the NeurIPS "
+                        "camera-ready, with its target and conv init; use configs/paper2020/ with it "
+                        "(docs/paper-notes.md section 7)")
+
+
 def _add_tsslbp_options(p):
     g = p.add_argument_group("TSSL-BP options (docs/paper-notes.md section 6)")
+    _add_variant_option(g)
     g.add_argument("--warmup", choices=["per-neuron", "always", "never"],
                    help="warm-up surrogate: the authors' per-neuron rule (default), everywhere, or never")
     g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra "
@@ -426,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--data-dir")
     p.add_argument("--no-progress", action="store_true")
+    _add_variant_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="train a small network on real MNIST for about a minute and draw its figures")

@@ -664,3 +664,9 @@ def init_conv_weight(out_c: int, in_c: int, kh: int, kw: int, weight_scale: floa
     """
     bound = 1.0 / math.sqrt(in_c * kh * kw)
     return rng.uniform(-bound, bound, size=(out_c, in_c, kh, kw)) * weight_scale
+
+
+def init_conv_weight_kaiming(out_c: int, in_c: int, kh: int, kw: int, weight_scale: float, rng: np.random.Generator):
+    """Kaiming-normal (fan-in ``in_c*kh*kw``, gain sqrt(2)) times ``weight_scale``: the conv init of the
+    paper-era code (``variant="paper2020"``; their ``nn.init.kaiming_normal_``).  Returns (out_c, in_c, kh, kw) float64."""
+    return rng.normal(0.0, math.sqrt(2.0 / (in_c * kh * kw)), size=(out_c, in_c, kh, kw)) * weight_scale

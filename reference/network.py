@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config, load_config
-from .layers import Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weight, init_linear_weight
+from .layers import (Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weight, init_conv_weight_kaiming,
+                     init_linear_weight)
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
 from .neuron import CompactState, NeuronState, encode_input, psp
+from .paper2020 import desired_train_2020, paper2020_delta
 from .surrogate import bptt_delta
 from .tsslbp import WARMUP_MODES, tsslbp_delta
 
@@ -73,8 +75,9 @@ class Network:
     seed : int, optional
         Seeds weight initialisation and dropout masks (``numpy.random.default_rng(seed)``).
     inter, intra, warmup : TSSL-BP options, see :func:`reference.tsslbp.tsslbp_delta`
-    target_filter : {"double", "single"}
-        Kernel-loss target: the authors' double-filtered one (default) or the paper's single filter.
+    target_filter : {"double", "single"}, optional
+        Kernel-loss target: the authors' double-filtered one (the final variant's default) or the paper's
+        single filter (paper2020's default).
     count_of : {"psp", "spikes"}
         What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
     desired_pattern : sequence of 0/1, optional
@@ -85,6 +88,12 @@ class Network:
     dropout_unit : {"feature", "row", "sample"}
         What one dropout mask value covers (:class:`reference.layers.Dropout`); "row" is the authors'
         code under PyTorch 1.x, "sample" under PyTorch 2.
+    variant : {"final", "paper2020"}
+        The TSSL-BP rule: the authors' final code (default; :mod:`reference.tsslbp`) or their code at the
+        NeurIPS camera-ready (:mod:`reference.paper2020`), which also brings its loss target (desired train
+        ``[0, 1, 0, 1, 1]`` filtered once, unless ``target_filter`` or ``desired_pattern`` say otherwise)
+        and its Kaiming-normal conv initialisation.  Use it with the configs of that time,
+        ``configs/paper2020/`` (``tau_s = 2``).
     input_encoding : {"psp", "authors", "authors-cuda"}
         How the input is filtered into ``a_0`` (:meth:`encode`): ``"psp"`` (default) the same filter as
         every layer's output, :func:`reference.neuron.psp`; ``"authors"`` the authors' operation order
@@ -96,9 +105,11 @@ class Network:
 
     INPUT_ENCODINGS = {"psp": None, "authors": "true", "authors-cuda": "reciprocal"}
 
+    VARIANTS = ("final", "paper2020")
+
     def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
-                 warmup="per-neuron", target_filter="double", count_of="psp", desired_pattern=None,
-                 dropout_unit="feature", backward="tsslbp", input_encoding="psp"):
+                 warmup="per-neuron", target_filter=None, count_of="psp", desired_pattern=None,
+                 dropout_unit="feature", backward="tsslbp", input_encoding="psp", variant="final"):
         self.config = config if isinstance(config, Config) else load_config(config)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -118,13 +129,26 @@ class Network:
         self.dropout_unit = dropout_unit
         if backward not in ("tsslbp", "bptt"):
             raise ValueError(f"backward must be 'tsslbp' or 'bptt', got {backward!r}")
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        self.variant = variant
         if backward == "bptt":
             self.rule = bptt_delta
+        elif variant == "paper2020":
+            if not inter or warmup != "per-neuron":
+                raise ValueError("variant 'paper2020' has its own layer-wise warm-up switch and keeps the "
+                                 "inter-neuron term; --warmup and --no-inter apply to the final rule")
+            self.rule = functools.partial(paper2020_delta, intra=bool(intra))
         else:
             self.rule = functools.partial(tsslbp_delta, **self.options)
+        if variant == "paper2020":  # the paper's target: [0, 1, 0, 1, 1] filtered once
+            target_filter = target_filter or "single"
+            if desired_pattern is None:
+                desired_pattern = desired_train_2020(self.n_steps)
         net = self.config.network
         self.loss_name = net["loss"]
-        self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter, desired_pattern, self.dtype)
+        self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter or "double", desired_pattern,
+                                    self.dtype)
         n_weights = sum(math.prod(shape) for shape in self.config.weight_shapes.values())
         _check_fits(n_weights * self.dtype.itemsize * 4, "the weights and their AdamW state")
         self._checked_batch = 0  # the largest batch already known to fit (check_batch_fits)
@@ -141,7 +165,8 @@ class Network:
             return Spiking(synapse, self.params, c["threshold"], self.rule)
         if kind == "conv":
             (kh, kw) = c["kernel_size"]
-            w = init_conv_weight(c["out_channels"], c["in_channels"], kh, kw, c["weight_scale"], self.rng)
+            init = init_conv_weight_kaiming if self.variant == "paper2020" else init_conv_weight
+            w = init(c["out_channels"], c["in_channels"], kh, kw, c["weight_scale"], self.rng)
             synapse = Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
             return Spiking(synapse, self.params, c["threshold"], self.rule)
         if kind == "pooling":

@@ -68,6 +68,37 @@ def tsslbp(g, u, du, s, a, tau_m, tau_s, threshold, **options):
     return out
 
 
+def paper2020_layer(g, u, du, s, tau_m, tau_s, threshold, intra=True):
+    """delta of a whole layer (..., T) by the paper-era rule (paper-notes section 7), with explicit T x T
+    matrices per neuron: ``P[k, m] = eps[m-k]`` (m >= k), the reset record ``D``, ``grad_a = P (g + D g)``,
+    and the switch on the layer's firing rate over all its neurons and samples."""
+    n = g.shape[-1]
+    theta_m = 1 / tau_m
+    eps = [(1 / tau_s) * (1 - 1 / tau_s) ** k for k in range(n)]
+    P = np.array([[eps[m - k] if m >= k else 0.0 for m in range(n)] for k in range(n)])
+    rate = s.sum() / s.size
+    out = np.zeros_like(g)
+    for idx in np.ndindex(g.shape[:-1]):
+        gi, ui, dui, si = g[idx], u[idx], du[idx], s[idx]
+        D = np.zeros((n, n))
+        for j in range(n):
+            if not si[j]:
+                continue
+            for m in range(j + 1, n):
+                if si[m]:  # the first spike after j
+                    D[j, m] = theta_m * ui[j] * (1 - theta_m) ** (m - j - 1)
+                    break
+        grad_a = P @ (gi + (D @ gi if intra else 0.0))
+        for k in range(n):
+            if rate > 0.1:
+                inv = np.inf if dui[k] == 0 and not np.signbit(dui[k]) else (-np.inf if dui[k] == 0 else 1 / dui[k])
+                out[idx + (k,)] = grad_a[k] * min(max(inv, -10.0), 10.0) * si[k]
+            else:
+                z = np.clip((threshold - ui[k]) / 0.2, -8, 8)
+                out[idx + (k,)] = grad_a[k] * np.exp(z) / ((1 + np.exp(z)) ** 2 * 0.2)
+    return out
+
+
 def conv_forward(a, w, stride, padding, dilation):
     """x[n, o, i, j, t] = sum_{c, p, q} w[o, c, p, q] a_pad[n, c, i*sh + p*dh, j*sw + q*dw, t]."""
     n, c, h, wd, t = a.shape
@@ -127,10 +158,12 @@ def desired_double_target(n_steps, tau_s):
     return psp(psp(d, tau_s), tau_s)
 
 
-def network_gradients(config, weights, images, labels, options=None):
+def network_gradients(config, weights, images, labels, options=None, variant="final"):
     """Loss, per-layer outputs, deltas and weight gradients of a config, kernel loss, authors' layout.
 
     config : reference.config.Config; weights : name -> array (authors' layout); images (N, C, H, W).
+    variant : "final" (section 3, double-filtered target [0,1,1,1,1]) or "paper2020" (section 7, the
+    target [0,1,0,1,1] filtered once, :func:`paper2020_layer`).
     Returns dict with 'loss', 'output', 'delta', 'grad' (the last three keyed by layer name).
     """
     options = options or {}
@@ -153,7 +186,10 @@ def network_gradients(config, weights, images, labels, options=None):
             a = pool_forward(a, c["kernel_size"], c["theta"])
         outputs[name] = a
     target = np.zeros_like(a)
-    target[np.arange(len(labels)), labels, 0, 0, :] = desired_double_target(T, tau_s)
+    if variant == "paper2020":
+        target[np.arange(len(labels)), labels, 0, 0, :] = psp(np.array([0.0, 1, 0, 1, 1] * (T // 5)), tau_s)
+    else:
+        target[np.arange(len(labels)), labels, 0, 0, :] = desired_double_target(T, tau_s)
     g = a - target
     loss = 0.5 * np.sum(g ** 2)
     deltas, grads = {}, {}
@@ -161,7 +197,10 @@ def network_gradients(config, weights, images, labels, options=None):
         a_in = inputs[name]
         if c["type"] in ("conv", "linear"):
             u, du, s, a_out = states[name]
-            delta = tsslbp(g, u, du, s, a_out, tau_m, tau_s, c["threshold"], **options)
+            if variant == "paper2020":
+                delta = paper2020_layer(g, u, du, s, tau_m, tau_s, c["threshold"], **options)
+            else:
+                delta = tsslbp(g, u, du, s, a_out, tau_m, tau_s, c["threshold"], **options)
             deltas[name] = delta
             if c["type"] == "conv":
                 grads[name], g = conv_backward(delta, a_in, weights[name], c["stride"], c["padding"], c["dilation"])

@@ -363,3 +363,32 @@ def test_authors_dropout_call_drops_whole_samples_in_this_pytorch():
     assert np.all(kept == kept[:, :1, :1, :1, :1])  # constant within each sample
     assert 0 < kept[:, 0, 0, 0, 0].mean() < 1  # but not across samples
 
+
+
+# ----------------------------------------------------------------------- the paper-era rule's twins
+MLP_2020 = os.path.join(ROOT, "configs", "paper2020", "FashionMNIST_400_400.yaml")
+CNN_2020 = os.path.join(ROOT, "configs", "paper2020", "MNIST_CNN.yaml")
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+@pytest.mark.parametrize("config,steps", [(MLP_2020, 0), (MLP_2020, 5), (CNN_2020, 0), (CNN_2020, 3)])
+@pytest.mark.parametrize("intra", [True, False])
+def test_paper2020_variant_matches_its_twins(name, config, steps, intra):
+    """variant="paper2020" (reference.paper2020: h by a recurrence) against the twins' paper2020_backward
+    (g recovered from G, D summed explicitly), float64, on real digits; the layers of these cases fall on
+    both sides of the layer-wise switch (asserted for the MLP at initialisation; the CNN's layers all fire
+    above 0.1 here, its warm-up side is in test_paper2020's naive comparison), batch 7 (not a multiple of 5)."""
+    b = framework(name)
+    x, y = load_mnist(7)
+    options = dict(variant="paper2020", intra=intra)
+    net = Network(config, dtype=np.float64, seed=0, variant="paper2020", intra=intra)
+    opt = AdamW(net.weights, lr=net.config.network["lr"])
+    for _ in range(steps):
+        train_step(net, x, y, opt)
+    rows = check_network(config, b, net.weights, x, y, dtype="float64", options=options)
+    assert all(r.ok for r in rows), format_rows(rows)
+    assert max(r.rel for r in rows) < TOL_NET64
+    net.gradients(x, y)
+    rates = [r.state.firing_rate for r in net.records if r.state is not None]
+    if steps == 0 and config == MLP_2020:
+        assert min(rates) <= 0.1 < max(rates), rates  # warm-up and TSSL-BP layers in the same network

@@ -12,7 +12,7 @@ from . import require
 jax = require("jax")
 jnp = jax.numpy
 
-from .model import collect_results, lif, psp, surrogate, tsslbp_backward  # noqa: E402
+from .model import collect_results, lif, psp, spike_backward, surrogate  # noqa: E402
 
 
 def _tsslbp_spike(x, consts):
@@ -30,7 +30,7 @@ def _tsslbp_fwd(x, consts):
 
 def _tsslbp_bwd(consts, res, G):
     # G = dL/ds, JAX's derivative of the PSP filter that follows: the spike error of paper-notes section 3
-    return (tsslbp_backward(jnp, G, *res, **dict(consts)),)
+    return (spike_backward(jnp, G, *res, **dict(consts)),)
 
 
 tsslbp_spike = jax.custom_vjp(_tsslbp_spike, nondiff_argnums=(1,))

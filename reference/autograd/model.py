@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import Config, load_config
 from ..losses import desired_spike_train
+from ..paper2020 import desired_train_2020
 from ..params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP
 
 SPIKES = ("tsslbp", "bptt")
@@ -103,6 +104,54 @@ def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True
     return xp.stack(out)
 
 
+def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True):
+    """The paper-era rule (paper-notes section 7) from ``G = dL/ds``, written from the notes with the
+    backend's array operations (not from :mod:`reference.paper2020`, so the two check each other).
+
+    - ``g = dL/da`` back from ``G``: since ``eps[j] = theta_s (1 - theta_s)^j``,
+      ``G[k] = theta_s g[k] + (1 - theta_s) G[k+1]``, so ``g[k] = (G[k] - (1 - theta_s) G[k+1]) / theta_s``;
+    - the reset error ``h[j] = sum_m D[j, m] g[m]`` with the reset record ``D[j, m] = theta_m u[j]
+      (1 - theta_m)^(m-j-1)`` for consecutive spikes ``j < m``, summed over ``m`` explicitly;
+    - ``grad_a[k] = G[k] + sum_{j >= k} eps[j-k] h[j]``;
+    - the layer's firing rate over the batch above 0.1: ``delta = grad_a clip(1/du, -10, 10) s``; else
+      ``delta = grad_a f(u)`` (:func:`surrogate`).
+
+    All arguments (T, ...); returns delta (T, ...).
+    """
+    n_steps = G.shape[0]
+    theta_s = 1.0 / tau_s
+    g = [None] * n_steps
+    for k in range(n_steps):
+        nxt = G[k + 1] if k + 1 < n_steps else xp.zeros_like(G[k])
+        g[k] = (G[k] - (1 - theta_s) * nxt) / theta_s
+    h = [xp.zeros_like(G[0]) for _ in range(n_steps)]
+    if intra:
+        for j in range(n_steps):
+            none_between = xp.ones_like(s[j])  # 1 while no spike has occurred strictly after j
+            for m in range(j + 1, n_steps):
+                d_jm = s[j] * s[m] * none_between * theta_m * u[j] * (1 - theta_m) ** (m - j - 1)
+                h[j] = h[j] + d_jm * g[m]
+                none_between = none_between * (1 - s[m])
+    grad_a = []
+    for k in range(n_steps):
+        acc = G[k]
+        for j in range(k, n_steps):
+            acc = acc + theta_s * (1 - theta_s) ** (j - k) * h[j]
+        grad_a.append(acc)
+    grad_a = xp.stack(grad_a)
+    fire = grad_a * xp.clip(1 / du, -10.0, 10.0) * s
+    warm = grad_a * surrogate(xp, u, threshold)
+    return xp.where(xp.mean(s) > 0.1, fire, warm)  # the rate over the whole layer and batch
+
+
+def spike_backward(xp, G, u, du, s, a, *, variant="final", **consts):
+    """The spiking non-linearity's backward for a variant: :func:`tsslbp_backward` (the final rule) or
+    :func:`paper2020_backward`."""
+    if variant == "paper2020":
+        return paper2020_backward(xp, G, u, du, s, **consts)
+    return tsslbp_backward(xp, G, u, du, s, a, **consts)
+
+
 # ------------------------------------------------------------------------------------------ the losses
 def kernel_loss(b, out, onehot, target):
     """``L = 1/2 sum_{t,n,i} (a - onehot target[t])^2``; out (T, N, n_class), onehot (N, n_class), target (T,)."""
@@ -139,7 +188,8 @@ class TwinModel:
         :class:`~reference.autograd.jax_backend.JaxBackend`
     spike : {"tsslbp", "bptt"}
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
-    inter, intra, warmup, target_filter, desired_pattern : as :class:`reference.network.Network`
+    inter, intra, warmup, target_filter, desired_pattern, variant : as :class:`reference.network.Network`
+        (``variant="paper2020"``: the spiking backward :func:`paper2020_backward` and its target)
     unroll : bool
         BPTT only: differentiate through the membrane carried from step to step (leak and reset), the
         usual BPTT.  ``unroll=False`` cuts that path, leaving ``delta[t] = dL/ds[t] f(u[t])``, which is
@@ -149,18 +199,28 @@ class TwinModel:
     """
 
     def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
-                 target_filter="double", desired_pattern=None, unroll=True):
+                 target_filter=None, desired_pattern=None, unroll=True, variant="final"):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
         if warmup not in ("per-neuron", "always", "never"):
             raise ValueError(f"warmup must be 'per-neuron', 'always' or 'never', got {warmup!r}")
+        if variant not in ("final", "paper2020"):
+            raise ValueError(f"variant must be 'final' or 'paper2020', got {variant!r}")
+        if variant == "paper2020":  # the paper-era target: [0, 1, 0, 1, 1] filtered once (paper-notes section 7)
+            target_filter = target_filter or "single"
+            if desired_pattern is None:
+                desired_pattern = desired_train_2020(self.config.params.n_steps)
+        target_filter = target_filter or "double"
         if target_filter not in ("double", "single"):
             raise ValueError(f"target_filter must be 'double' or 'single', got {target_filter!r}")
         self.backend = backend
         self.spike = spike
         self.unroll = unroll
-        self.options = dict(inter=inter, intra=intra, warmup=warmup)
+        if variant == "paper2020":
+            self.options = dict(intra=intra, variant=variant)
+        else:
+            self.options = dict(inter=inter, intra=intra, warmup=warmup)
         self.target_filter = target_filter
         self.pattern = desired_spike_train(self.config.params.n_steps, desired_pattern)
         p = self.config.params

@@ -12,7 +12,7 @@ from . import require
 torch = require("torch")
 F = torch.nn.functional
 
-from .model import collect_results, lif, psp, surrogate, tsslbp_backward  # noqa: E402  (after the import check)
+from .model import collect_results, lif, psp, spike_backward, surrogate  # noqa: E402  (after the import check)
 
 
 class TSSLBPSpike(torch.autograd.Function):
@@ -33,7 +33,7 @@ class TSSLBPSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, G):
         u, du, s, a = ctx.saved_tensors
-        return tsslbp_backward(torch, G, u, du, s, a, **ctx.consts), None
+        return spike_backward(torch, G, u, du, s, a, **ctx.consts), None
 
 
 class SurrogateStep(torch.autograd.Function):

@@ -1,0 +1,196 @@
+"""The paper-era TSSL-BP rule: the authors' code at the NeurIPS camera-ready (their commit 5947a03,
+1 October 2020), which produced the paper's tables.  Option ``variant="paper2020"`` (``--variant``).
+
+The forward pass is the one of :mod:`reference.neuron`; the configs of that time use ``tau_s = 2``
+(``configs/paper2020/``).  What differs is the backward of a spiking layer, the loss target and the conv
+initialisation (docs/paper-notes.md section 7).  Per neuron, time first, steps ``j, k, m`` in ``0 .. T-1``:
+
+1. The reset record :func:`reset_record` (their ``delta_refs``): ``D[j, m] = theta_m u[j] (1 -
+   theta_m)^(m-j-1)`` when the neuron fires at ``j`` and next at ``m``, else 0.  The reset after spike
+   ``j`` removed ``u[j]`` from the membrane; through the leak that removal is worth this much of ``du[m]``,
+   and only until the next reset wipes the history.
+2. The intra-neuron (reset) dependency as an extra error on the neuron's own spikes, :func:`reset_error`:
+   ``h[j] = sum_m D[j, m] g[m] = s[j] theta_m u[j] (1 - theta_m)^(n-j-1) g[n]``, ``n`` the next spike.
+3. The error on a spike, inter plus intra, :func:`spike_error_with_reset`:
+   ``grad_a[k] = sum_{j >= k} eps[j-k] (g[j] + h[j])`` (their ``P g + P D g``).
+4. A switch per LAYER on its firing rate over the whole batch, :func:`layer_firing_rate`: above 0.1
+   (strict) every neuron takes the TSSL-BP value :func:`tsslbp_term_2020`,
+   ``delta[k] = grad_a[k] clamp(1/du[k], -10, 10) s[k]`` (zero at every step without a spike); otherwise
+   the whole layer takes the warm-up value :func:`warmup_term_2020`, ``delta[k] = grad_a[k] f(u[k])`` at
+   every step, with the sigmoid surrogate ``f`` of the final rule (:func:`reference.tsslbp.warmup_surrogate`)
+   and the intra term still inside ``grad_a``.
+5. Loss: the desired train ``[0, 1, 0, 1, 1]`` (:func:`desired_train_2020`) filtered ONCE (``target = eps
+   * d``, no second filter); conv weights Kaiming-normal (fan-in) times ``weight_scale``.
+
+Against the final rule (:mod:`reference.tsslbp`): the reset acts through ``D``/``h`` instead of the carried
+``c``; the clamp is 10 instead of 8; the warm-up decision is one per layer and batch instead of one per
+neuron and step.  :func:`paper2020_delta` composes the terms; it is vectorised NumPy over neurons with a
+loop over the ``T`` steps (no Numba kernel: it is read far more than it is run).
+
+Their code worked through the batch in chunks of 5 samples and left samples after the last full chunk
+uninitialised (fixed by their commit d9693e0 of 12 October 2020); the configs' batches are multiples of 5.
+This module computes every sample, whatever the batch size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .neuron import NeuronState, psp_kernel
+from .params import NeuronParams
+from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, spike_error, warmup_surrogate
+
+#: ``1/du`` is clamped to ``[-10, 10]`` (the final rule: 8).
+MAX_INV_DU_2020 = 10.0
+#: A layer whose firing rate over the batch is above this takes the TSSL-BP value, else the warm-up.
+RATE_THRESHOLD_2020 = 0.1
+#: The desired spike train of the label neuron for T = 5 (the paper's, their issue #14).
+DESIRED_2020 = (0.0, 1.0, 0.0, 1.0, 1.0)
+
+
+def desired_train_2020(n_steps: int) -> np.ndarray:
+    """The label neuron's desired spike train of the paper-era code, shape (n_steps,), float64 0/1.
+
+    ``[0, 1, 0, 1, 1]`` for T = 5, repeated for multiples of 5 below 10; ``[0, 1]`` repeated for T >= 10
+    (their code fails for other T; we cut the repeated pattern to length T, our choice).
+    """
+    base = (0.0, 1.0) if n_steps >= 10 else DESIRED_2020
+    return np.resize(np.asarray(base), n_steps)
+
+
+def reset_record(u: np.ndarray, s: np.ndarray, theta_m: float) -> np.ndarray:
+    """The reset matrix ``D`` of every neuron (authors: ``delta_refs``), shape (T, T, ...).
+
+    ``D[j, m] = theta_m u[j] (1 - theta_m)^(m-j-1)`` if the neuron fires at ``j`` and next at ``m`` (no spike
+    strictly between), else 0; so ``D[j, m] = 0`` for ``m <= j`` and each row has at most one non-zero.
+
+    Parameters
+    ----------
+    u, s : ndarray, shape (T, ...), membrane before reset and spikes (0/1)
+    theta_m : float, ``1/tau_m``
+
+    Returns
+    -------
+    D : ndarray, shape (T, T, ...), ``u``'s dtype (slow and explicit: for reading, plots and tests)
+    """
+    n_steps = u.shape[0]
+    fired = s > 0
+    D = np.zeros((n_steps, *u.shape), dtype=u.dtype)
+    for j in range(n_steps):
+        still_open = fired[j].copy()  # neurons whose spike at j has not met its next spike yet
+        for m in range(j + 1, n_steps):
+            hit = still_open & fired[m]
+            D[j, m] = np.where(hit, theta_m * u[j] * (1.0 - theta_m) ** (m - j - 1), 0.0)
+            still_open &= ~fired[m]
+    return D
+
+
+def reset_error(g: np.ndarray, u: np.ndarray, s: np.ndarray, theta_m: float) -> np.ndarray:
+    """The reset (intra-neuron) dependency as an extra error on the neuron's own spikes, ``h = D g``.
+
+    .. math:: h[j] = \\sum_m D[j, m]\\, g[m] = s[j]\\, \\theta_m u[j]\\, q[j],\\quad
+              q[j] = s[j+1] g[j+1] + (1 - s[j+1]) (1 - \\theta_m) q[j+1],\\quad q[T-1] = 0
+
+    ``q[j] = (1 - theta_m)^(n-j-1) g[n]`` is the error at the next spike ``n`` after ``j``, leaked back to
+    ``j + 1``; computed backwards in time, one step at a time (the same numbers as ``D g`` with
+    :func:`reset_record`, up to rounding).
+
+    Parameters
+    ----------
+    g : ndarray, shape (T, ...), ``dL/da``
+    u, s : ndarray, shape (T, ...)
+    theta_m : float
+
+    Returns
+    -------
+    h : ndarray, shape (T, ...)
+    """
+    n_steps = g.shape[0]
+    fired = (s > 0).astype(g.dtype)
+    h = np.zeros_like(g)
+    q = np.zeros_like(g[0])
+    decay = g.dtype.type(1.0 - theta_m)
+    for j in range(n_steps - 2, -1, -1):
+        q = fired[j + 1] * g[j + 1] + (1 - fired[j + 1]) * decay * q
+        h[j] = fired[j] * g.dtype.type(theta_m) * u[j] * q
+    return h
+
+
+def spike_error_with_reset(g: np.ndarray, h: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """``grad_a[k] = sum_{j >= k} eps[j-k] (g[j] + h[j])``: inter plus intra (their ``P g + P D g``).
+
+    g, h : (T, ...); eps : (T,) PSP kernel.  Returns (T, ...).
+    """
+    return spike_error(g + h, eps)
+
+
+def layer_firing_rate(s: np.ndarray) -> float:
+    """The layer's firing rate over the whole batch: spikes / (neurons x samples x steps), a float in [0, 1]."""
+    return float(np.count_nonzero(s)) / max(s.size, 1)
+
+
+def tsslbp_term_2020(grad_a: np.ndarray, du: np.ndarray, s: np.ndarray,
+                     max_inv_du: float = MAX_INV_DU_2020) -> np.ndarray:
+    """The TSSL-BP branch: ``delta[k] = grad_a[k] clamp(1/du[k], -10, 10) s[k]`` (0 where no spike).
+
+    Where ``s = 1``, ``du > 0`` for a positive threshold, so this is ``min(1/du, 10) grad_a``.  IEEE
+    division for ``du = +-0`` (``+-inf``, then clamped), as their ``clamp``.
+    """
+    with np.errstate(divide="ignore"):
+        inv = 1 / du
+    return grad_a * np.clip(inv, -max_inv_du, max_inv_du).astype(du.dtype) * (s > 0)
+
+
+def warmup_term_2020(grad_a: np.ndarray, u: np.ndarray, threshold: float) -> np.ndarray:
+    """The warm-up branch: ``delta[k] = grad_a[k] f(u[k])`` at every step (intra term included in grad_a)."""
+    return grad_a * warmup_surrogate(u, threshold)
+
+
+def paper2020_delta(
+    g: np.ndarray,
+    state: NeuronState,
+    params: NeuronParams,
+    threshold: float | None = None,
+    *,
+    rate_threshold: float = RATE_THRESHOLD_2020,
+    max_inv_du: float = MAX_INV_DU_2020,
+    intra: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``delta = dL/dx`` of a layer of spiking neurons by the paper-era rule (module docstring, items 1-4).
+
+    Parameters
+    ----------
+    g : ndarray, shape (T, ...), float32 or float64, ``dL/da`` of the layer's output PSP
+    state : NeuronState or CompactState of the same shape (``u``, ``du``, ``s`` are read)
+    params : NeuronParams (``tau_m``, ``tau_s``)
+    threshold : float, optional, the layer's threshold (default ``params.threshold``)
+    rate_threshold : float, the layer-wise switch (0.1)
+    max_inv_du : float, the clamp of ``1/du`` (10)
+    intra : bool, keep the reset term ``h`` (False: the ablation without it)
+
+    Returns
+    -------
+    delta : ndarray, shape (T, ...), ``g``'s dtype
+    branch : int8 ndarray, shape (T, ...): :data:`reference.tsslbp.BRANCH_WARMUP` for every neuron and step
+        of a warm-up layer; else ``BRANCH_INTER`` where the neuron fired and ``BRANCH_INTRA`` elsewhere
+        (delta 0 there).
+    """
+    g = np.asarray(g)
+    if g.dtype not in (np.float32, np.float64):
+        raise TypeError(f"g must be float32 or float64, got {g.dtype}")
+    u, du, s = state.u, state.du, state.s
+    for name, arr in (("u", u), ("du", du), ("s", s)):
+        if arr.shape != g.shape:
+            raise ValueError(f"state.{name} has shape {arr.shape}, g has shape {g.shape}: they must match")
+    thr = params.threshold if threshold is None else threshold
+    dt = g.dtype
+    u, du = u.astype(dt, copy=False), du.astype(dt, copy=False)
+    eps = psp_kernel(g.shape[0], params.tau_s, dt)
+    h = reset_error(g, u, s, params.theta_m) if intra else np.zeros_like(g)
+    grad_a = spike_error_with_reset(g, h, eps)
+    if layer_firing_rate(s) > rate_threshold:
+        delta = tsslbp_term_2020(grad_a, du, s, max_inv_du)
+        branch = np.where(s > 0, BRANCH_INTER, BRANCH_INTRA).astype(np.int8)
+    else:
+        delta = warmup_term_2020(grad_a, u, thr)
+        branch = np.full(g.shape, BRANCH_WARMUP, np.int8)
+    return delta.astype(dt, copy=False), branch
