@@ -372,6 +372,57 @@ fig.tight_layout()
 L.save(fig, "network")
 
 # %% [markdown]
+# ## 6. The paper's version of the same dependency: the reset record D
+#
+# The paper's tables were made with an earlier version of the authors' code (`--variant paper2020`,
+# `reference.paper2020`, docs/paper-notes.md section 7). It models the reset differently: the forward
+# keeps, per neuron, a T x T matrix `D`. When the neuron fires at `j` and next at `m`, the reset after `j`
+# removed `u[j]` from the membrane; by step `m` the leak has shrunk what that removal is worth to
+# `D[j, m] = theta_m u[j] (1 - theta_m)^(m-j-1)` of `du[m]`. Every other entry is 0: only the next spike
+# counts, since its own reset wipes the earlier history. So each row has at most one entry, just above
+# the diagonal of spikes. In the backward, `D` turns the error `g` arriving at the next spike into an
+# extra error `h = D g` on the neuron's own spike `j`, which is filtered back in time exactly like `g`:
+# `grad_a = P (g + h)`. The final rule instead carries one number `c` back in time (sections 2-4).
+# Below: one neuron of 10 steps, its spikes, the matrix `D`, and `g` against `h`.
+
+# %%
+from reference.paper2020 import reset_error, reset_record  # noqa: E402
+
+P20 = NeuronParams(tau_m=5.0, tau_s=2.0, n_steps=T)  # the paper-era tau_s
+x20 = np.array([0.9, 0.7, 0.2, 0.6, 0.9, 0.1, 0.0, 1.3, 0.4, 1.2])  # input current of one neuron
+st20 = lif_forward(x20, P20)
+g20 = np.linspace(-0.3, 0.5, T)  # an error on its PSP, as a next layer would send
+D = reset_record(st20.u, st20.s, P20.theta_m)
+h20 = reset_error(g20, st20.u, st20.s, P20.theta_m)
+spikes20 = np.flatnonzero(st20.s).tolist()
+print("spikes at", spikes20)
+for j, m in zip(*np.nonzero(D)):
+    print(f"D[{j}, {m}] = theta_m u[{j}] (1 - theta_m)^{m - j - 1} = {D[j, m]:.4f};  h[{j}] = D[{j}, {m}] g[{m}] = {h20[j]:+.4f}")
+assert np.allclose(h20, D @ g20) and (np.count_nonzero(D, axis=1) <= 1).all()
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+plots.membrane_trace(st20.u, st20.s, P20.threshold, ax=axes[0], label="u[k]")
+axes[0].set_title("one neuron, tau_m 5, tau_s 2")
+axes[0].legend(fontsize=7)
+im = axes[1].imshow(D, cmap="Blues")
+axes[1].set_xlabel("m (next spike)")
+axes[1].set_ylabel("j (spike)")
+axes[1].set_xticks(range(T))
+axes[1].set_yticks(range(T))
+for j, m in zip(*np.nonzero(D)):
+    axes[1].text(m, j, f"{D[j, m]:.2f}", ha="center", va="center", fontsize=7, color="w")
+fig.colorbar(im, ax=axes[1], fraction=0.046)
+axes[1].set_title("reset record D (one entry per spike)")
+axes[2].bar(np.arange(T) - 0.2, g20, 0.4, label="g = dL/da")
+axes[2].bar(np.arange(T) + 0.2, h20, 0.4, label="h = D g (extra error on own spikes)")
+axes[2].axhline(0, color="k", lw=0.5)
+axes[2].set_xlabel("step")
+axes[2].legend(fontsize=7)
+axes[2].set_title("the reset as an extra error")
+fig.tight_layout()
+L.save(fig, "paper2020_reset_record")
+
+# %% [markdown]
 # Summary: the intra-neuron term is backpropagation through the neuron's own state. Through the leak it
 # is exact (the finite differences above); through the reset it is TSSL-BP's model of a moving spike
 # time. It spreads a spike's error onto the silent steps that built the spike up, and it is what
