@@ -139,6 +139,9 @@ def _net_options(args) -> dict:
         opts["inter"] = False
     if getattr(args, "no_intra", False):
         opts["intra"] = False
+    if opts.get("variant") == "paper2020" and ("warmup" in opts or "inter" in opts):
+        raise UsageError("--variant paper2020 has its own layer-wise warm-up switch and keeps the inter-neuron "
+                         "term: --warmup and --no-inter apply to the final rule")
     return opts
 
 

@@ -379,7 +379,7 @@ class RunFolder:
         ``hook(point)``, if given, is called between the writes (fault-injection tests).
         """
         last = progress.metrics[-1]
-        extra = {"epoch": last["epoch"], "test_acc": last["test_acc"]}
+        extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options}
         save_weights(self.file(WEIGHTS), net, extra)
         if is_best:  # the paper reports the best epoch: keep its weights
             save_weights(self.file(BEST_WEIGHTS), net, extra)

@@ -183,3 +183,35 @@ def test_out_never_replaces_inputs_run_files_or_special_files(files, capsys):
         assert "--out" in capsys.readouterr().err
     assert (tmp_path / "run" / "weights.npz").read_bytes() == b"results"
     assert not (tmp_path / "victim.txt").exists()
+
+
+def test_variant_paper2020_through_the_cli(cli_data, capsys):
+    """--variant paper2020 trains (one epoch of the tiny config), is part of the run's settings (a resume
+    with the other variant is refused), is what evaluate uses by default for the run, and changes the
+    gradients command's output against the final rule."""
+    from reference.runs import load_checkpoint
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--variant", "paper2020", "--no-progress"]) == 0
+    ck = load_checkpoint("run/checkpoint.npz")
+    assert ck["meta"]["settings"]["net_options"]["variant"] == "paper2020"
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", "--variant", "final", "--epochs", "2"]) == 2
+    assert "variant" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
+    own = capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--variant", "final", "--no-progress"]) == 0
+    final = capsys.readouterr().out
+    assert own.splitlines()[-1] == final.splitlines()[-1]  # the same forward: the same accuracy
+    loss_of = lambda text: text.split("loss ")[1].split(";")[0]
+    assert loss_of(own) != loss_of(final)  # but another loss target
+    x, y = mnist(5)
+    np.savez("X.npz", input=x.astype(np.float32), labels=y)
+    base = ["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz"]
+    assert main(base + ["--out", "G2020.npz", "--variant", "paper2020"]) == 0
+    assert main(base + ["--out", "Gfinal.npz"]) == 0
+    g20, gf = np.load("G2020.npz"), np.load("Gfinal.npz")
+    grad_keys = [k for k in g20.files if k.startswith("grad")]
+    assert grad_keys and any(not np.allclose(g20[k], gf[k]) for k in grad_keys)
+    assert main(["train", "--config", str(cli_data), "--out", "run2", "--variant", "paper2020",
+                 "--warmup", "always"]) == 2
+    assert "layer-wise warm-up switch" in capsys.readouterr().err

@@ -167,8 +167,23 @@ def test_config_errors_name_layer_and_key(edit, words):
 
 
 def test_all_configs_load():
-    for f in sorted(os.listdir(os.path.join(ROOT, "configs"))):
-        load_config(os.path.join(ROOT, "configs", f))
+    """Every shipped config loads, the paper-era ones too, and they differ from the final ones only in
+    the keys paper-notes section 7 lists."""
+    names = []
+    for folder in ("configs", os.path.join("configs", "paper2020")):
+        for f in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if f.endswith(".yaml"):
+                load_config(os.path.join(ROOT, folder, f))
+                names.append(f)
+    assert len(names) >= 11
+    differs = {"MNIST_CNN": {"tau_s", "batch_size"}, "FashionMNIST_400_400": {"tau_s", "lr"},
+               "FashionMNIST_CNN": {"tau_s", "tau_m", "loss"}, "CIFAR10": {"tau_s"}, "NMNIST_CNN": set()}
+    for name, keys in differs.items():
+        final = load_config(os.path.join(ROOT, "configs", f"{name}.yaml"))
+        old = load_config(os.path.join(ROOT, "configs", "paper2020", f"{name}.yaml"))
+        changed = {k for k in final.raw["Network"] if final.raw["Network"][k] != old.raw["Network"].get(k)}
+        assert changed == keys, name
+        assert final.raw["Layers"] == old.raw["Layers"], name
 
 
 # -------------------------------------------------------------------------------------------- optim
