@@ -308,6 +308,21 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+def cmd_summarize(args) -> int:
+    from .summary import summarize
+
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"{args.directory} is not a folder of run folders")
+    rows = summarize(args.directory)
+    if not rows:
+        raise UsageError(f"no run folder (with a metrics.csv) under {args.directory}")
+    from .summary import markdown
+
+    print(markdown(rows), end="")
+    print(f"wrote {os.path.join(args.directory, 'summary.csv')} and summary.md ({len(rows)} groups)")
+    return 0
+
+
 def cmd_bptt(args) -> int:
     from .autograd import backend
     from .autograd.bptt import compare_bptt, format_bptt, plot_bptt, write_csv
@@ -476,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=["torch", "jax"], default="torch")
     p.add_argument("--out", help="folder for bptt_compare.png and bptt_compare.csv")
     p.set_defaults(func=cmd_bptt)
+
+    p = sub.add_parser("summarize", help="mean, std and best over seeds of the runs in a folder (the paper's "
+                       "protocol) -> summary.csv and summary.md there")
+    p.add_argument("directory", help="a folder of run folders, e.g. results/")
+    p.set_defaults(func=cmd_summarize)
 
     p = sub.add_parser("import-checkpoint", help="authors' .pth checkpoint -> our weights .npz")
     p.add_argument("checkpoint", help="file saved by the authors' training script")

@@ -379,7 +379,8 @@ class RunFolder:
         ``hook(point)``, if given, is called between the writes (fault-injection tests).
         """
         last = progress.metrics[-1]
-        extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options}
+        extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options,
+                 "seed": settings.seed}
         save_weights(self.file(WEIGHTS), net, extra)
         if is_best:  # the paper reports the best epoch: keep its weights
             save_weights(self.file(BEST_WEIGHTS), net, extra)

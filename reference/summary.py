@@ -1,0 +1,160 @@
+"""``python -m reference summarize results/``: the paper's protocol over seeds, from run folders.
+
+The paper reports, per network, the mean, standard deviation and best over runs of each run's **best test
+accuracy over its epochs**.  This module reads every run folder under a directory (a folder with a
+``metrics.csv``), groups the runs that differ only in their seed (same dataset, network, config values,
+and training options such as ``--variant`` or ``--target-filter``), and writes ``summary.csv`` and
+``summary.md`` (a markdown table) in that directory.
+
+Where a run's settings come from, first found: its ``checkpoint.npz`` (settings since the run folder
+existed), its ``weights.npz`` (``net_options`` and ``seed`` recorded since December 2026), or a
+``settings.json`` beside them (``{"seed": 3, "net_options": {...}}``, for runs made before either).  The
+seed may also be the folder name's ``_seed<N>`` suffix.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+
+from .atomic import atomic_write_text
+from .config import load_config
+from .runs import read_npz
+
+#: Columns of ``summary.csv``.
+SUMMARY_COLUMNS = ("group", "dataset", "network", "config", "options", "runs", "seeds", "epochs",
+                   "best_mean", "best_std", "best_max", "last_mean", "last_std", "folders")
+
+
+@dataclass
+class RunResult:
+    """One finished or unfinished run: where, what, and its accuracies (fractions in [0, 1])."""
+
+    folder: str
+    dataset: str
+    network: str
+    config: str
+    options: str
+    seed: int | None
+    epochs: int
+    best: float
+    last: float
+
+    @property
+    def group(self) -> str:
+        return " | ".join(x for x in (self.dataset, self.network, self.config, self.options) if x)
+
+
+def _network_name(cfg) -> str:
+    """``15C5-P2-40C5-P2-300-10`` style description of a config's layers."""
+    parts = []
+    for _, c in cfg.layers:
+        if c["type"] == "conv":
+            parts.append(f"{c['out_channels']}C{c['kernel_size'][0]}")
+        elif c["type"] == "pooling":
+            parts.append(f"P{c['kernel_size']}")
+        elif c["type"] == "linear":
+            parts.append(str(c["n_outputs"]))
+    return "-".join(parts)
+
+
+def _settings(folder: str) -> dict:
+    """``{"seed": ..., "net_options": {...}}`` of a run folder, from the first file that records them."""
+    ck = os.path.join(folder, "checkpoint.npz")
+    if os.path.exists(ck):
+        meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
+        meta = meta.get("settings", meta)  # format 2 nests them; the first format kept them flat
+        return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}}
+    w = os.path.join(folder, "weights.npz")
+    if os.path.exists(w):
+        arrays = read_npz(w, "weights")
+        meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
+        if "net_options" in meta:
+            return {"seed": meta.get("seed"), "net_options": meta["net_options"]}
+    side = os.path.join(folder, "settings.json")
+    if os.path.exists(side):
+        with open(side) as fh:
+            return json.load(fh)
+    return {"seed": None, "net_options": {}}
+
+
+def read_run(folder: str) -> RunResult | None:
+    """The :class:`RunResult` of a run folder, or None when it has no epochs yet."""
+    with open(os.path.join(folder, "metrics.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+    cfg = load_config(os.path.join(folder, "config.yaml"))
+    net = cfg.network
+    settings = _settings(folder)
+    seed = settings.get("seed")
+    if seed is None:
+        m = re.search(r"_seed(\d+)$", os.path.basename(os.path.normpath(folder)))
+        seed = int(m.group(1)) if m else None
+    options = ", ".join(f"{k}={v}" for k, v in sorted((settings.get("net_options") or {}).items()))
+    config = (f"T {net['n_steps']}, tau_m {net['tau_m']:g}, tau_s {net['tau_s']:g}, lr {net['lr']:g}, "
+              f"batch {net['batch_size']}, {net['loss']} loss")
+    accs = [float(r["test_acc"]) for r in rows]
+    return RunResult(os.path.basename(os.path.normpath(folder)), net["dataset"], _network_name(cfg), config,
+                     options or "defaults", seed, len(rows), max(accs), accs[-1])
+
+
+def _mean_std(xs):
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
+    return mean, std
+
+
+def summarize(directory: str) -> list[dict]:
+    """Read every run folder under ``directory``, write ``summary.csv`` and ``summary.md`` there, and return
+    the rows (one per group of seeds; accuracies in percent).  With no run folder, writes nothing."""
+    runs = []
+    for name in sorted(os.listdir(directory)):
+        folder = os.path.join(directory, name)
+        if os.path.isfile(os.path.join(folder, "metrics.csv")):
+            run = read_run(folder)
+            if run is not None:
+                runs.append(run)
+    groups: dict[str, list[RunResult]] = {}
+    for run in runs:
+        groups.setdefault(run.group, []).append(run)
+    rows = []
+    for group, members in groups.items():
+        best_mean, best_std = _mean_std([100 * r.best for r in members])
+        last_mean, last_std = _mean_std([100 * r.last for r in members])
+        first = members[0]
+        rows.append({
+            "group": group, "dataset": first.dataset, "network": first.network, "config": first.config,
+            "options": first.options, "runs": len(members),
+            "seeds": " ".join(str(r.seed) for r in members), "epochs": " ".join(str(r.epochs) for r in members),
+            "best_mean": round(best_mean, 3), "best_std": round(best_std, 3),
+            "best_max": round(max(100 * r.best for r in members), 3),
+            "last_mean": round(last_mean, 3), "last_std": round(last_std, 3),
+            "folders": " ".join(r.folder for r in members),
+        })
+    if not rows:
+        return rows  # nothing to summarise: no files written
+    out = io.StringIO()
+    writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(os.path.join(directory, "summary.csv"), out.getvalue())
+    atomic_write_text(os.path.join(directory, "summary.md"), markdown(rows))
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The summary as a markdown table (the paper's protocol: mean, std and best of each run's best epoch)."""
+    lines = ["| dataset | network | config | options | runs (seeds) | epochs | best epoch: mean ± std | best of runs "
+             "| last epoch: mean ± std |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        std = lambda v: "" if math.isnan(v) else f" ± {v:.2f}"
+        lines.append(f"| {r['dataset']} | {r['network']} | {r['config']} | {r['options']} | {r['runs']} ({r['seeds']}) "
+                     f"| {r['epochs']} | {r['best_mean']:.2f}%{std(r['best_std'])} | {r['best_max']:.2f}% "
+                     f"| {r['last_mean']:.2f}%{std(r['last_std'])} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,55 @@
+"""python -m reference summarize: grouping by everything but the seed, the paper's statistics, the files."""
+import csv
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from reference.cli import main
+from reference.summary import summarize
+
+
+def _run(root, name, config, accs, seed, options=None):
+    folder = root / name
+    folder.mkdir()
+    shutil.copy(os.path.join(ROOT, "configs", config), folder / "config.yaml")
+    with open(folder / "metrics.csv", "w") as fh:
+        fh.write("epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n")
+        for e, a in enumerate(accs, 1):
+            fh.write(f"{e},0.1,0.9,0.1,{a},1,1\n")
+    (folder / "settings.json").write_text(json.dumps({"seed": seed, "net_options": options or {}}))
+
+
+def test_groups_by_all_but_the_seed_and_gives_mean_std_best(tmp_path):
+    _run(tmp_path, "mlp_a", "FashionMNIST_400_400.yaml", [0.80, 0.90, 0.85], 3)
+    _run(tmp_path, "mlp_b", "FashionMNIST_400_400.yaml", [0.70, 0.88, 0.87], 4)
+    _run(tmp_path, "mlp_single", "FashionMNIST_400_400.yaml", [0.91, 0.90], 3, {"target_filter": "single"})
+    _run(tmp_path, "mlp_2020_seed7", os.path.join("paper2020", "FashionMNIST_400_400.yaml"), [0.92], None,
+         {"variant": "paper2020"})
+    (tmp_path / "not_a_run").mkdir()
+    rows = {r["options"] + r["config"][:20]: r for r in summarize(str(tmp_path))}
+    assert len(rows) == 3
+    plain = next(r for r in rows.values() if r["options"] == "defaults")
+    # best epochs 90 and 88: mean 89, sample std sqrt(2) = 1.414; last epochs 85 and 87
+    assert (plain["runs"], plain["seeds"], plain["best_mean"], plain["best_std"], plain["best_max"]) == (
+        2, "3 4", 89.0, 1.414, 90.0)
+    assert plain["last_mean"] == 86.0
+    old = next(r for r in rows.values() if r["options"] == "variant=paper2020")
+    assert old["seeds"] == "7" and "tau_s 2" in old["config"]  # seed from the folder name
+    with open(tmp_path / "summary.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+    md = (tmp_path / "summary.md").read_text()
+    assert "89.00% ± 1.41" in md and "| 90.00% |" in md
+
+
+def test_cli(tmp_path, capsys):
+    _run(tmp_path, "one", "MNIST_CNN.yaml", [0.99], 3)
+    assert main(["summarize", str(tmp_path)]) == 0
+    assert "99.00%" in capsys.readouterr().out
+    assert main(["summarize", str(tmp_path / "one" / "metrics.csv")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["summarize", str(empty)]) == 2
+    assert "no run folder" in capsys.readouterr().err and os.listdir(empty) == []
