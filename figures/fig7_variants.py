@@ -1,0 +1,105 @@
+"""Figure 7: which version of the rule reproduces the paper? Runs of each variant over seeds, against the paper.
+
+Reads every run under ``results/`` through :mod:`reference.summary` (runs that differ only in their seed
+form a group: the final rule, the single-filtered target, the paper-era rule ``--variant paper2020``, ...)
+and draws, per network:
+
+- left: test accuracy per epoch, the mean over the group's seeds with the band from the lowest to the
+  highest seed (a group's unfinished runs count for the epochs they have);
+- right: each run's best-epoch accuracy (dots) and the group's mean, beside the paper's mean and best over
+  its runs and the authors' final code (paper-notes section 4), the paper's protocol.
+
+Nothing is trained here; the runs are the committed evidence of the reproduction issue (results/README.md).
+The data behind the figure: ``figures/data/fig7_variants.csv`` (one row per group, as ``summary.csv``).
+"""
+from __future__ import annotations
+
+import os
+
+from _common import AUTHORS_CODE, PAPER, ROOT, fast, read_csv, save, style, write_csv
+
+NAME = "fig7_variants"
+#: The paper's label of a network, by dataset and layer description (reference.summary's network names).
+NETWORKS = {("FashionMNIST", "400-400-10"): "Fashion-MNIST MLP", ("MNIST", "15C5-P2-40C5-P2-300-10"): "MNIST CNN",
+            ("FashionMNIST", "32C5-P2-64C5-P2-1024-10"): "Fashion-MNIST CNN"}
+
+
+def _short(options: str) -> str:
+    return {"defaults": "final rule", "target_filter=single": "final rule, single-filtered target",
+            "variant=paper2020": "paper-era rule (--variant paper2020)"}.get(options, options)
+
+
+def main():
+    from reference.summary import read_run
+
+    plt = style()
+    results = os.path.join(ROOT, "results")
+    groups: dict[tuple, list] = {}
+    for name in sorted(os.listdir(results)):
+        folder = os.path.join(results, name)
+        if not os.path.isfile(os.path.join(folder, "metrics.csv")):
+            continue
+        run = read_run(folder)
+        label = NETWORKS.get((run.dataset, run.network)) if run else None
+        if label is None:
+            continue
+        rows = read_csv(os.path.join(folder, "metrics.csv"))
+        groups.setdefault((label, _short(run.options)), []).append((run, [100 * float(r["test_acc"]) for r in rows]))
+    if not groups:
+        raise SystemExit("no results/<run>/metrics.csv of a paper network found: train runs first (results/README.md)")
+    networks = sorted({label for label, _ in groups}, key=list(NETWORKS.values()).index)
+    fig, axes = plt.subplots(len(networks), 2, figsize=(12, 3.8 * len(networks)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.6, 1]})
+    table = []
+    for (ax_curve, ax_best), label in zip(axes, networks):
+        mine = [(k[1], v) for k, v in groups.items() if k[0] == label]
+        for i, (variant, runs) in enumerate(mine):
+            n_ep = max(len(acc) for _, acc in runs)
+            mean, lo, hi = [], [], []
+            for e in range(n_ep):
+                vals = [acc[e] for _, acc in runs if len(acc) > e]
+                mean.append(sum(vals) / len(vals))
+                lo.append(min(vals))
+                hi.append(max(vals))
+            ep = list(range(1, n_ep + 1))
+            n_runs = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+            lens = sorted({len(acc) for _, acc in runs})
+            ax_curve.plot(ep, mean, color=f"C{i}", lw=1.3,
+                          label=f"{variant} ({n_runs}; epochs run: {'/'.join(map(str, lens))})")
+            ax_curve.fill_between(ep, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+            bests = [max(acc) for _, acc in runs]
+            ax_best.plot([i] * len(bests), bests, "o", color=f"C{i}", alpha=0.7, ms=5)
+            ax_best.plot([i - 0.25, i + 0.25], [sum(bests) / len(bests)] * 2, color=f"C{i}", lw=2)
+            table.append([label, variant, len(runs), " ".join(str(r.seed) for r, _ in runs),
+                          " ".join(str(len(a)) for _, a in runs), round(sum(bests) / len(bests), 3),
+                          round(max(bests), 3)])
+        paper = PAPER[label]
+        for ax in (ax_curve, ax_best):
+            ax.axhline(paper["mean"], color="k", ls="--", lw=1, label=f"paper: mean {paper['mean']:.2f}%")
+            ax.axhline(paper["best"], color="k", ls=":", lw=1, label=f"paper: best {paper['best']:.2f}%")
+            if label in AUTHORS_CODE:
+                ax.axhline(AUTHORS_CODE[label]["best"], color="C7", ls="-.", lw=1,
+                           label=f"authors' final code: best {AUTHORS_CODE[label]['best']:.2f}%")
+        top = max(max(max(a) for _, a in runs) for _, runs in mine)
+        ax_curve.set_ylim(paper["mean"] - 3.0, max(top, paper["best"]) + 0.5)
+        ax_curve.set_xlabel("epoch")
+        ax_curve.set_ylabel("test accuracy [%] (mean over seeds; band: min to max)")
+        ax_curve.set_title(f"{label}: test accuracy per epoch")
+        ax_curve.legend(fontsize=7, loc="lower right")
+        ax_best.set_xticks(range(len(mine)))
+        ax_best.set_xticklabels([v.replace(" (", "\n(").replace(", ", ",\n") for v, _ in mine], fontsize=7)
+        ax_best.set_xlim(-0.6, len(mine) - 0.4)
+        lows = [min(max(a) for _, a in runs) for _, runs in mine]
+        ax_best.set_ylim(min(min(lows), paper["mean"]) - 0.3, max(top, paper["best"]) + 0.2)
+        ax_best.set_ylabel("best-epoch test accuracy [%]")
+        ax_best.set_title("each seed's best epoch (dots) and their mean (bar)")
+        ax_best.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    write_csv(NAME, ["network", "variant", "runs", "seeds", "epochs", "best_mean_percent", "best_max_percent"], table)
+    save(fig, NAME)
+    if fast():
+        print(f"{NAME}: drew {len(groups)} groups")
+
+
+if __name__ == "__main__":
+    main()
