@@ -24,8 +24,9 @@ initialisation (docs/paper-notes.md section 7).  Per neuron, time first, steps `
 
 Against the final rule (:mod:`reference.tsslbp`): the reset acts through ``D``/``h`` instead of the carried
 ``c``; the clamp is 10 instead of 8; the warm-up decision is one per layer and batch instead of one per
-neuron and step.  :func:`paper2020_delta` composes the terms; it is vectorised NumPy over neurons with a
-loop over the ``T`` steps (no Numba kernel: it is read far more than it is run).
+neuron and step.  :func:`paper2020_delta` composes the terms, in NumPy over neurons with a loop over the
+``T`` steps for a :class:`reference.neuron.NeuronState`, and through one Numba kernel
+(:func:`_paper2020_kernel`, the same operations per neuron) for the compact state a training step records.
 
 Their code worked through the batch in chunks of 5 samples and left samples after the last full chunk
 uninitialised (fixed by their commit d9693e0 of 12 October 2020); the configs' batches are multiples of 5.
@@ -35,9 +36,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neuron import NeuronState, psp_kernel
-from .params import NeuronParams
-from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, spike_error, warmup_surrogate
+from ._jit import as_scalar, kernel, n_chunks, prange
+from .neuron import BLOCK, CompactState, NeuronState, psp_kernel
+from .params import WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams
+from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _exp_clipped, spike_error, warmup_surrogate
 
 #: ``1/du`` is clamped to ``[-10, 10]`` (the final rule: 8).
 MAX_INV_DU_2020 = 10.0
@@ -145,6 +147,82 @@ def warmup_term_2020(grad_a: np.ndarray, u: np.ndarray, threshold: float) -> np.
     return grad_a * warmup_surrogate(u, threshold)
 
 
+def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_du, sigma, z_clip, use_intra,
+                      tsslbp_branch, fast_exp, code_warmup, code_inter, code_intra, chunks, delta, branch):
+    """:func:`paper2020_delta` for a :class:`reference.neuron.CompactState`, in blocks of neurons (Numba).
+
+    ``g``, ``du``, ``delta`` (T, M) floats; ``s`` (T, M) uint8 spikes; ``branch`` (T, M) int8; ``eps``
+    (T,) the PSP kernel.  ``tsslbp_branch``: the layer-wise switch, decided by the caller from the layer's
+    firing rate.  Per block, ``u`` is recomputed from ``du`` and the spikes (bit for bit the forward's),
+    then, with the operations of the NumPy functions in their order: ``q`` and ``h`` (:func:`reset_error`),
+    ``grad_a`` (:func:`spike_error_with_reset`), and the branch's value.  The warm-up's ``exp`` is the
+    correctly rounded one of :func:`reference.tsslbp._exp_clipped` for float32 (NumPy's float32 ``exp``
+    may differ by an ulp) and libm's for float64.
+    """
+    n_steps, n = du.shape
+    zero = one - one
+    for ch in prange(chunks):
+        U = np.empty((n_steps, BLOCK), dtype=du.dtype)
+        X = np.empty((n_steps, BLOCK), dtype=du.dtype)  # g + h
+        mem = np.empty(BLOCK, dtype=du.dtype)
+        q = np.empty(BLOCK, dtype=du.dtype)
+        acc = np.empty(BLOCK, dtype=du.dtype)
+        E = np.empty(BLOCK, dtype=du.dtype)
+        lo = ch * n // chunks
+        hi = (ch + 1) * n // chunks
+        for b0 in range(lo, hi, BLOCK):
+            nb = min(BLOCK, hi - b0)
+            b1 = b0 + nb
+            for i in range(nb):
+                mem[i] = zero
+            for t in range(n_steps):  # u[t] = mem + du[t], as the LIF kernel computed it
+                dut, st, Ut = du[t, b0:b1], s[t, b0:b1], U[t]
+                for i in range(nb):
+                    v = mem[i] + dut[i]
+                    Ut[i] = v
+                    mem[i] = zero if st[i] else v
+            for i in range(nb):
+                q[i] = zero
+            last = X[n_steps - 1]
+            gl = g[n_steps - 1, b0:b1]
+            for i in range(nb):
+                last[i] = gl[i] + zero  # h[T-1] = 0
+            for j in range(n_steps - 2, -1, -1):  # q and h, backwards in time                (reset_error)
+                gj, gn, sj, sn, Uj, Xj = g[j, b0:b1], g[j + 1, b0:b1], s[j, b0:b1], s[j + 1, b0:b1], U[j], X[j]
+                for i in range(nb):
+                    fn = one if sn[i] else zero
+                    q[i] = fn * gn[i] + (one - fn) * decay_m * q[i]
+                    fj = one if sj[i] else zero
+                    h = fj * theta_m * Uj[i] * q[i] if use_intra else zero
+                    Xj[i] = gj[i] + h
+            for k in range(n_steps):  # grad_a[k] = sum_{m>=k} eps[m-k] (g + h)[m]  (spike_error_with_reset)
+                for i in range(nb):
+                    acc[i] = zero
+                for m in range(k, n_steps):
+                    e = eps[m - k]
+                    Xm = X[m]
+                    for i in range(nb):
+                        acc[i] += e * Xm[i]
+                dk, bk, duk, sk, Uk = delta[k, b0:b1], branch[k, b0:b1], du[k, b0:b1], s[k, b0:b1], U[k]
+                if tsslbp_branch:  # grad_a clamp(1/du, -10, 10) s                          (tsslbp_term_2020)
+                    for i in range(nb):
+                        inv = min(max(one / duk[i], -max_inv_du), max_inv_du)
+                        fk = one if sk[i] else zero
+                        dk[i] = acc[i] * inv * fk
+                        bk[i] = code_inter if sk[i] else code_intra
+                else:  # grad_a f(u)                                                        (warmup_term_2020)
+                    for i in range(nb):
+                        z = min(max((threshold - Uk[i]) / sigma, -z_clip), z_clip)
+                        E[i] = _exp_clipped(z) if fast_exp else np.exp(z)  # stored in the arrays' dtype
+                        e = E[i]
+                        dk[i] = acc[i] * (e / ((one + e) * (one + e) * sigma))
+                        bk[i] = code_warmup
+
+
+_paper2020_kernel_py = _paper2020_kernel
+_paper2020_kernel = kernel(_paper2020_kernel_py, parallel=True)
+
+
 def paper2020_delta(
     g: np.ndarray,
     state: NeuronState,
@@ -177,6 +255,8 @@ def paper2020_delta(
     g = np.asarray(g)
     if g.dtype not in (np.float32, np.float64):
         raise TypeError(f"g must be float32 or float64, got {g.dtype}")
+    if isinstance(state, CompactState):  # what training records: the block kernel
+        return _paper2020_compact(g, state, params, threshold, rate_threshold, max_inv_du, intra)
     u, du, s = state.u, state.du, state.s
     for name, arr in (("u", u), ("du", du), ("s", s)):
         if arr.shape != g.shape:
@@ -194,3 +274,25 @@ def paper2020_delta(
         delta = warmup_term_2020(grad_a, u, thr)
         branch = np.full(g.shape, BRANCH_WARMUP, np.int8)
     return delta.astype(dt, copy=False), branch
+
+
+def _paper2020_compact(g, state, params, threshold, rate_threshold, max_inv_du, intra):
+    """:func:`paper2020_delta` on a CompactState through :func:`_paper2020_kernel`."""
+    if state.du.shape != g.shape:
+        raise ValueError(f"state.du has shape {state.du.shape}, g has shape {g.shape}: they must match")
+    dt = g.dtype
+    thr = params.threshold if threshold is None else threshold
+    n_steps = g.shape[0]
+    flat = [np.ascontiguousarray(a.reshape(n_steps, -1), dtype=d) for a, d in
+            ((g, dt), (state.du, dt), (state.spikes, np.uint8))]
+    n = flat[0].shape[1]
+    delta, branch = np.empty((n_steps, n), dt), np.empty((n_steps, n), np.int8)
+    if n:
+        with np.errstate(divide="ignore"):
+            _paper2020_kernel(*flat, psp_kernel(n_steps, params.tau_s, dt), as_scalar(1.0, dt),
+                              as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt), as_scalar(thr, dt),
+                              as_scalar(max_inv_du, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
+                              bool(intra), layer_firing_rate(state.spikes) > rate_threshold, bool(dt == np.float32),
+                              as_scalar(BRANCH_WARMUP, np.int8), as_scalar(BRANCH_INTER, np.int8),
+                              as_scalar(BRANCH_INTRA, np.int8), n_chunks(n), delta, branch)
+    return delta.reshape(g.shape), branch.reshape(g.shape)
