@@ -149,7 +149,10 @@ def summarize(directory: str) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     """The summary as a markdown table (the paper's protocol: mean, std and best of each run's best epoch)."""
-    lines = ["| dataset | network | config | options | runs (seeds) | epochs | best epoch: mean ± std | best of runs "
+    lines = ["Each run's best test accuracy over its epochs (the paper's protocol), its mean ± sample std and best "
+             "over the runs of a group, and the last epoch; epochs: the epochs each run has so far (a run still "
+             "training counts with those).", "",
+             "| dataset | network | config | options | runs (seeds) | epochs | best epoch: mean ± std | best of runs "
              "| last epoch: mean ± std |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
