@@ -6,7 +6,8 @@ and draws, per network:
 
 - left: test accuracy per epoch, the mean over the group's seeds with the band from the lowest to the
   highest seed (a group's unfinished runs count for the epochs they have);
-- right: each run's best-epoch accuracy (dots) and the group's mean, beside the paper's mean and best over
+- right: each finished run's best-epoch accuracy (dots; runs with fewer epochs than the group's longest
+  are left out) and their mean, beside the paper's mean and best over
   its runs and the authors' final code (paper-notes section 4), the paper's protocol.
 
 Nothing is trained here; the runs are the committed evidence of the reproduction issue (results/README.md).
@@ -67,7 +68,7 @@ def main():
             ax_curve.plot(ep, mean, color=f"C{i}", lw=1.3,
                           label=f"{variant} ({n_runs}; epochs run: {'/'.join(map(str, lens))})")
             ax_curve.fill_between(ep, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
-            bests = [max(acc) for _, acc in runs]
+            bests = [max(acc) for _, acc in runs if len(acc) == n_ep]  # right panel: runs with all epochs
             ax_best.plot([i] * len(bests), bests, "o", color=f"C{i}", alpha=0.7, ms=5)
             ax_best.plot([i - 0.25, i + 0.25], [sum(bests) / len(bests)] * 2, color=f"C{i}", lw=2)
             table.append([label, variant, len(runs), " ".join(str(r.seed) for r, _ in runs),
@@ -89,10 +90,10 @@ def main():
         ax_best.set_xticks(range(len(mine)))
         ax_best.set_xticklabels([v.replace(" (", "\n(").replace(", ", ",\n") for v, _ in mine], fontsize=7)
         ax_best.set_xlim(-0.6, len(mine) - 0.4)
-        lows = [min(max(a) for _, a in runs) for _, runs in mine]
+        lows = [min(max(a) for _, a in runs if len(a) == max(len(b) for _, b in runs)) for _, runs in mine]
         ax_best.set_ylim(min(min(lows), paper["mean"]) - 0.3, max(top, paper["best"]) + 0.2)
         ax_best.set_ylabel("best-epoch test accuracy [%]")
-        ax_best.set_title("each seed's best epoch (dots) and their mean (bar)")
+        ax_best.set_title("each finished seed's best epoch (dots) and their mean (bar)")
         ax_best.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     write_csv(NAME, ["network", "variant", "runs", "seeds", "epochs", "best_mean_percent", "best_max_percent"], table)
