@@ -234,6 +234,11 @@ class Conv2d:
         kh, kw = self.weight.shape[2:]
         return (kh, kw, *self.stride, *self.padding, *self.dilation, *self.out_shape[1:])
 
+    def _im2col(self, imgs: np.ndarray, cols: np.ndarray) -> None:
+        """Fill ``cols`` with the receptive fields of ``imgs`` (B, H, W, C): :func:`_im2col`, or its faster
+        one-channel form :func:`_im2col_one_channel` (same result)."""
+        (_im2col_one_channel if imgs.shape[-1] == 1 else _im2col)(imgs, *self._geometry(), cols)
+
     def _flat_weight(self) -> np.ndarray:
         """Weight as (out, kh*kw*C), matching the column order of :func:`_im2col`."""
         return self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
@@ -246,7 +251,7 @@ class Conv2d:
         kh, kw = self.weight.shape[2:]
         oh, ow = self.out_shape[1:]
         cols = np.empty((t * n * oh * ow, kh * kw * imgs.shape[-1]), dtype=a_in.dtype)
-        (_im2col_one_channel if imgs.shape[-1] == 1 else _im2col)(imgs, *self._geometry(), cols)
+        self._im2col(imgs, cols)
         return (cols @ self._flat_weight().T).reshape(t, n, oh, ow, -1), (cols, a_in.shape)
 
     def infer(self, a_in: np.ndarray, chunk_bytes: int = 1 << 21) -> np.ndarray:
@@ -266,11 +271,10 @@ class Conv2d:
         cols = np.empty((min(per_chunk, t * n) * rows, k), dtype=imgs.dtype)
         w_t = np.ascontiguousarray(self._flat_weight().T)  # (kh*kw*C, out)
         x = np.empty((t * n * rows, w_t.shape[1]), dtype=imgs.dtype)
-        im2col = _im2col_one_channel if imgs.shape[-1] == 1 else _im2col
         for i0 in range(0, t * n, per_chunk):
             i1 = min(t * n, i0 + per_chunk)
             c = cols[: (i1 - i0) * rows]
-            im2col(imgs[i0:i1], *self._geometry(), c)
+            self._im2col(imgs[i0:i1], c)
             np.matmul(c, w_t, out=x[i0 * rows: i1 * rows])
         return x.reshape(t, n, oh, ow, -1)
 

@@ -47,8 +47,6 @@ class LayerRecord:
     state : NeuronState, CompactState or None (u, du, s, a of the layer's neurons; None for pooling/dropout)
     delta : (T, N, ...) after backward: ``dL/dx`` of a spiking layer; ``dL/d out`` for pooling/dropout
     branch : int8 (T, N, ...) after backward: which TSSL-BP branch produced each delta (spiking layers)
-    pooled_next : True for a conv layer that ran the next (pooling) layer's forward in its kernel; its
-        backward then does that layer's backward too
     """
 
     name: str
@@ -58,7 +56,6 @@ class LayerRecord:
     state: NeuronState | CompactState | None = None
     delta: np.ndarray | None = None
     branch: np.ndarray | None = None
-    pooled_next: bool = False
 
     @property
     def out(self) -> np.ndarray:
@@ -153,6 +150,10 @@ class Network:
         _check_fits(n_weights * self.dtype.itemsize * 4, "the weights and their AdamW state")
         self._checked_batch = 0  # the largest batch already known to fit (check_batch_fits)
         self.layers = [self._build(name, c) for name, c in self.config.layers]
+        # a conv layer followed by sum-pooling runs its neurons and the pooling in one kernel, forward and
+        # backward: pool_inside[i] is the pooling layer that layer i runs (else None)
+        self.pool_inside = [after if layer.kind == "conv" and isinstance(after, SumPool2d) else None
+                            for layer, after in zip(self.layers, self.layers[1:] + [None])]
         self.records: list[LayerRecord] = []
 
     # ------------------------------------------------------------------------------------ construction
@@ -244,25 +245,17 @@ class Network:
         """
         a = self.encode(inputs)
         records = []
-        fused = None  # a pooling layer already run by the conv layer before it
-        for layer, after in zip(self.layers, self.layers[1:] + [None]):
-            if layer is fused:
+        for i, layer in enumerate(self.layers):
+            if i > 0 and self.pool_inside[i - 1] is layer:  # already run by the conv layer before it
                 records.append(LayerRecord(layer.name, layer.kind, a))
                 continue
-            if self._pools_in_one_pass(layer, after):
-                fused = after
-                a, cache = layer.forward(a, train=train, rng=self.rng, pool=after)  # the pooled PSP
-                records.append(LayerRecord(layer.name, layer.kind, None, cache, cache.state, pooled_next=True))
-                continue
-            a, cache = layer.forward(a, train=train, rng=self.rng)
-            records.append(LayerRecord(layer.name, layer.kind, a, cache, getattr(cache, "state", None)))
+            pool = self.pool_inside[i]
+            kw = {"pool": pool} if pool is not None else {}
+            a, cache = layer.forward(a, train=train, rng=self.rng, **kw)  # with pool: the pooled PSP
+            records.append(LayerRecord(layer.name, layer.kind, None if pool is not None else a, cache,
+                                       getattr(cache, "state", None)))
         self.records = records
         return a.reshape(a.shape[0], a.shape[1], -1)
-
-    @staticmethod
-    def _pools_in_one_pass(layer, after) -> bool:
-        """A conv layer followed by sum-pooling runs its neurons and the pooling in one kernel."""
-        return layer.kind == "conv" and isinstance(after, SumPool2d) and isinstance(layer, Spiking)
 
     def infer(self, inputs: np.ndarray, *, spikes: bool = False):
         """Forward-only pass for evaluation and prediction: the output PSP (T, N, n_class).
@@ -276,17 +269,15 @@ class Network:
         a = self.encode(inputs)
         last = len(self.layers) - 1
         s = None
-        i = 0
-        while i <= last:
-            layer = self.layers[i]
+        for i, layer in enumerate(self.layers):
+            if i > 0 and self.pool_inside[i - 1] is layer:  # already run by the conv layer before it
+                continue
             if i == last and spikes and getattr(layer, "has_neurons", False):
                 a, s = layer.infer(a, spikes=True)
-            elif i < last and self._pools_in_one_pass(layer, self.layers[i + 1]):
-                a = layer.infer(a, pool=self.layers[i + 1])  # neurons and pooling in one pass
-                i += 1
+            elif self.pool_inside[i] is not None:
+                a = layer.infer(a, pool=self.pool_inside[i])  # neurons and pooling in one pass
             else:
                 a = layer.infer(a)
-            i += 1
         out = a.reshape(a.shape[0], a.shape[1], -1)
         return (out, None if s is None else s.reshape(out.shape)) if spikes else out
 
@@ -339,17 +330,14 @@ class Network:
             raise RuntimeError("backward() needs a forward() first")
         grads = {}
         g = np.asarray(g_out, dtype=self.dtype).reshape(self.records[-1].out.shape)
-        pool = None  # a pooling layer whose backward the conv layer below it does (its forward did too)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, rec = self.layers[i], self.records[i]
-            if i > 0 and self.records[i - 1].pooled_next:
-                rec.delta, pool = g, layer  # the pooling record's delta is dL/d(its output), as unfused
+            if i > 0 and self.pool_inside[i - 1] is layer:  # its backward is done by the conv layer below
+                rec.delta = g  # the pooling record's delta is dL/d(its output), as unfused
                 continue
-            if pool is not None:
-                grad = layer.backward(g, rec.cache, need_input_grad=i > 0, pool=pool)
-                pool = None
-            else:
-                grad = layer.backward(g, rec.cache, need_input_grad=i > 0)
+            pool = self.pool_inside[i]
+            kw = {"pool": pool} if pool is not None else {}
+            grad = layer.backward(g, rec.cache, need_input_grad=i > 0, **kw)
             rec.delta, rec.branch = grad.delta, grad.branch
             if grad.dW is not None:
                 grads[layer.name] = grad.dW
