@@ -153,10 +153,11 @@ def _batch(args, config):
     from .train import load_split
 
     name = config.network["dataset"]
-    if name not in ("MNIST", "FashionMNIST"):
-        raise UsageError(f"the config's dataset {name!r} is not downloaded by this project; give --inputs X.npz")
-    split = load_split(name, "test", limit=args.batch, data_dir=args.data_dir, verbose=False)
-    return split.images, split.labels, f"the first {len(split.labels)} {name} test images ({split.source})"
+    if name is None:
+        raise UsageError("the config names no dataset; give --inputs X.npz")
+    split = load_split(name, "test", limit=args.batch, data_dir=args.data_dir, verbose=False, config=config)
+    return (split.images[:len(split.labels)], split.labels,
+            f"the first {len(split.labels)} {name} test samples ({split.source})")
 
 
 def _require(framework):
@@ -244,7 +245,7 @@ def cmd_evaluate(args) -> int:
         net.set_weights(check_weights(ck["weights"], cfg))
     except ValueError as err:
         raise UsageError(f"{args.checkpoint}: {err}") from None
-    split = load_split(dataset, args.split, args.limit, args.data_dir)
+    split = load_split(dataset, args.split, args.limit, args.data_dir, config=cfg)
     t0 = time.perf_counter()
     loss, acc, _ = evaluate(net, split, progress=not args.no_progress)
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "

@@ -5,6 +5,7 @@ same keys and values), so their files load as they are::
 
     Network:            # epochs, batch_size, n_steps, dataset, rule, data_path, lr, loss, n_class,
       ...               # desired_count, undesired_count, tau_m, tau_s, model
+                        # (+ ours, for event data: time_window_us, event_binning; reference/nmnist.py)
     Layers:             # an ordered mapping: layer name -> settings
       conv_1: {type: conv, in_channels: 1, out_channels: 15, kernel_size: 5, padding: 0, threshold: 1, ...}
       pooling_1: {type: pooling, kernel_size: 2}
@@ -101,7 +102,10 @@ MAX_STEPS = 10_000
 NETWORK_OPTIONAL = {
     "epochs": 100, "batch_size": 50, "dataset": None, "rule": "TSSLBP", "data_path": None, "lr": 5e-4,
     "desired_count": None, "undesired_count": None, "model": "LIF",
+    # ours, not the authors' (their N-MNIST converter takes these as arguments): reference/nmnist.py
+    "time_window_us": None, "event_binning": "authors",
 }
+EVENT_BINNINGS = ("authors", "uniform")
 LOSSES = ("kernel", "count", "softmax")
 #: Largest accepted ``Network.lr``: AdamW (weight decay 0.01) steps of order lr; far above 1 it diverges.
 MAX_LR = 1.0
@@ -348,6 +352,13 @@ def _check_network(net: dict, where: str) -> dict:
             f"{where}: Network.lr must be a positive number no larger than {MAX_LR} (AdamW's step size; "
             f"the authors use 5e-4), got {out['lr']!r}"
         )
+    if out["time_window_us"] is not None and (not isinstance(out["time_window_us"], int)
+                                              or isinstance(out["time_window_us"], bool) or out["time_window_us"] < 1):
+        raise ConfigError(f"{where}: Network: 'time_window_us' must be a positive integer (microseconds per "
+                          f"time step of event data), got {out['time_window_us']!r}")
+    if out["event_binning"] not in EVENT_BINNINGS:
+        raise ConfigError(f"{where}: Network: 'event_binning' must be one of {EVENT_BINNINGS}, got "
+                          f"{out['event_binning']!r}")
     if out["loss"] not in LOSSES:
         raise ConfigError(f"{where}: Network: 'loss' must be one of {LOSSES}, got {out['loss']!r}")
     if out["loss"] == "kernel" and out["n_steps"] < 2:

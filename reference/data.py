@@ -701,6 +701,40 @@ def load_cifar10(folder, split: str) -> Dataset:
     return Dataset(np.concatenate(images), np.concatenate(labels), "CIFAR10", split, f"folder ({folder})")
 
 
+def cifar_pad_value(name: str = "CIFAR10") -> np.ndarray:
+    """float32 (C,): the normalised value of a black pixel, what torchvision's zero padding becomes after
+    ``Normalize`` (the authors pad the uint8 image before normalising)."""
+    c = len(np.atleast_1d(NORMALISATION[name][0]))
+    return normalise(np.zeros((1, c, 1, 1), dtype=np.uint8), name)[0, :, 0, 0]
+
+
+def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4,
+                     fill: np.ndarray | None = None) -> np.ndarray:
+    """The authors' CIFAR-10 training augmentation: ``RandomCrop(32, padding=4)`` then
+    ``RandomHorizontalFlip()`` (torchvision), applied to already normalised images.
+
+    images : float32 (N, C, H, W), normalised; rng : draws, per sample, the crop's top and left offsets
+    (each uniform in 0..2*padding) and a flip with probability 1/2.
+    fill : (C,) the padding value per channel (default :func:`cifar_pad_value`: black, normalised, as
+    torchvision pads the uint8 image with 0 before ``Normalize``).
+    Returns a new float32 (N, C, H, W) array; ``images`` is not changed.
+    """
+    x = np.asarray(images)
+    n, c, h, w = x.shape
+    p = int(padding)
+    fill = cifar_pad_value() if fill is None else np.asarray(fill, dtype=x.dtype)
+    padded = np.empty((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype)
+    padded[...] = fill.reshape(1, c, 1, 1)
+    padded[:, :, p:p + h, p:p + w] = x
+    top, left = rng.integers(0, 2 * p + 1, size=n), rng.integers(0, 2 * p + 1, size=n)
+    flip = rng.random(n) < 0.5
+    out = np.empty_like(x)
+    for i in range(n):
+        crop = padded[i, :, top[i]:top[i] + h, left[i]:left[i] + w]
+        out[i] = crop[:, :, ::-1] if flip[i] else crop
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # N-MNIST binary events (Orchard et al. 2015): 5 bytes per event, x (8 bits), y (8 bits),
 # polarity (1 bit: 0 off, 1 on) + timestamp (23 bits, microseconds), big-endian.

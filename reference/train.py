@@ -14,13 +14,15 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .config import Config, load_config
-from .data import iterate_minibatches, load_dataset, normalise
+from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
 from .network import Network
 from .optim import AdamW, train_step
 from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, RunError, RunFolder, Settings, StopSignal,
@@ -31,15 +33,79 @@ from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E4
 
 @dataclass
 class Split:
-    """A normalised dataset split: images float32 (N, C, H, W), labels int64 (N,), and its source."""
+    """A dataset split ready for the network.
+
+    images : float32 (N, C, H, W) normalised images, or spike trains (N, C, H, W, T) (any object that
+        ``images[idx]`` turns into such an array, e.g. :class:`reference.nmnist.SpikeFrames`)
+    labels : int64 (N,); source : where the data came from
+    augment : ``augment(batch, rng) -> batch`` applied to every training batch (CIFAR-10: the authors'
+        random crop and flip), or None
+    """
 
     images: np.ndarray
     labels: np.ndarray
     source: str
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
 
 
-def load_split(name: str, split: str, limit: int | None = None, data_dir=None, cache_dir=None, verbose=True) -> Split:
-    """Load a real dataset split through :mod:`reference.data` and normalise it as the authors do."""
+#: The datasets no registry ships: read from a folder the user has (``--data-dir``, $TSSLBP_DATA_DIR, or
+#: the config's ``data_path``), with what to put there.
+USER_FOLDER_DATASETS = {
+    "CIFAR10": "the CIFAR-10 'python' version (https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, "
+               "unpacked): the folder holding cifar-10-batches-py/ or its files data_batch_1..5 and test_batch",
+    "NMNIST_Spiking": "N-MNIST (https://www.garrickorchard.com/datasets/n-mnist: Train.zip and Test.zip, "
+                      "unpacked): the folder holding Train/0..9/*.bin and Test/0..9/*.bin",
+}
+
+
+def user_folder(name: str, data_dir=None, config: Config | None = None) -> str:
+    """The folder to read a :data:`USER_FOLDER_DATASETS` dataset from: ``data_dir``, else
+    $TSSLBP_DATA_DIR, else the config's ``data_path`` if that folder exists; else :class:`DataError`
+    saying what to download and where to point."""
+    folder = data_dir or os.environ.get("TSSLBP_DATA_DIR") or None
+    if folder is None and config is not None and config.network.get("data_path"):
+        path = os.path.expanduser(str(config.network["data_path"]))
+        if os.path.isdir(path):
+            folder = path
+    if folder is None:
+        where = f" (the config's data_path {config.network['data_path']} does not exist)" \
+            if config is not None and config.network.get("data_path") else ""
+        raise DataError(f"{name} cannot be downloaded by this project{where}. Get {USER_FOLDER_DATASETS[name]}; "
+                        f"then pass --data-dir DIR (or set TSSLBP_DATA_DIR, or the config's data_path)")
+    return folder
+
+
+def load_split(name: str, split: str, limit: int | None = None, data_dir=None, cache_dir=None, verbose=True,
+               *, config: Config | None = None) -> Split:
+    """Load a real dataset split and prepare it as the authors' loaders do.
+
+    MNIST, FashionMNIST: through :func:`reference.data.load_dataset` (verified, cached), normalised.
+    CIFAR10: the python batches from the user's folder (:func:`user_folder`), normalised; the training
+    split gets the authors' random crop (padding 4) and horizontal flip (:func:`reference.data.random_crop_flip`).
+    NMNIST_Spiking: the event files from the user's folder, binned into the config's ``n_steps``
+    (:mod:`reference.nmnist`; the config's ``time_window_us`` and ``event_binning`` choose how); needs ``config``.
+    ``limit`` keeps the first samples only.
+    """
+    if name == "CIFAR10":
+        ds = load_cifar10(user_folder(name, data_dir, config), split)
+        images, labels = ds.images[:limit], ds.labels[:limit]
+        augment = random_crop_flip if split == "train" else None
+        if verbose:
+            print(f"[data] CIFAR10 {split}: {len(labels)} samples from {ds.source}"
+                  + ("; random crop (padding 4) + flip" if augment else ""), file=sys.stderr)
+        return Split(normalise(images, name), labels.astype(np.int64), ds.source, augment)
+    if name == "NMNIST_Spiking":
+        from .nmnist import load_nmnist
+
+        if config is None:
+            raise DataError("N-MNIST is binned into the config's n_steps: give the config (load_split(..., config=))")
+        net = config.network
+        frames, labels, source = load_nmnist(user_folder(name, data_dir, config), split, net["n_steps"],
+                                             net.get("time_window_us"), limit=limit,
+                                             binning=net.get("event_binning") or "authors", progress=verbose)
+        if verbose:
+            print(f"[data] N-MNIST {split}: {len(labels)} samples from {source}", file=sys.stderr)
+        return Split(frames, labels, source)
     ds = load_dataset(name, split, data_dir=data_dir, cache_dir=cache_dir, verbose=verbose)
     images, labels = ds.images, ds.labels
     if limit is not None:
@@ -186,8 +252,10 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             opt = AdamW(net.weights, lr=cfg.network["lr"])
             state = Progress()
         train_set, test_set = splits if splits is not None else (
-            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress),
-            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress))
+            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress,
+                       config=cfg),
+            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress,
+                       config=cfg))
         if not resume:
             folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state)
         with folder:
@@ -274,6 +342,10 @@ _OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(Network.__i
                     if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+#: Tags the random stream of the data augmentation (seeded per run, epoch and batch).
+AUGMENT_STREAM = 1
+
+
 def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,
           test_set: Split, callbacks: list, log, fault_hook) -> bool:
     """The epochs; returns True when stopped by a signal (a checkpoint was saved)."""
@@ -293,8 +365,10 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
                     hook = (lambda point, step=step: fault_hook(point, step)) if fault_hook else None
                     t0 = time.perf_counter()
                     idx = order[state.batch]
-                    y = train_set.labels[idx]
-                    loss, out, _ = train_step(net, train_set.images[idx], y, opt, hook=hook)
+                    x, y = train_set.images[idx], train_set.labels[idx]
+                    if train_set.augment is not None:  # drawn per batch: a resumed run draws the same
+                        x = train_set.augment(x, np.random.default_rng([settings.seed, epoch, state.batch, AUGMENT_STREAM]))
+                    loss, out, _ = train_step(net, x, y, opt, hook=hook)
                     state.loss_sum += net.loss_sum(loss, len(idx))
                     state.correct += int(np.sum(net.predict(out) == y))
                     state.seen += len(idx)
