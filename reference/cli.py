@@ -217,7 +217,8 @@ def cmd_train(args) -> int:
     result = train(config, out_dir=out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                    resume=bool(args.resume), overwrite=args.overwrite, data_dir=args.data_dir,
                    train_limit=args.train_limit, test_limit=args.test_limit, progress=not args.no_progress,
-                   max_seconds=args.max_seconds, net_options=_net_options(args) or None)
+                   max_seconds=args.max_seconds, net_options=_net_options(args) or None,
+                   diagnostics=args.diagnostics)
     print(f"run folder: {out}")
     if result["interrupted"]:
         return EXIT_INTERRUPTED
@@ -251,6 +252,53 @@ def cmd_evaluate(args) -> int:
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "
           f"{len(split.labels) / (time.perf_counter() - t0):.0f} samples/s")
     print(f"accuracy={acc:.6f}")
+    return 0
+
+
+def _load_run_weights(path, config):
+    """(Network with the weights of ``path``, its config) for a run's weights or checkpoint file; the
+    network takes the run's TSSL-BP options (variant, target, ...) from the file's metadata."""
+    from .network import Network
+    from .runs import CheckpointError, load_checkpoint
+
+    try:
+        ck = load_checkpoint(path, config)
+    except CheckpointError as err:
+        raise UsageError(str(err)) from None
+    cfg = ck["config"]
+    options = (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
+    net = Network(cfg, **options)
+    try:
+        net.set_weights(check_weights(ck["weights"], cfg))
+    except ValueError as err:
+        raise UsageError(f"{path}: {err}") from None
+    return net, cfg
+
+
+def cmd_diagnose(args) -> int:
+    from .diagnostics import append_row, diagnostics
+    from .train import load_split
+
+    if args.samples < 1:
+        raise UsageError("--samples must be at least 1")
+    config = _config(args.config) if args.config else None
+    split = None
+    rows = []
+    for path in args.checkpoints:
+        net, cfg = _load_run_weights(path, config)
+        if split is None:
+            split = load_split(cfg.network["dataset"], "train", args.samples, args.data_dir, verbose=False, config=cfg)
+        row = {"weights": path, **diagnostics(net, split.images, split.labels)}
+        rows.append(row)
+        if args.out:
+            append_row(args.out, row)
+    keys = [k for k in rows[0] if k != "weights"]
+    width = max(len(k) for k in keys)
+    print(f"{len(split.labels)} training samples from {split.source}")
+    print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(os.path.dirname(r['weights']) or '.')[-14:]:>14}" for r in rows))
+    print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(r['weights'])[-14:]:>14}" for r in rows))
+    for k in keys:
+        print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>14.6g}" for r in rows))
     return 0
 
 
@@ -443,8 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout-unit", choices=["feature", "row", "sample"],
                    help="what one dropout mask value covers: a feature (default, paper-notes), a row (the "
                         "authors' code in PyTorch 1.x), a whole sample (their code in PyTorch 2)")
+    p.add_argument("--diagnostics", type=int, default=0, metavar="N",
+                   help="after every epoch, measure the network on the first N training samples (loss parts, "
+                        "spike counts, backward branch shares, norms) into DIR/diagnostics.csv")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("diagnose", help="loss parts, spike counts, backward branch shares and norms of weight files "
+                       "on the first training samples (e.g. a run's best and last epochs)")
+    p.add_argument("checkpoints", nargs="+", metavar="WEIGHTS", help="weights.npz, best_weights.npz or checkpoint.npz")
+    p.add_argument("--config", help="network YAML for plain weights files")
+    p.add_argument("--samples", type=int, default=1000, help="how many training samples (default 1000)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="write the rows to this CSV too")
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("evaluate", help="test accuracy of a checkpoint or weights file on the real test set")
     p.add_argument("--checkpoint", required=True, help="weights.npz, best_weights.npz, checkpoint.npz, or a "

@@ -207,7 +207,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           seed: int | None = None, resume: bool = False, overwrite: bool = False, data_dir=None, cache_dir=None,
           train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
-          splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None) -> dict:
+          splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
+          diagnostics: int = 0) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -228,6 +229,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     fault_hook : ``hook(point, step)`` called at points inside every step and commit (tests inject faults
         with it: a real SIGINT, or an exception standing for a killed process)
     tag : a label stored with a new run (the demo marks its runs "demo", and replaces only those)
+    diagnostics : if > 0, after every epoch measure the network on this many training samples and append a
+        row to ``diagnostics.csv`` (:mod:`reference.diagnostics`: loss parts, spike counts, branch shares,
+        norms); it reads the network only, so the run's results are the same with or without it
 
     Returns
     -------
@@ -261,7 +265,10 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
                 f"test {len(test_set.labels)}")
-            cbs = callbacks if callbacks is not None else [ProgressBar(progress), Figures()]
+            cbs = list(callbacks) if callbacks is not None else [ProgressBar(progress), Figures()]
+            if diagnostics:
+                from .diagnostics import DiagnosticsLog
+                cbs.append(DiagnosticsLog(net, train_set, diagnostics))
             interrupted = _loop(net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
     except BaseException:
         if folder is not None:

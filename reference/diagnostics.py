@@ -1,0 +1,126 @@
+"""What a network is doing, in numbers one can follow over epochs: loss split by neuron, spike counts,
+firing rates, the share of each backward branch, gradient and weight norms.
+
+:func:`diagnostics` measures one network on a fixed set of samples (no dropout, weights unchanged);
+:class:`DiagnosticsLog` is the training-loop callback that appends one row per epoch to the run's
+``diagnostics.csv`` (``train --diagnostics N``); ``python -m reference diagnose`` measures weight files
+(e.g. a run's best and last epochs) after the fact.  Application layer: it only reads the engine.
+
+Columns (floats; per sample means unless said):
+
+* ``loss``, ``loss_label``, ``loss_other``: the config's loss and, for the kernel loss, its parts from the
+  label neuron and from the other neurons (``loss = loss_label + loss_other``);
+* ``label_spikes``, ``other_spikes``: output spikes of the label neuron, and per other neuron;
+  ``label_psp_last``: the label neuron's output PSP at the last step (against the target's last value);
+* ``rate/<layer>``: spikes per neuron and step of each spiking layer;
+* ``warmup/<layer>``, ``inter/<layer>``, ``intra/<layer>``: share of the layer's neuron-steps whose delta came
+  from each branch of the backward (:data:`reference.tsslbp.BRANCH_NAMES`);
+* ``grad_norm``: the joint L2 norm of a batch's weight gradient before clipping (the authors clip at 1),
+  averaged over the batches;
+* ``norm/<layer>``: the Frobenius norm of a weight; ``clipped/<layer>``: the share of its entries at the
+  +-4 weight clip.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+from .optim import WEIGHT_CLIP
+from .train import Callback
+from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
+
+DIAGNOSTICS = "diagnostics.csv"
+_BRANCHES = {"warmup": BRANCH_WARMUP, "inter": BRANCH_INTER, "intra": BRANCH_INTRA}
+
+
+def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[str, float]:
+    """Measure ``net`` on ``images`` (N, C, H, W) or (N, C, H, W, T), ``labels`` int (N,): see the module
+    docstring for the keys.  Runs forward (no dropout) and backward per batch of ``batch_size``; the weights,
+    the network's generator and its optimiser are not touched."""
+    n = len(labels)
+    if n == 0:
+        raise ValueError("diagnostics need at least one sample")
+    sums: dict[str, float] = {}
+
+    def add(key, value):
+        sums[key] = sums.get(key, 0.0) + float(value)
+
+    n_class = net.config.network["n_class"]
+    for start in range(0, n, batch_size):
+        x, y = images[start:start + batch_size], np.asarray(labels[start:start + batch_size])
+        b = len(y)
+        loss, grads, out = net.gradients(x, y, train=False)
+        add("loss", net.loss_sum(loss, b))
+        if net.loss_name == "kernel":
+            label_part = 0.5 * np.sum((out[:, np.arange(b), y].astype(np.float64) - net.target[:, None]) ** 2)
+            add("loss_label", label_part)
+            add("loss_other", net.loss_sum(loss, b) - label_part)
+        s_out = net.records[-1].state.s.reshape(out.shape).astype(np.float64)
+        label_mask = np.zeros((b, n_class), dtype=bool)
+        label_mask[np.arange(b), y] = True
+        counts = s_out.sum(axis=0)
+        add("label_spikes", counts[label_mask].sum())
+        add("other_spikes", counts[~label_mask].sum() / max(n_class - 1, 1))
+        add("label_psp_last", out[-1, np.arange(b), y].astype(np.float64).sum())
+        for rec in net.records:
+            if rec.state is None:
+                continue
+            add(f"rate/{rec.name}", np.mean(rec.state.s, dtype=np.float64) * b)
+            if rec.branch is not None:
+                for key, code in _BRANCHES.items():
+                    add(f"{key}/{rec.name}", np.count_nonzero(rec.branch == code) / rec.branch.size * b)
+        add("grad_norm", math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())) * b)
+    row = {key: value / n for key, value in sums.items()}
+    for name, w in net.weights.items():
+        row[f"norm/{name}"] = float(np.sqrt(np.sum(w.astype(np.float64) ** 2)))
+        row[f"clipped/{name}"] = float(np.mean(np.abs(w) >= WEIGHT_CLIP))
+    return row
+
+
+def append_row(path, row: dict) -> None:
+    """Append ``row`` to the CSV ``path`` (header written when the file is new or empty)."""
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_rows(path) -> list[dict]:
+    """The rows of a diagnostics CSV, numbers as floats (``epoch`` as int; text columns kept)."""
+    rows = []
+    with open(path, newline="") as fh:
+        for raw in csv.DictReader(fh):
+            row = {}
+            for k, v in raw.items():
+                try:
+                    row[k] = int(v) if k == "epoch" else float(v)
+                except (TypeError, ValueError):
+                    row[k] = v
+            rows.append(row)
+    return rows
+
+
+class DiagnosticsLog(Callback):
+    """Training-loop callback: after every epoch, :func:`diagnostics` on the first ``n_samples`` training
+    samples, appended to ``<run>/diagnostics.csv`` with the epoch number.  A resumed run appends after
+    the rows it has (a row of an epoch the run will redo, after a crash between the two writes, is replaced)."""
+
+    def __init__(self, net, train_set, n_samples: int = 1000):
+        self.net, self.images, self.labels = net, train_set.images, train_set.labels[:n_samples]
+
+    def on_epoch_end(self, row, folder, labels, preds, config):
+        path = folder.file(DIAGNOSTICS)
+        if os.path.exists(path):  # drop rows of epochs at or after this one (a redone epoch)
+            rows = read_rows(path)
+            kept = [r for r in rows if int(r["epoch"]) < row["epoch"]]
+            if len(kept) != len(rows):
+                os.remove(path)
+                for r in kept:
+                    append_row(path, r)
+        diag = diagnostics(self.net, self.images[:len(self.labels)], self.labels)
+        append_row(path, {"epoch": row["epoch"], **diag})
