@@ -299,6 +299,16 @@ def cmd_diagnose(args) -> int:
     print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(r['weights'])[-14:]:>14}" for r in rows))
     for k in keys:
         print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>14.6g}" for r in rows))
+    if args.trains:
+        from .diagnostics import label_trains
+
+        for path in args.checkpoints:
+            net, _ = _load_run_weights(path, config)
+            if net.loss_name != "kernel":
+                raise UsageError("--trains needs a kernel-loss config (it scores trains against the target)")
+            print(f"\nlabel neuron's spike trains, {path} (target {np.round(net.target.astype(np.float64), 4).tolist()}):")
+            for train, share, loss in label_trains(net, split.images, split.labels)[:args.trains]:
+                print(f"  {train}  {share:7.2%}  label loss {loss:.4f}")
     return 0
 
 
@@ -504,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1000, help="how many training samples (default 1000)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="write the rows to this CSV too")
+    p.add_argument("--trains", type=int, default=0, metavar="K",
+                   help="also list the K most common spike trains of the label neuron, with their loss")
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("evaluate", help="test accuracy of a checkpoint or weights file on the real test set")

@@ -12,6 +12,10 @@ Columns (floats; per sample means unless said):
   label neuron and from the other neurons (``loss = loss_label + loss_other``);
 * ``label_spikes``, ``other_spikes``: output spikes of the label neuron, and per other neuron;
   ``label_psp_last``: the label neuron's output PSP at the last step (against the target's last value);
+* kernel loss, T <= 12: ``label_floor``, the smallest label-neuron loss any 0/1 spike train reaches
+  (:func:`best_spike_train`: 0 when the target is itself the PSP of a spike train, as the paper's single
+  filter; above 0 for the authors' double filter); ``label_at_best``, ``label_more``, ``label_fewer``: the
+  share of samples whose label neuron fires exactly that train, more spikes than it, fewer spikes;
 * ``rate/<layer>``: spikes per neuron and step of each spiking layer;
 * ``warmup/<layer>``, ``inter/<layer>``, ``intra/<layer>``: share of the layer's neuron-steps whose delta came
   from each branch of the backward (:data:`reference.tsslbp.BRANCH_NAMES`);
@@ -36,6 +40,24 @@ DIAGNOSTICS = "diagnostics.csv"
 _BRANCHES = {"warmup": BRANCH_WARMUP, "inter": BRANCH_INTER, "intra": BRANCH_INTRA}
 
 
+def best_spike_train(target: np.ndarray, tau_s: float) -> tuple[np.ndarray, float]:
+    """The 0/1 spike train whose PSP is nearest the kernel-loss ``target`` (T,), by trying all 2**T trains.
+
+    Returns ``(train float32 (T,), its loss 1/2 sum (psp - target)^2)``; ties go to the first train in
+    binary counting order.  Meant for the paper's few steps (T <= 12: 4096 trains).
+    """
+    from .neuron import psp
+
+    t = len(target)
+    if t > 12:
+        raise ValueError(f"best_spike_train tries all 2**T spike trains; T = {t} is too many (at most 12)")
+    trains = ((np.arange(2 ** t)[:, None] >> np.arange(t - 1, -1, -1)) & 1).astype(np.float32)  # (2**T, T)
+    psps = psp(np.ascontiguousarray(trains.T), tau_s).T.astype(np.float64)
+    losses = 0.5 * np.sum((psps - np.asarray(target, dtype=np.float64)) ** 2, axis=1)
+    i = int(np.argmin(losses))
+    return trains[i], float(losses[i])
+
+
 def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[str, float]:
     """Measure ``net`` on ``images`` (N, C, H, W) or (N, C, H, W, T), ``labels`` int (N,): see the module
     docstring for the keys.  Runs forward (no dropout) and backward per batch of ``batch_size``; the weights,
@@ -49,6 +71,10 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         sums[key] = sums.get(key, 0.0) + float(value)
 
     n_class = net.config.network["n_class"]
+    best = None
+    if net.loss_name == "kernel" and net.n_steps <= 12:
+        best, floor = best_spike_train(net.target, net.params.tau_s)
+        sums["label_floor"] = floor * n
     for start in range(0, n, batch_size):
         x, y = images[start:start + batch_size], np.asarray(labels[start:start + batch_size])
         b = len(y)
@@ -65,6 +91,11 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         add("label_spikes", counts[label_mask].sum())
         add("other_spikes", counts[~label_mask].sum() / max(n_class - 1, 1))
         add("label_psp_last", out[-1, np.arange(b), y].astype(np.float64).sum())
+        if best is not None:
+            label_trains = s_out[:, np.arange(b), y].T  # (b, T)
+            add("label_at_best", np.all(label_trains == best, axis=1).sum())
+            add("label_more", (label_trains.sum(axis=1) > best.sum()).sum())
+            add("label_fewer", (label_trains.sum(axis=1) < best.sum()).sum())
         for rec in net.records:
             if rec.state is None:
                 continue
@@ -78,6 +109,26 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         row[f"norm/{name}"] = float(np.sqrt(np.sum(w.astype(np.float64) ** 2)))
         row[f"clipped/{name}"] = float(np.mean(np.abs(w) >= WEIGHT_CLIP))
     return row
+
+
+def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list[tuple[str, float, float]]:
+    """The label neuron's output spike trains over ``images``, most common first: ``(train as "00101",
+    share of the samples, its label loss 1/2 sum (psp - target)^2)`` (kernel loss only)."""
+    from .neuron import psp
+
+    counts: dict[str, int] = {}
+    for start in range(0, len(labels), batch_size):
+        x, y = images[start:start + batch_size], np.asarray(labels[start:start + batch_size])
+        out, spikes = net.infer(x, spikes=True)
+        for row in spikes[:, np.arange(len(y)), y].T.astype(np.int64):
+            key = "".join(map(str, row))
+            counts[key] = counts.get(key, 0) + 1
+    result = []
+    for key, c in sorted(counts.items(), key=lambda kv: -kv[1]):
+        train = np.array([float(ch) for ch in key], dtype=np.float32)
+        loss = 0.5 * float(np.sum((psp(train, net.params.tau_s).astype(np.float64) - net.target) ** 2))
+        result.append((key, c / len(labels), loss))
+    return result
 
 
 def append_row(path, row: dict) -> None:

@@ -69,3 +69,28 @@ def test_diagnose_command(tmp_path, splits, capsys):  # noqa: F811
     assert "40 training samples" in text and "warmup/hidden" in text and "norm/output" in text
     assert len(read_rows(tmp_path / "d.csv")) == 1
     assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "0"]) == 2
+
+
+def test_best_spike_train_and_label_trains():
+    """The double-filtered target of the authors' code is reached by no spike train (floor 0.0277 at T 5,
+    tau_s 3, by trying all 32 against a hand computation); the paper's single filter is reached exactly."""
+    from reference.diagnostics import best_spike_train, label_trains
+    from reference.losses import kernel_target
+
+    train, floor = best_spike_train(kernel_target(5, 3, "double"), 3)
+    assert train.tolist() == [0, 0, 1, 0, 1]
+    a = [0, 0, 1 / 3, 2 / 9, 4 / 27 + 1 / 3]  # its PSP by hand: a += (s - a) / 3
+    assert floor == pytest.approx(0.5 * sum((x - t) ** 2 for x, t in zip(a, kernel_target(5, 3, "double", dtype=np.float64))), rel=1e-6)
+    assert best_spike_train(kernel_target(5, 3, "single"), 3)[1] == pytest.approx(0, abs=1e-12)
+    assert best_spike_train(kernel_target(5, 2, "single", [0, 1, 0, 1, 1]), 2)[0].tolist() == [0, 1, 0, 1, 1]
+    with pytest.raises(ValueError, match="at most 12"):
+        best_spike_train(np.zeros(13), 3)
+    net = Network(TINY_CNN, seed=2)
+    x, y = mnist(20)
+    trains = label_trains(net, x, y, batch_size=6)
+    assert sum(share for _, share, _ in trains) == pytest.approx(1.0)
+    d = diagnostics(net, x, y)
+    assert d["label_floor"] == pytest.approx(floor, rel=1e-9)
+    at_best = sum(share for t, share, _ in trains if t == "00101")
+    assert d["label_at_best"] == pytest.approx(at_best)
+    assert d["loss_label"] == pytest.approx(sum(share * loss for _, share, loss in trains), rel=1e-5)
