@@ -292,7 +292,7 @@ def cmd_diagnose(args) -> int:
         rows.append(row)
         if args.out:
             append_row(args.out, row)
-    keys = [k for k in rows[0] if k != "weights"]
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], str)]  # label_trains: see --trains
     width = max(len(k) for k in keys)
     print(f"{len(split.labels)} training samples from {split.source}")
     print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(os.path.dirname(r['weights']) or '.')[-14:]:>14}" for r in rows))

@@ -16,6 +16,7 @@ Columns (floats; per sample means unless said):
   (:func:`best_spike_train`: 0 when the target is itself the PSP of a spike train, as the paper's single
   filter; above 0 for the authors' double filter); ``label_at_best``, ``label_more``, ``label_fewer``: the
   share of samples whose label neuron fires exactly that train, more spikes than it, fewer spikes;
+  ``label_trains`` (text): the label neuron's six most common trains with their shares, ``"00101:0.633 ..."``;
 * ``rate/<layer>``: spikes per neuron and step of each spiking layer;
 * ``warmup/<layer>``, ``inter/<layer>``, ``intra/<layer>``: share of the layer's neuron-steps whose delta came
   from each branch of the backward (:data:`reference.tsslbp.BRANCH_NAMES`);
@@ -71,7 +72,7 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         sums[key] = sums.get(key, 0.0) + float(value)
 
     n_class = net.config.network["n_class"]
-    best = None
+    best, train_counts = None, {}
     if net.loss_name == "kernel" and net.n_steps <= 12:
         best, floor = best_spike_train(net.target, net.params.tau_s)
         sums["label_floor"] = floor * n
@@ -96,6 +97,9 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
             add("label_at_best", np.all(label_trains == best, axis=1).sum())
             add("label_more", (label_trains.sum(axis=1) > best.sum()).sum())
             add("label_fewer", (label_trains.sum(axis=1) < best.sum()).sum())
+            for train in label_trains.astype(np.int64):
+                key = "".join(map(str, train))
+                train_counts[key] = train_counts.get(key, 0) + 1
         for rec in net.records:
             if rec.state is None:
                 continue
@@ -104,7 +108,10 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
                 for key, code in _BRANCHES.items():
                     add(f"{key}/{rec.name}", np.count_nonzero(rec.branch == code) / rec.branch.size * b)
         add("grad_norm", math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())) * b)
-    row = {key: value / n for key, value in sums.items()}
+    row: dict = {key: value / n for key, value in sums.items()}
+    if best is not None:
+        common = sorted(train_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+        row["label_trains"] = " ".join(f"{k}:{c / n:.4f}" for k, c in common)
     for name, w in net.weights.items():
         row[f"norm/{name}"] = float(np.sqrt(np.sum(w.astype(np.float64) ** 2)))
         row[f"clipped/{name}"] = float(np.mean(np.abs(w) >= WEIGHT_CLIP))

@@ -94,3 +94,14 @@ def test_best_spike_train_and_label_trains():
     at_best = sum(share for t, share, _ in trains if t == "00101")
     assert d["label_at_best"] == pytest.approx(at_best)
     assert d["loss_label"] == pytest.approx(sum(share * loss for _, share, loss in trains), rel=1e-5)
+
+
+def test_label_trains_column_lists_the_most_common_trains():
+    from reference.diagnostics import label_trains
+
+    net = Network(TINY_CNN, seed=2)
+    x, y = mnist(20)
+    listed = [item.split(":") for item in diagnostics(net, x, y)["label_trains"].split()]
+    direct = label_trains(net, x, y)
+    assert len(listed) == min(6, len(direct))
+    assert sorted(float(share) for _, share in listed) == pytest.approx(sorted(s for _, s, _ in direct)[::-1][:len(listed)][::-1])
