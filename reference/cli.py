@@ -199,6 +199,22 @@ def cmd_gradients(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare, report
+
+    if not args.rtol > 0:
+        raise UsageError(f"--rtol must be positive, got {args.rtol}")
+    ours, theirs = _load_npz(args.ours, "ours"), _load_npz(args.theirs, "theirs")
+    rows, only_ours, only_theirs = compare(ours, theirs)
+    if not rows:
+        raise UsageError(f"{args.ours} and {args.theirs} share no quantity (keys: {sorted(ours)} vs {sorted(theirs)}); "
+                         f"both should be in the gradients command's format (loss, output/<layer>, delta/<layer>, "
+                         f"grad/<layer>)")
+    text, ok = report(rows, only_ours, only_theirs, args.rtol, ours, theirs, args.entries)
+    print(text, end="")
+    return 0 if ok else 1
+
+
 # ----------------------------------------------------------------------------------- train / evaluate
 def cmd_train(args) -> int:
     from .train import train
@@ -506,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "spike counts, backward branch shares, norms) into DIR/diagnostics.csv")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="compare two gradient archives quantity by quantity and name the first "
+                       "that disagrees (exit 1 above --rtol)")
+    p.add_argument("--ours", required=True, help="archive of the gradients command (e.g. this project's)")
+    p.add_argument("--theirs", required=True, help="archive to check, same keys and layouts (e.g. your implementation's)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="largest accepted max|ours - theirs| / max|theirs| per "
+                   "quantity (default 1e-4: float32 implementations of the same equations)")
+    p.add_argument("--entries", type=int, default=5, help="how many of the worst entries to print (default 5)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("diagnose", help="loss parts, spike counts, backward branch shares and norms of weight files "
                        "on the first training samples (e.g. a run's best and last epochs)")
