@@ -37,4 +37,15 @@ notebooks: setup
 	for f in tutorials/[0-9][0-9]_*.py; do $(BIN)/jupytext --quiet --to ipynb $$f || exit 1; done
 	@echo "notebooks written beside the lessons: tutorials/*.ipynb (not committed)"
 
-.PHONY: setup demo test test-slow bench figures figures-fast tutorials notebooks
+# The documentation site (docs/conf.py says what goes in); warnings fail the build.  DOCS_FULL=1 runs the
+# lessons in full mode instead of their fast mode.
+docs: setup
+	$(BIN)/pip install -q -r requirements-docs.txt
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "site: docs/_build/html/index.html"
+
+# The built site in headless Chromium (Debian's package: apt-get install chromium).
+test-site: docs
+	$(BIN)/python -m pytest -q -m site tests/test_site.py
+
+.PHONY: setup demo test test-slow bench figures figures-fast tutorials notebooks docs test-site

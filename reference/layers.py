@@ -542,6 +542,8 @@ BackwardRule = Callable[[np.ndarray, NeuronState, NeuronParams, float], tuple]
 class SpikingCache:
     """What a :class:`Spiking` layer's forward hands to its backward.
 
+    Attributes
+    ----------
     synapse : the cache of its :class:`Dense` / :class:`Conv2d` forward
     state : :class:`reference.neuron.CompactState`, the neurons' ``du`` and spikes, (T, N, ...); its ``u``,
         ``s`` and ``a`` read like a :class:`reference.neuron.NeuronState`'s

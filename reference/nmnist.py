@@ -87,13 +87,18 @@ def frame_indices(events: np.ndarray, n_steps: int, time_window_us: int | None =
                   binning: str = "authors", stabilise_motion: bool = True) -> np.ndarray:
     """The spikes of one sample's frames as sorted, unique flat indices into (2, 34, 34, T) (C order).
 
+    Parameters
+    ----------
     events : structured array (N,) (fields x, y, p, t; see :func:`reference.data.read_nmnist_events`)
-    n_steps : T; time_window_us : bin width w in microseconds (default :func:`default_time_window`)
+    n_steps : T
+    time_window_us : bin width w in microseconds (default :func:`default_time_window`)
     binning : "authors" (bin ``ceil(t / w)`` -> step ``bin - 1``, the authors' loader: see the module
         docstring) or "uniform" (step ``floor(t / w)``, steps 0..T-1)
     stabilise_motion : apply :func:`stabilise` first (the authors do)
 
-    Returns uint32 (S,) indices ``((p * 34 + x) * 34 + y) * T + step``; :class:`SpikeFrames` stores these.
+    Returns
+    -------
+    uint32 (S,) indices ``((p * 34 + x) * 34 + y) * T + step``; :class:`SpikeFrames` stores these.
     """
     t_steps = int(n_steps)
     if t_steps < 1:

@@ -116,6 +116,8 @@ def confusion_matrix(labels, predicted, n_class: int = 10, ax=None, title=None):
 def gradient_flow_heatmap(deltas, ax=None, normalise=None, annotate: bool = True, title=None):
     """Where the error goes: mean ``|delta[t]|`` per layer (rows, first layer on top) and time step (columns).
 
+    Parameters
+    ----------
     deltas : dict name -> array (T, ...) time first, e.g. ``{r.name: r.delta for r in net.records if
         r.state is not None}`` after ``net.backward`` (``dL/dx`` of the spiking layers; a pooling record's
         delta is ``dL/d out``, another quantity, so leave those out or say so in the row name).
@@ -124,6 +126,8 @@ def gradient_flow_heatmap(deltas, ax=None, normalise=None, annotate: bool = True
         "row": each layer divided by its largest step (where in time each layer's error sits, 0..1).
     annotate : write each cell's value in it.
 
+    Notes
+    -----
     The value drawn is the (n_layers, T) array ``mean over neurons and samples of |delta[t]|``.
     """
     from matplotlib.colors import LogNorm
@@ -163,11 +167,16 @@ def gradient_flow_heatmap(deltas, ax=None, normalise=None, annotate: bool = True
 def branch_fractions_bar(branches, ax=None, weights=None, title=None):
     """Stacked horizontal bars: which TSSL-BP branch produced each delta, as fractions of neuron-steps.
 
+    Parameters
+    ----------
     branches : dict label -> int8 array of any shape (``net.records[i].branch`` after ``net.backward``,
         or a slice of it, e.g. one time step), codes of :data:`reference.tsslbp.BRANCH_NAMES`.
     weights : optional dict label -> non-negative array of the same shape (e.g. ``np.abs(rec.delta)``):
         then each segment is the branch's share of the summed weight (of ``sum |delta|``) instead of its
         share of neuron-steps (:func:`reference.tsslbp.branch_fractions`).
+
+    Notes
+    -----
     One bar per label (first on top), segments warm-up / inter (fired) / intra (silent), each segment
     labelled with its percentage when wide enough.
     """
@@ -199,12 +208,17 @@ def branch_fractions_bar(branches, ax=None, weights=None, title=None):
 def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, legend: bool = True):
     """One neuron's TSSL-BP delta split into its terms, per time step, as side-by-side bars.
 
+    Parameters
+    ----------
     inter, intra : (T,) the neuron's inter- and intra-neuron terms (:func:`reference.tsslbp.inter_neuron_term`,
         :func:`reference.tsslbp.intra_neuron_term`, e.g. ``inter[:, n, i]`` of a layer's ``(T, N, F)`` arrays).
     delta : optional (T,), the delta the rule finally uses (``rec.delta`` or :func:`reference.tsslbp.tsslbp_delta`),
         drawn as a black line with markers.
     branch : optional (T,) int8 codes (:data:`reference.tsslbp.BRANCH_NAMES`); where it is the warm-up code the
         value of ``delta`` there (the surrogate ``G f(u)`` that replaced inter + intra) is drawn as a grey bar.
+
+    Notes
+    -----
     Colours: :data:`BRANCH_COLORS` (inter red, intra blue, warm-up grey), as in :func:`branch_fractions_bar`.
     """
     from .tsslbp import BRANCH_WARMUP
@@ -235,10 +249,15 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
 def branch_fractions_curve(steps, fractions, ax=None, title=None, legend: bool = True):
     """Share of each TSSL-BP branch against the training step, for one layer, as stacked areas.
 
+    Parameters
+    ----------
     steps : (S,) training-step (mini-batch) indices.
     fractions : sequence of S dicts as returned by :func:`reference.tsslbp.branch_fractions` (one per
         recorded step, e.g. ``branch_fractions(net.records[i].branch)`` after each ``train_step``), or a dict
         branch name -> (S,) array.  The three shares of a step sum to 1.
+
+    Notes
+    -----
     Colours: :data:`BRANCH_COLORS` (warm-up grey, inter red, intra blue), as in :func:`branch_fractions_bar`.
     """
     from .tsslbp import BRANCH_NAMES

@@ -35,9 +35,12 @@ from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E4
 class Split:
     """A dataset split ready for the network.
 
+    Attributes
+    ----------
     images : float32 (N, C, H, W) normalised images, or spike trains (N, C, H, W, T) (any object that
         ``images[idx]`` turns into such an array, e.g. :class:`reference.nmnist.SpikeFrames`)
-    labels : int64 (N,); source : where the data came from
+    labels : int64 (N,)
+    source : where the data came from
     augment : ``augment(batch, rng) -> batch`` applied to every training batch (CIFAR-10: the authors'
         random crop and flip), or None
     """

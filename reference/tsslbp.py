@@ -65,6 +65,8 @@ WARMUP_MODES = {"per-neuron": 0, "always": 1, "never": 2}
 def spike_error(g: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """The error on a spike at step k: ``G[k] = sum_{m >= k} eps[m-k] g[m]`` (authors: ``grad_a``).
 
+    .. math:: G[k] = \\sum_{m=k}^{T-1} \\epsilon[m-k]\\, g[m] = \\frac{\\partial L}{\\partial s[k]}
+
     Since ``a = eps * s``, this is ``dL/ds[k]``, the adjoint of the PSP filter applied to ``g``.
 
     Parameters
@@ -89,6 +91,8 @@ def spike_error(g: np.ndarray, eps: np.ndarray) -> np.ndarray:
 def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``-d t_k / d u[k] = min(1/du[k], 8)`` where the neuron fires at k, else 0 (authors: ``-partial_u``).
 
+    .. math:: -\\frac{\\partial t_k}{\\partial u[k]} = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right)
+
     A spike moves earlier when the membrane rises faster, so the spike time's sensitivity to ``u`` is
     ``-1/du``; the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
     ``clamp(-1/du, -8, 0)``, a step with ``du < 0`` gives 0 (a neuron can fire there only when the
@@ -111,6 +115,8 @@ def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Inter-neuron dependency: ``inter[k] = s[k] min(1/du[k], 8) G[k]``.
+
+    .. math:: \\mathrm{inter}[k] = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right) G[k]
 
     The neuron's PSP ``a[m]`` depends on the time of its spike at k; moving that spike by ``d t_k``
     moves ``a[m]`` by ``-eps[m-k]/tau_s d t_k`` (authors: ``partial_a``) and ``d t_k/d u[k] = -1/du[k]``
@@ -168,6 +174,9 @@ def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.nd
 def warmup_surrogate(u: np.ndarray, threshold: float) -> np.ndarray:
     """The warm-up surrogate ``ds/du ~ f(u) = e^z / ((1 + e^z)^2 sigma)``, ``z = clip((V_th - u)/sigma, -8, 8)``.
 
+    .. math:: f(u) = \\frac{e^z}{(1 + e^z)^2\\, \\sigma},\\quad z = \\mathrm{clip}\\left(\\frac{V_{th} - u}{\\sigma}, -8, 8\\right),
+        \\quad \\sigma = 0.2
+
     A sigmoid's derivative centred on the threshold, width ``sigma = 0.2`` (peak ``1/(4 sigma) = 1.25``
     at ``u = V_th``).  Written in the order of the authors' code.
 
@@ -187,6 +196,8 @@ def warmup_surrogate(u: np.ndarray, threshold: float) -> np.ndarray:
 def warmup_mask(a: np.ndarray, tau_s: float) -> np.ndarray:
     """Where the warm-up replaces TSSL-BP: the neuron's own PSP ``a[k] < 1/(4 tau_s)`` (authors: ``syn < th``).
 
+    .. math:: \\mathrm{warm}[k] = \\left(a[k] < \\frac{1}{4 \\tau_s}\\right)
+
     True when the neuron has not fired in the last few steps (the current one included): one spike at
     k gives ``a[k] >= 1/tau_s``, which decays below ``1/(4 tau_s)`` only after several silent steps.
 
@@ -204,6 +215,8 @@ def warmup_mask(a: np.ndarray, tau_s: float) -> np.ndarray:
 
 def warmup_term(G: np.ndarray, u: np.ndarray, threshold: float) -> np.ndarray:
     """Warm-up value of delta: ``G[k] f(u[k])``, the spike error times the sigmoid surrogate of ``ds/du``.
+
+    .. math:: \\delta_{\\mathrm{warm}}[k] = G[k]\\, f(u[k])
 
     Parameters
     ----------
@@ -229,6 +242,11 @@ def compose_delta(
     warmup: str = "per-neuron",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``delta = dL/du`` from the named terms, exactly as the equations read (slow; see :func:`tsslbp_delta`).
+
+    .. math::
+
+        \\delta[k] = \\begin{cases} G[k]\\, f(u[k]) & \\text{if } a[k] < 1/(4\\tau_s) \\text{ (warm-up)}\\\\
+            \\mathrm{inter}[k] + \\mathrm{intra}[k] & \\text{otherwise} \\end{cases}
 
     Parameters and returns as :func:`tsslbp_delta`.
     """
@@ -621,6 +639,8 @@ def tsslbp_delta(
 def branch_fractions(branch: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
     """Share of each branch, keyed by :data:`BRANCH_NAMES`: of the neuron-steps, or of a summed weight.
 
+    Parameters
+    ----------
     branch : int8 array of any shape (the codes :func:`tsslbp_delta` returns).
     weights : optional non-negative array of the same shape, e.g. ``np.abs(delta)``: then each share is
         the branch's part of ``weights.sum()`` (summed in float64) instead of its part of the neuron-steps.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))  # realpath: also when reached through a link (docs/tutorials)
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -51,32 +51,37 @@ class Lesson:
         """A path inside the project (``L.path("configs", "MNIST_CNN.yaml")``)."""
         return os.path.join(self.root, *parts)
 
-    def save(self, fig, name: str) -> str:
-        """Save ``fig`` as ``<out>/<name>.png`` (dpi 120, tight), close it, print and return the path.
+    def save(self, fig, name: str) -> str | None:
+        """Save ``fig`` as ``<out>/<name>.png`` (dpi 120, tight) and close it.
 
-        In a notebook the figure is also shown inline (before it is closed).
+        As a script: prints and returns the path.  In a notebook (and on the documentation site) the figure
+        is shown inline instead, and nothing is printed or returned, so a cell's output is the figure alone.
         """
         import matplotlib.pyplot as plt
 
         path = os.path.join(self.out, f"{name}.png")
         fig.savefig(path, dpi=120, bbox_inches="tight")
+        self.saved.append(path)
         if in_notebook():
             from IPython.display import display
 
             display(fig)
+            plt.close(fig)
+            return None
         plt.close(fig)
-        self.saved.append(path)
         inside = os.path.abspath(path).startswith(self.root + os.sep)
         print(f"wrote {os.path.relpath(path, self.root) if inside else path}")
         return path
 
-    def show(self, path: str) -> str:
-        """Record a PNG that a library function wrote itself (and show it inline in a notebook)."""
+    def show(self, path: str) -> str | None:
+        """Record a PNG that a library function wrote itself; in a notebook, show it inline (returns None
+        there, so the cell shows the picture alone), else return the path."""
+        self.saved.append(path)
         if in_notebook():
             from IPython.display import Image, display
 
             display(Image(filename=path))
-        self.saved.append(path)
+            return None
         return path
 
     def done(self) -> None:
