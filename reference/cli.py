@@ -469,8 +469,9 @@ def _add_tsslbp_options(p):
     g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra "
                    "term then has nothing to carry, so only warm-up deltas remain")
     g.add_argument("--no-intra", action="store_true", help="drop the intra-neuron (reset and leak) term")
-    g.add_argument("--backward", choices=["tsslbp", "bptt"],
-                   help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline")
+    g.add_argument("--backward", choices=["tsslbp", "bptt", "bptt-detached"],
+                   help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline, "
+                        "through the reset or with it detached (as SpyTorch and snnTorch)")
     g.add_argument("--target-filter", choices=["double", "single"],
                    help="kernel-loss target filtered twice (authors' code, default) or once (paper)")
     g.add_argument("--input-encoding", choices=["psp", "authors", "authors-cuda"],

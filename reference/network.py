@@ -79,9 +79,10 @@ class Network:
         What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
     desired_pattern : sequence of 0/1, optional
         The desired spike train of the label neuron (default :func:`reference.losses.desired_spike_train`).
-    backward : {"tsslbp", "bptt"}
+    backward : {"tsslbp", "bptt", "bptt-detached"}
         The spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline
-        (:func:`reference.surrogate.bptt_delta`; the TSSL-BP options do not apply to it).
+        (:func:`reference.surrogate.bptt_delta`; the TSSL-BP options do not apply to it), through the reset
+        or, as SpyTorch and snnTorch do, with the reset detached.
     dropout_unit : {"feature", "row", "sample"}
         What one dropout mask value covers (:class:`reference.layers.Dropout`); "row" is the authors'
         code under PyTorch 1.x, "sample" under PyTorch 2.
@@ -100,6 +101,7 @@ class Network:
         CNN on 300 test digits and no prediction.  The default keeps the committed results reproducible.
     """
 
+    BACKWARDS = ("tsslbp", "bptt", "bptt-detached")
     INPUT_ENCODINGS = {"psp": None, "authors": "true", "authors-cuda": "reciprocal"}
 
     VARIANTS = ("final", "paper2020")
@@ -124,13 +126,13 @@ class Network:
         self.options = dict(inter=bool(inter), intra=bool(intra), warmup=warmup)
         self.count_of = count_of
         self.dropout_unit = dropout_unit
-        if backward not in ("tsslbp", "bptt"):
-            raise ValueError(f"backward must be 'tsslbp' or 'bptt', got {backward!r}")
+        if backward not in self.BACKWARDS:
+            raise ValueError(f"backward must be one of {self.BACKWARDS}, got {backward!r}")
         if variant not in self.VARIANTS:
             raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
         self.variant = variant
-        if backward == "bptt":
-            self.rule = bptt_delta
+        if backward in ("bptt", "bptt-detached"):
+            self.rule = functools.partial(bptt_delta, detach_reset=backward == "bptt-detached")
         elif variant == "paper2020":
             if not inter or warmup != "per-neuron":
                 raise ValueError("variant 'paper2020' has its own layer-wise warm-up switch and keeps the "

@@ -2,8 +2,8 @@
 
 Time is the FIRST axis of every array here: ``(T, ...)`` with any trailing neuron shape, so one neuron's
 trace is just a ``(T,)`` vector.  Units: time in steps, membrane potential ``u`` in units of the threshold
-scale (the configs use ``threshold = 1``), PSPs are dimensionless (a spike train filtered by a kernel that
-sums to about one).
+scale (the configs use ``threshold = 1``), PSPs are dimensionless (a spike train filtered by a kernel whose sum
+over T steps is ``1 - (1 - 1/tau_s)^T``: 0.868 at T = 5, tau_s = 3, reaching 1 only as T grows).
 
 Equations (paper-notes section 1; the paper's Eq. (1)-(3) describe the continuous-time model, this is its
 discrete form as the authors' code runs it):
@@ -32,8 +32,9 @@ def psp_kernel(n_steps: int, tau_s: float, dtype=np.float64) -> np.ndarray:
     """The PSP kernel ``eps[k] = theta_s (1 - theta_s)^k`` for ``k = 0 .. n_steps-1``.
 
     It is the response ``a`` of the synaptic filter to one spike at ``t = 0``; it sums to
-    ``1 - (1 - theta_s)^T``, about one (the authors' ``glv.syn_a``, their issue #4 asks why it is divided
-    by ``tau_s``: that normalisation is this ``theta_s`` factor).
+    ``1 - (1 - theta_s)^T`` over ``T`` steps, below one (0.868 at T = 5, tau_s = 3).  It is the authors'
+    ``glv.syn_a``; their issue #4 asks why it is divided by ``tau_s``: that normalisation is this
+    ``theta_s`` factor.
 
     Returns
     -------

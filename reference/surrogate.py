@@ -16,6 +16,13 @@ With ``u_r[t] = u[t] (1 - s[t])`` the membrane carried to the next step and ``e[
 
 where ``G[t] = dL/ds[t]`` through the neuron's PSP (:func:`reference.tsslbp.spike_error`); the
 ``- e[t] u[t]`` term is the reset, differentiated through the spike.  ``delta[t] = dL/dx[t] = dL/du[t]``.
+
+Common practice detaches the reset instead: SpyTorch's tutorial writes ``rst = out.detach()`` ("we do
+not want to backprop through the reset"), and snnTorch's neurons build their reset signal with
+``.detach()``.  The reset is then a constant of the backward pass, the ``- e[t] u[t]`` term disappears,
+and the error carried through a spike step is ``e[t] (1 - s[t])`` only.  The dropped term,
+``-e[t] u[t] f(u[t])``, is the reset's surrogate derivative: the membrane a spike removes, times the
+error on the later membrane, largest around the threshold where ``f`` peaks.  ``detach_reset=True`` gives that variant.
 The PyTorch/JAX twins compute the same gradient by autodiff (``TwinModel(spike="bptt")``); the tests
 check the two against each other.
 """
@@ -28,7 +35,8 @@ from .params import NeuronParams
 from .tsslbp import BRANCH_WARMUP, spike_error, warmup_surrogate
 
 
-def bptt_delta(g: np.ndarray, state: NeuronState, params: NeuronParams, threshold: float | None = None):
+def bptt_delta(g: np.ndarray, state: NeuronState, params: NeuronParams, threshold: float | None = None,
+               detach_reset: bool = False):
     """``delta = dL/dx`` of a LIF layer by surrogate-gradient BPTT (reset and leak unrolled).
 
     Parameters
@@ -37,6 +45,7 @@ def bptt_delta(g: np.ndarray, state: NeuronState, params: NeuronParams, threshol
     state : NeuronState recorded by :func:`reference.neuron.lif_forward`
     params : NeuronParams
     threshold : float, optional (defaults to ``params.threshold``)
+    detach_reset : treat the reset as a constant (drop the ``- e[t] u[t]`` term), as SpyTorch and snnTorch do
 
     Returns
     -------
@@ -53,6 +62,6 @@ def bptt_delta(g: np.ndarray, state: NeuronState, params: NeuronParams, threshol
     e = np.zeros_like(g[0])
     for t in range(g.shape[0] - 1, -1, -1):
         u, s = state.u[t], state.s[t]
-        delta[t] = (G[t] - e * u) * f[t] + e * (1 - s)
+        delta[t] = (G[t] if detach_reset else G[t] - e * u) * f[t] + e * (1 - s)
         e = leak * delta[t]
     return delta, np.full(g.shape, BRANCH_WARMUP, dtype=np.int8)

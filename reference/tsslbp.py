@@ -1,8 +1,9 @@
 """The TSSL-BP backward pass of a layer of spiking neurons, one function per dependency type.
 
 Given ``g[m] = dL/da[m]``, the error on a neuron's own output PSP (from the next layer or the loss), we
-want ``delta[k] = dL/du[k]`` (equal to ``dL/dx[k]``, the error on the layer's input current, which the
-layer's weight gradient uses).  Paper-notes section 3 (the paper's Section 3, Eqs. (10)-(16) as the
+want ``delta[k] = dL/dx[k]``, the error on the layer's input current, which the layer's weight gradient
+uses.  It equals ``dL/du[k]``: ``x[k]`` enters the membrane with weight one,
+``u[k] = (1 - theta_m) u[k-1] + x[k]`` (``u[k-1]`` after its reset), and reaches the loss only through ``u[k]``; the code says ``dL/dx``.  Paper-notes section 3 (the paper's Section 3, Eqs. (10)-(16) as the
 paper numbers them; the warm-up is described in its Section 3.4) splits it as follows.  Time is the first
 axis of every array: ``(T, ...)``.
 
@@ -241,7 +242,7 @@ def compose_delta(
     intra: bool = True,
     warmup: str = "per-neuron",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``delta = dL/du`` from the named terms, exactly as the equations read (slow; see :func:`tsslbp_delta`).
+    """``delta = dL/dx`` from the named terms, exactly as the equations read (slow; see :func:`tsslbp_delta`).
 
     .. math::
 
@@ -592,7 +593,7 @@ def tsslbp_delta(
     warmup: str = "per-neuron",
     pool: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``delta[k] = dL/du[k]`` of a layer of spiking neurons: the whole TSSL-BP rule (fast kernel).
+    """``delta[k] = dL/dx[k]`` of a layer of spiking neurons: the whole TSSL-BP rule (fast kernel).
 
     ``delta = pre = inter + intra`` (:func:`inter_neuron_term`, :func:`intra_neuron_term`), replaced by
     :func:`warmup_term` where :func:`warmup_mask` holds; paper-notes section 3.  Same numbers as

@@ -137,7 +137,8 @@ def test_network_gradient_matches_twin_float32(name, config, n, steps):
 
 
 @pytest.mark.parametrize("options", [dict(intra=False), dict(warmup="never"), dict(warmup="always"),
-                                     dict(target_filter="single"), dict(inter=False), dict(backward="bptt")])
+                                     dict(target_filter="single"), dict(inter=False), dict(backward="bptt"),
+                                     dict(backward="bptt-detached")])
 @pytest.mark.parametrize("config", [MLP, CNN])
 def test_network_options_match_twin(options, config):
     b = framework("torch")

@@ -271,7 +271,7 @@ for tm in tau_ms:
 # | `delta[k]` | `grad` | dL/dx, what the layer's weight gradient uses |
 # | `1/(4 tau_s)` | `th` | warm-up switch on the neuron's own PSP |
 # | `0.2` | `a` | width of the warm-up sigmoid surrogate |
-# | `eps[k]` | `glv.syn_a` | the PSP kernel, normalised by 1/tau_s so it sums to about 1 (their issue #4) |
+# | `eps[k]` | `glv.syn_a` | the PSP kernel, normalised by 1/tau_s (their issue #4): sums to `1 - (1 - theta_s)^T` over T steps (0.868 at T = 5, tau_s = 3), to 1 only as T grows |
 #
 # Also: `theta_m = 1/tau_m` and `theta_s = 1/tau_s` (the authors read `tau_m`, `tau_s` from the config),
 # `T` is their `n_steps`, and the threshold is each layer's config key `threshold`. In this library,

@@ -128,4 +128,48 @@ ax.set_title("Where in time each rule puts its error (per layer)")
 ax.legend(fontsize=8)
 fig.tight_layout()
 L.save(fig, "norm_ratio_per_step")
+
+# %% [markdown]
+# ## 3. Through the reset, or with the reset detached?
+#
+# Our BPTT baseline differentiates *through* the reset: the membrane carried to the next step is
+# `u[t] (1 - s[t])`, and with the surrogate `ds/du ~ f(u)` that product has the derivative
+# `(1 - s[t]) - u[t] f(u[t])`. The second part is the reset's own surrogate derivative: the membrane a spike
+# removes, times the error on the later membrane. Common practice drops it: SpyTorch's tutorial writes
+# `rst = out.detach()` ("we do not want to backprop through the reset") and snnTorch's neurons build their
+# reset signal with `.detach()`, so the reset is a constant of the backward pass. TSSL-BP's intra-neuron
+# term is its own answer to the same question (lesson 5): it carries the reset's effect through the spike
+# *time*, not through a surrogate of the spike.
+#
+# Both BPTT variants are one option away (`Network(backward="bptt")`, `backward="bptt-detached"`; the CLI's
+# `--backward`). On the lesson's digits, how far apart are they, and which is nearer TSSL-BP?
+
+# %%
+import numpy as np  # noqa: E402
+
+grads = {}
+for rule in ("tsslbp", "bptt", "bptt-detached"):
+    n = Network(config, backward=rule)
+    n.set_weights(weights)
+    grads[rule] = n.gradients(x.astype(np.float32), y)[1]
+
+
+def cosine(a, b):
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+print(f"{'layer':8s} {'BPTT: detached vs through':>27s} {'cos(TSSL-BP, BPTT)':>20s} {'cos(TSSL-BP, detached)':>24s}")
+for name in weights:
+    a, b = grads["bptt"][name], grads["bptt-detached"][name]
+    rel = float(np.abs(a - b).max() / np.abs(a).max())
+    print(f"{name:8s} {f'max rel. difference {rel:.2f}':>27s} {cosine(grads['tsslbp'][name], a):20.3f} "
+          f"{cosine(grads['tsslbp'][name], b):24.3f}")
+assert all(cosine(grads["tsslbp"][k], grads["bptt-detached"][k]) > 0.3 for k in weights)
+
+# %% [markdown]
+# Detaching changes every layer's gradient, here the first layers' most: the reset acts wherever a neuron
+# fires, and what it changes in one layer's delta reaches every layer below it. Both variants point in
+# nearly the same direction as TSSL-BP on these digits; which trains better is an experiment
+# (`python -m reference train --backward bptt-detached ...`).
 L.done()

@@ -271,7 +271,8 @@ def check_network(config, backend, weights: dict, inputs, labels, *, dtype="floa
     inputs : (N, C, H, W) normalised images; labels : (N,) int
     dtype : "float64" or "float32": both sides run in it
     options : dict of :class:`~reference.network.Network` options (inter, intra, warmup, target_filter;
-        ``backward="bptt"`` checks our surrogate BPTT, :mod:`reference.surrogate`, against the twin's)
+        ``backward="bptt"`` or ``"bptt-detached"`` checks our surrogate BPTT, :mod:`reference.surrogate`,
+        against the twin's)
 
     Returns rows for the loss, then per layer the weight gradient (weighted layers) and the delta
     (``dL/dx`` of spiking layers, ``dL/d output`` of pooling/dropout).  A layer whose spikes differ
@@ -287,7 +288,9 @@ def check_network(config, backend, weights: dict, inputs, labels, *, dtype="floa
     ours_delta = net.layer_deltas()
     ours_spikes = {r.name: to_authors_layout(r.state.s) for r in net.records if r.state is not None}
     twin_options = {k: v for k, v in options.items() if k not in ("backward", "dropout_unit")}
-    model = twin.TwinModel(net.config, backend, spike=options.get("backward", "tsslbp"), **twin_options)
+    backward = options.get("backward", "tsslbp")
+    model = twin.TwinModel(net.config, backend, spike="bptt" if backward.startswith("bptt") else backward,
+                           detach_reset=backward == "bptt-detached", **twin_options)
     res = model.gradients({k: np.asarray(v, dtype=dtype) for k, v in weights.items()}, np.asarray(inputs, dtype=dtype), labels)
     group = f"network ({backend.name}, {np.dtype(dtype).name})"
     rows = [_row(group, "loss", "L", loss, res["loss"], tol)]

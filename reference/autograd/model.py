@@ -190,6 +190,9 @@ class TwinModel:
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
     inter, intra, warmup, target_filter, desired_pattern, variant : as :class:`reference.network.Network`
         (``variant="paper2020"``: the spiking backward :func:`paper2020_backward` and its target)
+    detach_reset : bool
+        BPTT only: treat the reset as a constant (``mem = v (1 - stop_gradient(s))``), as SpyTorch and
+        snnTorch do; :func:`reference.surrogate.bptt_delta` with ``detach_reset=True``.
     unroll : bool
         BPTT only: differentiate through the membrane carried from step to step (leak and reset), the
         usual BPTT.  ``unroll=False`` cuts that path, leaving ``delta[t] = dL/ds[t] f(u[t])``, which is
@@ -199,7 +202,7 @@ class TwinModel:
     """
 
     def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
-                 target_filter=None, desired_pattern=None, unroll=True, variant="final"):
+                 target_filter=None, desired_pattern=None, unroll=True, variant="final", detach_reset=False):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
@@ -217,6 +220,7 @@ class TwinModel:
         self.backend = backend
         self.spike = spike
         self.unroll = unroll
+        self.detach_reset = bool(detach_reset)
         if variant == "paper2020":
             self.options = dict(intra=intra, variant=variant)
         else:
@@ -243,7 +247,7 @@ class TwinModel:
             v = mem + (mem * (-self.theta_m) + x[t])
             st = b.surrogate_step(v, threshold)
             s.append(st)
-            mem = v * (1 - st)
+            mem = v * (1 - (b.stop_gradient(st) if self.detach_reset else st))
             if not self.unroll:
                 mem = b.stop_gradient(mem)
         return xp.stack(s)
