@@ -215,7 +215,9 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
     delta : optional (T,), the delta the rule finally uses (``rec.delta`` or :func:`reference.tsslbp.tsslbp_delta`),
         drawn as a black line with markers.
     branch : optional (T,) int8 codes (:data:`reference.tsslbp.BRANCH_NAMES`); where it is the warm-up code the
-        value of ``delta`` there (the surrogate ``G f(u)`` that replaced inter + intra) is drawn as a grey bar.
+        value of ``delta`` there (the surrogate ``G f(u)`` that replaced inter + intra) is drawn as a grey bar,
+        the inter and intra bars it discarded faded and hatched, and each step's tick says which branch the
+        neuron took ("TSSL-BP" or "warm-up").
 
     Notes
     -----
@@ -227,18 +229,27 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
     inter, intra = np.asarray(inter, dtype=float), np.asarray(intra, dtype=float)
     t = np.arange(len(inter))
     width = 0.27
-    ax.bar(t - width, inter, width, color=BRANCH_COLORS["inter (fired)"], label=r"inter $s\,\min(1/du,8)\,G$")
-    ax.bar(t, intra, width, color=BRANCH_COLORS["intra (silent)"], label=r"intra (carried $c$)")
-    if branch is not None and delta is not None:
-        warm = np.asarray(branch) == BRANCH_WARMUP
-        ax.bar(t[warm] + width, np.asarray(delta, dtype=float)[warm], width, color=BRANCH_COLORS["warm-up"],
-               label=r"warm-up $G\,f(u)$ (replaces inter+intra)")
+    warm = np.zeros(len(t), bool) if branch is None else np.asarray(branch) == BRANCH_WARMUP
+    used = ~warm
+    ax.bar(t[used] - width, inter[used], width, color=BRANCH_COLORS["inter (fired)"],
+           label=r"inter $s\,\min(1/du,8)\,G$")
+    ax.bar(t[used], intra[used], width, color=BRANCH_COLORS["intra (silent)"], label=r"intra (carried $c$)")
+    if warm.any():  # what TSSL-BP computed there but the warm-up replaced: faded and hatched
+        ax.bar(t[warm] - width, inter[warm], width, color=BRANCH_COLORS["inter (fired)"], alpha=0.25, hatch="///",
+               edgecolor="0.4", lw=0)
+        ax.bar(t[warm], intra[warm], width, color=BRANCH_COLORS["intra (silent)"], alpha=0.25, hatch="///",
+               edgecolor="0.4", lw=0, label="inter / intra discarded (warm-up taken)")
+        if delta is not None:
+            ax.bar(t[warm] + width, np.asarray(delta, dtype=float)[warm], width, color=BRANCH_COLORS["warm-up"],
+                   label=r"warm-up $G\,f(u)$ (replaces inter+intra)")
     if delta is not None:
         ax.plot(t, delta, "k.-", lw=1, ms=6, label=r"$\delta[k]$ used")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xticks(t)
-    ax.set_xlabel("time step k")
-    ax.set_ylabel(r"$\delta[k] = \partial L/\partial u[k]$")
+    if branch is not None:  # which rule the neuron took at each step, under its step number
+        ax.set_xticklabels([f"{k}\n{'warm-up' if w else 'TSSL-BP'}" for k, w in zip(t, warm)], fontsize=7)
+    ax.set_xlabel("time step k (and the branch the neuron took)" if branch is not None else "time step k")
+    ax.set_ylabel(r"$\delta[k] = \partial L/\partial x[k]$")
     if legend:
         ax.legend(fontsize=7)
     if title:
