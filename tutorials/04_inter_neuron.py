@@ -414,6 +414,85 @@ fig.tight_layout()
 L.save(fig, "du_at_spikes")
 
 # %% [markdown]
+# ## 5. The sign of `d a[m] / d t_k`, checked rather than asserted
+#
+# Section 4 took the authors' `d a[m]/d t_k = -eps[m-k]/tau_s` as given. A reader who pictures a PSP
+# that jumps at the spike and then decays will object: a *later* spike has decayed *less* by a fixed
+# later step, so it leaves *more* PSP there, and the derivative should be positive. Let us measure both
+# ways of moving a spike.
+#
+# **In continuous time.** Give the kernel its continuous form, `eps(tau) = theta_s (1 - theta_s)^tau`
+# for `tau >= 0` (the discrete kernel at whole steps), put one spike at `t_k`, read its PSP at the whole
+# steps `m > t_k`, and move the spike by `+-h`.
+
+# %%
+theta_s = 1 / P.tau_s
+
+
+def eps_c(tau):
+    """The continuous kernel: theta_s (1 - theta_s)^tau after the spike, 0 before it."""
+    tau = np.asarray(tau, dtype=float)
+    return np.where(tau >= 0, theta_s * (1 - theta_s) ** np.maximum(tau, 0), 0.0)
+
+
+t_k, h, steps = 1.4, 1e-6, np.arange(2, 8)
+da_dt = (eps_c(steps - (t_k + h)) - eps_c(steps - (t_k - h))) / (2 * h)
+analytic = -np.log(1 - theta_s) * eps_c(steps - t_k)        # -d eps/d tau = +ln(1/(1-theta_s)) eps
+print("continuous time, a spike at t_k = 1.4, its PSP at later whole steps m:")
+print("  m          " + " ".join(f"{m:8d}" for m in steps))
+print("  d a/d t_k  " + " ".join(f"{v:8.4f}" for v in da_dt))
+print("  -eps/tau_s " + " ".join(f"{v:8.4f}" for v in -eps_c(steps - t_k) / P.tau_s))
+assert np.all(da_dt > 0) and np.allclose(da_dt, analytic, rtol=1e-5)
+
+# %% [markdown]
+# Positive at every later step: the reader is right about the tail. Now **in discrete time**, where a
+# spike can only move by whole steps: move it from step `k` to `k - 1`, one step *earlier*.
+
+# %%
+k_spk, T_sign = 3, 8
+late = np.zeros(T_sign)
+late[k_spk] = 1
+early = np.zeros(T_sign)
+early[k_spk - 1] = 1
+change = psp(early, P.tau_s) - psp(late, P.tau_s)       # a[m] after moving the spike one step earlier
+eps_T = psp_kernel(T_sign, P.tau_s)
+print("a[m] change when the spike moves from step 3 to step 2:", np.round(change, 4))
+print("-eps[m-k]/tau_s for m >= k:                          ", np.round(-eps_T[:T_sign - k_spk] / P.tau_s, 4))
+assert np.isclose(change[k_spk - 1], theta_s)                      # the step it now covers gains eps[0]
+assert np.allclose(change[k_spk:], -eps_T[:T_sign - k_spk] / P.tau_s)  # every later step loses eps[m-k]/tau_s
+
+# %% [markdown]
+# So `-eps[m-k]/tau_s` is exactly the change of `a[m]` (for `m >= k`) when the spike comes one step
+# **earlier**: the tail decays one step more. Per unit of `t_k` that is `+eps[m-k]/tau_s`, the positive sign
+# of the continuous case. The authors' `partial_a` is the change per step of *advance*, and it is
+# multiplied by `partial_u = d t_k/d u = -1/du`, a change of *time*. Counted consistently, raising the
+# membrane advances the spike and **lowers** the PSP at every step after it: the true timing derivative
+# of the tail is `-eps[m-k]/(tau_s du[k]) < 0`. The rule's product has the opposite sign,
+#
+#     inter[k] = + min(1/du[k], 8) G[k],   with G[k] = dL/ds[k],
+#
+# so it does not approximate the tail's timing derivative. What it does compute is the error on the
+# spike `G[k]` times a sensitivity `min(1/du, 8) >= 0`: raising the membrane is treated as making the
+# spike *more present* (like a surrogate `ds/du = 1/du` at the firing step), and its whole PSP `eps[m-k]`
+# grows at every later step. That matches the one part of the discrete shift that adds PSP, the step the
+# earlier spike newly covers (`+eps[0]` above), and it is what lets the loss that wants more output
+# raise the membranes below it, the direction training needs. The timing argument supplies the
+# magnitude, `1/du`: a membrane that creeps over the threshold is the one a nudge most easily changes.
+# The numbers for the neuron of section 4: its inter term has the sign of `G` wherever it fires, the
+# tail's timing derivative the opposite sign.
+
+# %%
+fired = rec.state.s[:, n0, j] > 0
+G_n = G[:, n0, j][fired]
+tail_timing = -(1 / P.tau_s) * G_n * np.minimum(1 / rec.state.du[:, n0, j][fired], MAX_INV_DU)
+print(f"steps where the neuron fires: {np.flatnonzero(fired).tolist()}")
+print(f"  G[k]                      {np.round(G_n.astype(float), 5).tolist()}")
+print(f"  inter[k] (the rule)       {np.round(inter[:, n0, j][fired].astype(float), 5).tolist()}")
+print(f"  tail timing derivative    {np.round(tail_timing.astype(float), 5).tolist()}")
+assert np.all(np.sign(inter[:, n0, j][fired]) == np.sign(G_n))
+assert np.all(np.sign(tail_timing) == -np.sign(G_n))
+
+# %% [markdown]
 # Summary: the inter-neuron term is the error on a spike (`G`, the PSP filter run backwards) times the
 # spike's timing sensitivity (`min(1/du, 8)`), only where the neuron fires. `1/du` is the continuous-time
 # derivative with the slope at the crossing replaced by the step's average slope, a slight
