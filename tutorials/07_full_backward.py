@@ -8,6 +8,7 @@
 # where the error goes.
 #
 # You will:
+# - work one neuron's delta through by hand (three steps, every number in the text), then check it;
 # - write the backward loop of `reference.network.Network.backward` out by hand, layer by layer, and
 #   check that it gives the very same numbers;
 # - check the two matrix formulas of every layer, `dL/dW = sum_t delta[t] a[t]^T` and
@@ -32,6 +33,56 @@ from reference.network import Network  # noqa: E402
 from reference.neuron import psp  # noqa: E402
 from reference.optim import AdamW, train_step  # noqa: E402
 from reference.tsslbp import BRANCH_INTER, branch_fractions, tsslbp_delta  # noqa: E402
+
+# %% [markdown]
+# ## 0. One delta with pencil and paper
+#
+# Before a whole network, one neuron, `T = 3` steps, every number by hand (`tau_m = 5` so
+# `theta_m = 0.2`; `tau_s = 3` so `theta_s = 1/3`; threshold 1). Its input current is
+# `x = [0.6, 0.7, 1.2]`.
+#
+# **Forward.** Step 0: `du[0] = -0.2 * 0 + 0.6 = 0.6`, `u[0] = 0.6`, below the threshold: no spike,
+# `a[0] = 0`. Step 1: `du[1] = -0.2 * 0.6 + 0.7 = 0.58`, `u[1] = 0.6 + 0.58 = 1.18 > 1`: a spike,
+# `a[1] = (2/3) * 0 + 1/3 = 0.3333`, and the membrane resets to 0. Step 2: `du[2] = -0.2 * 0 + 1.2 = 1.2`,
+# `u[2] = 1.2 > 1`: a spike, `a[2] = (2/3)(1/3) + 1/3 = 0.5556`.
+#
+# **The error on its PSP.** Say the loss is `1/2 sum (a - target)^2` with `target = [0, 0.5, 0.5]`: then
+# `g = a - target = [0, -0.1667, 0.0556]` (the neuron fired too little at step 1, too much at step 2).
+#
+# **The error on each spike**, `G[k] = sum_{m >= k} eps[m-k] g[m]` with `eps = [1/3, 2/9, 4/27]`:
+# `G[2] = (1/3)(0.0556) = 0.0185`; `G[1] = (1/3)(-0.1667) + (2/9)(0.0556) = -0.0432`;
+# `G[0] = (2/9)(-0.1667) + (4/27)(0.0556) = -0.0288`.
+#
+# **Inter-neuron term**, `s[k] min(1/du[k], 8) G[k]`: `inter[0] = 0` (no spike), `inter[1] = -0.0432 / 0.58
+# = -0.0745`, `inter[2] = 0.0185 / 1.2 = 0.0154`.
+#
+# **Intra-neuron term**, backwards with the carried `c` (lesson 5), starting at `c = 0`:
+# - `k = 2`: `intra[2] = 0`; the neuron fired, so `c = inter[2] + intra[2] = 0.0154`;
+# - `k = 1`: it fired, so the reset term: `intra[1] = c theta_m u[1] / du[1] = 0.0154 * 0.2 * 1.18 / 0.58
+#   = 0.0063`; then `c = inter[1] + intra[1] = -0.0682`;
+# - `k = 0`: silent, so the leak term: `intra[0] = c (1 - theta_m) = -0.0682 * 0.8 = -0.0546`.
+#
+# **Warm-up switch**, the own PSP against `1/(4 tau_s) = 0.0833`: `a[0] = 0` is below it, so step 0 takes
+# the warm-up `G[0] f(u[0])`, with `z = (1 - 0.6)/0.2 = 2` and `f = e^2 / ((1 + e^2)^2 * 0.2) = 0.5250`:
+# `-0.0288 * 0.5250 = -0.0151`. Steps 1 and 2 (`a = 0.33, 0.56`) keep TSSL-BP.
+#
+# **Result**: `delta = [-0.0151 (warm-up), -0.0745 + 0.0063 = -0.0682, 0.0154]`. Negative at steps 0 and
+# 1: more input current there would lower the loss (the neuron should fire more at step 1); positive at
+# step 2, where it fired too much. The library must agree:
+
+# %%
+from reference.neuron import lif_forward  # noqa: E402
+from reference.params import NeuronParams  # noqa: E402
+
+P3 = NeuronParams(n_steps=3)
+st3 = lif_forward(np.array([[0.6], [0.7], [1.2]]), P3)
+g3 = st3.a - np.array([[0.0], [0.5], [0.5]])
+delta3, branch3 = tsslbp_delta(g3, st3, P3)
+print("u  =", np.round(st3.u[:, 0], 4), " du =", np.round(st3.du[:, 0], 4), " s =", st3.s[:, 0])
+print("a  =", np.round(st3.a[:, 0], 4), " g =", np.round(g3[:, 0], 4))
+print("delta =", np.round(delta3[:, 0], 4), " branches:", [{0: "warm-up", 1: "inter", 2: "intra"}[int(b)] for b in branch3[:, 0]])
+assert np.allclose(delta3[:, 0], [-0.0151, -0.0682, 0.0154], atol=5e-5)
+assert branch3[:, 0].tolist() == [0, 1, 1]
 
 # %% [markdown]
 # ## 1. The data flow
