@@ -352,3 +352,97 @@ def save(fig_or_ax, path) -> str:
     finally:
         plt.close(fig)
     return str(path)
+
+
+# ------------------------------------------------------------------------------------------- animation
+def neuron_snapshot(net, x, y, layer: str, neurons, sample: int = 0) -> dict:
+    """What a few neurons of one layer do on one sample, for :func:`training_animation`.
+
+    Runs ``net.gradients(x, y)`` (no dropout, weights unchanged) and returns float64 arrays (T, k) for the
+    ``k`` flat neuron indices ``neurons`` of layer ``layer``, sample ``sample``: ``u`` (membrane before reset),
+    ``s`` (spikes), ``delta`` (``dL/dx``) and ``branch`` (int8 codes of :data:`reference.tsslbp.BRANCH_NAMES`).
+    """
+    net.gradients(x, y)
+    rec = next((r for r in net.records if r.name == layer and r.state is not None), None)
+    if rec is None:
+        names = [r.name for r in net.records if r.state is not None]
+        raise ValueError(f"no spiking layer {layer!r}; spiking layers: {names}")
+    idx = np.asarray(neurons, dtype=np.int64)
+    n_steps = rec.delta.shape[0]
+
+    def pick(arr):
+        return np.asarray(arr).reshape(n_steps, np.asarray(arr).shape[1], -1)[:, sample, idx]
+
+    return {"u": pick(rec.state.u).astype(np.float64), "s": pick(rec.state.s).astype(np.float64),
+            "delta": pick(rec.delta).astype(np.float64), "branch": pick(rec.branch).astype(np.int8),
+            "neurons": idx.tolist(), "layer": layer}
+
+
+def training_animation(snapshots, path, steps=None, threshold: float = 1.0, fps: float = 3, title=None) -> str:
+    """An animated GIF of a few neurons over training: membrane (top row) and delta (bottom row) per neuron.
+
+    Parameters
+    ----------
+    snapshots : sequence of dicts from :func:`neuron_snapshot` (one per frame, same layer and neurons)
+    path : where to write the GIF (Matplotlib's Pillow writer: no ffmpeg needed)
+    steps : the training step of each frame (default 0, 1, ...), shown in the title
+    threshold : drawn as a dashed line on the membranes
+    fps : frames per second
+
+    Notes
+    -----
+    The axes keep the same limits in every frame (the range over all frames), so that growth shows; spikes
+    are marked on the membrane, and each delta bar is coloured by the branch that produced it
+    (:data:`BRANCH_COLORS`).  Returns ``path``.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .tsslbp import BRANCH_NAMES
+
+    snaps = list(snapshots)
+    if not snaps:
+        raise ValueError("training_animation needs at least one snapshot")
+    steps = list(range(len(snaps))) if steps is None else list(steps)
+    if len(steps) != len(snaps):
+        raise ValueError(f"{len(steps)} steps for {len(snaps)} snapshots")
+    n_steps, k = snaps[0]["u"].shape
+    t = np.arange(n_steps)
+    u_all = np.stack([s["u"] for s in snaps])
+    d_all = np.stack([s["delta"] for s in snaps])
+    u_lim = (min(0.0, float(u_all.min())) - 0.1, max(threshold, float(u_all.max())) + 0.2)
+    d_max = float(np.abs(d_all).max()) or 1.0
+    fig, axes = plt.subplots(2, k, figsize=(2.6 * k + 0.6, 4.6), squeeze=False, sharex=True)
+    colours = [BRANCH_COLORS[BRANCH_NAMES[c]] for c in sorted(BRANCH_NAMES)]
+
+    def draw(i):
+        snap = snaps[i]
+        for j in range(k):
+            top, bottom = axes[0, j], axes[1, j]
+            top.clear()
+            bottom.clear()
+            top.plot(t, snap["u"][:, j], "o-", color="C0", ms=4, lw=1.2)
+            fired = snap["s"][:, j] > 0
+            top.plot(t[fired], snap["u"][fired, j], "^", color="k", ms=8, label="spike")
+            top.axhline(threshold, color="k", ls="--", lw=0.8)
+            top.set_ylim(*u_lim)
+            top.set_title(f"{snap['layer']} neuron {snap['neurons'][j]}", fontsize=9)
+            bottom.bar(t, snap["delta"][:, j], color=[colours[int(c)] for c in snap["branch"][:, j]])
+            bottom.axhline(0, color="k", lw=0.5)
+            bottom.set_ylim(-1.1 * d_max, 1.1 * d_max)
+            bottom.set_xticks(t)
+            bottom.set_xlabel("time step")
+            if j == 0:
+                top.set_ylabel("membrane u")
+                bottom.set_ylabel(r"$\delta = \partial L/\partial x$")
+        fig.suptitle(f"{title + ': ' if title else ''}training step {steps[i]}"
+                     f"   (bars: grey warm-up, red inter, blue intra)", fontsize=10)
+        return []
+
+    draw(0)
+    fig.tight_layout()
+    anim = FuncAnimation(fig, draw, frames=len(snaps), blit=False)
+    try:
+        anim.save(str(path), writer=PillowWriter(fps=fps), dpi=80)
+    finally:
+        plt.close(fig)
+    return str(path)

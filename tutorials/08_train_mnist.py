@@ -326,6 +326,41 @@ plots.confusion_matrix(test_set.labels, preds, ax=ax,
 L.save(fig, "confusion_matrix")
 
 # %% [markdown]
+# ## 8. Three neurons while they learn (an animation)
+#
+# The pictures so far compare before and after. `plots.neuron_snapshot` records what a few neurons do on
+# one digit at one moment (membrane `u`, spikes, and the delta TSSL-BP gives them, with its branch), and
+# `plots.training_animation` turns a list of such snapshots into an animated GIF (Matplotlib's Pillow
+# writer: no ffmpeg). We train a fresh copy of the network on the same batches with `train_step` and
+# take a snapshot of layer `hidden_2` on the first test digit every few steps; then we show the three
+# neurons whose delta moved the most.
+
+# %%
+from reference.optim import AdamW, train_step  # noqa: E402
+
+watch = Network(CONFIG, seed=SEED)
+watch_opt = AdamW(watch.weights, lr=watch.config.network["lr"])
+N_WATCH, EVERY = (24, 4) if L.fast else (120, 10)
+x0, y0 = test_set.images[:1], test_set.labels[:1]
+order = np.random.default_rng(SEED).permutation(len(train_set.labels))
+frames, frame_steps = [], []
+for step in range(N_WATCH + 1):
+    if step % EVERY == 0:
+        frames.append(plots.neuron_snapshot(watch, x0, y0, "hidden_2", range(400)))
+        frame_steps.append(step)
+    if step < N_WATCH:
+        idx = order[(step * BATCH) % len(order):][:BATCH]
+        train_step(watch, train_set.images[idx], train_set.labels[idx], watch_opt)
+moved = np.sum([np.abs(f["delta"]).sum(axis=0) for f in frames], axis=0)
+chosen = np.argsort(-moved)[:3]
+three = [{**f, "neurons": chosen.tolist(), **{k: f[k][:, chosen] for k in ("u", "s", "delta", "branch")}}
+         for f in frames]
+gif = plots.training_animation(three, os.path.join(L.out, "neurons_learning.gif"), frame_steps,
+                               threshold=watch.params.threshold, fps=2, title=f"digit {int(y0[0])}")
+L.show(gif)
+print(f"{len(frames)} frames, steps {frame_steps[0]}..{frame_steps[-1]}; neurons {chosen.tolist()} of hidden_2")
+
+# %% [markdown]
 # The paper's accuracies ([`docs/paper-notes.md`](../docs/paper-notes.md) section 4) need tens to hundreds
 # of epochs, and its MNIST result uses the CNN (`configs/MNIST_CNN.yaml`); `results/` and `figures/` hold
 # this project's long runs.
@@ -339,7 +374,8 @@ L.save(fig, "confusion_matrix")
 #   authors' double-filtered target, not to the desired train's.
 # - A digit that leaves the output layer silent is predicted 0 (the argmax of all-zero sums).
 # - `plots.membrane_trace` and `plots.spike_raster` on `net.records[i].state` show what any layer does
-#   on any input, for any network.
+#   on any input, for any network; `plots.neuron_snapshot` + `plots.training_animation` animate a few
+#   neurons over training.
 
 # %%
 L.done()
