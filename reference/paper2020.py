@@ -62,6 +62,8 @@ def desired_train_2020(n_steps: int) -> np.ndarray:
 def reset_record(u: np.ndarray, s: np.ndarray, theta_m: float) -> np.ndarray:
     """The reset matrix ``D`` of every neuron (authors: ``delta_refs``), shape (T, T, ...).
 
+    .. math:: D[j, m] = s[j]\\, s[m] \\prod_{j < i < m} (1 - s[i])\\; \\theta_m u[j] (1 - \\theta_m)^{m-j-1}
+
     ``D[j, m] = theta_m u[j] (1 - theta_m)^(m-j-1)`` if the neuron fires at ``j`` and next at ``m`` (no spike
     strictly between), else 0; so ``D[j, m] = 0`` for ``m <= j`` and each row has at most one non-zero.
 
@@ -120,19 +122,26 @@ def reset_error(g: np.ndarray, u: np.ndarray, s: np.ndarray, theta_m: float) -> 
 def spike_error_with_reset(g: np.ndarray, h: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """``grad_a[k] = sum_{j >= k} eps[j-k] (g[j] + h[j])``: inter plus intra (their ``P g + P D g``).
 
+    .. math:: \\mathrm{grad\\_a}[k] = \\sum_{j \\ge k} \\epsilon[j-k] \\bigl(g[j] + h[j]\\bigr)
+
     g, h : (T, ...); eps : (T,) PSP kernel.  Returns (T, ...).
     """
     return spike_error(g + h, eps)
 
 
 def layer_firing_rate(s: np.ndarray) -> float:
-    """The layer's firing rate over the whole batch: spikes / (neurons x samples x steps), a float in [0, 1]."""
+    """The layer's firing rate over the whole batch: spikes / (neurons x samples x steps), a float in [0, 1].
+
+    .. math:: r = \\frac{1}{N M T} \\sum_{n, i, t} s_{n,i}[t]
+    """
     return float(np.count_nonzero(s)) / max(s.size, 1)
 
 
 def tsslbp_term_2020(grad_a: np.ndarray, du: np.ndarray, s: np.ndarray,
                      max_inv_du: float = MAX_INV_DU_2020) -> np.ndarray:
     """The TSSL-BP branch: ``delta[k] = grad_a[k] clamp(1/du[k], -10, 10) s[k]`` (0 where no spike).
+
+    .. math:: \\delta[k] = s[k]\\, \\mathrm{clip}\\left(\\frac{1}{du[k]}, -10, 10\\right) \\mathrm{grad\\_a}[k]
 
     Where ``s = 1``, ``du > 0`` for a positive threshold, so this is ``min(1/du, 10) grad_a``.  IEEE
     division for ``du = +-0`` (``+-inf``, then clamped), as their ``clamp``.
@@ -143,7 +152,10 @@ def tsslbp_term_2020(grad_a: np.ndarray, du: np.ndarray, s: np.ndarray,
 
 
 def warmup_term_2020(grad_a: np.ndarray, u: np.ndarray, threshold: float) -> np.ndarray:
-    """The warm-up branch: ``delta[k] = grad_a[k] f(u[k])`` at every step (intra term included in grad_a)."""
+    """The warm-up branch: ``delta[k] = grad_a[k] f(u[k])`` at every step (intra term included in grad_a).
+
+    .. math:: \\delta[k] = \\mathrm{grad\\_a}[k]\\, f(u[k])
+    """
     return grad_a * warmup_surrogate(u, threshold)
 
 
@@ -234,6 +246,13 @@ def paper2020_delta(
     intra: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``delta = dL/dx`` of a layer of spiking neurons by the paper-era rule (module docstring, items 1-4).
+
+    .. math::
+
+        \\delta[k] = \\begin{cases}
+            s[k]\\, \\mathrm{clip}(1/du[k], -10, 10)\\, \\mathrm{grad\\_a}[k] & \\text{if the layer's rate } r > 0.1\\\\
+            \\mathrm{grad\\_a}[k]\\, f(u[k]) & \\text{otherwise (the whole layer warms up)}
+        \\end{cases}
 
     Parameters
     ----------
