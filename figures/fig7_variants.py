@@ -27,7 +27,8 @@ NETWORKS = {("FashionMNIST", "400-400-10"): "Fashion-MNIST MLP", ("MNIST", "15C5
 
 def _short(options: str) -> str:
     return {"defaults": "final rule", "target_filter=single": "final rule, single-filtered target",
-            "variant=paper2020": "paper-era rule (--variant paper2020)"}.get(options, options)
+            "variant=paper2020": "paper-era rule (--variant paper2020)",
+            "target_filter=double, variant=paper2020": "paper-era rule, its target filtered twice"}.get(options, options)
 
 
 def main():

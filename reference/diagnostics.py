@@ -34,7 +34,6 @@ import os
 import numpy as np
 
 from .optim import WEIGHT_CLIP
-from .train import Callback
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 
 DIAGNOSTICS = "diagnostics.csv"
@@ -163,13 +162,20 @@ def read_rows(path) -> list[dict]:
     return rows
 
 
-class DiagnosticsLog(Callback):
+class DiagnosticsLog:
     """Training-loop callback: after every epoch, :func:`diagnostics` on the first ``n_samples`` training
     samples, appended to ``<run>/diagnostics.csv`` with the epoch number.  A resumed run appends after
     the rows it has (a row of an epoch the run will redo, after a crash between the two writes, is replaced)."""
 
     def __init__(self, net, train_set, n_samples: int = 1000):
         self.net, self.images, self.labels = net, train_set.images, train_set.labels[:n_samples]
+
+    # the hooks of reference.train.Callback (not subclassed: train imports this module)
+    def on_epoch_start(self, epoch, n_epochs, n_batches, progress) -> None: ...
+
+    def on_step(self, progress) -> None: ...
+
+    def on_stop(self) -> None: ...
 
     def on_epoch_end(self, row, folder, labels, preds, config):
         path = folder.file(DIAGNOSTICS)
