@@ -26,9 +26,9 @@ NETWORKS = {("FashionMNIST", "400-400-10"): "Fashion-MNIST MLP", ("MNIST", "15C5
 
 
 def _short(options: str) -> str:
-    return {"defaults": "final rule", "target_filter=single": "final rule, single-filtered target",
+    return {"defaults": "final rule", "target_filter=single": "final rule, single target",
             "variant=paper2020": "paper-era rule (--variant paper2020)",
-            "target_filter=double, variant=paper2020": "paper-era rule, its target filtered twice"}.get(options, options)
+            "target_filter=double, variant=paper2020": "paper-era rule, double target"}.get(options, options)
 
 
 def main():
@@ -89,7 +89,8 @@ def main():
         ax_curve.set_title(f"{label}: test accuracy per epoch")
         ax_curve.legend(fontsize=7, loc="lower right")
         ax_best.set_xticks(range(len(mine)))
-        ax_best.set_xticklabels([v.replace(" (", "\n(").replace(", ", ",\n") for v, _ in mine], fontsize=7)
+        ax_best.set_xticklabels([v.replace(" (", "\n(").replace(", ", ",\n").replace("(--variant ", "(--variant\n")
+                                 for v, _ in mine], fontsize=7)
         ax_best.set_xlim(-0.6, len(mine) - 0.4)
         lows = [min(max(a) for _, a in runs if len(a) == max(len(b) for _, b in runs)) for _, runs in mine]
         ax_best.set_ylim(min(min(lows), paper["mean"]) - 0.3, max(top, paper["best"]) + 0.2)
