@@ -152,7 +152,10 @@ for T in Ts:
 # out-fire the others). From `T = 4` on, firing `d` is cheaper than silence again, though still not free,
 # and the best train still keeps some steps silent. With the paper's single filter (`--target-filter
 # single`, `Network(target_filter="single")`) the loss has no such problem: firing `d` is always its exact
-# optimum. What this does to training is the subject of the project's figure 3 (accuracy against `T` on
+# optimum. With the double filter no train is exact (at `T = 5` the best, `00101`, still costs 0.0277), so
+# the gradient never vanishes at the best train the label neuron can fire; over a long run this pushes some
+# digits past it into trains with extra spikes and the training loss rises while the accuracy stays
+# (figure 8 of `figures/`, and `results/README.md`). What this does to training is the subject of the project's figure 3 (accuracy against `T` on
 # Fashion-MNIST, both filters, `figures/fig3_time_steps.py`; see `figures/README.md`): the cell below
 # prints the best test accuracy of each of its runs if the figure's data (`figures/data/fig3_time_steps.csv`)
 # has been made.
