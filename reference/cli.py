@@ -219,6 +219,9 @@ def cmd_compare(args) -> int:
 def cmd_train(args) -> int:
     from .train import train
 
+    if args.diagnostics < 0:
+        raise UsageError(f"--diagnostics N: N is how many training samples to measure after each epoch (0: none), "
+                         f"got {args.diagnostics}")
     if args.resume:
         if args.out or args.overwrite:
             raise UsageError("--resume DIR continues the run in DIR: --out and --overwrite do not go with it")

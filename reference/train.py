@@ -105,7 +105,8 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
         net = config.network
         frames, labels, source = load_nmnist(user_folder(name, data_dir, config), split, net["n_steps"],
                                              net.get("time_window_us"), limit=limit,
-                                             binning=net.get("event_binning") or "authors", progress=verbose)
+                                             binning=net.get("event_binning") or "authors",
+                                             progress=verbose and sys.stderr.isatty())
         if verbose:
             print(f"[data] N-MNIST {split}: {len(labels)} samples from {source}", file=sys.stderr)
         return Split(frames, labels, source)
