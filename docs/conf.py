@@ -40,7 +40,9 @@ html_css_files = ["site.css"]
 mathjax_path = "mathjax/tex-chtml.js"  # served from _static: no CDN
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.header", "ref.python"]  # ref.python: an attribute name shared by two classes  # lessons' first heading is '# Lesson N', later ones start at '##'
+# myst.header: a lesson's first heading is '# Lesson N', its later ones start at '##';
+# ref.python: an attribute name (u, s, a, shape) that two classes share makes an ambiguous reference
+suppress_warnings = ["myst.header", "ref.python"]
 
 # the lessons, read as notebooks and executed here
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}

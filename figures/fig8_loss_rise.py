@@ -9,7 +9,8 @@ Reads the per-epoch diagnostics of the MNIST CNN runs (``results/<run>/diagnosti
   never go below that of the nearest train (00101 at T = 5, tau_s = 3: 0.0277 per sample);
 - (b) which spike trains the label neuron fires (share of the 1,000 training samples), each with its loss;
 - (c) the weights' Frobenius norms per layer;
-- (d) each spiking layer's firing rate and the share of its neuron-steps that took the warm-up branch.
+- (d) each spiking layer's firing rate and the share of its neuron-steps that TSSL-BP, not the warm-up,
+  handled (1 - the warm-up share).
 
 Nothing is trained here. The data behind the figure: ``figures/data/fig8_loss_rise.csv``.
 """

@@ -76,7 +76,8 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         best, floor = best_spike_train(net.target, net.params.tau_s)
         sums["label_floor"] = floor * n
     for start in range(0, n, batch_size):
-        x, y = images[start:start + batch_size], np.asarray(labels[start:start + batch_size])
+        stop = min(start + batch_size, n)  # images may hold more samples than labels: read only the first n
+        x, y = images[start:stop], np.asarray(labels[start:stop])
         b = len(y)
         loss, grads, out = net.gradients(x, y, train=False)
         add("loss", net.loss_sum(loss, b))
@@ -124,7 +125,8 @@ def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list
 
     counts: dict[str, int] = {}
     for start in range(0, len(labels), batch_size):
-        x, y = images[start:start + batch_size], np.asarray(labels[start:start + batch_size])
+        stop = min(start + batch_size, len(labels))
+        x, y = images[start:stop], np.asarray(labels[start:stop])
         out, spikes = net.infer(x, spikes=True)
         for row in spikes[:, np.arange(len(y)), y].T.astype(np.int64):
             key = "".join(map(str, row))
@@ -186,5 +188,5 @@ class DiagnosticsLog:
                 os.remove(path)
                 for r in kept:
                     append_row(path, r)
-        diag = diagnostics(self.net, self.images[:len(self.labels)], self.labels)
+        diag = diagnostics(self.net, self.images, self.labels)  # it reads images batch by batch
         append_row(path, {"epoch": row["epoch"], **diag})

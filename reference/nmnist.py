@@ -6,7 +6,7 @@ N-MNIST (Orchard et al. 2015) records each MNIST digit with an event camera that
 are unpacked (``<id>`` is the digit's index in MNIST).
 
 The authors turn events into frames in two programs (stonezwr/TSSL-BP, ``preprocessing/NMNIST_Converter.m``
-and ``datasets/loadNMNIST_Spiking.py``).  :func:`authors_frames` reproduces both, step by step:
+and ``datasets/loadNMNIST_Spiking.py``).  :func:`frame_indices` reproduces both, step by step:
 
 1. **Stabilise** (Orchard's ``stabilize.m``): undo the camera's motion.  With 1-based pixel addresses,
    an event at time ``ts`` of saccade 1 (``ts <= 105 ms``) moves by ``(-3.5, -7) * ts / 105 ms``; of
@@ -20,9 +20,12 @@ and ``datasets/loadNMNIST_Spiking.py``).  :func:`authors_frames` reproduces both
    ``data[..., k - 1]`` and index -1 is the last step).  Both are the authors' behaviour, kept by
    ``binning="authors"``; ``binning="uniform"`` puts an event in step ``floor(ts / w)`` for all T steps.
 
-The window ``w`` is not stated in the authors' code or paper (it is an argument of their converter);
-``time_window_us`` defaults to ``ceil(300 ms / T)``: 10 ms at the config's T = 30, 3 ms at T = 100, so
-the T steps span the recording's first 300 ms (the three saccades last 315 ms).
+The window ``w`` is an argument of the authors' converter, which names its output folder
+``<channels>_<window>_stable``; their ``Networks/NMNIST_CNN.yaml`` reads ``2312_3000_stable``, so
+``w = 3000`` microseconds, our default (:data:`AUTHORS_WINDOW_US`).  With the authors' binning at their
+T = 30, steps 0..28 then hold the events of (0, 87 ms] of the recording (the three saccades last 315 ms) and
+step 29 only those at t = 0.  ``time_window_us`` in the config changes it, e.g. ``ceil(300 ms / T)``
+(:func:`window_spanning`) to spread the whole recording over the T steps.
 
 Polarity: channel 0 holds OFF events and channel 1 ON events, as in the authors' converter.
 Frames are 0/1 (several events of one pixel in one step count once, as in the authors' loader).
@@ -43,15 +46,18 @@ SENSOR = 34
 SHAPE = (2, SENSOR, SENSOR)
 #: Length of one saccade, microseconds (stabilize.m).
 SACCADE_US = 105e3
-#: The span of the recording that the default window maps onto the T steps, microseconds.
-SPAN_US = 300_000
+#: The authors' bin width, microseconds: their N-MNIST config reads the converter's folder 2312_3000_stable.
+AUTHORS_WINDOW_US = 3000
+#: About the length of a recording (three saccades of 105 ms), microseconds.
+RECORDING_US = 300_000
 BINNINGS = ("authors", "uniform")
 SPLIT_FOLDERS = {"train": ("Train", "train"), "test": ("Test", "test")}
 
 
-def default_time_window(n_steps: int) -> int:
-    """The bin width in microseconds: ``ceil(300 ms / n_steps)`` (10,000 us at T = 30)."""
-    return int(math.ceil(SPAN_US / int(n_steps)))
+def window_spanning(n_steps: int, span_us: int = RECORDING_US) -> int:
+    """The bin width in microseconds that spreads ``span_us`` (default 300 ms) over ``n_steps`` steps:
+    ``ceil(span_us / n_steps)`` (10,000 us at T = 30).  Not the authors' choice (:data:`AUTHORS_WINDOW_US`)."""
+    return int(math.ceil(int(span_us) / int(n_steps)))
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
@@ -91,7 +97,7 @@ def frame_indices(events: np.ndarray, n_steps: int, time_window_us: int | None =
     ----------
     events : structured array (N,) (fields x, y, p, t; see :func:`reference.data.read_nmnist_events`)
     n_steps : T
-    time_window_us : bin width w in microseconds (default :func:`default_time_window`)
+    time_window_us : bin width w in microseconds (default :data:`AUTHORS_WINDOW_US`, 3000)
     binning : "authors" (bin ``ceil(t / w)`` -> step ``bin - 1``, the authors' loader: see the module
         docstring) or "uniform" (step ``floor(t / w)``, steps 0..T-1)
     stabilise_motion : apply :func:`stabilise` first (the authors do)
@@ -105,7 +111,7 @@ def frame_indices(events: np.ndarray, n_steps: int, time_window_us: int | None =
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     if binning not in BINNINGS:
         raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
-    w = default_time_window(t_steps) if time_window_us is None else int(time_window_us)
+    w = AUTHORS_WINDOW_US if time_window_us is None else int(time_window_us)
     if w < 1:
         raise ValueError(f"time_window_us must be >= 1 microsecond, got {time_window_us}")
     if stabilise_motion:
@@ -239,7 +245,7 @@ def load_nmnist(folder, split: str, n_steps: int, time_window_us: int | None = N
     :class:`reference.data.DataError` naming it.
     """
     samples = list_samples(folder, split)[:limit]
-    w = default_time_window(n_steps) if time_window_us is None else int(time_window_us)
+    w = AUTHORS_WINDOW_US if time_window_us is None else int(time_window_us)
     chunks, offsets = [], [0]
     it = samples
     if progress:

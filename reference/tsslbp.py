@@ -119,9 +119,9 @@ def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarra
 
     .. math:: \\mathrm{inter}[k] = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right) G[k]
 
-    The neuron's PSP ``a[m]`` depends on the time of its spike at k; moving that spike by ``d t_k``
-    moves ``a[m]`` by ``-eps[m-k]/tau_s d t_k`` (authors: ``partial_a``) and ``d t_k/d u[k] = -1/du[k]``
-    (authors: ``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving this product.
+    The neuron's PSP ``a[m]`` depends on the time of its spike at k.  The authors take the change of
+    ``a[m]`` as ``-eps[m-k]/tau_s`` per unit of ``t_k`` (``partial_a``) and ``d t_k/d u[k] = -1/du[k]``
+    (``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving this product.
     Counted consistently, ``-eps[m-k]/tau_s`` is the change of ``a[m]`` when the spike comes one step
     *earlier*, and an earlier spike leaves less of its decaying tail at later steps, so the tail's true
     timing derivative ``d a[m]/d u[k]`` is negative; the rule's product is positive: it treats a higher

@@ -97,6 +97,22 @@ def test_every_lesson_and_the_index_load_cleanly(browser):
         page.close()
 
 
+def test_the_other_pages_load_cleanly(browser):
+    """The pages made from other files: the figures gallery (every figure page), results, summary, notes,
+    the check page, and the lessons' index."""
+    figures = sorted(f"_generated/figures/{f}" for f in os.listdir(os.path.join(SITE, "_generated", "figures"))
+                     if f.endswith(".html"))
+    assert len(figures) >= 9, figures  # the index and one page per figure
+    for path in figures + ["results/README.html", "_generated/summary.html", "paper-notes.html", "check.html",
+                           "_generated/lessons.html"]:
+        page, problems = _open(browser, path)
+        assert not problems, f"{path}: {problems}"
+        assert not _images_ok(page), f"{path}: images without a size: {_images_ok(page)}"
+        if path.startswith("_generated/figures/fig"):
+            assert page.evaluate("document.images.length") >= 1 and page.locator("div.highlight").count() >= 1
+        page.close()
+
+
 def test_math_is_typeset_offline(browser):
     """The API page holds the backward's equations: each typeset, none left as raw TeX."""
     page, problems = _open(browser, "api.html", wait_math=True)
@@ -122,7 +138,8 @@ def test_screenshots_of_three_pages(browser):
     os.makedirs(out, exist_ok=True)
     for path, name in (("index.html", "index"), ("tutorials/04_inter_neuron.html", "lesson04"),
                        ("api.html", "api")):
-        page, _ = _open(browser, path, wait_math=path == "api.html")
+        page, problems = _open(browser, path, wait_math=path == "api.html")
+        assert not problems, f"{path}: {problems}"
         page.screenshot(path=os.path.join(out, f"{name}.png"))
         assert os.path.getsize(os.path.join(out, f"{name}.png")) > 10_000
         page.close()

@@ -120,7 +120,8 @@ def test_uniform_binning_and_no_stabilisation():
     ev["x"], ev["y"], ev["p"], ev["t"] = [0, 5, 33, 2], [0, 6, 33, 2], [0, 1, 1, 0], [0, 9_999, 29_999, 30_000]
     got = dense(nmnist.frame_indices(ev, 3, 10_000, binning="uniform", stabilise_motion=False), 3)
     assert got.sum() == 3 and got[0, 0, 0, 0] == 1 and got[1, 5, 6, 0] == 1 and got[1, 33, 33, 2] == 1
-    assert nmnist.default_time_window(30) == 10_000 and nmnist.default_time_window(7) == 42_858
+    assert nmnist.window_spanning(30) == 10_000 and nmnist.window_spanning(7) == 42_858
+    assert nmnist.AUTHORS_WINDOW_US == 3000  # their config's data folder 2312_3000_stable
     with pytest.raises(ValueError, match="binning"):
         nmnist.frame_indices(ev, 3, binning="nearest")
     with pytest.raises(ValueError, match="time_window_us"):
@@ -154,7 +155,7 @@ def test_nmnist_folder_order_and_errors(tmp_path):
     assert frames.shape == (4, 2, 34, 34, 30) and labels.tolist() == [int(f.parent.name) for f, _ in
                                                                       nmnist.list_samples(root, "test")[:4]]
     first = nmnist.list_samples(root, "test")[0][0]
-    np.testing.assert_array_equal(frames[0], authors_pipeline(data.read_nmnist_events(first), 30, 10_000))
+    np.testing.assert_array_equal(frames[0], authors_pipeline(data.read_nmnist_events(first), 30, 3_000))
     with pytest.raises(DataError, match="no Train/ folder"):
         nmnist.list_samples(tmp_path, "train")
     with pytest.raises(DataError, match="does not exist"):

@@ -165,7 +165,8 @@ for name in weights:
     rel = float(np.abs(a - b).max() / np.abs(a).max())
     print(f"{name:8s} {f'max rel. difference {rel:.2f}':>27s} {cosine(grads['tsslbp'][name], a):20.3f} "
           f"{cosine(grads['tsslbp'][name], b):24.3f}")
-assert all(cosine(grads["tsslbp"][k], grads["bptt-detached"][k]) > 0.3 for k in weights)
+assert all(cosine(grads["tsslbp"][k], grads["bptt-detached"][k]) > 0.8 for k in weights)   # "nearly the same direction"
+assert any(not np.array_equal(grads["bptt"][k], grads["bptt-detached"][k]) for k in weights)  # detaching changes them
 
 # %% [markdown]
 # Detaching changes every layer's gradient, here the first layers' most: the reset acts wherever a neuron
