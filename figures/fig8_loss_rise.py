@@ -47,16 +47,10 @@ def main():
           f"(results/{ORIGINAL}/metrics.csv) has the same loss and accuracies "
           f"in {len(same)} of {len(metrics)} epochs")
     epochs = [int(r["epoch"]) for r in diag]
+    from reference.diagnostics import train_loss
     from reference.losses import kernel_target
-    from reference.neuron import psp
 
-    import numpy as np
-
-    target = kernel_target(5, 3, "double").astype(np.float64)
-
-    def train_loss(train: str) -> float:
-        a = psp(np.array([float(c) for c in train], dtype=np.float32), 3).astype(np.float64)
-        return 0.5 * float(np.sum((a - target) ** 2))
+    target = kernel_target(5, 3, "double")  # the config's T = 5, tau_s = 3
 
     shares: dict[str, list[float]] = {}
     for i, r in enumerate(diag):
@@ -81,7 +75,7 @@ def main():
     ax = axes[0, 1]
     for i, train in enumerate(top):
         ax.plot(epochs, [100 * s for s in shares[train]], color=f"C{i}", lw=1.3,
-                label=f"{train} (loss {train_loss(train):.4f})")
+                label=f"{train} (loss {train_loss(train, target, 3):.4f})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("share of samples [%]")
     ax.set_title("(b) the label neuron's spike train")

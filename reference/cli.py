@@ -258,8 +258,7 @@ def cmd_evaluate(args) -> int:
         raise UsageError(str(err)) from None
     cfg = ck["config"]
     dataset = args.dataset or cfg.network["dataset"]
-    run_options = (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
-    variant = args.variant or run_options.get("variant", "final")  # the run's, by default
+    variant = args.variant or _run_options(ck).get("variant", "final")  # the run's, by default
     net = Network(cfg, variant=variant)  # the variant sets the loss's target (the forward is the same)
     try:
         net.set_weights(check_weights(ck["weights"], cfg))
@@ -274,6 +273,11 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _run_options(ck: dict) -> dict:
+    """The Network options a run was trained with, from a loaded weights/checkpoint file's metadata."""
+    return (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
+
+
 def _load_run_weights(path, config):
     """(Network with the weights of ``path``, its config) for a run's weights or checkpoint file; the
     network takes the run's TSSL-BP options (variant, target, ...) from the file's metadata."""
@@ -285,8 +289,7 @@ def _load_run_weights(path, config):
     except CheckpointError as err:
         raise UsageError(str(err)) from None
     cfg = ck["config"]
-    options = (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
-    net = Network(cfg, **options)
+    net = Network(cfg, **_run_options(ck))
     try:
         net.set_weights(check_weights(ck["weights"], cfg))
     except ValueError as err:
@@ -302,9 +305,10 @@ def cmd_diagnose(args) -> int:
         raise UsageError("--samples must be at least 1")
     config = _config(args.config) if args.config else None
     split = None
-    rows = []
+    rows, nets = [], []
     for path in args.checkpoints:
         net, cfg = _load_run_weights(path, config)
+        nets.append(net)
         if split is None:
             split = load_split(cfg.network["dataset"], "train", args.samples, args.data_dir, verbose=False, config=cfg)
         row = {"weights": path, **diagnostics(net, split.images, split.labels)}
@@ -321,8 +325,7 @@ def cmd_diagnose(args) -> int:
     if args.trains:
         from .diagnostics import label_trains
 
-        for path in args.checkpoints:
-            net, _ = _load_run_weights(path, config)
+        for path, net in zip(args.checkpoints, nets):
             if net.loss_name != "kernel":
                 raise UsageError("--trains needs a kernel-loss config (it scores trains against the target)")
             print(f"\nlabel neuron's spike trains, {path} (target {np.round(net.target.astype(np.float64), 4).tolist()}):")

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("output", "loss", "delta", "grad")
-
-
 @dataclass
 class Row:
     """The comparison of one quantity (``key``); ``problem`` is set when it cannot be compared."""

@@ -58,6 +58,19 @@ def best_spike_train(target: np.ndarray, tau_s: float) -> tuple[np.ndarray, floa
     return trains[i], float(losses[i])
 
 
+def train_key(train) -> str:
+    """A 0/1 spike train (T,) as the text key used in reports, e.g. ``"00101"``."""
+    return "".join(str(int(v)) for v in train)
+
+
+def train_loss(key: str, target: np.ndarray, tau_s: float) -> float:
+    """The label-neuron loss ``1/2 sum (psp(train) - target)^2`` of the spike train ``key`` ("00101")."""
+    from .neuron import psp
+
+    train = np.array([float(ch) for ch in key], dtype=np.float32)
+    return 0.5 * float(np.sum((psp(train, tau_s).astype(np.float64) - np.asarray(target, np.float64)) ** 2))
+
+
 def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[str, float]:
     """Measure ``net`` on ``images`` (N, C, H, W) or (N, C, H, W, T), ``labels`` int (N,): see the module
     docstring for the keys.  Runs forward (no dropout) and backward per batch of ``batch_size``; the weights,
@@ -97,8 +110,8 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
             add("label_at_best", np.all(label_trains == best, axis=1).sum())
             add("label_more", (label_trains.sum(axis=1) > best.sum()).sum())
             add("label_fewer", (label_trains.sum(axis=1) < best.sum()).sum())
-            for train in label_trains.astype(np.int64):
-                key = "".join(map(str, train))
+            for train in label_trains:
+                key = train_key(train)
                 train_counts[key] = train_counts.get(key, 0) + 1
         for rec in net.records:
             if rec.state is None:
@@ -121,22 +134,16 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
 def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list[tuple[str, float, float]]:
     """The label neuron's output spike trains over ``images``, most common first: ``(train as "00101",
     share of the samples, its label loss 1/2 sum (psp - target)^2)`` (kernel loss only)."""
-    from .neuron import psp
-
     counts: dict[str, int] = {}
     for start in range(0, len(labels), batch_size):
         stop = min(start + batch_size, len(labels))
         x, y = images[start:stop], np.asarray(labels[start:stop])
         out, spikes = net.infer(x, spikes=True)
-        for row in spikes[:, np.arange(len(y)), y].T.astype(np.int64):
-            key = "".join(map(str, row))
+        for row in spikes[:, np.arange(len(y)), y].T:
+            key = train_key(row)
             counts[key] = counts.get(key, 0) + 1
-    result = []
-    for key, c in sorted(counts.items(), key=lambda kv: -kv[1]):
-        train = np.array([float(ch) for ch in key], dtype=np.float32)
-        loss = 0.5 * float(np.sum((psp(train, net.params.tau_s).astype(np.float64) - net.target) ** 2))
-        result.append((key, c / len(labels), loss))
-    return result
+    return [(key, c / len(labels), train_loss(key, net.target, net.params.tau_s))
+            for key, c in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 def append_row(path, row: dict) -> None:
