@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py --config configs/FashionMNIST_400_400.yaml --batch 100
     python benchmarks/train_step.py --config configs/MNIST_CNN.yaml --batch 50 --steps 30
+    python benchmarks/train_step.py --config configs/MNIST_CNN.yaml --batch 50 --engine torch [--device cuda]
 
 One step = forward, kernel loss, TSSL-BP backward, gradient-norm clipping, AdamW, weight clipping (the
 authors' training step).  The floor is NumPy timed on exactly the matrix products that step needs:
@@ -112,6 +113,26 @@ def time_steps(config, batch: int, steps: int, warmup: int = 10):
     for _ in range(steps):
         t0 = time.perf_counter()
         train_step(net, x, y, opt)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), times
+
+
+def time_torch_steps(config, batch: int, steps: int, device: str = "cpu", warmup: int = 5):
+    """Median and all times of the torch engine's training step (:mod:`reference.autograd.engine`) on
+    ``device``, same batch and weights as :func:`time_steps`.  Each step ends by copying the loss and the
+    output to the host, so on a GPU the time includes the whole step (no separate synchronisation needed)."""
+    from reference.autograd.engine import Processes, TorchEngine, resolve_device
+
+    eng = TorchEngine(Processes(device=resolve_device(device)))
+    net = eng.network(config, 0, {})
+    opt = eng.optimiser(net, config.network["lr"])
+    x, y = batch_data(config, batch)
+    for _ in range(warmup):
+        eng.train_step(net, x, y, opt)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        eng.train_step(net, x, y, opt)
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), times
 
@@ -263,8 +284,18 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm JIT compile measurement")
     ap.add_argument("--breakdown", action="store_true", help="also print where the step's time goes, per phase and layer")
+    ap.add_argument("--engine", choices=["numpy", "torch"], default="numpy",
+                    help="torch: also time the PyTorch engine's step on --device, beside the NumPy engine's")
+    ap.add_argument("--device", default="cpu", help="torch engine: cpu, cuda or cuda:N")
     args = ap.parse_args(argv)
     config = load_config(args.config)
+    if args.engine == "torch":
+        import torch
+
+        median_t, times_t = time_torch_steps(config, args.batch, args.steps, args.device)
+        print(f"torch engine ({torch.__version__}, {args.device}, {torch.get_num_threads()} threads): median "
+              f"{median_t * 1e3:.2f} ms (min {min(times_t) * 1e3:.2f}, max {max(times_t) * 1e3:.2f}); "
+              f"{args.batch / median_t:.0f} samples/s")
 
     if not args.no_compile:
         with tempfile.TemporaryDirectory() as cache:
@@ -282,7 +313,11 @@ def main(argv=None):
     print(f"step: median {median * 1e3:.2f} ms (min {min(times) * 1e3:.2f}, max {max(times) * 1e3:.2f}); "
           f"GEMM floor {floor * 1e3:.2f} ms; ratio {median / floor:.2f}x; "
           f"{args.batch / median:.0f} samples/s; peak memory {peak_mb:.0f} MB")
-    print(f"median_step_s={median:.6f} gemm_floor_s={floor:.6f}")
+    if args.engine == "torch":
+        print(f"torch engine / NumPy engine step time: {median_t / median:.2f}x")
+        print(f"median_step_s={median:.6f} gemm_floor_s={floor:.6f} torch_step_s={median_t:.6f}")
+    else:
+        print(f"median_step_s={median:.6f} gemm_floor_s={floor:.6f}")
 
 
 if __name__ == "__main__":

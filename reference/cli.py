@@ -237,7 +237,9 @@ def cmd_train(args) -> int:
                    resume=bool(args.resume), overwrite=args.overwrite, data_dir=args.data_dir,
                    train_limit=args.train_limit, test_limit=args.test_limit, progress=not args.no_progress,
                    max_seconds=args.max_seconds, net_options=_net_options(args) or None,
-                   diagnostics=args.diagnostics)
+                   diagnostics=args.diagnostics, engine=args.engine, device=args.device)
+    if not result["writer"]:  # another process of a distributed run: rank 0 reports
+        return EXIT_INTERRUPTED if result["interrupted"] else 0
     print(f"run folder: {out}")
     if result["interrupted"]:
         return EXIT_INTERRUPTED
@@ -527,6 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diagnostics", type=int, default=0, metavar="N",
                    help="after every epoch, measure the network on the first N training samples (loss parts, "
                         "spike counts, backward branch shares, norms) into DIR/diagnostics.csv")
+    p.add_argument("--engine", choices=["numpy", "torch"], default="numpy",
+                   help="numpy: the NumPy/Numba reference (default); torch: the PyTorch twin in float32, on "
+                        "--device, and on several processes under torchrun (same checkpoints: a run resumes on "
+                        "either engine)")
+    p.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N (under torchrun, cuda means "
+                                    "each process's cuda:LOCAL_RANK)")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -655,8 +663,9 @@ def _user_error(err: Exception) -> str | None:
     from .data import DataError
     from .network import SizeError
     from .runs import RunError
+    from .train import EngineError
 
-    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError)):
+    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError, EngineError)):
         return str(err)
     if isinstance(err, SizeError):
         return str(err)

@@ -195,5 +195,6 @@ class DiagnosticsLog:
                 os.remove(path)
                 for r in kept:
                     append_row(path, r)
-        diag = diagnostics(self.net, self.images, self.labels)  # it reads images batch by batch
+        net = self.net.numpy_network() if hasattr(self.net, "numpy_network") else self.net  # torch engine: its weights
+        diag = diagnostics(net, self.images, self.labels)  # it reads images batch by batch
         append_row(path, {"epoch": row["epoch"], **diag})

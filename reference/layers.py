@@ -514,16 +514,24 @@ class Dropout:
         (N, ...) drawn from ``rng``, already scaled by ``1/(1-p)``; ``mask`` None when nothing is dropped."""
         if not train or self.p == 0.0:
             return a_in, None
+        mask = self.draw_mask(a_in.shape[1:], rng, a_in.dtype)
+        return a_in * mask[None], mask
+
+    def draw_mask(self, shape, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+        """A training mask for one step's input of ``shape`` (N, H, W, C) or (N, F), drawn from ``rng``
+        and scaled by ``1/(1-p)``; size-1 axes where one value covers several entries (``unit``).
+
+        The PyTorch training engine (:mod:`reference.autograd.engine`) draws its masks here too, from
+        the same generator, so both engines drop the same units."""
         if rng is None:
             raise ValueError(f"layer {self.name!r}: dropout in training needs a random generator (rng)")
-        shape = list(a_in.shape[1:])  # (N, H, W, C) or (N, F)
+        shape = list(shape)
         if self.unit == "sample":
             shape[1:] = [1] * (len(shape) - 1)
         elif self.unit == "row" and len(shape) == 4:
             shape[2] = 1  # shared along W
         keep = rng.random(tuple(shape)) >= self.p
-        mask = (keep / (1.0 - self.p)).astype(a_in.dtype)
-        return a_in * mask[None], mask
+        return (keep / (1.0 - self.p)).astype(dtype)
 
     def infer(self, a_in: np.ndarray) -> np.ndarray:
         """Evaluation: the identity."""

@@ -87,9 +87,10 @@ class Settings:
     net_options: dict = field(default_factory=dict)
     max_seconds: float | None = None
     tag: str | None = None  # a label, e.g. "demo": the demo replaces only runs it made
+    engine: str = "numpy"  # the engine of the latest session: "numpy" or "torch" (the checkpoint is the same)
 
-    #: Settings a resume may change (``tag`` is not given on resume).
-    RESUMABLE = ("epochs", "max_seconds", "tag")
+    #: Settings a resume may change (``tag`` is not given on resume; the engine may change between sessions).
+    RESUMABLE = ("epochs", "max_seconds", "tag", "engine")
 
 
 @dataclass
@@ -436,6 +437,30 @@ class RunFolder:
         if not os.path.exists(self.file(CONFIG)):
             return None
         return load_config(self.file(CONFIG))
+
+
+class ReadOnlyFolder(RunFolder):
+    """The run folder as the processes other than rank 0 of a distributed run see it: they read the
+    checkpoint to resume, and write nothing (no lock, no checkpoint, metrics, weights or config)."""
+
+    @classmethod
+    def open(cls, path) -> "ReadOnlyFolder":
+        folder = cls(path)
+        if not os.path.exists(folder.file(CHECKPOINT)):
+            raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT} (nothing to resume)")
+        return folder
+
+    def lock(self) -> None: ...
+
+    def remove(self, *names: str) -> None: ...
+
+    def write_config(self, config) -> None: ...
+
+    def checkpoint(self, net, opt, settings, progress) -> None: ...
+
+    def commit_epoch(self, net, opt, settings, progress, is_best, hook=None) -> None: ...
+
+    def write_metrics(self, rows) -> None: ...
 
 
 # ------------------------------------------------------------------------------------------- Ctrl-C

@@ -25,8 +25,8 @@ from .config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
 from .network import Network
 from .optim import AdamW, train_step
-from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, RunError, RunFolder, Settings, StopSignal,
-                   read_metrics)
+from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, ReadOnlyFolder, RunError, RunFolder, Settings,
+                   StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
 
@@ -154,6 +154,88 @@ def evaluate(net: Network, split: Split, batch_size: int | None = None, progress
     return total / max(len(split.labels), 1), float(np.mean(preds == split.labels)), preds
 
 
+# ------------------------------------------------------------------------------------------ engines
+class EngineError(ValueError):
+    """An engine cannot run as asked (torch missing, no CUDA, a batch that does not split over processes)."""
+
+
+class NumpyEngine:
+    """The reference engine: :class:`~reference.network.Network` and :class:`~reference.optim.AdamW`.
+
+    What :func:`train` asks of an engine (the PyTorch one, :class:`reference.autograd.engine.TorchEngine`,
+    has the same methods): ``network(config, seed, options)``, ``optimiser(net, lr)``, ``train_step``,
+    ``evaluate``, ``any(flag)`` (whether any process says yes: all processes stop together) and ``writer``
+    (whether this process writes the run folder).
+    """
+
+    name = "numpy"
+    writer = True
+
+    def network(self, config, seed, options: dict) -> Network:
+        return Network(config, seed=seed, **options)
+
+    def optimiser(self, net: Network, lr: float) -> AdamW:
+        return AdamW(net.weights, lr=lr)
+
+    train_step = staticmethod(train_step)
+    evaluate = staticmethod(evaluate)
+
+    @staticmethod
+    def any(flag) -> bool:
+        return bool(flag)
+
+    @staticmethod
+    def describe() -> str:
+        return "NumPy/Numba"
+
+    @staticmethod
+    def close(net=None) -> None:
+        """Nothing to release (the torch engine leaves its process group here)."""
+
+
+ENGINES = ("numpy", "torch")
+
+
+def world_size() -> int:
+    """The number of training processes torchrun started (``WORLD_SIZE``; 1 without torchrun)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        raise EngineError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number") from None
+
+
+def make_engine(name: str = "numpy", device: str | None = None, batch_size: int | None = None):
+    """The engine called ``name`` ("numpy" or "torch"), on ``device`` (torch only: cpu, cuda, cuda:N).
+
+    Several processes (torchrun's ``WORLD_SIZE`` > 1) need the torch engine and a ``batch_size`` that
+    divides by their number; both are checked before any process group is joined, so a wrong command
+    fails at once instead of waiting for the other processes.  Raises :class:`EngineError`.
+    """
+    world = world_size()
+    if name == "numpy":
+        if device not in (None, "cpu"):
+            raise EngineError(f"--device {device}: the NumPy engine runs on the CPU; add --engine torch to train on {device}")
+        if world > 1:
+            raise EngineError(f"launched as {world} processes (WORLD_SIZE={world}): training over several "
+                              f"processes needs --engine torch")
+        return NumpyEngine()
+    if name != "torch":
+        raise EngineError(f"engine must be one of {ENGINES}, got {name!r}")
+    if batch_size is not None and batch_size % world:
+        raise EngineError(f"the batch size {batch_size} does not divide by the {world} processes: the config's "
+                          f"batch_size is the global batch, split equally over the processes; give a multiple "
+                          f"of {world} (--batch-size) or start another number of processes")
+    from .autograd import require
+
+    try:
+        require("torch")
+    except ImportError as err:
+        raise EngineError(f"--engine torch: {err}") from None
+    from .autograd.engine import TorchEngine
+
+    return TorchEngine.from_env(device)
+
+
 # ---------------------------------------------------------------------------------------- callbacks
 class Callback:
     """Hooks of the training loop (all optional): progress, logging, figures."""
@@ -212,7 +294,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
           splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
-          diagnostics: int = 0) -> dict:
+          diagnostics: int = 0, engine: str = "numpy", device: str | None = None) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -236,51 +318,66 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     diagnostics : if > 0, after every epoch measure the network on this many training samples and append a
         row to ``diagnostics.csv`` (:mod:`reference.diagnostics`: loss parts, spike counts, branch shares,
         norms); it reads the network only, so the run's results are the same with or without it
+    engine : "numpy" (the reference, default) or "torch" (:mod:`reference.autograd.engine`: the PyTorch
+        twin, on ``device``, and over several processes when started by torchrun).  The checkpoint is the
+        same file on both, so a run may resume on the other engine.
+    device : torch engine only: "cpu" (default), "cuda" or "cuda:N"
 
     Returns
     -------
-    dict with the last finished epoch's metrics, ``out_dir``, ``checkpoint``, ``net``, ``test_set`` and
-    ``interrupted`` (True when stopped by Ctrl-C/SIGTERM; a checkpoint was saved).
+    dict with the last finished epoch's metrics, ``out_dir``, ``checkpoint``, ``net``, ``test_set``,
+    ``interrupted`` (True when stopped by Ctrl-C/SIGTERM; a checkpoint was saved) and ``writer`` (False on
+    the processes of a distributed run that do not write the folder).
     """
     given = Settings(seed=seed, epochs=epochs, batch_size=batch_size, train_limit=train_limit,
-                     test_limit=test_limit, net_options=net_options, max_seconds=max_seconds)
-    folder = RunFolder.open(out_dir) if resume else None
+                     test_limit=test_limit, net_options=net_options, max_seconds=max_seconds, engine=engine)
+    # with several processes (torchrun), only rank 0 writes (and locks) the folder; the others read it
+    writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
+    folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
     try:
         if resume:
-            net, opt, cfg, settings, state = _resume(folder, config, given, log)
+            net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
         else:  # everything that can fail is checked before the folder is touched
-            RunFolder.check_new(out_dir, overwrite)
+            if writer:
+                RunFolder.check_new(out_dir, overwrite)
             cfg = config if isinstance(config, Config) else load_config(config)
             settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                 batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
                                 test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
-                                tag=tag)
-            net = Network(cfg, seed=settings.seed, **settings.net_options)
+                                tag=tag, engine=engine)
+            eng = make_engine(engine, device, settings.batch_size)
+            net = eng.network(cfg, settings.seed, settings.net_options)
             net.check_batch_fits(settings.batch_size)
-            opt = AdamW(net.weights, lr=cfg.network["lr"])
+            opt = eng.optimiser(net, cfg.network["lr"])
             state = Progress()
+        if not eng.writer:
+            log, callbacks, diagnostics = (lambda *a, **k: None), [], 0
         train_set, test_set = splits if splits is not None else (
             load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress,
                        config=cfg),
             load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress,
                        config=cfg))
         if not resume:
-            folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state)
+            folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
+                else ReadOnlyFolder(out_dir)
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
                 f"test {len(test_set.labels)}")
+            if eng.name != "numpy":
+                log(f"engine: {eng.describe()}")
             cbs = list(callbacks) if callbacks is not None else [ProgressBar(progress), Figures()]
             if diagnostics:
                 from .diagnostics import DiagnosticsLog
                 cbs.append(DiagnosticsLog(net, train_set, diagnostics))
-            interrupted = _loop(net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
+            interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
     except BaseException:
         if folder is not None:
             folder.unlock()
         raise
+    eng.close(net)
     last = state.metrics[-1] if state.metrics else {}
     return {**last, "out_dir": out_dir, "checkpoint": folder.file(CHECKPOINT), "net": net,
-            "test_set": test_set, "interrupted": interrupted}
+            "test_set": test_set, "interrupted": interrupted, "writer": eng.writer}
 
 
 def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
@@ -304,8 +401,8 @@ def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
     return folder
 
 
-def _resume(folder: RunFolder, config, given: Settings, log):
-    """Network, optimiser, config, settings and progress of the run in ``folder``; refuses conflicts."""
+def _resume(folder: RunFolder, config, given: Settings, log, device=None):
+    """Network, optimiser, config, settings, progress and engine of the run in ``folder``; refuses conflicts."""
     ck = folder.read_checkpoint()
     cfg, settings, state = ck["config"], ck["settings"], ck["progress"]
     on_disk = folder.read_config_file()
@@ -334,17 +431,19 @@ def _resume(folder: RunFolder, config, given: Settings, log):
     for key in Settings.RESUMABLE:  # a resumed run may be given more epochs or time
         if getattr(given, key) is not None:
             setattr(settings, key, getattr(given, key))
-    net = Network(cfg, seed=settings.seed, **settings.net_options)
+    eng = make_engine(settings.engine, device, settings.batch_size)
+    net = eng.network(cfg, settings.seed, settings.net_options)
     try:
         net.set_weights(ck["weights"])
-        opt = AdamW(net.weights, lr=cfg.network["lr"])
+        opt = eng.optimiser(net, cfg.network["lr"])
         opt.load_state_dict(ck["adam"])
         net.rng.bit_generator.state = ck["rng"]
     except (ValueError, KeyError, TypeError) as err:
         raise RunError(f"{folder.file(CHECKPOINT)} does not fit its own config: {err}") from None
     folder.write_metrics(state.metrics)  # metrics.csv is derived from the checkpoint: repair a torn write
-    log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
-    return net, opt, cfg, settings, state
+    if eng.writer:
+        log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
+    return net, opt, cfg, settings, state, eng
 
 
 #: Defaults of the Network options a run may set (a saved run lists only those it changed), read from
@@ -357,9 +456,11 @@ _OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(Network.__i
 AUGMENT_STREAM = 1
 
 
-def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,
+def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,
           test_set: Split, callbacks: list, log, fault_hook) -> bool:
-    """The epochs; returns True when stopped by a signal (a checkpoint was saved)."""
+    """The epochs; returns True when stopped by a signal (a checkpoint was saved).
+
+    Every decision to stop goes through ``engine.any``, so that several processes stop at the same step."""
     n_train = len(train_set.labels)
     if state.epoch >= settings.epochs:
         log(f"nothing to do: the run has finished {state.epoch} epochs (ask for more with --epochs N)")
@@ -371,7 +472,7 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
                 order = list(iterate_minibatches(n_train, settings.batch_size, rng))
                 for cb in callbacks:
                     cb.on_epoch_start(epoch, settings.epochs, len(order), state)
-                while state.batch < len(order) and not stop.requested:
+                while state.batch < len(order) and not engine.any(stop.requested):
                     step = epoch * len(order) + state.batch
                     hook = (lambda point, step=step: fault_hook(point, step)) if fault_hook else None
                     t0 = time.perf_counter()
@@ -379,7 +480,7 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
                     x, y = train_set.images[idx], train_set.labels[idx]
                     if train_set.augment is not None:  # drawn per batch: a resumed run draws the same
                         x = train_set.augment(x, np.random.default_rng([settings.seed, epoch, state.batch, AUGMENT_STREAM]))
-                    loss, out, _ = train_step(net, x, y, opt, hook=hook)
+                    loss, out, _ = engine.train_step(net, x, y, opt, hook=hook)
                     state.loss_sum += net.loss_sum(loss, len(idx))
                     state.correct += int(np.sum(net.predict(out) == y))
                     state.seen += len(idx)
@@ -394,7 +495,7 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
                     log(f"\ninterrupted: checkpoint saved at epoch {epoch + 1}, batch {state.batch}; "
                         f"continue with --resume {folder.path}")
                     return True
-                test_loss, test_acc, preds = evaluate(net, test_set)
+                test_loss, test_acc, preds = engine.evaluate(net, test_set)
                 seconds = state.train_seconds
                 row = {"epoch": epoch + 1, "train_loss": state.loss_sum / state.seen,
                        "train_acc": state.correct / state.seen, "test_loss": test_loss, "test_acc": test_acc,
@@ -406,10 +507,10 @@ def _loop(net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder,
                     cb.on_epoch_end(row, folder, test_set.labels, preds, cfg)
                 log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                     f"test acc {test_acc:.4f} | {seconds:.1f} s, {row['samples_per_s']:.0f} samples/s")
-                if stop.requested:
+                if engine.any(stop.requested):
                     log(f"interrupted after epoch {epoch + 1} (saved); continue with --resume {folder.path}")
                     return True
-                if settings.max_seconds and state.elapsed_total >= settings.max_seconds:
+                if engine.any(settings.max_seconds and state.elapsed_total >= settings.max_seconds):
                     log(f"stopping after {state.elapsed_total:.0f} s of training (max_seconds)")
                     break
         finally:

@@ -104,7 +104,7 @@ def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True
     return xp.stack(out)
 
 
-def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True):
+def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True, batch_mean=None):
     """The paper-era rule (paper-notes section 7) from ``G = dL/ds``, written from the notes with the
     backend's array operations (not from :mod:`reference.paper2020`, so the two check each other).
 
@@ -116,7 +116,10 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
     - the layer's firing rate over the batch above 0.1: ``delta = grad_a clip(1/du, -10, 10) s``; else
       ``delta = grad_a f(u)`` (:func:`surrogate`).
 
-    All arguments (T, ...); returns delta (T, ...).
+    All arguments (T, ...); returns delta (T, ...).  ``batch_mean(s)``, if given, replaces ``mean(s)`` for
+    the switch: the training engine's mean over every process's part of the batch
+    (:mod:`reference.autograd.engine`), so that a batch split over processes takes the branch the whole
+    batch takes.
     """
     n_steps = G.shape[0]
     theta_s = 1.0 / tau_s
@@ -141,7 +144,8 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
     grad_a = xp.stack(grad_a)
     fire = grad_a * xp.clip(1 / du, -10.0, 10.0) * s
     warm = grad_a * surrogate(xp, u, threshold)
-    return xp.where(xp.mean(s) > 0.1, fire, warm)  # the rate over the whole layer and batch
+    rate = xp.mean(s) if batch_mean is None else batch_mean(s)
+    return xp.where(rate > 0.1, fire, warm)  # the rate over the whole layer and batch
 
 
 def spike_backward(xp, G, u, du, s, a, *, variant="final", **consts):
@@ -149,6 +153,7 @@ def spike_backward(xp, G, u, du, s, a, *, variant="final", **consts):
     :func:`paper2020_backward`."""
     if variant == "paper2020":
         return paper2020_backward(xp, G, u, du, s, **consts)
+    consts.pop("batch_mean", None)  # the final rule decides per neuron: nothing is shared over the batch
     return tsslbp_backward(xp, G, u, du, s, a, **consts)
 
 
@@ -172,9 +177,10 @@ def count_loss(b, out, onehot, desired_count, undesired_count):
     return 0.5 * n_steps * xp.sum(d ** 2)
 
 
-def softmax_loss(b, out, onehot):
-    """Mean cross-entropy of ``softmax(sum_t a)`` over the batch."""
-    return -b.xp.sum(b.log_softmax(b.xp.sum(out, axis=0)) * onehot) / out.shape[1]
+def softmax_loss(b, out, onehot, n_total=None):
+    """Mean cross-entropy of ``softmax(sum_t a)`` over the batch (of ``n_total`` samples when this is a
+    part of it, as on one process of several)."""
+    return -b.xp.sum(b.log_softmax(b.xp.sum(out, axis=0)) * onehot) / (n_total or out.shape[1])
 
 
 # ----------------------------------------------------------------------------------------- the network
@@ -198,11 +204,15 @@ class TwinModel:
         usual BPTT.  ``unroll=False`` cuts that path, leaving ``delta[t] = dL/ds[t] f(u[t])``, which is
         exactly TSSL-BP with ``warmup="always"`` (a check of the BPTT machinery).
 
-    Dropout layers are the identity (the checks run the network as in evaluation, as ``gradients`` does).
+    Dropout layers are the identity unless :meth:`forward` is given masks (the checks run the network
+    as in evaluation, as ``gradients`` does; the training engine passes the masks it draws).
+    ``batch_mean`` : optional ``f(tensor) -> mean`` over the whole batch for the paper-era layer switch
+    (the training engine's mean over all processes; default the local ``mean``).
     """
 
     def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
-                 target_filter=None, desired_pattern=None, unroll=True, variant="final", detach_reset=False):
+                 target_filter=None, desired_pattern=None, unroll=True, variant="final", detach_reset=False,
+                 batch_mean=None):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
@@ -223,6 +233,8 @@ class TwinModel:
         self.detach_reset = bool(detach_reset)
         if variant == "paper2020":
             self.options = dict(intra=intra, variant=variant)
+            if batch_mean is not None:
+                self.options["batch_mean"] = batch_mean
         else:
             self.options = dict(inter=inter, intra=intra, warmup=warmup)
         self.target_filter = target_filter
@@ -252,14 +264,18 @@ class TwinModel:
                 mem = b.stop_gradient(mem)
         return xp.stack(s)
 
-    def forward(self, weights: dict, probes: dict, inputs):
+    def forward(self, weights: dict, probes: dict | None, inputs, masks=None):
         """Output PSP (T, N, n_class) and per-layer records.
 
         weights : name -> array in the authors' layout; probes : name -> zeros added to each layer's
-        ``x`` (spiking layers) or output (pooling/dropout), so that ``dL/dprobe`` is the layer's delta;
-        inputs : (N, C, H, W) images (repeated over T) or (N, C, H, W, T), in the backend's dtype.
-        Records: ``{name: {"a": output, "s": spikes, "u": membrane}}``, time first.
+        ``x`` (spiking layers) or output (pooling/dropout), so that ``dL/dprobe`` is the layer's delta
+        (None: no probes, as in training);
+        inputs : (N, C, H, W) images (repeated over T) or (N, C, H, W, T), in the backend's dtype;
+        masks : optional ``masks(name, a) -> mask or None`` for dropout layers: ``a`` the layer's input
+        (T, N, ...), the mask (N, ...) already scaled by ``1/(1-p)`` and shared by every step.
+        Records: ``{name: {"a": output, "s": spikes, "x": current}}``, time first.
         """
+        probes = probes if probes is not None else {}
         b, xp = self.backend, self.backend.xp
         n_steps = self.config.params.n_steps
         if inputs.ndim == 4:
@@ -272,15 +288,16 @@ class TwinModel:
             kind = c["type"]
             if kind == "linear":
                 flat = a.reshape(a.shape[0], a.shape[1], -1)
-                cur = flat @ b.permute(weights[name], (1, 0)) + probes[name]
+                cur = _plus(flat @ b.permute(weights[name], (1, 0)), probes.get(name))
             elif kind == "conv":
-                cur = b.conv(a, weights[name], c["stride"], c["padding"], c["dilation"]) + probes[name]
+                cur = _plus(b.conv(a, weights[name], c["stride"], c["padding"], c["dilation"]), probes.get(name))
             elif kind == "pooling":
-                a = sum_pool(a, c["kernel_size"]) * c["theta"] + probes[name]
+                a = _plus(sum_pool(a, c["kernel_size"]) * c["theta"], probes.get(name))
                 records[name] = {"a": a}
                 continue
-            else:  # dropout: identity outside training
-                a = a + probes[name]
+            else:  # dropout: identity outside training, the engine's mask in training
+                mask = masks(name, a) if masks is not None else None
+                a = _plus(a if mask is None else a * mask[None], probes.get(name))
                 records[name] = {"a": a}
                 continue
             thr = self._threshold(c)
@@ -297,19 +314,20 @@ class TwinModel:
         once = psp(xp, d, self.theta_s)
         return psp(xp, once, self.theta_s) if self.target_filter == "double" else once
 
-    def loss(self, out, labels_np):
+    def loss(self, out, labels_np, n_total=None):
         """The config's loss on the output PSP (T, N, n_class) (:func:`kernel_loss`, :func:`count_loss`,
-        :func:`softmax_loss`), as the framework differentiates it."""
+        :func:`softmax_loss`), as the framework differentiates it.  ``n_total``: the size of the whole
+        batch when ``out`` is one process's part of it (only the softmax loss, a batch mean, uses it)."""
         b = self.backend
         net = self.config.network
         onehot_np = np.zeros(out.shape[1:])
-        onehot_np[np.arange(out.shape[1]), labels_np] = 1.0
+        onehot_np[np.arange(out.shape[1]), np.asarray(labels_np, dtype=np.int64)] = 1.0
         onehot = b.asarray(onehot_np, like=out)
         if net["loss"] == "kernel":
             return kernel_loss(b, out, onehot, self.target(out))
         if net["loss"] == "count":
             return count_loss(b, out, onehot, net["desired_count"], net["undesired_count"])
-        return softmax_loss(b, out, onehot)
+        return softmax_loss(b, out, onehot, n_total)
 
     def loss_fn(self, weights, probes, inputs, labels_np):
         """``(loss, records)``: the function the backends differentiate w.r.t. ``weights`` and ``probes``."""
@@ -335,6 +353,11 @@ class TwinModel:
         labels_np = np.asarray(labels_np, dtype=np.int64)
         shapes = self.probe_shapes(len(labels_np))
         return self.backend.run(self, weights_np, shapes, np.asarray(inputs_np), labels_np)
+
+
+def _plus(x, probe):
+    """``x + probe``, or ``x`` when there is no probe."""
+    return x if probe is None else x + probe
 
 
 def to_authors(arr: np.ndarray) -> np.ndarray:

@@ -20,19 +20,25 @@ class TSSLBPSpike(torch.autograd.Function):
 
     The incoming gradient is ``dL/ds``, which PyTorch computes by differentiating the PSP filter that
     follows: exactly the spike error ``G[k] = sum_m eps[m-k] dL/da[m]`` of paper-notes section 3.
+    Vectorised over neurons; the only Python loops run over the T time steps.
+
+    Saved for the backward, per spiking layer of ``T * N * F`` neuron-steps: ``u`` and ``du`` in the
+    input's dtype and the spikes as booleans, 9 bytes per neuron-step in float32.  The neuron's own PSP
+    ``a`` (the warm-up test) is recomputed from the spikes in the backward instead of being kept.
     """
 
     @staticmethod
     def forward(ctx, x, consts):
         u, du, s = lif(torch, x, consts["theta_m"], consts["threshold"])
-        a = psp(torch, s, 1.0 / consts["tau_s"])  # the neuron's own PSP, for the warm-up test
-        ctx.save_for_backward(u, du, s, a)
+        ctx.save_for_backward(u, du, s > 0)
         ctx.consts = consts
         return s
 
     @staticmethod
     def backward(ctx, G):
-        u, du, s, a = ctx.saved_tensors
+        u, du, fired = ctx.saved_tensors
+        s = fired.to(u.dtype)
+        a = psp(torch, s, 1.0 / ctx.consts["tau_s"])  # the neuron's own PSP, for the warm-up test
         return spike_backward(torch, G, u, du, s, a, **ctx.consts), None
 
 
@@ -55,19 +61,23 @@ class TorchBackend:
     """Array operations and autodiff of :class:`~reference.autograd.model.TwinModel` in PyTorch (CPU).
 
     dtype : "float64" (checks to round-off) or "float32" (the authors' precision).
+    device : where new tensors go ("cpu", "cuda", "cuda:1", or a ``torch.device``).
     """
 
     name = "torch"
     xp = torch
 
-    def __init__(self, dtype="float64"):
+    def __init__(self, dtype="float64", device="cpu"):
         self.np_dtype = np.dtype(dtype)
         if self.np_dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.np_dtype}")
         self.dtype = {"float64": torch.float64, "float32": torch.float32}[self.np_dtype.name]
+        self.device = torch.device(device)
 
     def asarray(self, x, like=None):
-        return torch.as_tensor(np.asarray(x), dtype=self.dtype if like is None else like.dtype)
+        if like is None:
+            return torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device)
+        return torch.as_tensor(np.asarray(x), dtype=like.dtype, device=like.device)
 
     @staticmethod
     def permute(x, axes):

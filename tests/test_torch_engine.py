@@ -1,0 +1,246 @@
+"""The PyTorch training engine (reference/autograd/engine.py) against the NumPy engine, alone and under
+torch.distributed (gloo, loopback, two processes started by torchrun), resumed across engines, and its
+errors.
+
+Tolerances.  Both engines compute the same float32 numbers in different orders, so gradients agree to
+round-off: <= 1e-4 relative per layer (TOL_NET32, the twin checks' float32 bound).  Weights after AdamW
+steps agree to 1e-5 absolute except where a gradient entry is itself round-off (a weight fed by
+near-zero inputs): AdamW's first step there is ``lr * g / (|g| + 1e-8)``, whose size is decided by the
+last bits of ``g``, so such entries may differ by up to ``2 lr`` per step.  :func:`assert_weights_close`
+allows that to at most 0.1% of a layer's entries, and only up to ``2 lr * steps``.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, load_mnist, rel_err
+
+torch = pytest.importorskip("torch", reason="torch is not installed: pip install -r requirements-autograd.txt")
+
+from reference.autograd.check import TOL_NET32  # noqa: E402
+from reference.autograd.engine import Processes, TorchEngine  # noqa: E402
+from reference.cli import main  # noqa: E402
+from reference.config import load_config  # noqa: E402
+from reference.runs import load_checkpoint  # noqa: E402
+from reference.train import EngineError, NumpyEngine, Split, make_engine, train  # noqa: E402
+from test_train import TINY  # noqa: E402  (784-64-dropout 0.2-10, kernel loss)
+
+CONFIGS = os.path.join(ROOT, "configs")
+WEIGHT_ATOL = 1e-5
+ROUNDOFF_SHARE = 1e-3
+
+
+def assert_weights_close(a: dict, b: dict, lr: float, steps: int):
+    """Weights equal to WEIGHT_ATOL, but for at most ROUNDOFF_SHARE of entries per layer that may differ
+    by up to ``2 lr steps`` (the module docstring says why)."""
+    assert a.keys() == b.keys()
+    for k in a:
+        d = np.abs(a[k].astype(np.float64) - b[k])
+        assert d.max() <= 2 * lr * steps + WEIGHT_ATOL, (k, d.max())
+        assert np.mean(d > WEIGHT_ATOL) <= ROUNDOFF_SHARE, (k, int(np.sum(d > WEIGHT_ATOL)), d.size)
+
+
+def _config(name):
+    return TINY if name == "tiny" else load_config(os.path.join(CONFIGS, name))
+
+
+CASES = [  # (config, options, batch): dropout, the MLP, the CNN with both rules, BPTT, the count loss
+    ("tiny", {}, 20),
+    ("tiny", {"dropout_unit": "sample", "target_filter": "single"}, 20),
+    ("FashionMNIST_400_400.yaml", {}, 30),
+    ("MNIST_CNN.yaml", {}, 12),
+    ("paper2020/MNIST_CNN.yaml", {"variant": "paper2020"}, 12),
+    ("paper2020/FashionMNIST_CNN.yaml", {"variant": "paper2020"}, 6),
+    ("tiny", {"backward": "bptt"}, 20),
+]
+
+
+@pytest.mark.parametrize("name,options,batch", CASES, ids=[f"{c[0]}-{','.join(c[1]) or 'default'}" for c in CASES])
+def test_one_training_step_equals_the_numpy_engine(name, options, batch):
+    cfg = _config(name)
+    x, y = load_mnist(batch, "train", np.float32)
+    lr = cfg.network["lr"] if not isinstance(cfg, dict) else cfg["Network"]["lr"]
+
+    numpy_eng = NumpyEngine()
+    ref = numpy_eng.network(cfg, 3, options)
+    grads_np = ref.gradients(x, y, train=True)[1]  # the step's gradient (same masks: same generator state)
+    ref = numpy_eng.network(cfg, 3, options)
+    loss_np, out_np, norm_np = numpy_eng.train_step(ref, x, y, numpy_eng.optimiser(ref, lr))
+
+    eng = TorchEngine(Processes())
+    net = eng.network(cfg, 3, options)
+    opt = eng.optimiser(net, lr)
+    seen = {}
+
+    def hook(point):
+        if point == "gradients":
+            seen.update({k: p.grad.numpy().copy() for k, p in zip(opt.names, opt.params)})
+
+    loss, out, norm = eng.train_step(net, x, y, opt, hook=hook)
+    for k in grads_np:
+        assert rel_err(seen[k], grads_np[k]) < TOL_NET32, k
+    assert abs(loss - loss_np) <= 1e-5 * abs(loss_np) and abs(norm - norm_np) <= 1e-4 * norm_np
+    assert np.abs(out - out_np).max() < 1e-5
+    assert_weights_close(net.weights, ref.weights, lr, 1)
+    # the dropout generator advanced identically (the masks were the same draws)
+    assert net.rng.bit_generator.state == ref.rng.bit_generator.state
+
+
+def test_the_torch_adamw_state_is_the_numpy_format():
+    x, y = load_mnist(20, "train", np.float32)
+    results = {}
+    for eng in (NumpyEngine(), TorchEngine(Processes())):
+        net = eng.network(TINY, 0, {})
+        opt = eng.optimiser(net, 0.0005)
+        for _ in range(2):
+            eng.train_step(net, x, y, opt)
+        results[eng.name] = opt.state_dict()
+    a, b = results["numpy"], results["torch"]
+    assert a["step"] == b["step"] == 2
+    for key in ("m", "v"):
+        for k in a[key]:
+            assert b[key][k].dtype == a[key][k].dtype == np.float32 and b[key][k].shape == a[key][k].shape
+            assert rel_err(b[key][k], a[key][k]) < 1e-4, (key, k)
+
+
+# ------------------------------------------------------------------------------------ resume across
+@pytest.fixture(scope="module")
+def splits():
+    x, y = load_mnist(80, "train", np.float32)
+    xt, yt = load_mnist(40, "test", np.float32)
+    return Split(x, y, "fixture"), Split(xt, yt, "fixture")
+
+
+def _train(out, splits, engine, epochs, resume=False):
+    kw = dict(out_dir=str(out), epochs=epochs, progress=False, log=lambda *a: None, splits=splits, callbacks=[],
+              engine=engine)
+    if resume:
+        return train(None, resume=True, **kw)
+    return train(TINY, seed=2, **kw)
+
+
+@pytest.mark.parametrize("first,second", [("numpy", "torch"), ("torch", "numpy")])
+def test_a_run_resumes_on_the_other_engine(tmp_path, splits, first, second):
+    _train(tmp_path / "mixed", splits, first, 1)
+    mixed = _train(tmp_path / "mixed", splits, second, 2, resume=True)
+    straight = _train(tmp_path / "straight", splits, "numpy", 2)
+    steps = 2 * 80 // 20
+    assert_weights_close(load_checkpoint(tmp_path / "mixed" / "checkpoint.npz")["weights"],
+                         load_checkpoint(tmp_path / "straight" / "checkpoint.npz")["weights"], 0.0005, steps)
+    assert mixed["epoch"] == straight["epoch"] == 2
+    assert abs(mixed["train_loss"] - straight["train_loss"]) < 1e-4 * straight["train_loss"]
+    ck = load_checkpoint(tmp_path / "mixed" / "checkpoint.npz")
+    assert ck["meta"]["settings"]["engine"] == second and ck["adam"]["step"] == steps
+
+
+def test_evaluate_reads_torch_weights(tmp_path, splits, monkeypatch, capsys):
+    from reference import train as train_mod
+
+    result = _train(tmp_path / "run", splits, "torch", 1)
+    monkeypatch.setattr(train_mod, "load_split", lambda *a, **k: splits[1])
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "weights.npz")]) == 0
+    assert f"accuracy={result['test_acc']:.6f}" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------- distributed
+def _torchrun(args, n, env_extra=None, timeout=300):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    cmd = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run(cmd + ["--standalone", "--nproc_per_node", str(n), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+DIST_CASES = [("tiny", {"dropout_unit": "feature"}, 20), ("paper2020/MNIST_CNN.yaml", {"variant": "paper2020"}, 10)]
+
+
+@pytest.mark.parametrize("name,options,batch", DIST_CASES, ids=["mlp-dropout", "cnn-paper2020"])
+def test_two_processes_train_as_one(tmp_path, name, options, batch):
+    """torchrun --nproc_per_node 2 (gloo on loopback): 3 steps of the global batch give the weights of one
+    process; only rank 0 writes, and its checkpoint is the single process's file."""
+    cfg = _config(name)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"config": cfg if isinstance(cfg, dict) else cfg.raw, "net_options": options}))
+    worker = os.path.join(ROOT, "tests", "torch_engine_worker.py")
+    one = subprocess.run([sys.executable, worker, str(tmp_path / "one"), str(spec), str(3 * batch), str(batch)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _torchrun([worker, str(tmp_path / "two"), str(spec), str(3 * batch), str(batch)], 2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("one", "two"))
+    lr = cfg["Network"]["lr"] if isinstance(cfg, dict) else cfg.network["lr"]
+    assert_weights_close(b["weights"], a["weights"], lr, 3)
+    assert b["adam"]["step"] == a["adam"]["step"] == 3
+    for key in ("m", "v"):  # AdamW's moments carry the gradient's scale (the weights alone hardly do)
+        for k in a["adam"][key]:
+            assert rel_err(b["adam"][key][k], a["adam"][key][k]) < 1e-4, (key, k)
+    assert b["meta"]["rng"] == a["meta"]["rng"]  # the same dropout draws, on every process
+    norms = [json.loads((tmp_path / d / f).read_text()) for d, f in
+             (("one", "norms_rank0.json"), ("two", "norms_rank0.json"), ("two", "norms_rank1.json"))]
+    assert len(norms[0]) == 3 and norms[1] == norms[2]  # every process saw the whole batch's gradient ...
+    assert np.allclose(norms[1], norms[0], rtol=1e-5, atol=0)  # ... the single process's (clipping hides a scale)
+    run_files = lambda d: sorted(f for f in os.listdir(tmp_path / d) if not f.startswith("norms_"))  # noqa: E731
+    assert run_files("two") == run_files("one")
+    assert set(np.load(tmp_path / "two" / "checkpoint.npz").files) == set(np.load(tmp_path / "one" / "checkpoint.npz").files)
+    pa, pb = a["meta"]["progress"], b["meta"]["progress"]
+    assert pb["metrics"][0]["test_acc"] == pa["metrics"][0]["test_acc"]
+    assert abs(pb["metrics"][0]["train_loss"] - pa["metrics"][0]["train_loss"]) < 1e-5 * pa["metrics"][0]["train_loss"]
+
+
+def test_the_paper2020_switch_reads_the_whole_batch_across_processes(tmp_path):
+    """The paper-era rule switches a layer on the firing rate of the whole batch.  Half digits, half black
+    images: process 1's share fires not at all, so a local rate would put it on the warm-up branch while
+    the batch's rate does not; the gradient must still be the single process's."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"config": load_config(os.path.join(CONFIGS, "paper2020", "MNIST_CNN.yaml")).raw,
+                                "net_options": {"variant": "paper2020"}}))
+    worker = os.path.join(ROOT, "tests", "torch_engine_worker.py")
+    one = subprocess.run([sys.executable, worker, "step", str(tmp_path / "one"), str(spec), "8"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _torchrun([worker, "step", str(tmp_path / "two"), str(spec), "8"], 2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = np.load(tmp_path / "one" / "grads_rank0.npz")
+    for rank in (0, 1):
+        b = np.load(tmp_path / "two" / f"grads_rank{rank}.npz")
+        for k in a.files:
+            assert rel_err(b[k], a[k]) < TOL_NET32, (rank, k)
+
+
+# -------------------------------------------------------------------------------------------- errors
+def test_engine_errors_name_the_fix(monkeypatch):
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="CUDA is not available"):
+            make_engine("torch", "cuda")
+    with pytest.raises(EngineError, match="cpu, cuda or cuda:N"):
+        make_engine("torch", "tpu")
+    with pytest.raises(EngineError, match="--engine torch"):
+        make_engine("numpy", "cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(EngineError, match="does not divide by the 2 processes"):
+        make_engine("torch", None, batch_size=15)  # checked before joining any process group
+    with pytest.raises(EngineError, match="needs --engine torch"):
+        make_engine("numpy", None, batch_size=16)
+    with pytest.raises(EngineError, match="exists on the NumPy engine only"):
+        TorchEngine(Processes()).network(TINY, 0, {"input_encoding": "authors"})
+
+
+def test_cli_reports_engine_errors_in_one_line(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    if not torch.cuda.is_available():
+        assert main(["train", "--config", str(cfg), "--engine", "torch", "--device", "cuda", "--out", "r"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CUDA is not available" in err and "--device cpu" in err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--config", str(cfg), "--engine", "torch", "--batch-size", "15", "--out", "r"]) == 2
+    assert "does not divide by the 2 processes" in capsys.readouterr().err
+    assert not os.path.exists("r")
