@@ -108,6 +108,28 @@ def test_the_torch_adamw_state_is_the_numpy_format():
             assert rel_err(b[key][k], a[key][k]) < 1e-4, (key, k)
 
 
+@pytest.mark.parametrize("name", ["FashionMNIST_400_400.yaml", "MNIST_CNN.yaml"])
+def test_saved_state_is_what_the_docs_say(name):
+    """saved_state_bytes against what autograd really keeps for the backward (weights excluded: saved by
+    reference), measured with saved_tensors_hooks on one training forward."""
+    from reference.autograd.engine import saved_state_bytes
+
+    cfg = load_config(os.path.join(CONFIGS, name))
+    net = TorchEngine(Processes()).network(cfg, 0, {})
+    params = {p.data_ptr() for p in net.module.parameters()}
+    saved = {}
+
+    def pack(t):
+        if t.data_ptr() not in params:
+            saved[(t.data_ptr(), tuple(t.shape), t.dtype)] = t.numel() * t.element_size()
+        return t
+
+    x, _ = load_mnist(6, "train", np.float32)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net.module(net.tensor(x), None)
+    assert sum(saved.values()) == sum(saved_state_bytes(cfg, 6).values())
+
+
 # ------------------------------------------------------------------------------------ resume across
 @pytest.fixture(scope="module")
 def splits():

@@ -144,6 +144,26 @@ class Processes:
         return base + (rank < extra)
 
 
+# ------------------------------------------------------------------------------------------ memory
+def saved_state_bytes(config, batch_size: int) -> dict[str, int]:
+    """Bytes PyTorch keeps for the backward of one training step, per weighted layer, for a batch (or one
+    process's share) of ``batch_size``: 9 bytes per neuron and step (:class:`.torch_backend.TSSLBPSpike`:
+    ``u``, ``du`` float32, spikes bool) plus 4 bytes per input value and step (the synapse's input PSP,
+    saved by the matrix product or convolution).  The weights are saved by reference (no copy) and are not
+    counted.  Checked against ``torch.autograd.graph.saved_tensors_hooks`` in tests/test_torch_engine.py."""
+    from ..config import Config, load_config
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    t = cfg.params.n_steps
+    out = {}
+    for name, c in cfg.layers:
+        if c["type"] in ("conv", "linear"):
+            neurons = int(np.prod(c["out_shape"]))
+            inputs = int(np.prod(c["in_shape"]))
+            out[name] = t * batch_size * (9 * neurons + 4 * inputs)
+    return out
+
+
 # ----------------------------------------------------------------------------------------- network
 class _Weights(torch.nn.Module):
     """The trainable weights as an ``nn.Module`` (what DistributedDataParallel wraps); ``forward`` runs
@@ -425,7 +445,15 @@ class TorchEngine:
             gc.collect()
         self.procs.close()
 
-    def describe(self) -> str:
+    def describe(self, config=None, batch_size: int | None = None) -> str:
+        """One line: torch version, device, processes; with a config and the global batch, the memory
+        saved for the backward per process (:func:`saved_state_bytes`)."""
         where = f"{self.procs.world} processes" if self.procs.world > 1 else "1 process"
-        return f"torch {torch.__version__} on {self.procs.device} ({where})"
+        text = f"torch {torch.__version__} on {self.procs.device} ({where})"
+        if config is not None and batch_size:
+            share = -(-batch_size // self.procs.world)
+            saved = saved_state_bytes(config, share)
+            text += (f"; saved for the backward per process (batch {share}): {sum(saved.values()) / 2**20:.1f} MiB ("
+                     + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in saved.items()) + ")")
+        return text
 
