@@ -160,13 +160,24 @@ def test_a_run_resumes_on_the_other_engine(tmp_path, splits, first, second):
     assert ck["meta"]["settings"]["engine"] == second and ck["adam"]["step"] == steps
 
 
-def test_evaluate_reads_torch_weights(tmp_path, splits, monkeypatch, capsys):
-    from reference import train as train_mod
+def test_evaluate_and_diagnostics_read_torch_weights(tmp_path, splits, monkeypatch, capsys):
+    import csv
 
-    result = _train(tmp_path / "run", splits, "torch", 1)
+    from reference import train as train_mod
+    from reference.diagnostics import diagnostics
+    from reference.network import Network
+
+    result = train(TINY, out_dir=str(tmp_path / "run"), epochs=1, seed=2, progress=False, log=lambda *a: None,
+                   splits=splits, callbacks=[], engine="torch", diagnostics=20)
     monkeypatch.setattr(train_mod, "load_split", lambda *a, **k: splits[1])
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "weights.npz")]) == 0
     assert f"accuracy={result['test_acc']:.6f}" in capsys.readouterr().out
+    # the diagnostics row measured the torch weights of epoch 1 (the NumPy network was given them)
+    (row,) = list(csv.DictReader(open(tmp_path / "run" / "diagnostics.csv")))
+    net = Network(TINY, seed=2)
+    net.set_weights(load_checkpoint(tmp_path / "run" / "weights.npz")["weights"])
+    expected = diagnostics(net, splits[0].images, splits[0].labels[:20])
+    assert abs(float(row["loss"]) - expected["loss"]) <= 1e-5 * expected["loss"]
 
 
 # --------------------------------------------------------------------------------------- distributed
