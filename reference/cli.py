@@ -663,9 +663,8 @@ def _user_error(err: Exception) -> str | None:
     from .data import DataError
     from .network import SizeError
     from .runs import RunError
-    from .train import EngineError
 
-    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError, EngineError)):
+    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError)):
         return str(err)
     if isinstance(err, SizeError):
         return str(err)

@@ -67,6 +67,11 @@ class RunLockedError(RunError):
     """Another process holds the folder's lock."""
 
 
+class EngineError(RunError):
+    """A run's engine cannot run as asked (torch missing, no CUDA, a batch that does not split over the
+    processes, an option the engine does not have)."""
+
+
 class CheckpointError(RunError):
     """A checkpoint or weights file that cannot be read or does not fit its network."""
 

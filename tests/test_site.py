@@ -99,17 +99,19 @@ def test_every_lesson_and_the_index_load_cleanly(browser):
 
 def test_the_other_pages_load_cleanly(browser):
     """The pages made from other files: the figures gallery (every figure page), results, summary, notes,
-    the check page, and the lessons' index."""
+    the check page, the lessons' index and the torch engine's page (a section of README.md)."""
     figures = sorted(f"_generated/figures/{f}" for f in os.listdir(os.path.join(SITE, "_generated", "figures"))
                      if f.endswith(".html"))
     assert len(figures) >= 9, figures  # the index and one page per figure
     for path in figures + ["results/README.html", "_generated/summary.html", "paper-notes.html", "check.html",
-                           "_generated/lessons.html"]:
+                           "_generated/lessons.html", "scale.html"]:
         page, problems = _open(browser, path)
         assert not problems, f"{path}: {problems}"
         assert not _images_ok(page), f"{path}: images without a size: {_images_ok(page)}"
         if path.startswith("_generated/figures/fig"):
             assert page.evaluate("document.images.length") >= 1 and page.locator("div.highlight").count() >= 1
+        if path == "scale.html":  # the README's section, included: its commands are on the page
+            assert "torchrun --standalone --nproc_per_node 4" in page.evaluate("document.body.innerText")
         page.close()
 
 

@@ -40,7 +40,8 @@ import torch.distributed as dist  # noqa: E402
 
 from ..network import Network  # noqa: E402
 from ..params import GRAD_NORM_CLIP, WEIGHT_CLIP  # noqa: E402
-from ..train import EngineError, Split, evaluate as evaluate_one  # noqa: E402
+from ..evaluation import Split, evaluate as evaluate_one  # noqa: E402
+from ..runs import EngineError  # noqa: E402
 from .model import TwinModel  # noqa: E402
 from .torch_backend import TorchBackend  # noqa: E402
 
