@@ -533,8 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numpy: the NumPy/Numba reference (default); torch: the PyTorch twin in float32, on "
                         "--device, and on several processes under torchrun (same checkpoints: a run resumes on "
                         "either engine)")
-    p.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N (under torchrun, cuda means "
-                                    "each process's cuda:LOCAL_RANK)")
+    p.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N; under torchrun give cuda: each "
+                                    "process takes its cuda:LOCAL_RANK")
     _add_tsslbp_options(p)
     p.set_defaults(func=cmd_train)
 

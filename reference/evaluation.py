@@ -72,4 +72,5 @@ def evaluate(net, split: Split, batch_size: int | None = None, progress: bool = 
         loss, _ = net.loss(out, y)
         total += net.loss_sum(loss, len(y))
         preds[i:i + len(y)] = net.predict(out, spikes)
-    return total / max(len(split.labels), 1), float(np.mean(preds == split.labels)), preds
+    accuracy = float(np.mean(preds == split.labels)) if len(preds) else 0.0
+    return total / max(len(split.labels), 1), accuracy, preds

@@ -129,6 +129,13 @@ class NumpyEngine:
     def close(net=None) -> None:
         """Nothing to release (the torch engine leaves its process group here)."""
 
+    abort = close
+
+    @staticmethod
+    def first(fn):
+        """``fn()`` (the torch engine runs it on rank 0 first, then on the other processes)."""
+        return fn()
+
 
 ENGINES = ("numpy", "torch")
 
@@ -271,6 +278,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     # with several processes (torchrun), only rank 0 writes (and locks) the folder; the others read it
     writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
     folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
+    eng = net = None
     try:
         if resume:
             net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
@@ -289,11 +297,12 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             state = Progress()
         if not eng.writer:
             log, callbacks, diagnostics = (lambda *a, **k: None), [], 0
-        train_set, test_set = splits if splits is not None else (
-            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir, verbose=progress,
-                       config=cfg),
-            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir, verbose=progress,
-                       config=cfg))
+        # several processes: rank 0 loads (and may download into the shared cache) before the others
+        train_set, test_set = splits if splits is not None else eng.first(lambda: (
+            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir,
+                       verbose=progress and eng.writer, config=cfg),
+            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir,
+                       verbose=progress and eng.writer, config=cfg)))
         if not resume:
             folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
                 else ReadOnlyFolder(out_dir)
@@ -310,6 +319,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     except BaseException:
         if folder is not None:
             folder.unlock()
+        if eng is not None:  # leave a process group at once (the other processes stop with torchrun)
+            eng.abort(net)
         raise
     eng.close(net)
     last = state.metrics[-1] if state.metrics else {}

@@ -46,11 +46,22 @@ def assert_weights_close(a: dict, b: dict, lr: float, steps: int):
 
 
 def _config(name):
-    return TINY if name == "tiny" else load_config(os.path.join(CONFIGS, name))
+    return {"tiny": TINY, "small_cnn": SMALL_CNN}.get(name) or load_config(os.path.join(CONFIGS, name))
 
+
+SMALL_CNN = {  # conv -> pooling -> dropout -> dense: the dropout mask in the conv layout (N, C, H, W)
+    "Network": {**TINY["Network"], "batch_size": 10},
+    "Layers": {"conv": {"type": "conv", "in_channels": 1, "out_channels": 6, "kernel_size": 5, "weight_scale": 1,
+                        "threshold": 1},
+               "pool": {"type": "pooling", "kernel_size": 2, "threshold": 0.75},
+               "drop": {"type": "dropout", "p": 0.3},
+               "output": {"type": "linear", "n_inputs": 864, "n_outputs": 10, "weight_scale": 1, "threshold": 1}},
+}
 
 CASES = [  # (config, options, batch): dropout, the MLP, the CNN with both rules, BPTT, the count loss
     ("tiny", {}, 20),
+    ("small_cnn", {}, 10),
+    ("small_cnn", {"dropout_unit": "row"}, 10),
     ("tiny", {"dropout_unit": "sample", "target_filter": "single"}, 20),
     ("FashionMNIST_400_400.yaml", {}, 30),
     ("MNIST_CNN.yaml", {}, 12),
@@ -108,14 +119,16 @@ def test_the_torch_adamw_state_is_the_numpy_format():
             assert rel_err(b[key][k], a[key][k]) < 1e-4, (key, k)
 
 
-@pytest.mark.parametrize("name", ["FashionMNIST_400_400.yaml", "MNIST_CNN.yaml"])
-def test_saved_state_is_what_the_docs_say(name):
+@pytest.mark.parametrize("name,unit", [("FashionMNIST_400_400.yaml", "feature"), ("MNIST_CNN.yaml", "feature"),
+                                       ("tiny", "feature"), ("small_cnn", "feature"), ("small_cnn", "row"),
+                                       ("small_cnn", "sample")])
+def test_saved_state_is_what_the_docs_say(name, unit):
     """saved_state_bytes against what autograd really keeps for the backward (weights excluded: saved by
     reference), measured with saved_tensors_hooks on one training forward."""
     from reference.autograd.engine import saved_state_bytes
 
-    cfg = load_config(os.path.join(CONFIGS, name))
-    net = TorchEngine(Processes()).network(cfg, 0, {})
+    cfg = load_config(_config(name)) if name in ("tiny", "small_cnn") else _config(name)
+    net = TorchEngine(Processes()).network(cfg, 0, {"dropout_unit": unit})
     params = {p.data_ptr() for p in net.module.parameters()}
     saved = {}
 
@@ -126,8 +139,8 @@ def test_saved_state_is_what_the_docs_say(name):
 
     x, _ = load_mnist(6, "train", np.float32)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net.module(net.tensor(x), None)
-    assert sum(saved.values()) == sum(saved_state_bytes(cfg, 6).values())
+        net.module(net.tensor(x), net.masks(6, slice(0, 6)))  # a training forward: dropout masks drawn
+    assert sum(saved.values()) == sum(saved_state_bytes(cfg, 6, unit).values())
 
 
 # ------------------------------------------------------------------------------------ resume across
@@ -194,34 +207,46 @@ DIST_CASES = [("tiny", {"dropout_unit": "feature"}, 20), ("paper2020/MNIST_CNN.y
 
 @pytest.mark.parametrize("name,options,batch", DIST_CASES, ids=["mlp-dropout", "cnn-paper2020"])
 def test_two_processes_train_as_one(tmp_path, name, options, batch):
-    """torchrun --nproc_per_node 2 (gloo on loopback): 3 steps of the global batch give the weights of one
-    process; only rank 0 writes, and its checkpoint is the single process's file."""
+    """torchrun --nproc_per_node 2 (gloo on loopback) against one process, one epoch of 3 full batches and
+    a last batch of 1 sample (process 1 gets none of it), 31 test digits (unequal shares).  Process 1
+    alone gets SIGTERM after step 2: both stop at the same step and rank 0 writes the checkpoint; a
+    resume under torchrun (process 1 reads the checkpoint it did not write) finishes the epoch.  Then
+    the weights, AdamW's moments and every step's gradient norm equal the single process's; only rank 0
+    wrote, and its files are the single process's."""
     cfg = _config(name)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"config": cfg if isinstance(cfg, dict) else cfg.raw, "net_options": options}))
     worker = os.path.join(ROOT, "tests", "torch_engine_worker.py")
-    one = subprocess.run([sys.executable, worker, str(tmp_path / "one"), str(spec), str(3 * batch), str(batch)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    args = [str(3 * batch + 1), str(batch)]
+    one = subprocess.run([sys.executable, worker, str(tmp_path / "one"), str(spec), *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = _torchrun([worker, str(tmp_path / "two"), str(spec), str(3 * batch), str(batch)], 2)
+    stopped = _torchrun([worker, str(tmp_path / "two"), str(spec), *args], 2, {"TSSLBP_TEST_STOP_AT": "1:2"})
+    assert stopped.returncode != 0  # interrupted (exit code 3 on both processes)
+    mid = load_checkpoint(tmp_path / "two" / "checkpoint.npz")
+    assert mid["meta"]["progress"]["batch"] == 2 and mid["adam"]["step"] == 2  # both stopped after step 2
+    two = _torchrun([worker, str(tmp_path / "two"), str(spec), *args, "1", "1"], 2)
     assert two.returncode == 0, two.stderr[-3000:]
+
     a, b = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("one", "two"))
     lr = cfg["Network"]["lr"] if isinstance(cfg, dict) else cfg.network["lr"]
-    assert_weights_close(b["weights"], a["weights"], lr, 3)
-    assert b["adam"]["step"] == a["adam"]["step"] == 3
+    assert_weights_close(b["weights"], a["weights"], lr, 4)
+    assert b["adam"]["step"] == a["adam"]["step"] == 4
     for key in ("m", "v"):  # AdamW's moments carry the gradient's scale (the weights alone hardly do)
         for k in a["adam"][key]:
             assert rel_err(b["adam"][key][k], a["adam"][key][k]) < 1e-4, (key, k)
     assert b["meta"]["rng"] == a["meta"]["rng"]  # the same dropout draws, on every process
-    norms = [json.loads((tmp_path / d / f).read_text()) for d, f in
-             (("one", "norms_rank0.json"), ("two", "norms_rank0.json"), ("two", "norms_rank1.json"))]
-    assert len(norms[0]) == 3 and norms[1] == norms[2]  # every process saw the whole batch's gradient ...
-    assert np.allclose(norms[1], norms[0], rtol=1e-5, atol=0)  # ... the single process's (clipping hides a scale)
+    read = lambda d, f: json.loads((tmp_path / d / f).read_text())  # noqa: E731
+    single = read("one", "norms_rank0.json")
+    for rank in (0, 1):  # every process saw the whole batch's gradient, the single process's (clipping
+        both = read("two", f"norms_rank{rank}.json") + read("two", f"norms_rank{rank}_resumed.json")  # hides a scale)
+        assert len(single) == 4 and np.allclose(both, single, rtol=1e-5, atol=0), (rank, both, single)
     run_files = lambda d: sorted(f for f in os.listdir(tmp_path / d) if not f.startswith("norms_"))  # noqa: E731
     assert run_files("two") == run_files("one")
     assert set(np.load(tmp_path / "two" / "checkpoint.npz").files) == set(np.load(tmp_path / "one" / "checkpoint.npz").files)
     pa, pb = a["meta"]["progress"], b["meta"]["progress"]
     assert pb["metrics"][0]["test_acc"] == pa["metrics"][0]["test_acc"]
+    assert abs(pb["metrics"][0]["test_loss"] - pa["metrics"][0]["test_loss"]) < 1e-5 * pa["metrics"][0]["test_loss"]
     assert abs(pb["metrics"][0]["train_loss"] - pa["metrics"][0]["train_loss"]) < 1e-5 * pa["metrics"][0]["train_loss"]
 
 

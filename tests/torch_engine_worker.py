@@ -1,10 +1,11 @@
 """Train on fixture digits with the torch engine, as one process of ``torchrun`` or alone.
 
-    torchrun --standalone --nproc_per_node 2 tests/torch_engine_worker.py OUT CONFIG.json N_TRAIN BATCH [EPOCHS]
+    torchrun --standalone --nproc_per_node 2 tests/torch_engine_worker.py OUT CONFIG.json N_TRAIN BATCH [EPOCHS [RESUME]]
 
 Used by tests/test_torch_engine.py to compare a distributed run with a single process (the CLI's own
 data loading would need the full dataset; this feeds the fixture through ``train(splits=...)``).
-Each process also writes ``OUT/norms_rank<R>.json``: its steps' gradient norms before clipping.
+Each process also writes ``OUT/norms_rank<R>.json`` (``_resumed`` when RESUME is 1): its steps' gradient
+norms before clipping.  ``TSSLBP_TEST_STOP_AT=R:K`` sends SIGTERM to process R alone after its step K.
 
     torchrun --standalone --nproc_per_node 2 tests/torch_engine_worker.py step OUT CONFIG.json BATCH
 
@@ -13,6 +14,7 @@ The config is a JSON file: ``{"config": {...authors' schema...}, "net_options": 
 """
 import json
 import os
+import signal
 import sys
 
 import numpy as np
@@ -29,6 +31,9 @@ NORMS = []  # the gradient norm of every step before clipping: the whole batch's
 def _recording_step(*args, **kwargs):
     loss, out, norm = _original_step(*args, **kwargs)
     NORMS.append(norm)
+    stop = os.environ.get("TSSLBP_TEST_STOP_AT")  # "rank:step": that process alone gets SIGTERM after that step
+    if stop and stop == f"{os.environ.get('RANK', '0')}:{len(NORMS)}":
+        os.kill(os.getpid(), signal.SIGTERM)
     return loss, out, norm
 
 
@@ -36,15 +41,21 @@ _original_step = engine_mod.TorchEngine.train_step
 engine_mod.TorchEngine.train_step = staticmethod(_recording_step)
 
 
-def main(out, spec_path, n_train, batch, epochs=1):
+def main(out, spec_path, n_train, batch, epochs=1, resume=0):
     with open(spec_path) as fh:
         spec = json.load(fh)
     x, y = load_mnist(int(n_train), "train", np.float32)
-    xt, yt = load_mnist(30, "test", np.float32)
-    result = train(spec["config"], out_dir=out, epochs=int(epochs), batch_size=int(batch), seed=spec.get("seed", 0),
-                   splits=(Split(x, y, "fixture"), Split(xt, yt, "fixture")), progress=False, callbacks=[],
-                   net_options=spec.get("net_options"), engine="torch", log=lambda *a: None)
-    with open(os.path.join(out, f"norms_rank{os.environ.get('RANK', '0')}.json"), "w") as fh:
+    xt, yt = load_mnist(31, "test", np.float32)  # odd: the processes' evaluation shares differ
+    splits = (Split(x, y, "fixture"), Split(xt, yt, "fixture"))
+    common = dict(out_dir=out, epochs=int(epochs), splits=splits, progress=False, callbacks=[], engine="torch",
+                  log=lambda *a: None)
+    if int(resume):
+        result = train(None, resume=True, **common)
+    else:
+        result = train(spec["config"], batch_size=int(batch), seed=spec.get("seed", 0),
+                       net_options=spec.get("net_options"), **common)
+    name = f"norms_rank{os.environ.get('RANK', '0')}{'_resumed' if int(resume) else ''}.json"
+    with open(os.path.join(out, name), "w") as fh:
         json.dump(NORMS, fh)
     return 3 if result["interrupted"] else 0
 

@@ -21,7 +21,8 @@ model with ``DistributedDataParallel``:
 - the paper-era rule's layer switch reads the firing rate of the whole batch (a sum over processes);
 - only rank 0 writes the run folder (checkpoints, metrics, figures); the checkpoint is the file one
   process writes.  A stop (Ctrl-C, SIGTERM, ``--max-seconds``) seen by any process stops all of them at
-  the same step.
+  the same step, with a checkpoint (torchrun forwards Ctrl-C to every process, and kills them after its
+  ``--shutdown-timeout``, 30 s by default).
 
 Memory saved for the backward, per spiking layer of ``T * N * F`` neuron-steps: 9 bytes per neuron-step
 (``u`` and ``du`` in float32, spikes as booleans; :class:`.torch_backend.TSSLBPSpike`), plus what PyTorch
@@ -55,6 +56,10 @@ def resolve_device(device: str | None, local_rank: int = 0, world: int = 1) -> "
         return torch.device("cpu")
     if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
         raise EngineError(f"--device {device!r}: give cpu, cuda or cuda:N")
+    if world > 1 and name != "cuda":
+        raise EngineError(f"--device {device} under torchrun would put every process on the same GPU: give "
+                          f"--device cuda (each process takes cuda:LOCAL_RANK) and choose the GPUs with "
+                          f"CUDA_VISIBLE_DEVICES")
     if not torch.cuda.is_available():
         build = f"torch {torch.__version__}" + (" is a CPU-only build" if torch.version.cuda is None
                                                 else f" (CUDA {torch.version.cuda}) sees no GPU")
@@ -93,6 +98,11 @@ class Processes:
         return procs
 
     joined = False  # whether this object joined the process group (and so leaves it in close())
+
+    def barrier(self) -> None:
+        """Wait for every process (nothing to wait for with one)."""
+        if self.world > 1:
+            dist.barrier()
 
     def close(self) -> None:
         """Leave the process group this object joined, after every process has arrived (a process that
@@ -146,12 +156,13 @@ class Processes:
 
 
 # ------------------------------------------------------------------------------------------ memory
-def saved_state_bytes(config, batch_size: int) -> dict[str, int]:
-    """Bytes PyTorch keeps for the backward of one training step, per weighted layer, for a batch (or one
-    process's share) of ``batch_size``: 9 bytes per neuron and step (:class:`.torch_backend.TSSLBPSpike`:
+def saved_state_bytes(config, batch_size: int, unit: str = "feature") -> dict[str, int]:
+    """Bytes PyTorch keeps for the backward of one TSSL-BP training step, per weighted layer, for a batch
+    (or one process's share) of ``batch_size``: 9 bytes per neuron and step (:class:`.torch_backend.TSSLBPSpike`:
     ``u``, ``du`` float32, spikes bool) plus 4 bytes per input value and step (the synapse's input PSP,
-    saved by the matrix product or convolution).  The weights are saved by reference (no copy) and are not
-    counted.  Checked against ``torch.autograd.graph.saved_tensors_hooks`` in tests/test_torch_engine.py."""
+    saved by the matrix product or convolution); per dropout layer its float32 mask (``unit`` as
+    ``--dropout-unit``).  The weights are saved by reference (no copy) and are not counted; the BPTT
+    backward (``--backward bptt``) keeps other tensors.  Checked against ``torch.autograd.graph.saved_tensors_hooks`` in tests/test_torch_engine.py."""
     from ..config import Config, load_config
 
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -162,7 +173,19 @@ def saved_state_bytes(config, batch_size: int) -> dict[str, int]:
             neurons = int(np.prod(c["out_shape"]))
             inputs = int(np.prod(c["in_shape"]))
             out[name] = t * batch_size * (9 * neurons + 4 * inputs)
+        elif c["type"] == "dropout" and c["p"] > 0:  # the mask, one value per unit, shared by the steps
+            out[name] = batch_size * int(np.prod(_mask_shape(c, unit)[1:])) * 4
     return out
+
+
+def _mask_shape(c: dict, unit: str) -> tuple:
+    """Shape of a dropout layer's mask for one sample, (1, ...) in the twin's layout (N, C, H, W) or (N, F)."""
+    ch, h, w = c["in_shape"]
+    if unit == "sample":
+        return (1, 1, 1, 1) if (h, w) != (1, 1) else (1, 1)
+    if (h, w) == (1, 1):
+        return (1, ch)
+    return (1, ch, h, 1) if unit == "row" else (1, ch, h, w)
 
 
 # ----------------------------------------------------------------------------------------- network
@@ -423,7 +446,10 @@ class TorchEngine:
     def from_env(cls, device: str | None = None) -> "TorchEngine":
         return cls(Processes.from_env(device))
 
+    options: dict = {}
+
     def network(self, config, seed, options: dict) -> TorchNetwork:
+        self.options = dict(options)
         return TorchNetwork(config, seed=seed, processes=self.procs, **options)
 
     def optimiser(self, net: TorchNetwork, lr: float) -> TorchAdamW:
@@ -434,6 +460,23 @@ class TorchEngine:
 
     def any(self, flag) -> bool:
         return self.procs.any(flag)
+
+    def first(self, fn):
+        """``fn()`` on rank 0 first, then on the others (e.g. loading a dataset that rank 0 may download
+        into the shared cache); returns its result on every process."""
+        if self.procs.world == 1:
+            return fn()
+        result = fn() if self.writer else None
+        self.procs.barrier()
+        return result if self.writer else fn()
+
+    def abort(self, net: TorchNetwork | None = None) -> None:
+        """After an error: release DDP and leave the process group without waiting for the others."""
+        if net is not None and getattr(net, "ddp", None) is not None:
+            net.ddp = None
+        if self.procs.joined and dist.is_initialized():
+            dist.destroy_process_group()
+            self.procs.joined = False
 
     def close(self, net: TorchNetwork | None = None) -> None:
         """End of training: drop the DDP wrapper, then leave the process group.  (Destroying the group
@@ -451,10 +494,11 @@ class TorchEngine:
         saved for the backward per process (:func:`saved_state_bytes`)."""
         where = f"{self.procs.world} processes" if self.procs.world > 1 else "1 process"
         text = f"torch {torch.__version__} on {self.procs.device} ({where})"
-        if config is not None and batch_size:
+        if config is not None and batch_size and self.options.get("backward", "tsslbp") == "tsslbp":
             share = -(-batch_size // self.procs.world)
-            saved = saved_state_bytes(config, share)
-            text += (f"; saved for the backward per process (batch {share}): {sum(saved.values()) / 2**20:.1f} MiB ("
-                     + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in saved.items()) + ")")
+            saved = saved_state_bytes(config, share, self.options.get("dropout_unit", "feature"))
+            text += (f"; saved for the TSSL-BP backward per process (batch {share}): "
+                     f"{sum(saved.values()) / 2**20:.1f} MiB (" + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in saved.items())
+                     + ")")
         return text
 

@@ -15,6 +15,8 @@ TSSL-BP's warm-up (:func:`surrogate`).  That is the baseline of :mod:`reference.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..config import Config, load_config
@@ -287,7 +289,7 @@ class TwinModel:
         for name, c in self.layers:
             kind = c["type"]
             if kind == "linear":
-                flat = a.reshape(a.shape[0], a.shape[1], -1)
+                flat = a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))  # explicit: a batch may be empty
                 cur = _plus(flat @ b.permute(weights[name], (1, 0)), probes.get(name))
             elif kind == "conv":
                 cur = _plus(b.conv(a, weights[name], c["stride"], c["padding"], c["dilation"]), probes.get(name))
@@ -304,7 +306,7 @@ class TwinModel:
             s = self.spiking(cur, thr)
             a = psp(xp, s, self.theta_s)
             records[name] = {"a": a, "s": s, "x": cur}
-        out = a.reshape(a.shape[0], a.shape[1], -1)
+        out = a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
         return out, records
 
     def target(self, like):

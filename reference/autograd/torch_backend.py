@@ -58,7 +58,7 @@ class SurrogateStep(torch.autograd.Function):
 
 
 class TorchBackend:
-    """Array operations and autodiff of :class:`~reference.autograd.model.TwinModel` in PyTorch (CPU).
+    """Array operations and autodiff of :class:`~reference.autograd.model.TwinModel` in PyTorch, on ``device``.
 
     dtype : "float64" (checks to round-off) or "float32" (the authors' precision).
     device : where new tensors go ("cpu", "cuda", "cuda:1", or a ``torch.device``).
@@ -107,7 +107,7 @@ class TorchBackend:
         args = [self.asarray(a).requires_grad_(True) for a in args_np]
         out = fn(*args)
         out.backward(self.asarray(cotangent_np))
-        return [a.grad.numpy() for a in args]
+        return [a.grad.detach().cpu().numpy() for a in args]
 
     @staticmethod
     def tsslbp_spike(x, consts):
@@ -120,9 +120,10 @@ class TorchBackend:
     def run(self, model, weights_np, probe_shapes, inputs_np, labels_np) -> dict:
         """Forward, loss and ``loss.backward()``; see :meth:`TwinModel.gradients` for the result."""
         weights = {k: self.asarray(v).requires_grad_(True) for k, v in weights_np.items()}
-        probes = {k: torch.zeros(s, dtype=self.dtype, requires_grad=True) for k, s in probe_shapes.items()}
+        probes = {k: torch.zeros(s, dtype=self.dtype, device=self.device, requires_grad=True)
+                  for k, s in probe_shapes.items()}
         loss, records = model.loss_fn(weights, probes, self.asarray(inputs_np), labels_np)
         loss.backward()
         return collect_results(float(loss.detach()), {k: w.grad for k, w in weights.items()},
-                        {k: p.grad for k, p in probes.items()}, records, lambda t: t.detach().numpy())
+                        {k: p.grad for k, p in probes.items()}, records, lambda t: t.detach().cpu().numpy())
 
