@@ -525,13 +525,18 @@ class Dropout:
         the same generator, so both engines drop the same units."""
         if rng is None:
             raise ValueError(f"layer {self.name!r}: dropout in training needs a random generator (rng)")
+        keep = rng.random(self.mask_shape(shape)) >= self.p
+        return (keep / (1.0 - self.p)).astype(dtype)
+
+    def mask_shape(self, shape) -> tuple:
+        """The mask's shape for an input of ``shape`` (N, H, W, C) or (N, F): size 1 along the axes one
+        value covers (``unit``)."""
         shape = list(shape)
         if self.unit == "sample":
             shape[1:] = [1] * (len(shape) - 1)
         elif self.unit == "row" and len(shape) == 4:
             shape[2] = 1  # shared along W
-        keep = rng.random(tuple(shape)) >= self.p
-        return (keep / (1.0 - self.p)).astype(dtype)
+        return tuple(shape)
 
     def infer(self, a_in: np.ndarray) -> np.ndarray:
         """Evaluation: the identity."""

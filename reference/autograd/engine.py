@@ -30,6 +30,7 @@ keeps for the synapse's own backward (its input PSP, 4 bytes per input neuron-st
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -39,6 +40,7 @@ from . import require
 torch = require("torch")
 import torch.distributed as dist  # noqa: E402
 
+from ..layers import Dropout  # noqa: E402
 from ..network import Network  # noqa: E402
 from ..params import GRAD_NORM_CLIP, WEIGHT_CLIP  # noqa: E402
 from ..evaluation import Split, evaluate as evaluate_one  # noqa: E402
@@ -112,11 +114,16 @@ class Processes:
             dist.destroy_process_group()
             self.joined = False
 
-    def share(self, n: int) -> slice:
-        """This process's contiguous rows of a batch of ``n`` (``numpy.array_split``'s shares)."""
+    def sizes(self, n: int) -> list[int]:
+        """Every process's share of a batch of ``n`` rows, in rank order (``numpy.array_split``'s sizes)."""
         base, extra = divmod(n, self.world)
-        lo = self.rank * base + min(self.rank, extra)
-        return slice(lo, lo + base + (self.rank < extra))
+        return [base + (rank < extra) for rank in range(self.world)]
+
+    def share(self, n: int) -> slice:
+        """This process's contiguous rows of a batch of ``n``."""
+        sizes = self.sizes(n)
+        lo = sum(sizes[:self.rank])
+        return slice(lo, lo + sizes[self.rank])
 
     def sum(self, values) -> list[float]:
         """Sum over processes of a few numbers (float64)."""
@@ -134,7 +141,7 @@ class Processes:
         """Every process's share of a (T, n_share, ...) tensor, joined along axis 1 into (T, n, ...)."""
         if self.world == 1:
             return t
-        sizes = [self._share_size(n, r) for r in range(self.world)]
+        sizes = self.sizes(n)
         pad = max(sizes) - t.shape[1]
         if pad:
             t = torch.cat([t, t.new_zeros((t.shape[0], pad, *t.shape[2:]))], dim=1)
@@ -149,10 +156,6 @@ class Processes:
         out = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
-
-    def _share_size(self, n, rank):
-        base, extra = divmod(n, self.world)
-        return base + (rank < extra)
 
 
 # ------------------------------------------------------------------------------------------ memory
@@ -174,18 +177,11 @@ def saved_state_bytes(config, batch_size: int, unit: str = "feature") -> dict[st
             inputs = int(np.prod(c["in_shape"]))
             out[name] = t * batch_size * (9 * neurons + 4 * inputs)
         elif c["type"] == "dropout" and c["p"] > 0:  # the mask, one value per unit, shared by the steps
-            out[name] = batch_size * int(np.prod(_mask_shape(c, unit)[1:])) * 4
+            ch, h, w = c["in_shape"]  # the NumPy engine's layout: (N, F) after a dense layer, else (N, H, W, C)
+            shape = (batch_size, ch) if (h, w) == (1, 1) else (batch_size, h, w, ch)
+            out[name] = math.prod(Dropout(name, c["p"], c["in_shape"], unit).mask_shape(shape)) * 4
     return out
 
-
-def _mask_shape(c: dict, unit: str) -> tuple:
-    """Shape of a dropout layer's mask for one sample, (1, ...) in the twin's layout (N, C, H, W) or (N, F)."""
-    ch, h, w = c["in_shape"]
-    if unit == "sample":
-        return (1, 1, 1, 1) if (h, w) != (1, 1) else (1, 1)
-    if (h, w) == (1, 1):
-        return (1, ch)
-    return (1, ch, h, 1) if unit == "row" else (1, ch, h, w)
 
 
 # ----------------------------------------------------------------------------------------- network
