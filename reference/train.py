@@ -122,7 +122,7 @@ class NumpyEngine:
         return bool(flag)
 
     @staticmethod
-    def describe(config=None, batch_size=None) -> str:
+    def describe(config=None, batch_size=None, options=None) -> str:
         return "NumPy/Numba"
 
     @staticmethod
@@ -310,7 +310,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
                 f"test {len(test_set.labels)}")
             if eng.name != "numpy":
-                log(f"engine: {eng.describe(cfg, settings.batch_size)}")
+                log(f"engine: {eng.describe(cfg, settings.batch_size, settings.net_options)}")
             cbs = list(callbacks) if callbacks is not None else [ProgressBar(progress), Figures()]
             if diagnostics:
                 from .diagnostics import DiagnosticsLog

@@ -442,10 +442,7 @@ class TorchEngine:
     def from_env(cls, device: str | None = None) -> "TorchEngine":
         return cls(Processes.from_env(device))
 
-    options: dict = {}
-
     def network(self, config, seed, options: dict) -> TorchNetwork:
-        self.options = dict(options)
         return TorchNetwork(config, seed=seed, processes=self.procs, **options)
 
     def optimiser(self, net: TorchNetwork, lr: float) -> TorchAdamW:
@@ -485,14 +482,15 @@ class TorchEngine:
             gc.collect()
         self.procs.close()
 
-    def describe(self, config=None, batch_size: int | None = None) -> str:
-        """One line: torch version, device, processes; with a config and the global batch, the memory
-        saved for the backward per process (:func:`saved_state_bytes`)."""
+    def describe(self, config=None, batch_size: int | None = None, options: dict | None = None) -> str:
+        """One line: torch version, device, processes; with a config, the global batch and the run's
+        Network options, the memory saved for the TSSL-BP backward per process (:func:`saved_state_bytes`)."""
         where = f"{self.procs.world} processes" if self.procs.world > 1 else "1 process"
         text = f"torch {torch.__version__} on {self.procs.device} ({where})"
-        if config is not None and batch_size and self.options.get("backward", "tsslbp") == "tsslbp":
+        options = options or {}
+        if config is not None and batch_size and options.get("backward", "tsslbp") == "tsslbp":
             share = -(-batch_size // self.procs.world)
-            saved = saved_state_bytes(config, share, self.options.get("dropout_unit", "feature"))
+            saved = saved_state_bytes(config, share, options.get("dropout_unit", "feature"))
             text += (f"; saved for the TSSL-BP backward per process (batch {share}): "
                      f"{sum(saved.values()) / 2**20:.1f} MiB (" + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in saved.items())
                      + ")")
