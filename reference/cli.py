@@ -328,9 +328,13 @@ def cmd_diagnose(args) -> int:
         from .diagnostics import label_trains
 
         for path, net in zip(args.checkpoints, nets):
-            if net.loss_name != "kernel":
-                raise UsageError("--trains needs a kernel-loss config (it scores trains against the target)")
-            print(f"\nlabel neuron's spike trains, {path} (target {np.round(net.target.astype(np.float64), 4).tolist()}):")
+            if net.loss_name == "kernel":
+                against = f"target {np.round(net.target.astype(np.float64), 4).tolist()}"
+            elif net.loss_name == "count":
+                against = f"count loss, desired count {net.config.network['desired_count']:g}"
+            else:
+                raise UsageError("--trains needs a kernel- or count-loss config (it scores trains by their loss)")
+            print(f"\nlabel neuron's spike trains, {path} ({against}):")
             for train, share, loss in label_trains(net, split.images, split.labels)[:args.trains]:
                 print(f"  {train}  {share:7.2%}  label loss {loss:.4f}")
     return 0

@@ -8,15 +8,16 @@ firing rates, the share of each backward branch, gradient and weight norms.
 
 Columns (floats; per sample means unless said):
 
-* ``loss``, ``loss_label``, ``loss_other``: the config's loss and, for the kernel loss, its parts from the
-  label neuron and from the other neurons (``loss = loss_label + loss_other``);
+* ``loss``, ``loss_label``, ``loss_other``: the config's loss and, for the kernel and count losses, its
+  parts from the label neuron and from the other neurons (``loss = loss_label + loss_other``);
 * ``label_spikes``, ``other_spikes``: output spikes of the label neuron, and per other neuron;
   ``label_psp_last``: the label neuron's output PSP at the last step (against the target's last value);
 * kernel loss, T <= 12: ``label_floor``, the smallest label-neuron loss any 0/1 spike train reaches
   (:func:`best_spike_train`: 0 when the target is itself the PSP of a spike train, as the paper's single
   filter; above 0 for the authors' double filter); ``label_at_best``, ``label_more``, ``label_fewer``: the
   share of samples whose label neuron fires exactly that train, more spikes than it, fewer spikes;
-  ``label_trains`` (text): the label neuron's six most common trains with their shares, ``"00101:0.633 ..."``;
+  ``label_trains`` (text, kernel and count losses): the label neuron's six most common trains with their
+  shares, ``"00101:0.633 ..."``;
 * ``rate/<layer>``: spikes per neuron and step of each spiking layer;
 * ``warmup/<layer>``, ``inter/<layer>``, ``intra/<layer>``: share of the layer's neuron-steps whose delta came
   from each branch of the backward (:data:`reference.tsslbp.BRANCH_NAMES`);
@@ -71,6 +72,23 @@ def train_loss(key: str, target: np.ndarray, tau_s: float) -> float:
     return 0.5 * float(np.sum((psp(train, tau_s).astype(np.float64) - np.asarray(target, np.float64)) ** 2))
 
 
+def count_train_loss(key: str, tau_s: float, desired_count: float) -> float:
+    """The label-neuron part of the count loss for the spike train ``key`` ("11110"), a float.
+
+    The count is the PSP summed over time (:func:`reference.losses.count_loss`): a spike at step k of T adds
+    ``sum_{m<T-k} eps[m] = 1 - (1 - 1/tau_s)^(T-k)``.  The label neuron's error ``d = (count -
+    desired_count) / T`` counts only below the target (``d = 0`` above it) and is the gradient at each of
+    the T steps, so its loss is ``1/2 T d^2``.  At tau_s = 2, T = 5 only ``11111`` (count 4.03) reaches
+    ``desired_count = 4``: the next best, ``11110``, counts 3.53.
+    """
+    from .neuron import psp
+
+    train = np.array([float(ch) for ch in key], dtype=np.float32)
+    n_steps = len(train)
+    d = min(float(np.sum(psp(train, tau_s).astype(np.float64))) - desired_count, 0.0) / n_steps
+    return 0.5 * n_steps * d * d
+
+
 def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[str, float]:
     """Measure ``net`` on ``images`` (N, C, H, W) or (N, C, H, W, T), ``labels`` int (N,): see the module
     docstring for the keys.  Runs forward (no dropout) and backward per batch of ``batch_size``; the weights,
@@ -88,6 +106,7 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
     if net.loss_name == "kernel" and net.n_steps <= 12:
         best, floor = best_spike_train(net.target, net.params.tau_s)
         sums["label_floor"] = floor * n
+    list_trains = best is not None or net.loss_name == "count"
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)  # images may hold more samples than labels: read only the first n
         x, y = images[start:stop], np.asarray(labels[start:stop])
@@ -98,6 +117,12 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
             label_part = 0.5 * np.sum((out[:, np.arange(b), y].astype(np.float64) - net.target[:, None]) ** 2)
             add("loss_label", label_part)
             add("loss_other", net.loss_sum(loss, b) - label_part)
+        elif net.loss_name == "count":  # 1/2 T d^2 per label neuron, d = min(count - desired, 0) / T
+            count = out[:, np.arange(b), y].astype(np.float64).sum(axis=0)
+            d = np.minimum(count - net.config.network["desired_count"], 0.0) / net.n_steps
+            label_part = 0.5 * net.n_steps * np.sum(d ** 2)
+            add("loss_label", label_part)
+            add("loss_other", net.loss_sum(loss, b) - label_part)
         s_out = net.records[-1].state.s.reshape(out.shape).astype(np.float64)
         label_mask = np.zeros((b, n_class), dtype=bool)
         label_mask[np.arange(b), y] = True
@@ -105,11 +130,12 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
         add("label_spikes", counts[label_mask].sum())
         add("other_spikes", counts[~label_mask].sum() / max(n_class - 1, 1))
         add("label_psp_last", out[-1, np.arange(b), y].astype(np.float64).sum())
+        label_trains = s_out[:, np.arange(b), y].T  # (b, T)
         if best is not None:
-            label_trains = s_out[:, np.arange(b), y].T  # (b, T)
             add("label_at_best", np.all(label_trains == best, axis=1).sum())
             add("label_more", (label_trains.sum(axis=1) > best.sum()).sum())
             add("label_fewer", (label_trains.sum(axis=1) < best.sum()).sum())
+        if list_trains:
             for train in label_trains:
                 key = train_key(train)
                 train_counts[key] = train_counts.get(key, 0) + 1
@@ -122,7 +148,7 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
                     add(f"{key}/{rec.name}", np.count_nonzero(rec.branch == code) / rec.branch.size * b)
         add("grad_norm", math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())) * b)
     row: dict = {key: value / n for key, value in sums.items()}
-    if best is not None:
+    if list_trains:
         common = sorted(train_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
         row["label_trains"] = " ".join(f"{k}:{c / n:.4f}" for k, c in common)
     for name, w in net.weights.items():
@@ -133,7 +159,17 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
 
 def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list[tuple[str, float, float]]:
     """The label neuron's output spike trains over ``images``, most common first: ``(train as "00101",
-    share of the samples, its label loss 1/2 sum (psp - target)^2)`` (kernel loss only)."""
+    share of the samples, its label loss)``.  The label loss is ``1/2 sum (psp - target)^2`` for the kernel
+    loss (:func:`train_loss`) and ``1/2 T d^2`` for the count loss (:func:`count_train_loss`); other losses
+    raise ``ValueError``."""
+    if net.loss_name == "kernel":
+        def score(key):
+            return train_loss(key, net.target, net.params.tau_s)
+    elif net.loss_name == "count":
+        def score(key):
+            return count_train_loss(key, net.params.tau_s, net.config.network["desired_count"])
+    else:
+        raise ValueError(f"label_trains scores trains by the kernel or count loss, not {net.loss_name!r}")
     counts: dict[str, int] = {}
     for start in range(0, len(labels), batch_size):
         stop = min(start + batch_size, len(labels))
@@ -142,18 +178,42 @@ def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list
         for row in spikes[:, np.arange(len(y)), y].T:
             key = train_key(row)
             counts[key] = counts.get(key, 0) + 1
-    return [(key, c / len(labels), train_loss(key, net.target, net.params.tau_s))
+    return [(key, c / len(labels), score(key))
             for key, c in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
+def _cell(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
 def append_row(path, row: dict) -> None:
-    """Append ``row`` to the CSV ``path`` (header written when the file is new or empty)."""
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    """Append ``row`` to the CSV ``path`` (header written when the file is new or empty).
+
+    A row whose columns differ from the file's header (a run resumed by a version that measures more)
+    rewrites the file with the union of the columns, the old ones first; a row leaves empty the columns
+    it lacks.
+    """
+    header = []
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        with open(path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+    if header and header != list(row):
+        with open(path, newline="") as fh:
+            old = list(csv.DictReader(fh))
+        columns = header + [k for k in row if k not in header]
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(old)
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+        os.replace(tmp, path)
+        return
     with open(path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
+        if not header:
             writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
 
 
 def read_rows(path) -> list[dict]:

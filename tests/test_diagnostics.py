@@ -107,3 +107,68 @@ def test_label_trains_column_lists_the_most_common_trains():
     direct = label_trains(net, x, y)
     assert len(listed) == min(6, len(direct))
     assert sorted(float(share) for _, share in listed) == pytest.approx(sorted(s for _, s, _ in direct)[::-1][:len(listed)][::-1])
+
+
+def test_count_train_loss_by_hand():
+    """tau_s 2, T 5: a spike at step k adds 1 - 2^-(5-k) to the PSP sum, so only 11111 (4.03125) reaches the
+    paper-era desired count 4; 11110 counts 3.53125, d = -0.46875 / 5, loss 1/2 * 5 * d^2 (exact in binary)."""
+    from reference.diagnostics import count_train_loss
+
+    assert count_train_loss("11111", 2, 4) == 0.0
+    assert count_train_loss("11110", 2, 4) == 0.5 * 5 * (0.46875 / 5) ** 2
+    assert count_train_loss("00000", 2, 4) == pytest.approx(1.6, rel=1e-15)  # 1/2 * 5 * (4/5)^2
+    assert count_train_loss("11111", 3, 4) > 0  # tau_s 3 (the final configs): 4 is out of reach (3.26)
+
+
+def test_count_loss_diagnostics_split_the_loss_and_list_the_trains():
+    """Count loss: loss_label + loss_other is the loss, and loss_label is the trains' shares times their
+    hand-checked label loss (float32 PSP sums against float64: 1e-5)."""
+    from reference.diagnostics import label_trains
+
+    cfg = {**TINY_CNN, "Network": {**TINY_CNN["Network"], "loss": "count", "tau_s": 2,
+                                   "desired_count": 4, "undesired_count": 1}}
+    net = Network(cfg, seed=2, variant="paper2020")
+    x, y = mnist(20)
+    d = diagnostics(net, x, y, batch_size=7)
+    assert d["loss_label"] + d["loss_other"] == pytest.approx(d["loss"], rel=1e-9)
+    assert d["loss_label"] > 0 and d["loss_other"] >= 0
+    trains = label_trains(net, x, y, batch_size=6)
+    assert sum(share for _, share, _ in trains) == pytest.approx(1.0)
+    assert d["loss_label"] == pytest.approx(sum(share * loss for _, share, loss in trains), rel=1e-5)
+    listed = dict(item.split(":") for item in d["label_trains"].split())
+    assert {k: float(v) for k, v in listed.items()} == pytest.approx({k: s for k, s, _ in trains[:len(listed)]})
+    soft = Network({**cfg, "Network": {**cfg["Network"], "loss": "softmax"}}, seed=2)
+    with pytest.raises(ValueError, match="kernel or count"):
+        label_trains(soft, x, y)
+    assert "label_trains" not in diagnostics(soft, x, y)
+
+
+def test_append_row_with_new_columns_rewrites_the_file(tmp_path):
+    """A run resumed by a version that measures more keeps its old rows, under the union of the columns."""
+    from reference.diagnostics import append_row
+
+    path = tmp_path / DIAGNOSTICS
+    append_row(path, {"epoch": 1, "loss": 0.5})
+    append_row(path, {"epoch": 2, "loss": 0.25})
+    append_row(path, {"epoch": 3, "loss": 0.125, "loss_label": 0.1, "label_trains": "11111:0.5"})
+    append_row(path, {"epoch": 4, "loss": 0.0625})
+    rows = read_rows(path)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert [r["loss"] for r in rows] == [0.5, 0.25, 0.125, 0.0625]
+    assert [r["loss_label"] for r in rows] == ["", "", 0.1, ""] and rows[2]["label_trains"] == "11111:0.5"
+    assert open(path).readline().strip() == "epoch,loss,loss_label,label_trains"
+    assert not (tmp_path / f"{DIAGNOSTICS}.tmp").exists()
+
+
+def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, capsys):  # noqa: F811
+    cfg = {**TINY, "Network": {**TINY["Network"], "loss": "count", "desired_count": 4, "undesired_count": 1}}
+    train(cfg, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "40", "--trains", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "loss_label" in text and "(count loss, desired count 4)" in text
+    listed = [line.split() for line in text.splitlines() if line.startswith("  ") and "label loss" in line]
+    assert 1 <= len(listed) <= 3 and all(len(t) == 5 and set(t) <= {"0", "1"} for t, *_ in listed)
+    soft = {**TINY, "Network": {**TINY["Network"], "loss": "softmax"}}
+    train(soft, out_dir=str(tmp_path / "soft"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    assert main(["diagnose", str(tmp_path / "soft" / "weights.npz"), "--samples", "10", "--trains", "3"]) == 2
+    assert "kernel- or count-loss" in capsys.readouterr().err
