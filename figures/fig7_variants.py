@@ -31,6 +31,15 @@ def _short(options: str) -> str:
             "target_filter=double, variant=paper2020": "paper-era rule, double target"}.get(options, options)
 
 
+def _name(label: str, options: str, config: str, groups) -> str:
+    """A group's legend name: its options in words, plus its loss where the network has groups of the same
+    options with other configs (the paper-era Fashion-MNIST CNN with the count and with the kernel loss)."""
+    twins = {c for (lab, o, c) in groups if lab == label and o == options}
+    if len(twins) == 1:
+        return _short(options)
+    return f"{_short(options)}, {config.rsplit(', ', 1)[-1]}"
+
+
 def main():
     from reference.summary import read_run
 
@@ -46,10 +55,11 @@ def main():
         if label is None:
             continue
         rows = read_csv(os.path.join(folder, "metrics.csv"))
-        groups.setdefault((label, _short(run.options)), []).append((run, [100 * float(r["test_acc"]) for r in rows]))
+        groups.setdefault((label, run.options, run.config), []).append((run, [100 * float(r["test_acc"]) for r in rows]))
     if not groups:
         raise SystemExit("no results/<run>/metrics.csv of a paper network found: train runs first (results/README.md)")
-    networks = sorted({label for label, _ in groups}, key=list(NETWORKS.values()).index)
+    networks = sorted({label for label, _, _ in groups}, key=list(NETWORKS.values()).index)
+    groups = {(label, _name(label, options, config, groups)): runs for (label, options, config), runs in groups.items()}
     fig, axes = plt.subplots(len(networks), 2, figsize=(12, 3.8 * len(networks)), squeeze=False,
                              gridspec_kw={"width_ratios": [1.6, 1]})
     table = []

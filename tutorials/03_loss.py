@@ -291,6 +291,42 @@ assert np.all(g_count == g_count[0])                      # the same error at ev
 print(f"  count loss: {int((g_count[0] == 0).sum())} of 10 neurons get g = 0 (harmless side of their target)")
 
 # %% [markdown]
+# ### What the count's target asks of the label neuron
+#
+# Since the "count" is a PSP sum, a spike does not count one: a spike at step `k` of `T` adds
+# `sum_{m < T-k} eps[m] = 1 - (1 - 1/tau_s)^(T-k)`, less the later it comes. So whether `desired_count` can
+# be met, and by which trains, depends on `tau_s`. Below, all 32 spike trains at `T = 5` sorted by their
+# count, for `tau_s = 2` (the configs of the paper's time) and `tau_s = 3` (the final configs), against the
+# configs' `desired_count = 4` and `undesired_count = 1`. At `tau_s = 2` only `11111` reaches 4 (4.03; the
+# next, `11110`, counts 3.53): the label neuron must fire at every step, step 0 included, and a spike at
+# step 0 needs spikes at step 0 in every layer below. At `tau_s = 3` no train reaches 4. The paper-era
+# Fashion-MNIST CNN trains with this loss at `tau_s = 2`; `results/README.md` shows what it does to a long
+# run (`python -m reference diagnose ... --trains 8` lists the label neuron's trains with their count loss).
+
+# %%
+trains = ((np.arange(32)[:, None] >> np.arange(4, -1, -1)) & 1).astype(np.float32)   # (32, 5), binary order
+names = ["".join(map(str, t.astype(int))) for t in trains]
+counts = {ts: psp(np.ascontiguousarray(trains.T), ts).sum(axis=0).astype(np.float64) for ts in (2.0, 3.0)}
+order = np.argsort(-counts[2.0], kind="stable")              # one order for both bars: by the tau_s = 2 count
+fig, ax = plt.subplots(figsize=(11, 3.8), layout="constrained")
+for i, ts in enumerate((2.0, 3.0)):
+    ax.bar(np.arange(32) + (i - 0.5) * 0.4, counts[ts][order], width=0.4, color=f"C{i}", label=f"tau_s = {ts:g}")
+    reach = [names[j] for j in order if counts[ts][j] >= 4]
+    top = int(np.argmax(counts[ts]))
+    print(f"tau_s = {ts:g}: largest count {counts[ts][top]:.4f} ({names[top]}); trains reaching desired_count 4: {reach}")
+assert [names[j] for j in order if counts[2.0][j] >= 4] == ["11111"] and np.isclose(counts[2.0][order[1]], 3.53125)
+assert counts[3.0].max() < 4 and np.isclose(counts[3.0].max(), 3 + 2 * (2 / 3) ** 5)   # 5 - sum_j (2/3)^j, j = 1..5
+for level, name in ((4, "desired_count 4 (label neuron)"), (1, "undesired_count 1 (others)")):
+    ax.axhline(level, color="k", ls="--" if level == 4 else ":", lw=1, label=name)
+ax.set_xticks(range(32))
+ax.set_xticklabels([names[j] for j in order], rotation=90, fontsize=7, family="monospace")
+ax.set_xlabel("the 32 spike trains at T = 5 (steps 0..4), sorted by their count at tau_s = 2")
+ax.set_ylabel("count = sum_t a[t]")
+ax.set_title("The count loss's targets against what each spike train counts")
+ax.legend(fontsize=8, loc="upper right")
+L.save(fig, "count_targets")
+
+# %% [markdown]
 # ## 5. `g` really is `dL/da`, and it starts the backward pass
 #
 # Each loss function returns the loss and its gradient with respect to the output PSP. A finite-difference
