@@ -4,7 +4,9 @@ The paper reports, per network, the mean, standard deviation and best over runs 
 accuracy over its epochs**.  This module reads every run folder under a directory (a folder with a
 ``metrics.csv``), groups the runs that differ only in their seed (same dataset, network, config values,
 and training options such as ``--variant`` or ``--target-filter``), and writes ``summary.csv`` and
-``summary.md`` (a markdown table) in that directory.
+``summary.md`` (a markdown table) in that directory.  Where the directory's ``README.md`` holds the lines
+``<!-- summary:start -->`` and ``<!-- summary:end -->``, the table between them is replaced by the new one,
+so the README that shows it is never typed by hand nor stale.
 
 Where a run's settings come from, first found: its ``checkpoint.npz`` (settings since the run folder
 existed), its ``weights.npz`` (``net_options`` and ``seed`` recorded since December 2026), or a
@@ -143,8 +145,43 @@ def summarize(directory: str) -> list[dict]:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(os.path.join(directory, "summary.csv"), out.getvalue())
-    atomic_write_text(os.path.join(directory, "summary.md"), markdown(rows))
+    table = markdown(rows)
+    atomic_write_text(os.path.join(directory, "summary.md"), table)
+    readme = os.path.join(directory, "README.md")
+    if os.path.isfile(readme):
+        with open(readme, encoding="utf-8") as fh:
+            text = fh.read()
+        embedded = embed(text, table)
+        if embedded != text:
+            atomic_write_text(readme, embedded)
     return rows
+
+
+#: The lines of a README between which :func:`summarize` writes its table.
+BLOCK_START, BLOCK_END = "<!-- summary:start -->", "<!-- summary:end -->"
+
+
+def embed(text: str, table: str) -> str:
+    """``text`` with the part between the :data:`BLOCK_START` and :data:`BLOCK_END` lines replaced by
+    ``table``; unchanged when it has no such pair.  ``ValueError`` for a start without an end after it."""
+    start = text.find(BLOCK_START + "\n")
+    if start < 0:
+        return text
+    body = start + len(BLOCK_START) + 1
+    end = text.find("\n" + BLOCK_END, body - 1)
+    if end < 0:
+        raise ValueError(f"{BLOCK_START} without a {BLOCK_END} line after it")
+    return text[:body] + table + text[end + 1:]
+
+
+def embedded(text: str) -> str | None:
+    """The table between the markers of ``text`` (as :func:`embed` wrote it), or None without them."""
+    start = text.find(BLOCK_START + "\n")
+    if start < 0:
+        return None
+    body = start + len(BLOCK_START) + 1
+    end = text.find("\n" + BLOCK_END, body - 1)
+    return None if end < 0 else text[body:end + 1]
 
 
 def markdown(rows: list[dict]) -> str:

@@ -53,3 +53,29 @@ def test_cli(tmp_path, capsys):
     empty.mkdir()
     assert main(["summarize", str(empty)]) == 2
     assert "no run folder" in capsys.readouterr().err and os.listdir(empty) == []
+
+
+def test_summarize_rewrites_the_readme_block_between_its_markers(tmp_path):
+    from reference.summary import BLOCK_END, BLOCK_START, embed, embedded
+
+    _run(tmp_path, "one", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    (tmp_path / "README.md").write_text(f"# Runs\n\ntext before\n\n{BLOCK_START}\nan old table\n{BLOCK_END}\n\ntext after\n")
+    summarize(str(tmp_path))
+    text = (tmp_path / "README.md").read_text()
+    table = (tmp_path / "summary.md").read_text()
+    assert text == f"# Runs\n\ntext before\n\n{BLOCK_START}\n{table}{BLOCK_END}\n\ntext after\n"
+    assert embedded(text) == table and "99.00%" in table
+    assert embed("no markers here\n", table) == "no markers here\n" and embedded("no markers\n") is None
+    with pytest.raises(ValueError, match="without"):
+        embed(f"{BLOCK_START}\nno end\n", table)
+
+
+def test_the_committed_results_readme_shows_the_committed_summary():
+    """results/README.md embeds results/summary.md as `summarize results/` last wrote it (a stale or hand-typed
+    table fails here)."""
+    from reference.summary import embedded
+
+    with open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8") as fh:
+        shown = embedded(fh.read())
+    with open(os.path.join(ROOT, "results", "summary.md"), encoding="utf-8") as fh:
+        assert shown == fh.read()
