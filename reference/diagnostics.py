@@ -29,11 +29,13 @@ Columns (floats; per sample means unless said):
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .optim import WEIGHT_CLIP
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 
@@ -201,13 +203,12 @@ def append_row(path, row: dict) -> None:
         with open(path, newline="") as fh:
             old = list(csv.DictReader(fh))
         columns = header + [k for k in row if k not in header]
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows(old)
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-        os.replace(tmp, path)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(old)
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        atomic_write_text(path, out.getvalue())
         return
     with open(path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(row))

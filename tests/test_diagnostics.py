@@ -157,7 +157,7 @@ def test_append_row_with_new_columns_rewrites_the_file(tmp_path):
     assert [r["loss"] for r in rows] == [0.5, 0.25, 0.125, 0.0625]
     assert [r["loss_label"] for r in rows] == ["", "", 0.1, ""] and rows[2]["label_trains"] == "11111:0.5"
     assert open(path).readline().strip() == "epoch,loss,loss_label,label_trains"
-    assert not (tmp_path / f"{DIAGNOSTICS}.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DIAGNOSTICS]  # no temporary file left
 
 
 def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, capsys):  # noqa: F811
