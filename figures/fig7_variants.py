@@ -32,12 +32,15 @@ def _short(options: str) -> str:
 
 
 def _name(label: str, options: str, config: str, groups) -> str:
-    """A group's legend name: its options in words, plus its loss where the network has groups of the same
-    options with other configs (the paper-era Fashion-MNIST CNN with the count and with the kernel loss)."""
-    twins = {c for (lab, o, c) in groups if lab == label and o == options}
+    """A group's legend name: its options in words, plus the config values that set it apart where the
+    network has groups of the same options with other configs (the paper-era Fashion-MNIST CNN with the
+    count and with the kernel loss)."""
+    twins = [c.split(", ") for (lab, o, c) in groups if lab == label and o == options]
     if len(twins) == 1:
         return _short(options)
-    return f"{_short(options)}, {config.rsplit(', ', 1)[-1]}"
+    mine = config.split(", ")
+    differ = [part for i, part in enumerate(mine) if any(len(t) != len(mine) or t[i] != part for t in twins)]
+    return f"{_short(options)}, {', '.join(differ)}"
 
 
 def main():
@@ -59,7 +62,9 @@ def main():
     if not groups:
         raise SystemExit("no results/<run>/metrics.csv of a paper network found: train runs first (results/README.md)")
     networks = sorted({label for label, _, _ in groups}, key=list(NETWORKS.values()).index)
-    groups = {(label, _name(label, options, config, groups)): runs for (label, options, config), runs in groups.items()}
+    named = {(label, _name(label, options, config, groups)): runs for (label, options, config), runs in groups.items()}
+    assert len(named) == len(groups), "two groups of runs got the same legend name"
+    groups = named
     fig, axes = plt.subplots(len(networks), 2, figsize=(12, 3.8 * len(networks)), squeeze=False,
                              gridspec_kw={"width_ratios": [1.6, 1]})
     table = []

@@ -317,13 +317,13 @@ def cmd_diagnose(args) -> int:
         rows.append(row)
         if args.out:
             append_row(args.out, row)
-    keys = [k for k in rows[0] if not isinstance(rows[0][k], str)]  # label_trains: see --trains
+    keys = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], str)))  # label_trains: --trains
     width = max(len(k) for k in keys)
     print(f"{len(split.labels)} training samples from {split.source}")
     print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(os.path.dirname(r['weights']) or '.')[-14:]:>14}" for r in rows))
     print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(r['weights'])[-14:]:>14}" for r in rows))
     for k in keys:
-        print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>14.6g}" for r in rows))
+        print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>14.6g}" if k in r else f"{'-':>14}" for r in rows))
     if args.trains:
         from .diagnostics import label_trains
 
@@ -400,7 +400,10 @@ def cmd_summarize(args) -> int:
 
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory} is not a folder of run folders")
-    rows = summarize(args.directory)
+    try:
+        rows = summarize(args.directory)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if not rows:
         raise UsageError(f"no run folder (with a metrics.csv) under {args.directory}")
     from .summary import markdown

@@ -75,13 +75,15 @@ def train_loss(key: str, target: np.ndarray, tau_s: float) -> float:
 
 
 def count_train_loss(key: str, tau_s: float, desired_count: float) -> float:
-    """The label-neuron part of the count loss for the spike train ``key`` ("11110"), a float.
+    """The label neuron's part of the count loss, per sample, when it fires the spike train ``key``.
 
-    The count is the PSP summed over time (:func:`reference.losses.count_loss`): a spike at step k of T adds
-    ``sum_{m<T-k} eps[m] = 1 - (1 - 1/tau_s)^(T-k)``.  The label neuron's error ``d = (count -
-    desired_count) / T`` counts only below the target (``d = 0`` above it) and is the gradient at each of
-    the T steps, so its loss is ``1/2 T d^2``.  At tau_s = 2, T = 5 only ``11111`` (count 4.03) reaches
-    ``desired_count = 4``: the next best, ``11110``, counts 3.53.
+    ``key`` is T characters 0/1, step 0 first ("11110"); ``tau_s`` is in time steps; ``desired_count`` is
+    the config's key.  The count is the PSP summed over time (:func:`reference.losses.count_loss`): a
+    spike at step k (k = 0 .. T-1) adds ``sum_{m<T-k} eps[m] = 1 - (1 - 1/tau_s)^(T-k)``.  The label
+    neuron's error ``d = (count - desired_count) / T`` counts only below the target (``d = 0`` above it)
+    and is the gradient at each of the T steps, so its loss is ``1/2 T d^2`` (a float).  At tau_s = 2,
+    T = 5 only ``11111`` (count 4.03) is at zero loss for ``desired_count = 4``: the next best, ``11110``,
+    counts 3.53.
     """
     from .neuron import psp
 
@@ -181,7 +183,7 @@ def label_trains(net, images, labels: np.ndarray, batch_size: int = 200) -> list
             key = train_key(row)
             counts[key] = counts.get(key, 0) + 1
     return [(key, c / len(labels), score(key))
-            for key, c in sorted(counts.items(), key=lambda kv: -kv[1])]
+            for key, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def _cell(v):
@@ -189,32 +191,43 @@ def _cell(v):
 
 
 def append_row(path, row: dict) -> None:
-    """Append ``row`` to the CSV ``path`` (header written when the file is new or empty).
+    """Append ``row`` (column name -> number or text) to the CSV ``path``; the header is written when the
+    file is new or empty.
 
-    A row whose columns differ from the file's header (a run resumed by a version that measures more)
-    rewrites the file with the union of the columns, the old ones first; a row leaves empty the columns
-    it lacks.
+    The file's header decides the columns: a row that lacks some leaves them empty, and a row that brings
+    new ones (a run resumed by a version that measures more) rewrites the file once with the union of
+    the columns, the old ones first.  A file whose last line has no line end gets one before the row.
+    ``ValueError`` for a file with a line longer than its header (not a file this function wrote).
     """
-    header = []
+    header, ends_in_newline = [], True
     if os.path.exists(path) and os.path.getsize(path) > 0:
         with open(path, newline="") as fh:
             header = next(csv.reader(fh), [])
-    if header and header != list(row):
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            ends_in_newline = fh.read(1) in (b"\n", b"\r")
+    cells = {k: _cell(v) for k, v in row.items()}
+    new = [k for k in row if k not in header]
+    if header and new:
         with open(path, newline="") as fh:
             old = list(csv.DictReader(fh))
-        columns = header + [k for k in row if k not in header]
+        if any(None in r for r in old):
+            line = next(i for i, r in enumerate(old, 2) if None in r)
+            raise ValueError(f"{path}: line {line} has more fields than the header")
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\r\n")
+        writer = csv.DictWriter(out, fieldnames=header + new, restval="", lineterminator="\r\n")
         writer.writeheader()
         writer.writerows(old)
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow(cells)
         atomic_write_text(path, out.getvalue())
         return
     with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if not ends_in_newline:
+            fh.write("\r\n")
+        writer = csv.DictWriter(fh, fieldnames=header or list(row), restval="")
         if not header:
             writer.writeheader()
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow(cells)
 
 
 def read_rows(path) -> list[dict]:

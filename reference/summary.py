@@ -112,8 +112,10 @@ def _mean_std(xs):
 
 
 def summarize(directory: str) -> list[dict]:
-    """Read every run folder under ``directory``, write ``summary.csv`` and ``summary.md`` there, and return
-    the rows (one per group of seeds; accuracies in percent).  With no run folder, writes nothing."""
+    """Read every run folder under ``directory``, write ``summary.csv`` and ``summary.md`` there (and the
+    table into its README.md between the marker lines, if it has them), and return the rows (one per
+    group of seeds; accuracies in percent).  With no run folder, writes nothing.  ``ValueError``, before
+    anything is written, for a README whose markers are unpaired or out of order."""
     runs = []
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
@@ -140,6 +142,15 @@ def summarize(directory: str) -> list[dict]:
         })
     if not rows:
         return rows  # nothing to summarise: no files written
+    readme = os.path.join(directory, "README.md")
+    text = None
+    if os.path.isfile(readme):
+        with open(readme, encoding="utf-8", newline="") as fh:  # newline="": a CRLF file stays CRLF
+            text = fh.read()
+        try:
+            _block(text)  # checked before anything is written
+        except ValueError as err:
+            raise ValueError(f"{readme}: {err}") from None
     out = io.StringIO()
     writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -147,13 +158,10 @@ def summarize(directory: str) -> list[dict]:
     atomic_write_text(os.path.join(directory, "summary.csv"), out.getvalue())
     table = markdown(rows)
     atomic_write_text(os.path.join(directory, "summary.md"), table)
-    readme = os.path.join(directory, "README.md")
-    if os.path.isfile(readme):
-        with open(readme, encoding="utf-8") as fh:
-            text = fh.read()
-        embedded = embed(text, table)
-        if embedded != text:
-            atomic_write_text(readme, embedded)
+    if text is not None:
+        shown = embed(text, table.replace("\n", "\r\n") if "\r\n" in text else table)
+        if shown != text:
+            atomic_write_text(readme, shown)
     return rows
 
 
@@ -161,27 +169,38 @@ def summarize(directory: str) -> list[dict]:
 BLOCK_START, BLOCK_END = "<!-- summary:start -->", "<!-- summary:end -->"
 
 
+def _block(text: str):
+    """``(start, end)`` offsets of the text between the marker lines of ``text``, or None without markers.
+
+    A marker counts only as a whole line (trailing spaces and a CR allowed).  ``ValueError`` for a start
+    line without an end line after it, or an end line without a start before it."""
+    starts = [m for m in re.finditer(rf"^{re.escape(BLOCK_START)}[ \t]*\r?\n", text, re.M)]
+    ends = [m for m in re.finditer(rf"^{re.escape(BLOCK_END)}[ \t]*\r?$", text, re.M)]
+    if not starts and not ends:
+        return None
+    if len(starts) != 1 or len(ends) != 1 or ends[0].start() < starts[0].end():
+        raise ValueError(f"expected one {BLOCK_START} line and, after it, one {BLOCK_END} line; "
+                         f"found {len(starts)} and {len(ends)}")
+    return starts[0].end(), ends[0].start()
+
+
 def embed(text: str, table: str) -> str:
-    """``text`` with the part between the :data:`BLOCK_START` and :data:`BLOCK_END` lines replaced by
-    ``table``; unchanged when it has no such pair.  ``ValueError`` for a start without an end after it."""
-    start = text.find(BLOCK_START + "\n")
-    if start < 0:
+    """``text`` with the lines between its :data:`BLOCK_START` and :data:`BLOCK_END` lines replaced by
+    ``table`` (given a final line end if it lacks one); unchanged when it has neither marker.
+    ``ValueError`` as :func:`embedded`."""
+    block = _block(text)
+    if block is None:
         return text
-    body = start + len(BLOCK_START) + 1
-    end = text.find("\n" + BLOCK_END, body - 1)
-    if end < 0:
-        raise ValueError(f"{BLOCK_START} without a {BLOCK_END} line after it")
-    return text[:body] + table + text[end + 1:]
+    if not table.endswith("\n"):
+        table += "\n"
+    return text[:block[0]] + table + text[block[1]:]
 
 
 def embedded(text: str) -> str | None:
-    """The table between the markers of ``text`` (as :func:`embed` wrote it), or None without them."""
-    start = text.find(BLOCK_START + "\n")
-    if start < 0:
-        return None
-    body = start + len(BLOCK_START) + 1
-    end = text.find("\n" + BLOCK_END, body - 1)
-    return None if end < 0 else text[body:end + 1]
+    """The text between the marker lines of ``text`` (the table :func:`embed` wrote), or None when it has
+    neither marker.  ``ValueError`` for markers out of order, unpaired or repeated."""
+    block = _block(text)
+    return None if block is None else text[block[0]:block[1]]
 
 
 def markdown(rows: list[dict]) -> str:

@@ -5,7 +5,7 @@ import pytest
 
 from reference.cli import main
 from reference.diagnostics import DIAGNOSTICS, diagnostics, read_rows
-from reference.losses import kernel_loss
+from reference.losses import count_loss, kernel_loss
 from reference.network import Network
 from reference.train import load_checkpoint, train
 from reference.tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
@@ -117,7 +117,8 @@ def test_count_train_loss_by_hand():
     assert count_train_loss("11111", 2, 4) == 0.0
     assert count_train_loss("11110", 2, 4) == 0.5 * 5 * (0.46875 / 5) ** 2
     assert count_train_loss("00000", 2, 4) == pytest.approx(1.6, rel=1e-15)  # 1/2 * 5 * (4/5)^2
-    assert count_train_loss("11111", 3, 4) > 0  # tau_s 3 (the final configs): 4 is out of reach (3.26)
+    # tau_s 3 (the final configs): 4 is out of reach, 11111 counts 3 + 2 (2/3)^5 = 3.2634
+    assert count_train_loss("11111", 3, 4) == pytest.approx(0.5 * 5 * ((1 - 2 * (2 / 3) ** 5) / 5) ** 2, rel=1e-6)
 
 
 def test_count_loss_diagnostics_split_the_loss_and_list_the_trains():
@@ -131,7 +132,10 @@ def test_count_loss_diagnostics_split_the_loss_and_list_the_trains():
     x, y = mnist(20)
     d = diagnostics(net, x, y, batch_size=7)
     assert d["loss_label"] + d["loss_other"] == pytest.approx(d["loss"], rel=1e-9)
-    assert d["loss_label"] > 0 and d["loss_other"] >= 0
+    loss, _, out = net.gradients(x, y, train=False)
+    label_only, _ = count_loss(out[:, np.arange(20), y][:, :, None], np.zeros(20, np.int64), 4, 1)  # label column alone
+    assert label_only > 0 and d["loss_label"] == pytest.approx(label_only / 20, rel=1e-6)
+    assert d["loss_other"] == pytest.approx((loss - label_only) / 20, rel=1e-5, abs=1e-9)
     trains = label_trains(net, x, y, batch_size=6)
     assert sum(share for _, share, _ in trains) == pytest.approx(1.0)
     assert d["loss_label"] == pytest.approx(sum(share * loss for _, share, loss in trains), rel=1e-5)
@@ -161,6 +165,8 @@ def test_append_row_with_new_columns_rewrites_the_file(tmp_path):
 
 
 def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, capsys):  # noqa: F811
+    from reference.diagnostics import count_train_loss
+
     cfg = {**TINY, "Network": {**TINY["Network"], "loss": "count", "desired_count": 4, "undesired_count": 1}}
     train(cfg, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
     assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "40", "--trains", "3"]) == 0
@@ -168,7 +174,27 @@ def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, c
     assert "loss_label" in text and "(count loss, desired count 4)" in text
     listed = [line.split() for line in text.splitlines() if line.startswith("  ") and "label loss" in line]
     assert 1 <= len(listed) <= 3 and all(len(t) == 5 and set(t) <= {"0", "1"} for t, *_ in listed)
+    for t, _, _, _, loss in listed:  # "  11110   24.50%  label loss 0.0220"
+        assert float(loss) == pytest.approx(count_train_loss(t, 3, 4), abs=5e-5)
     soft = {**TINY, "Network": {**TINY["Network"], "loss": "softmax"}}
     train(soft, out_dir=str(tmp_path / "soft"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
     assert main(["diagnose", str(tmp_path / "soft" / "weights.npz"), "--samples", "10", "--trains", "3"]) == 2
     assert "kernel- or count-loss" in capsys.readouterr().err
+
+
+def test_append_row_appends_short_rows_and_mends_a_missing_line_end(tmp_path):
+    from reference.diagnostics import append_row
+
+    path = tmp_path / DIAGNOSTICS
+    append_row(path, {"epoch": 1, "loss": 0.5, "rate/fc": 0.25})
+    append_row(path, {"rate/fc": 0.125, "epoch": 2})  # fewer columns, another order: appended under the header
+    with open(path, "ab") as fh:
+        fh.write(b"3,0.75,0.5")  # a last line without its line end (an interrupted writer)
+    append_row(path, {"epoch": 4, "loss": 0.0625, "rate/fc": 1.0})
+    rows = read_rows(path)
+    assert [(r["epoch"], r["loss"], r["rate/fc"]) for r in rows] == [(1, 0.5, 0.25), (2, "", 0.125), (3, 0.75, 0.5),
+                                                                     (4, 0.0625, 1.0)]
+    with open(path, "ab") as fh:
+        fh.write(b"5,1,2,3\r\n")  # more fields than the header: not ours
+    with pytest.raises(ValueError, match="line 6 has more fields"):
+        append_row(path, {"epoch": 6, "loss": 1.0, "new_column": 2.0})

@@ -66,8 +66,38 @@ def test_summarize_rewrites_the_readme_block_between_its_markers(tmp_path):
     assert text == f"# Runs\n\ntext before\n\n{BLOCK_START}\n{table}{BLOCK_END}\n\ntext after\n"
     assert embedded(text) == table and "99.00%" in table
     assert embed("no markers here\n", table) == "no markers here\n" and embedded("no markers\n") is None
-    with pytest.raises(ValueError, match="without"):
-        embed(f"{BLOCK_START}\nno end\n", table)
+    # markers count only as whole lines; a table without a final line end gets one
+    inline = f"see {BLOCK_START} here\n"
+    assert embed(inline, table) == inline and embedded(inline) is None
+    assert embedded(embed(f"{BLOCK_START}\n{BLOCK_END}", "| a |")) == "| a |\n"
+    assert embed(f"{BLOCK_START}  \r\nold\r\n{BLOCK_END}\r\nafter\r\n", "new\r\n") == \
+        f"{BLOCK_START}  \r\nnew\r\n{BLOCK_END}\r\nafter\r\n"
+    for bad in (f"{BLOCK_START}\nno end\n", f"{BLOCK_END}\nx\n{BLOCK_START}\n", f"{BLOCK_END}\n",
+                f"{BLOCK_START}\n{BLOCK_END}\n{BLOCK_START}\n{BLOCK_END}\n"):
+        with pytest.raises(ValueError, match="expected one"):
+            embed(bad, table)
+        with pytest.raises(ValueError, match="expected one"):
+            embedded(bad)
+
+
+def test_summarize_refuses_a_readme_with_broken_markers_before_writing(tmp_path, capsys):
+    from reference.summary import BLOCK_START
+
+    _run(tmp_path, "one", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    (tmp_path / "README.md").write_text(f"{BLOCK_START}\nno end marker\n")
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "README.md: expected one" in capsys.readouterr().err
+    assert not (tmp_path / "summary.csv").exists() and not (tmp_path / "summary.md").exists()
+
+
+def test_summarize_keeps_a_crlf_readme_crlf(tmp_path):
+    from reference.summary import BLOCK_END, BLOCK_START
+
+    _run(tmp_path, "one", "MNIST_CNN.yaml", [0.99], 3)
+    (tmp_path / "README.md").write_bytes(f"top\r\n{BLOCK_START}\r\nold\r\n{BLOCK_END}\r\n".encode())
+    summarize(str(tmp_path))
+    raw = (tmp_path / "README.md").read_bytes()
+    assert b"99.00%" in raw and b"old" not in raw and raw.count(b"\n") == raw.count(b"\r\n")
 
 
 def test_the_committed_results_readme_shows_the_committed_summary():

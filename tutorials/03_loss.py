@@ -293,15 +293,17 @@ print(f"  count loss: {int((g_count[0] == 0).sum())} of 10 neurons get g = 0 (ha
 # %% [markdown]
 # ### What the count's target asks of the label neuron
 #
-# Since the "count" is a PSP sum, a spike does not count one: a spike at step `k` of `T` adds
+# Since the "count" is a PSP sum, a spike does not count one: a spike at step `k` (`k = 0 .. T-1`) adds
 # `sum_{m < T-k} eps[m] = 1 - (1 - 1/tau_s)^(T-k)`, less the later it comes. So whether `desired_count` can
 # be met, and by which trains, depends on `tau_s`. Below, all 32 spike trains at `T = 5` sorted by their
-# count, for `tau_s = 2` (the configs of the paper's time) and `tau_s = 3` (the final configs), against the
-# configs' `desired_count = 4` and `undesired_count = 1`. At `tau_s = 2` only `11111` reaches 4 (4.03; the
-# next, `11110`, counts 3.53): the label neuron must fire at every step, step 0 included, and a spike at
-# step 0 needs spikes at step 0 in every layer below. At `tau_s = 3` no train reaches 4. The paper-era
-# Fashion-MNIST CNN trains with this loss at `tau_s = 2`; `results/README.md` shows what it does to a long
-# run (`python -m reference diagnose ... --trains 8` lists the label neuron's trains with their count loss).
+# count, for `tau_s = 2` (the configs of the paper's time) and `tau_s = 3` (the final configs), against
+# the CNN configs' `desired_count = 4` and `undesired_count = 1`. At `tau_s = 2` only `11111` (4.03) is at
+# zero loss; the next, `11110`, counts 3.53 and still gets an error. So the loss keeps asking the label
+# neuron for a spike at step 0, and that needs spikes at step 0 in every layer below it: a layer's input
+# at step 0 is the PSP of the step-0 spikes under it alone. At `tau_s = 3` no train reaches 4, and the
+# error never vanishes. The paper-era Fashion-MNIST CNN trains with this loss at `tau_s = 2`;
+# `results/README.md` shows what it does to a long run (`python -m reference diagnose ... --trains 8`
+# lists the label neuron's trains with their count loss).
 
 # %%
 trains = ((np.arange(32)[:, None] >> np.arange(4, -1, -1)) & 1).astype(np.float32)   # (32, 5), binary order
