@@ -36,6 +36,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_write_text
+from .losses import count_loss
 from .optim import WEIGHT_CLIP
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 
@@ -88,9 +89,8 @@ def count_train_loss(key: str, tau_s: float, desired_count: float) -> float:
     from .neuron import psp
 
     train = np.array([float(ch) for ch in key], dtype=np.float32)
-    n_steps = len(train)
-    d = min(float(np.sum(psp(train, tau_s).astype(np.float64))) - desired_count, 0.0) / n_steps
-    return 0.5 * n_steps * d * d
+    a = psp(train, tau_s).astype(np.float64)[:, None, None]  # (T, 1 sample, 1 class: the label neuron)
+    return count_loss(a, np.zeros(1, np.int64), desired_count, desired_count)[0]  # no other class: undesired unused
 
 
 def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[str, float]:
@@ -121,10 +121,11 @@ def diagnostics(net, images, labels: np.ndarray, batch_size: int = 100) -> dict[
             label_part = 0.5 * np.sum((out[:, np.arange(b), y].astype(np.float64) - net.target[:, None]) ** 2)
             add("loss_label", label_part)
             add("loss_other", net.loss_sum(loss, b) - label_part)
-        elif net.loss_name == "count":  # 1/2 T d^2 per label neuron, d = min(count - desired, 0) / T
-            count = out[:, np.arange(b), y].astype(np.float64).sum(axis=0)
-            d = np.minimum(count - net.config.network["desired_count"], 0.0) / net.n_steps
-            label_part = 0.5 * net.n_steps * np.sum(d ** 2)
+        elif net.loss_name == "count":  # the count loss of the label column alone (no other class, so
+            # undesired_count is unused): 1/2 T d^2 per sample
+            desired = net.config.network["desired_count"]
+            label_part = count_loss(out[:, np.arange(b), y].astype(np.float64)[:, :, None], np.zeros(b, np.int64),
+                                    desired, desired)[0]
             add("loss_label", label_part)
             add("loss_other", net.loss_sum(loss, b) - label_part)
         s_out = net.records[-1].state.s.reshape(out.shape).astype(np.float64)
