@@ -249,6 +249,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .blas import recorded_accuracy_note
     from .network import Network
     from .runs import CheckpointError, load_checkpoint
     from .train import evaluate, load_split
@@ -271,6 +272,10 @@ def cmd_evaluate(args) -> int:
     loss, acc, _ = evaluate(net, split, progress=not args.no_progress)
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "
           f"{len(split.labels) / (time.perf_counter() - t0):.0f} samples/s")
+    if args.split == "test" and dataset == cfg.network["dataset"]:
+        note = recorded_accuracy_note(ck["meta"], acc, len(split.labels))
+        if note:
+            print(note)
     print(f"accuracy={acc:.6f}")
     return 0
 

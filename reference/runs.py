@@ -379,14 +379,18 @@ class RunFolder:
         """Write ``checkpoint.npz`` (mid-epoch too: after Ctrl-C)."""
         save_checkpoint(self.file(CHECKPOINT), net, opt, settings, progress)
 
-    def commit_epoch(self, net, opt, settings: Settings, progress: Progress, is_best: bool, hook=None) -> None:
+    def commit_epoch(self, net, opt, settings: Settings, progress: Progress, is_best: bool, hook=None,
+                     record: dict | None = None) -> None:
         """After an epoch: weights, best weights, then the checkpoint (the commit point), then metrics.csv.
 
+        The weights files' metadata holds the epoch, its test accuracy, the run's options and seed, and
+        ``record`` (how the accuracy was measured: ``test_samples``, ``engine``, ``blas``), which lets
+        ``evaluate`` say whether it reproduces the number and, if not, why.
         ``hook(point)``, if given, is called between the writes (fault-injection tests).
         """
         last = progress.metrics[-1]
         extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options,
-                 "seed": settings.seed}
+                 "seed": settings.seed, **(record or {})}
         save_weights(self.file(WEIGHTS), net, extra)
         if is_best:  # the paper reports the best epoch: keep its weights
             save_weights(self.file(BEST_WEIGHTS), net, extra)
@@ -463,7 +467,7 @@ class ReadOnlyFolder(RunFolder):
 
     def checkpoint(self, net, opt, settings, progress) -> None: ...
 
-    def commit_epoch(self, net, opt, settings, progress, is_best, hook=None) -> None: ...
+    def commit_epoch(self, net, opt, settings, progress, is_best, hook=None, record=None) -> None: ...
 
     def write_metrics(self, rows) -> None: ...
 

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from .blas import blas_info, describe as describe_blas
 from .config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
 from .evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
@@ -311,6 +312,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 f"test {len(test_set.labels)}")
             if eng.name != "numpy":
                 log(f"engine: {eng.describe(cfg, settings.batch_size, settings.net_options)}")
+            else:
+                log(f"BLAS: {describe_blas(blas_info())}")
             cbs = list(callbacks) if callbacks is not None else [ProgressBar(progress), Figures()]
             if diagnostics:
                 from .diagnostics import DiagnosticsLog
@@ -410,6 +413,10 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
 
     Every decision to stop goes through ``engine.any``, so that several processes stop at the same step."""
     n_train = len(train_set.labels)
+    # how each epoch's test accuracy is measured, kept with the weights for evaluate to check against
+    record = {"test_samples": len(test_set.labels), "engine": engine.name}
+    if engine.name == "numpy":
+        record["blas"] = blas_info()
     if state.epoch >= settings.epochs:
         log(f"nothing to do: the run has finished {state.epoch} epochs (ask for more with --epochs N)")
     with StopSignal() as stop:
@@ -449,7 +456,7 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
                        "train_acc": state.correct / state.seen, "test_loss": test_loss, "test_acc": test_acc,
                        "seconds": seconds, "samples_per_s": state.seen / max(seconds, 1e-9)}
                 is_best = state.finish_epoch(row)
-                folder.commit_epoch(net, opt, settings, state, is_best,
+                folder.commit_epoch(net, opt, settings, state, is_best, record=record,
                                     hook=(lambda point, step=epoch: fault_hook(point, step)) if fault_hook else None)
                 for cb in callbacks:
                     cb.on_epoch_end(row, folder, test_set.labels, preds, cfg)

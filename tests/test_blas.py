@@ -1,0 +1,68 @@
+"""The BLAS record: train writes how it measured each epoch's accuracy into the weights files, and evaluate
+says whether it reproduces that number and, if not, which OpenBLAS kernel would."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reference.blas import blas_info, describe, recorded_accuracy_note
+from reference.cli import main
+from test_cli import cli_data  # noqa: F401  (the fixture: train and evaluate on fixture digits)
+
+HERE = blas_info()
+
+
+@pytest.mark.skipif(HERE["core"] is None or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="NumPy here does not use OpenBLAS on x86-64")
+def test_core_is_the_kernel_openblas_runs_and_openblas_coretype_picks_it():
+    # Haswell (AVX2) runs on every x86-64 CPU this project's CI uses; OpenBLAS reads the variable at load
+    out = subprocess.run([sys.executable, "-c", "from reference.blas import blas_info; print(blas_info()['core'])"],
+                         env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "Haswell"
+    assert HERE["numpy"] == np.__version__ and "openblas" in (HERE["blas"] or "openblas").lower()
+
+
+def test_describe_names_library_version_and_kernel():
+    assert describe({"blas": "scipy-openblas", "version": "0.3.31", "core": "Zen"}) == "scipy-openblas 0.3.31 (kernel Zen)"
+    assert describe({"blas": "accelerate", "version": None, "core": None}) == "accelerate"
+    assert describe(None) == "an unrecorded BLAS"
+
+
+def test_note_needs_a_record_on_the_same_test_images():
+    meta = {"epoch": 3, "test_acc": 0.5, "test_samples": 60, "engine": "numpy", "blas": HERE}
+    assert recorded_accuracy_note({}, 0.5, 60) is None                      # plain weights: nothing recorded
+    assert recorded_accuracy_note({"epoch": 3, "test_acc": 0.5}, 0.5, 60) is None  # older files: count unknown
+    assert recorded_accuracy_note(meta, 0.5, 59) is None                    # --limit: other images
+    assert recorded_accuracy_note(meta, 0.5, 60) == "reproduces the accuracy train recorded for epoch 3 (0.500000)"
+    same = recorded_accuracy_note(meta, 31 / 60, 60)
+    assert "by +1 of 60 images" in same and "OPENBLAS_CORETYPE" not in same
+    assert "not its rounding" in same or HERE["core"] is None
+    torch = recorded_accuracy_note({**meta, "engine": "torch", "blas": None}, 29 / 60, 60)
+    assert "by -1 of 60 images" in torch and "torch engine" in torch and "Another engine" in torch
+
+
+def test_train_records_and_evaluate_checks_the_accuracy(cli_data, capsys):
+    from reference.runs import read_npz
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    assert f"BLAS: {describe(HERE)}" in capsys.readouterr().out
+    arrays = read_npz("run/weights.npz")
+    meta = json.loads(str(arrays["meta_json"]))
+    assert meta["test_samples"] == 60 and meta["engine"] == "numpy" and meta["blas"] == HERE
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == f"reproduces the accuracy train recorded for epoch 1 ({meta['test_acc']:.6f})"
+    assert out[-1] == f"accuracy={meta['test_acc']:.6f}"  # still the last line
+
+    # the same weights, as if recorded on a machine whose OpenBLAS picked another kernel and read 1 image more
+    other = {**meta, "test_acc": meta["test_acc"] + 1 / 60, "blas": {**HERE, "core": "Nehalem"}}
+    arrays["meta_json"] = np.array(json.dumps(other))
+    np.savez("moved.npz", **arrays)
+    assert main(["evaluate", "--checkpoint", "moved.npz", "--no-progress"]) == 0
+    note = capsys.readouterr().out.splitlines()[-2]
+    assert "differs from the accuracy train recorded for epoch 1" in note and "by -1 of 60 images" in note
+    assert "(kernel Nehalem)" in note and "OPENBLAS_CORETYPE=Nehalem" in note
