@@ -32,8 +32,9 @@ def _loaded_openblas() -> list[str]:
     paths = []
     try:
         with open("/proc/self/maps") as fh:
-            for line in fh:
-                path = line.split()[-1] if len(line.split()) >= 6 else ""
+            for line in fh:  # address perms offset dev inode [path]
+                fields = line.split(maxsplit=5)
+                path = fields[5].strip() if len(fields) == 6 else ""
                 if "openblas" in os.path.basename(path).lower() and path not in paths:
                     paths.append(path)
     except OSError:  # not Linux
