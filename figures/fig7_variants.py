@@ -9,7 +9,7 @@ and draws, per network:
 - right: each run's best-epoch accuracy (dots; runs with fewer epochs than the group's longest are left
   out) and their mean, beside the paper's mean and best over its runs and the authors' final code
   (paper-notes section 4), the paper's protocol.  A group whose runs have not yet run the epochs they were
-  started for (their checkpoint says how many) is labelled "so far: N of M epochs".
+  started for (``RunResult.planned_epochs``, from their checkpoint) is labelled "so far: N of M epochs".
 
 Nothing is trained here; the runs are the committed evidence of the reproduction issue (results/README.md).
 The data behind the figure: ``figures/data/fig7_variants.csv`` (one row per group, as ``summary.csv``).
@@ -44,27 +44,12 @@ def _name(label: str, options: str, config: str, groups) -> str:
     return f"{_short(options)}, {', '.join(differ)}"
 
 
-def _planned_epochs(folder: str, done: int) -> int:
-    """The epochs a run was started for, from its checkpoint (a run that ended has none, or one at its
-    last epoch), else ``done``: a finished run planned what it ran."""
-    import json
-
-    from reference.runs import read_npz
-
-    ck = os.path.join(folder, "checkpoint.npz")
-    if not os.path.exists(ck):
-        return done
-    meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
-    return int(meta.get("settings", meta).get("epochs") or done)
-
-
 def main():
     from reference.summary import read_run
 
     plt = style()
     results = os.path.join(ROOT, "results")
     groups: dict[tuple, list] = {}
-    planned: dict[tuple, int] = {}  # a group's epochs as its config plans them
     for name in sorted(os.listdir(results)):
         folder = os.path.join(results, name)
         if not os.path.isfile(os.path.join(folder, "metrics.csv")):
@@ -74,14 +59,11 @@ def main():
         if label is None:
             continue
         rows = read_csv(os.path.join(folder, "metrics.csv"))
-        key = (label, run.options, run.config)
-        planned[key] = max(planned.get(key, 0), _planned_epochs(folder, len(rows)))
         groups.setdefault((label, run.options, run.config), []).append((run, [100 * float(r["test_acc"]) for r in rows]))
     if not groups:
         raise SystemExit("no results/<run>/metrics.csv of a paper network found: train runs first (results/README.md)")
     networks = sorted({label for label, _, _ in groups}, key=list(NETWORKS.values()).index)
     named = {(label, _name(label, options, config, groups)): runs for (label, options, config), runs in groups.items()}
-    planned = {(label, _name(label, options, config, groups)): n for (label, options, config), n in planned.items()}
     assert len(named) == len(groups), "two groups of runs got the same legend name"
     groups = named
     fig, axes = plt.subplots(len(networks), 2, figsize=(12, 3.8 * len(networks)), squeeze=False,
@@ -128,7 +110,7 @@ def main():
         ax_best.set_xticks(range(len(mine)))
         ticks = []
         for v, runs in mine:
-            n_ep, plan = max(len(a) for _, a in runs), planned[(label, v)]
+            n_ep, plan = max(len(a) for _, a in runs), max(r.planned_epochs for r, _ in runs)
             tick = v.replace(" (", "\n(").replace(", ", ",\n").replace("(--variant ", "(--variant\n")
             ticks.append(tick + (f"\nso far: {n_ep} of {plan} epochs" if n_ep < plan else ""))
         ax_best.set_xticklabels(ticks, fontsize=7)

@@ -45,6 +45,9 @@ class RunResult:
     epochs: int
     best: float
     last: float
+    #: the epochs the run was started for: its checkpoint's ``epochs`` while it has one (a run still
+    #: training, or stopped early), else ``epochs`` (a finished run planned what it ran)
+    planned_epochs: int
 
     @property
     def group(self) -> str:
@@ -65,12 +68,13 @@ def _network_name(cfg) -> str:
 
 
 def _settings(folder: str) -> dict:
-    """``{"seed": ..., "net_options": {...}}`` of a run folder, from the first file that records them."""
+    """``{"seed": ..., "net_options": {...}}`` of a run folder, from the first file that records them;
+    with a checkpoint also ``"epochs"``, the epochs the run was started for."""
     ck = os.path.join(folder, "checkpoint.npz")
     if os.path.exists(ck):
         meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
         meta = meta.get("settings", meta)  # format 2 nests them; the first format kept them flat
-        return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}}
+        return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}, "epochs": meta.get("epochs")}
     w = os.path.join(folder, "weights.npz")
     if os.path.exists(w):
         arrays = read_npz(w, "weights")
@@ -102,7 +106,8 @@ def read_run(folder: str) -> RunResult | None:
               f"batch {net['batch_size']}, {net['loss']} loss")
     accs = [float(r["test_acc"]) for r in rows]
     return RunResult(os.path.basename(os.path.normpath(folder)), net["dataset"], _network_name(cfg), config,
-                     options or "defaults", seed, len(rows), max(accs), accs[-1])
+                     options or "defaults", seed, len(rows), max(accs), accs[-1],
+                     int(settings.get("epochs") or len(rows)))
 
 
 def _mean_std(xs):

@@ -36,21 +36,3 @@ def test_make_all_rejects_unknown_script(capsys):
     assert make_all.main(["--only", "fig9"]) == 2
     assert "no script matches" in capsys.readouterr().err
 
-
-def test_fig7_reads_planned_epochs_from_the_checkpoint(tmp_path):
-    """fig7 labels a group "so far: N of M epochs" from M, the epochs its checkpoint says the run was
-    started for (either checkpoint format); a folder without a checkpoint planned what it ran."""
-    import json
-
-    import numpy as np
-
-    sys.path.insert(0, os.path.join(ROOT, "figures"))
-    try:
-        import fig7_variants
-    finally:
-        sys.path.pop(0)
-    assert fig7_variants._planned_epochs(str(tmp_path), 37) == 37
-    np.savez(tmp_path / "checkpoint.npz", meta_json=np.array(json.dumps({"settings": {"epochs": 100}})))
-    assert fig7_variants._planned_epochs(str(tmp_path), 37) == 100
-    np.savez(tmp_path / "checkpoint.npz", meta_json=np.array(json.dumps({"epochs": 200, "seed": 3})))
-    assert fig7_variants._planned_epochs(str(tmp_path), 37) == 200

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from reference.cli import main
-from reference.summary import summarize
+from reference.summary import read_run, summarize
 
 
 def _run(root, name, config, accs, seed, options=None):
@@ -42,6 +42,21 @@ def test_groups_by_all_but_the_seed_and_gives_mean_std_best(tmp_path):
         assert len(list(csv.DictReader(fh))) == 3
     md = (tmp_path / "summary.md").read_text()
     assert "89.00% ± 1.41" in md and "| 90.00% |" in md
+
+
+def test_planned_epochs_come_from_the_checkpoint(tmp_path):
+    """A run's planned epochs (figure 7's "so far: N of M epochs") are its checkpoint's ``epochs``, in
+    either checkpoint format; a folder without a checkpoint planned what it ran."""
+    import numpy as np
+
+    _run(tmp_path, "r", "FashionMNIST_400_400.yaml", [0.80, 0.90, 0.85], 3)
+    folder = str(tmp_path / "r")
+    assert read_run(folder).planned_epochs == 3
+    meta = {"settings": {"seed": 3, "epochs": 100, "net_options": {}}}
+    np.savez(tmp_path / "r" / "checkpoint.npz", meta_json=np.array(json.dumps(meta)))
+    assert (read_run(folder).planned_epochs, read_run(folder).epochs) == (100, 3)
+    np.savez(tmp_path / "r" / "checkpoint.npz", meta_json=np.array(json.dumps({"seed": 3, "epochs": 200})))
+    assert read_run(folder).planned_epochs == 200
 
 
 def test_cli(tmp_path, capsys):
