@@ -139,6 +139,11 @@ def _net_options(args) -> dict:
         opts["inter"] = False
     if getattr(args, "no_intra", False):
         opts["intra"] = False
+    if getattr(args, "rate_threshold", None) is not None:
+        if opts.get("variant") != "paper2020":
+            raise UsageError("--rate-threshold sets the paper-era rule's layer-wise warm-up switch: give it with "
+                             "--variant paper2020")
+        opts["rate_threshold"] = args.rate_threshold
     if opts.get("variant") == "paper2020" and ("warmup" in opts or "inter" in opts):
         raise UsageError("--variant paper2020 has its own layer-wise warm-up switch and keeps the inter-neuron "
                          "term: --warmup and --no-inter apply to the final rule")
@@ -481,6 +486,16 @@ def _add_variant_option(p):
                         "(docs/paper-notes.md section 7)")
 
 
+def _rate(text: str) -> float:
+    """argparse type of ``--rate-threshold``: a number in [0, 1]."""
+    from .paper2020 import check_rate_threshold
+
+    try:
+        return check_rate_threshold(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] (a firing rate), got {text!r}") from None
+
+
 def _add_tsslbp_options(p):
     g = p.add_argument_group("TSSL-BP options (docs/paper-notes.md section 6)")
     _add_variant_option(g)
@@ -489,6 +504,10 @@ def _add_tsslbp_options(p):
     g.add_argument("--no-inter", action="store_true", help="drop the inter-neuron (spike timing) term; the intra "
                    "term then has nothing to carry, so only warm-up deltas remain")
     g.add_argument("--no-intra", action="store_true", help="drop the intra-neuron (reset and leak) term")
+    g.add_argument("--rate-threshold", type=_rate, metavar="R",
+                   help="with --variant paper2020: a layer takes the TSSL-BP delta when its firing rate over the "
+                        "batch is above R, else the warm-up surrogate (default 0.1, the camera-ready's; 0.05 in "
+                        "their code of December 2020; 0: TSSL-BP in every layer that fires)")
     g.add_argument("--backward", choices=["tsslbp", "bptt", "bptt-detached"],
                    help="the spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline, "
                         "through the reset or with it detached (as SpyTorch and snnTorch)")

@@ -25,7 +25,7 @@ from .layers import (Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weigh
                      init_linear_weight)
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
 from .neuron import CompactState, NeuronState, encode_input, psp
-from .paper2020 import desired_train_2020, paper2020_delta
+from .paper2020 import check_rate_threshold, desired_train_2020, paper2020_delta
 from .surrogate import bptt_delta
 from .tsslbp import WARMUP_MODES, tsslbp_delta
 
@@ -92,6 +92,10 @@ class Network:
         ``[0, 1, 0, 1, 1]`` filtered once, unless ``target_filter`` or ``desired_pattern`` say otherwise)
         and its Kaiming-normal conv initialisation.  Use it with the configs of that time,
         ``configs/paper2020/`` (``tau_s = 2``).
+    rate_threshold : float in [0, 1], optional
+        paper2020 only: the firing rate a layer must exceed (over the whole batch) to take the TSSL-BP delta
+        rather than the warm-up surrogate (default 0.1, the camera-ready's; their code of December 2020
+        used 0.05).  0 keeps the TSSL-BP delta in every layer that fires at all.
     input_encoding : {"psp", "authors", "authors-cuda"}
         How the input is filtered into ``a_0`` (:meth:`encode`): ``"psp"`` (default) the same filter as
         every layer's output, :func:`reference.neuron.psp`; ``"authors"`` the authors' operation order
@@ -108,7 +112,8 @@ class Network:
 
     def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
                  warmup="per-neuron", target_filter=None, count_of="psp", desired_pattern=None,
-                 dropout_unit="feature", backward="tsslbp", input_encoding="psp", variant="final"):
+                 dropout_unit="feature", backward="tsslbp", input_encoding="psp", variant="final",
+                 rate_threshold=None):
         self.config = config if isinstance(config, Config) else load_config(config)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -131,13 +136,17 @@ class Network:
         if variant not in self.VARIANTS:
             raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
         self.variant = variant
+        if rate_threshold is not None and (variant != "paper2020" or backward != "tsslbp"):
+            raise ValueError("rate_threshold is the paper-era rule's layer-wise warm-up switch: it needs "
+                             "variant='paper2020' and backward='tsslbp'")
         if backward in ("bptt", "bptt-detached"):
             self.rule = functools.partial(bptt_delta, detach_reset=backward == "bptt-detached")
         elif variant == "paper2020":
             if not inter or warmup != "per-neuron":
                 raise ValueError("variant 'paper2020' has its own layer-wise warm-up switch and keeps the "
                                  "inter-neuron term; --warmup and --no-inter apply to the final rule")
-            self.rule = functools.partial(paper2020_delta, intra=bool(intra))
+            self.rule = functools.partial(paper2020_delta, intra=bool(intra),
+                                          rate_threshold=check_rate_threshold(rate_threshold))
         else:
             self.rule = functools.partial(tsslbp_delta, **self.options)
         if variant == "paper2020":  # the paper's target: [0, 1, 0, 1, 1] filtered once

@@ -49,6 +49,23 @@ RATE_THRESHOLD_2020 = 0.1
 DESIRED_2020 = (0.0, 1.0, 0.0, 1.0, 1.0)
 
 
+def check_rate_threshold(rate_threshold) -> float:
+    """The layer switch's firing-rate threshold as a float: ``None`` gives :data:`RATE_THRESHOLD_2020`.
+
+    A layer's firing rate lies in ``[0, 1]``, so the threshold must too (1 puts every layer on the warm-up
+    branch, 0 every layer that fires at all on the TSSL-BP one); anything else is a ``ValueError``.
+    """
+    if rate_threshold is None:
+        return RATE_THRESHOLD_2020
+    try:
+        value = float(rate_threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"rate_threshold must be a number in [0, 1], got {rate_threshold!r}") from None
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"rate_threshold must be in [0, 1] (a firing rate), got {rate_threshold!r}")
+    return value
+
+
 def desired_train_2020(n_steps: int) -> np.ndarray:
     """The label neuron's desired spike train of the paper-era code, shape (n_steps,), float64 0/1.
 
@@ -260,7 +277,7 @@ def paper2020_delta(
     state : NeuronState or CompactState of the same shape (``u``, ``du``, ``s`` are read)
     params : NeuronParams (``tau_m``, ``tau_s``)
     threshold : float, optional, the layer's threshold (default ``params.threshold``)
-    rate_threshold : float, the layer-wise switch (0.1)
+    rate_threshold : float, the layer-wise switch (0.1; :func:`check_rate_threshold`)
     max_inv_du : float, the clamp of ``1/du`` (10)
     intra : bool, keep the reset term ``h`` (False: the ablation without it)
 

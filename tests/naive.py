@@ -68,10 +68,10 @@ def tsslbp(g, u, du, s, a, tau_m, tau_s, threshold, **options):
     return out
 
 
-def paper2020_layer(g, u, du, s, tau_m, tau_s, threshold, intra=True):
+def paper2020_layer(g, u, du, s, tau_m, tau_s, threshold, intra=True, rate_threshold=0.1):
     """delta of a whole layer (..., T) by the paper-era rule (paper-notes section 7), with explicit T x T
     matrices per neuron: ``P[k, m] = eps[m-k]`` (m >= k), the reset record ``D``, ``grad_a = P (g + D g)``,
-    and the switch on the layer's firing rate over all its neurons and samples."""
+    and the switch on the layer's firing rate over all its neurons and samples (above ``rate_threshold``)."""
     n = g.shape[-1]
     theta_m = 1 / tau_m
     eps = [(1 / tau_s) * (1 - 1 / tau_s) ** k for k in range(n)]
@@ -90,7 +90,7 @@ def paper2020_layer(g, u, du, s, tau_m, tau_s, threshold, intra=True):
                     break
         grad_a = P @ (gi + (D @ gi if intra else 0.0))
         for k in range(n):
-            if rate > 0.1:
+            if rate > rate_threshold:
                 inv = np.inf if dui[k] == 0 and not np.signbit(dui[k]) else (-np.inf if dui[k] == 0 else 1 / dui[k])
                 out[idx + (k,)] = grad_a[k] * min(max(inv, -10.0), 10.0) * si[k]
             else:

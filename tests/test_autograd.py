@@ -393,3 +393,20 @@ def test_paper2020_variant_matches_its_twins(name, config, steps, intra):
     rates = [r.state.firing_rate for r in net.records if r.state is not None]
     if steps == 0 and config == MLP_2020:
         assert min(rates) <= 0.1 < max(rates), rates  # warm-up and TSSL-BP layers in the same network
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_paper2020_rate_threshold_reaches_the_twins(name):
+    """rate_threshold=0 (every firing layer on the TSSL-BP side) in the NumPy rule and in the twins'
+    paper2020_backward: equal on the MLP whose output layer fires at most 0.1 (asserted), where the default
+    threshold would have warmed it up; tolerance as above."""
+    b = framework(name)
+    x, y = load_mnist(7)
+    options = dict(variant="paper2020", rate_threshold=0.0)
+    net = Network(MLP_2020, dtype=np.float64, seed=0, **options)
+    net.gradients(x, y)
+    rates = [r.state.firing_rate for r in net.records if r.state is not None]
+    assert 0 < min(rates) <= 0.1, rates
+    rows = check_network(MLP_2020, b, net.weights, x, y, dtype="float64", options=options)
+    assert all(r.ok for r in rows), format_rows(rows)
+    assert max(r.rel for r in rows) < TOL_NET64

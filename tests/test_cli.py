@@ -215,3 +215,18 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     assert main(["train", "--config", str(cli_data), "--out", "run2", "--variant", "paper2020",
                  "--warmup", "always"]) == 2
     assert "layer-wise warm-up switch" in capsys.readouterr().err
+    assert main(["train", "--config", str(cli_data), "--out", "run3", "--rate-threshold", "0.05"]) == 2
+    assert "give it with --variant paper2020" in capsys.readouterr().err
+    for bad in ("1.5", "often"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--config", str(cli_data), "--out", "run3", "--variant", "paper2020",
+                  "--rate-threshold", bad])
+        assert exit_.value.code == 2 and "a number in [0, 1]" in capsys.readouterr().err
+    assert not os.path.exists("run3")
+    assert main(["gradients"] + base[1:] + ["--out", "G0.npz", "--variant", "paper2020",
+                                            "--rate-threshold", "0"]) == 0
+    g0 = np.load("G0.npz")
+    assert any(not np.allclose(g0[k], g20[k]) for k in grad_keys)  # the threshold reaches the rule
+    assert main(["train", "--config", str(cli_data), "--out", "run4", "--variant", "paper2020",
+                 "--rate-threshold", "0.05", "--no-progress"]) == 0
+    assert load_checkpoint("run4/checkpoint.npz")["meta"]["settings"]["net_options"]["rate_threshold"] == 0.05

@@ -17,7 +17,7 @@ from reference.losses import kernel_target
 from reference.network import Network
 from reference.neuron import NeuronState, lif_compact, lif_forward
 from reference.paper2020 import (
-    DESIRED_2020, desired_train_2020, layer_firing_rate, paper2020_delta, reset_error, reset_record,
+    DESIRED_2020, RATE_THRESHOLD_2020, check_rate_threshold, desired_train_2020, layer_firing_rate, paper2020_delta, reset_error, reset_record,
     spike_error_with_reset, tsslbp_term_2020,
 )
 from reference.params import NeuronParams
@@ -81,6 +81,37 @@ def test_layer_delta_equals_naive_on_both_sides_of_the_switch(mean, branch, intr
         assert not delta[st.s == 0].any()  # zero at every step without a spike
     else:
         assert (codes == BRANCH_WARMUP).all()
+
+
+@pytest.mark.parametrize("rate_threshold,branch", [(0.1, "warm-up"), (0.05, "tsslbp"), (0.0, "tsslbp"),
+                                                   (1.0, "warm-up")])
+def test_rate_threshold_moves_the_switch(rate_threshold, branch):
+    """A layer firing between 5% and 10% warms up at the camera-ready's 0.1 and takes the TSSL-BP value at
+    their December 2020 code's 0.05 or at 0; 1 warms up every layer.  Each against the naive twin with the
+    same threshold (1e-12, as above), on the plain and the compact state."""
+    x = np.random.default_rng(7).normal(-0.1, 0.9, (5, 6, 40))
+    st = lif_forward(x, P)
+    rate = layer_firing_rate(st.s)
+    assert 0.05 < rate <= 0.1, rate  # the case lies between the two historical thresholds
+    g = np.random.default_rng(8).normal(size=x.shape)
+    delta, codes = paper2020_delta(g, st, P, rate_threshold=rate_threshold)
+    mv = lambda v: np.moveaxis(v, 0, -1)
+    ref = np.moveaxis(naive.paper2020_layer(mv(g), mv(st.u), mv(st.du), mv(st.s), P.tau_m, P.tau_s, 1.0,
+                                            rate_threshold=rate_threshold), -1, 0)
+    assert rel_err(delta, ref) < 1e-12
+    assert (codes == BRANCH_WARMUP).all() == (branch == "warm-up")
+    _, compact = lif_compact(x, P)
+    dc, bc = paper2020_delta(g, compact, P, rate_threshold=rate_threshold)
+    assert rel_err(dc, ref) < 1e-12
+    np.testing.assert_array_equal(bc, codes)
+
+
+def test_check_rate_threshold():
+    assert check_rate_threshold(None) == RATE_THRESHOLD_2020 == 0.1
+    assert check_rate_threshold("0.05") == 0.05 and check_rate_threshold(0) == 0.0
+    for bad in (-0.01, 1.5, float("nan"), "often", [0.1]):
+        with pytest.raises(ValueError, match="rate_threshold must be"):
+            check_rate_threshold(bad)
 
 
 def test_intra_term_matters_where_a_neuron_fires_twice():
@@ -151,6 +182,28 @@ def test_network_variant_options():
         Network(cfg, variant="2019")
     with pytest.raises(ValueError, match="layer-wise warm-up switch"):
         Network(cfg, variant="paper2020", warmup="always")
+    for other in (dict(), dict(variant="paper2020", backward="bptt")):
+        with pytest.raises(ValueError, match="rate_threshold is the paper-era"):
+            Network(cfg, rate_threshold=0.05, **other)
+    with pytest.raises(ValueError, match="rate_threshold must be in"):
+        Network(cfg, variant="paper2020", rate_threshold=2)
+
+
+def test_network_rate_threshold_equals_naive_network(mnist_batch):
+    """rate_threshold reaches every layer's rule: the MLP at initialisation has a layer at most 0.1 (its
+    output) and one above; with the threshold at 0 every layer takes the TSSL-BP value, and the network
+    equals the naive one given the same threshold (1e-10, as above) but not the default's gradients."""
+    cfg = load_config(os.path.join(ROOT, "configs", "paper2020", "FashionMNIST_400_400.yaml"))
+    x, y = mnist_batch(7)
+    nets = {r: Network(cfg, dtype=np.float64, seed=5, variant="paper2020", rate_threshold=r) for r in (None, 0.0)}
+    grads = {r: net.gradients(x, y)[1] for r, net in nets.items()}
+    rates = [r.state.firing_rate for r in nets[0.0].records if r.state is not None]
+    assert 0 < min(rates) <= 0.1 < max(rates), rates
+    ref = naive.network_gradients(cfg, nets[0.0].weights, x, y, variant="paper2020",
+                                  options=dict(rate_threshold=0.0))
+    for name in ref["grad"]:
+        assert rel_err(grads[0.0][name], ref["grad"][name]) < 1e-10, name
+    assert any(rel_err(grads[0.0][k], grads[None][k]) > 1e-3 for k in ref["grad"])
 
 
 def test_conv_init_is_kaiming_normal():

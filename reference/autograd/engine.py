@@ -234,6 +234,8 @@ class TorchNetwork:
         twin = dict(spike="tsslbp" if backward == "tsslbp" else "bptt", detach_reset=backward == "bptt-detached",
                     variant=options.get("variant", "final"), intra=options.get("intra", True),
                     target_filter=options.get("target_filter"), desired_pattern=options.get("desired_pattern"))
+        if twin["variant"] == "paper2020":
+            twin["rate_threshold"] = options.get("rate_threshold")
         if twin["variant"] == "final":
             twin.update(inter=options.get("inter", True), warmup=options.get("warmup", "per-neuron"))
         if self.procs.world > 1:

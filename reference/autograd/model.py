@@ -106,7 +106,8 @@ def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True
     return xp.stack(out)
 
 
-def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True, batch_mean=None):
+def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True, batch_mean=None,
+                       rate_threshold=0.1):
     """The paper-era rule (paper-notes section 7) from ``G = dL/ds``, written from the notes with the
     backend's array operations (not from :mod:`reference.paper2020`, so the two check each other).
 
@@ -115,7 +116,8 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
     - the reset error ``h[j] = sum_m D[j, m] g[m]`` with the reset record ``D[j, m] = theta_m u[j]
       (1 - theta_m)^(m-j-1)`` for consecutive spikes ``j < m``, summed over ``m`` explicitly;
     - ``grad_a[k] = G[k] + sum_{j >= k} eps[j-k] h[j]``;
-    - the layer's firing rate over the batch above 0.1: ``delta = grad_a clip(1/du, -10, 10) s``; else
+    - the layer's firing rate over the batch above ``rate_threshold`` (0.1):
+      ``delta = grad_a clip(1/du, -10, 10) s``; else
       ``delta = grad_a f(u)`` (:func:`surrogate`).
 
     All arguments (T, ...); returns delta (T, ...).  ``batch_mean(s)``, if given, replaces ``mean(s)`` for
@@ -147,7 +149,7 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
     fire = grad_a * xp.clip(1 / du, -10.0, 10.0) * s
     warm = grad_a * surrogate(xp, u, threshold)
     rate = xp.mean(s) if batch_mean is None else batch_mean(s)
-    return xp.where(rate > 0.1, fire, warm)  # the rate over the whole layer and batch
+    return xp.where(rate > rate_threshold, fire, warm)  # the rate over the whole layer and batch
 
 
 def spike_backward(xp, G, u, du, s, a, *, variant="final", **consts):
@@ -196,8 +198,9 @@ class TwinModel:
         :class:`~reference.autograd.jax_backend.JaxBackend`
     spike : {"tsslbp", "bptt"}
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
-    inter, intra, warmup, target_filter, desired_pattern, variant : as :class:`reference.network.Network`
-        (``variant="paper2020"``: the spiking backward :func:`paper2020_backward` and its target)
+    inter, intra, warmup, target_filter, desired_pattern, variant, rate_threshold : as
+        :class:`reference.network.Network` (``variant="paper2020"``: the spiking backward
+        :func:`paper2020_backward` and its target)
     detach_reset : bool
         BPTT only: treat the reset as a constant (``mem = v (1 - stop_gradient(s))``), as SpyTorch and
         snnTorch do; :func:`reference.surrogate.bptt_delta` with ``detach_reset=True``.
@@ -214,7 +217,7 @@ class TwinModel:
 
     def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
                  target_filter=None, desired_pattern=None, unroll=True, variant="final", detach_reset=False,
-                 batch_mean=None):
+                 batch_mean=None, rate_threshold=None):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
@@ -235,6 +238,8 @@ class TwinModel:
         self.detach_reset = bool(detach_reset)
         if variant == "paper2020":
             self.options = dict(intra=intra, variant=variant)
+            if rate_threshold is not None:
+                self.options["rate_threshold"] = float(rate_threshold)
             if batch_mean is not None:
                 self.options["batch_mean"] = batch_mean
         else:
