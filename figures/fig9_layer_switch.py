@@ -1,0 +1,146 @@
+"""Figure 9: the paper-era rule's layer-wise warm-up switch, as the CNN runs met it.
+
+The rule of the camera-ready (``--variant paper2020``) sends a whole layer to the warm-up surrogate when
+its firing rate over the batch is at most 0.1 (``--rate-threshold``, docs/paper-notes.md section 7).
+Reads the per-epoch diagnostics (``results/<run>/diagnostics.csv``, 1,000 training images after every
+epoch, ``train --diagnostics 1000``) and ``metrics.csv`` of the paper-era CNN runs, and draws:
+
+- (a) the firing rate of every spiking layer of the Fashion-MNIST CNN per epoch, at the switch's 0.1 and,
+  if its run exists, at a lowered threshold, with the thresholds as lines;
+- (b) which branch each of those layers took, epoch by epoch (the share of its neuron-steps on warm-up);
+- (c) the output layer's rate in every paper-era CNN run, against the rate of a 10-class output layer
+  that does its job: only the label neuron fires, its desired train ``[0, 1, 0, 1, 1]``, so
+  3 / (10 x 5) = 0.06, under 0.1;
+- (d) the Fashion-MNIST CNN's test accuracy per epoch for these runs and the final rule's, with the paper's.
+
+Nothing is trained here. The data behind the figure: ``figures/data/fig9_layer_switch.csv``.
+"""
+from __future__ import annotations
+
+import os
+
+from _common import PAPER, ROOT, read_csv, save, style, write_csv
+
+NAME = "fig9_layer_switch"
+#: The Fashion-MNIST CNN runs on the paper-era rule: folder -> the switch's threshold.
+FMNIST = {"fmnist_cnn_paper2020_kernel": 0.1, "fmnist_cnn_paper2020_kernel_rate001": 0.01}
+FINAL = "fmnist_cnn"
+#: Every paper-era CNN run with diagnostics, for panel (c): folder -> label.
+OUTPUTS = {"mnist_cnn_paper2020": "MNIST CNN, seed 3", "mnist_cnn_paper2020_seed4": "MNIST CNN, seed 4",
+           "mnist_cnn_paper2020_seed5": "MNIST CNN, seed 5",
+           "fmnist_cnn_paper2020_kernel": "Fashion-MNIST CNN, switch 0.1",
+           "fmnist_cnn_paper2020_kernel_rate001": "Fashion-MNIST CNN, switch 0.01"}
+
+
+def _float(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _read(folder: str, name: str) -> list[dict]:
+    path = os.path.join(ROOT, "results", folder, name)
+    return read_csv(path) if os.path.isfile(path) else []
+
+
+def main():
+    import numpy as np
+
+    from reference.paper2020 import desired_train_2020
+
+    plt = style()
+    diag = {run: _read(run, "diagnostics.csv") for run in OUTPUTS}
+    if not diag["fmnist_cnn_paper2020_kernel"]:
+        raise SystemExit("results/fmnist_cnn_paper2020_kernel/diagnostics.csv not found: record it with "
+                         "`python -m reference train ... --diagnostics 1000` (results/README.md)")
+    fm = {run: diag[run] for run in FMNIST if diag[run]}
+    layers = [k.split("/", 1)[1] for k in diag["fmnist_cnn_paper2020_kernel"][0] if k.startswith("rate/")]
+    ceiling = desired_train_2020(5).sum() / (10 * 5)
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.8))
+    ax = axes[0, 0]
+    styles = ["-", "--"]
+    for (run, rows), ls in zip(fm.items(), styles):
+        epochs = [int(r["epoch"]) for r in rows]
+        for i, name in enumerate(layers):
+            ax.plot(epochs, [100 * _float(r[f"rate/{name}"]) for r in rows], color=f"C{i}", ls=ls, lw=1.3,
+                    label=f"{name}, switch {FMNIST[run]:g}")
+    for thr, text in ((0.1, "0.1 (camera-ready)"), (0.05, "0.05 (their code, Dec 2020)"), (0.01, "0.01")):
+        ax.axhline(100 * thr, color="k", lw=0.8, ls=":")
+        ax.annotate(text, (1, 100 * thr), xytext=(2, 2), textcoords="offset points", fontsize=7)
+    ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks([1, 2, 5, 10, 20])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("firing rate [% of neuron-steps]")
+    ax.set_title("(a) Fashion-MNIST CNN, paper-era rule: each layer's firing rate")
+    ax.legend(fontsize=6, ncol=2)
+
+    ax = axes[0, 1]
+    strips, labels = [], []
+    n_epochs = max(len(rows) for rows in fm.values())
+    for run, rows in fm.items():
+        for name in layers:
+            strip = np.full(n_epochs, np.nan)
+            strip[:len(rows)] = [_float(r[f"warmup/{name}"]) for r in rows]
+            strips.append(strip)
+            labels.append(f"{name}, switch {FMNIST[run]:g}")
+    img = ax.imshow(np.array(strips), aspect="auto", cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest",
+                    extent=(0.5, n_epochs + 0.5, len(strips) - 0.5, -0.5))
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.grid(False)
+    ax.set_xlabel("epoch")
+    ax.set_title("(b) the branch each layer took (blue TSSL-BP, red warm-up; blank: not run yet)")
+    fig.colorbar(img, ax=ax, label="share of neuron-steps on warm-up", fraction=0.04)
+
+    ax = axes[1, 0]
+    for i, (run, label) in enumerate(OUTPUTS.items()):
+        rows = diag[run]
+        if rows:
+            ax.plot([int(r["epoch"]) for r in rows], [100 * _float(r["rate/output"]) for r in rows],
+                    color=f"C{i}", lw=1.2, label=label)
+    ax.axhline(100 * ceiling, color="k", ls="--", lw=1,
+               label=f"label neuron fires 01011, the others never: {100 * ceiling:g}%")
+    ax.axhline(10, color="k", ls=":", lw=0.8, label="the switch's 10% (camera-ready)")
+    ax.set_ylim(4, 11)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("output layer's firing rate [%]")
+    ax.set_title("(c) a trained 10-class output layer stays under the 0.1 switch")
+    ax.legend(fontsize=7, loc="center right")
+
+    ax = axes[1, 1]
+    curves = {f"final rule ({FINAL})": _read(FINAL, "metrics.csv")}
+    curves.update({f"paper-era rule, switch {thr:g} ({run})": _read(run, "metrics.csv") for run, thr in FMNIST.items()})
+    for i, (label, rows) in enumerate(curves.items()):
+        if rows:
+            ax.plot([int(r["epoch"]) for r in rows], [100 * _float(r["test_acc"]) for r in rows], color=f"C{i}",
+                    lw=1.2, label=f"{label}: best {100 * max(_float(r['test_acc']) for r in rows):.2f}%")
+    paper = PAPER["Fashion-MNIST CNN"]
+    ax.axhline(paper["mean"], color="k", ls="--", lw=1, label=f"paper, mean of 5 runs ({paper['mean']}%)")
+    ax.axhline(paper["best"], color="k", ls=":", lw=1, label=f"paper, best ({paper['best']}%)")
+    ax.set_ylim(88, 93.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy [%]")
+    ax.set_title("(d) Fashion-MNIST CNN, seed 3: test accuracy")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("The paper-era rule's layer-wise warm-up switch (diagnostics on 1,000 training images per epoch)",
+                 fontsize=11)
+    fig.tight_layout()
+
+    header = ["run", "epoch", "test_acc"] + [f"rate/{n}" for n in layers] + [f"warmup/{n}" for n in layers]
+    rows = []
+    for run, drows in diag.items():
+        acc = {int(r["epoch"]): r["test_acc"] for r in _read(run, "metrics.csv")}
+        for r in drows:
+            rows.append([run, r["epoch"], acc.get(int(r["epoch"]), "")]
+                        + [r.get(f"rate/{n}", "") for n in layers] + [r.get(f"warmup/{n}", "") for n in layers])
+    write_csv(NAME, header, rows)
+    save(fig, NAME)
+
+
+if __name__ == "__main__":
+    main()
