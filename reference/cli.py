@@ -140,9 +140,9 @@ def _net_options(args) -> dict:
     if getattr(args, "no_intra", False):
         opts["intra"] = False
     if getattr(args, "rate_threshold", None) is not None:
-        if opts.get("variant") != "paper2020":
+        if opts.get("variant") != "paper2020" or opts.get("backward", "tsslbp") != "tsslbp":
             raise UsageError("--rate-threshold sets the paper-era rule's layer-wise warm-up switch: give it with "
-                             "--variant paper2020")
+                             "--variant paper2020 and the TSSL-BP backward (not --backward bptt)")
         opts["rate_threshold"] = args.rate_threshold
     if opts.get("variant") == "paper2020" and ("warmup" in opts or "inter" in opts):
         raise UsageError("--variant paper2020 has its own layer-wise warm-up switch and keeps the inter-neuron "

@@ -215,8 +215,9 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     assert main(["train", "--config", str(cli_data), "--out", "run2", "--variant", "paper2020",
                  "--warmup", "always"]) == 2
     assert "layer-wise warm-up switch" in capsys.readouterr().err
-    assert main(["train", "--config", str(cli_data), "--out", "run3", "--rate-threshold", "0.05"]) == 2
-    assert "give it with --variant paper2020" in capsys.readouterr().err
+    for other in ([], ["--variant", "paper2020", "--backward", "bptt"]):
+        assert main(["train", "--config", str(cli_data), "--out", "run3", "--rate-threshold", "0.05"] + other) == 2
+        assert "give it with --variant paper2020 and the TSSL-BP backward" in capsys.readouterr().err
     for bad in ("1.5", "often"):
         with pytest.raises(SystemExit) as exit_:
             main(["train", "--config", str(cli_data), "--out", "run3", "--variant", "paper2020",
