@@ -276,3 +276,42 @@ def test_infer_predictions_with_spike_counts(mnist_batch):
     expected = net.predict(out_fwd)
     out, spikes = net.infer(x, spikes=True)
     np.testing.assert_array_equal(net.predict(out, spikes), expected)
+
+
+@pytest.mark.parametrize("variant", ["final", "paper2020"])
+def test_numba_thread_count_changes_no_float(variant):
+    """Forward, deltas and gradients are the same bits on 1 and 2 Numba threads: every parallel kernel
+    cuts its neurons into chunks that each own their neurons, and no kernel reduces across chunks.
+
+    (OpenBLAS's thread count is another matter: with OPENBLAS_NUM_THREADS=2 some backward products round
+    differently, ~5e-7 relative; results/README.md.  This test keeps BLAS as it is and moves only Numba.)
+    """
+    import numba
+
+    from reference import _jit
+    if _jit.JIT_DISABLED or numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs compiled kernels and at least 2 Numba threads")
+    folder = "configs/paper2020" if variant == "paper2020" else "configs"
+    cfg = load_config(os.path.join(ROOT, folder, "FashionMNIST_CNN.yaml"))
+    net = Network(cfg, dtype=np.float32, seed=1, variant=variant)
+    x, y = load_mnist(4)
+    conv_1 = 4 * 32 * 28 * 28  # neurons of the first layer in one time step: 24 chunks of 4096 fit
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            loss, grads, _ = net.gradients(x, y)
+            runs.append((_jit.n_chunks(conv_1), loss, grads, net.layer_outputs(), net.layer_deltas()))
+    finally:
+        numba.set_num_threads(before)
+    (c1, loss1, g1, o1, d1), (c2, loss2, g2, o2, d2) = runs
+    assert (c1, c2) == (4, 8)  # the chunking really differs, so the check is not empty
+    assert loss1 == loss2
+    for name in g1:
+        assert np.abs(g1[name]).max() > 0, name
+        np.testing.assert_array_equal(g1[name], g2[name], err_msg=f"gradient of {name}")  # tolerance 0
+    for name in o1:
+        np.testing.assert_array_equal(o1[name], o2[name], err_msg=f"output of {name}")
+    for name in d1:
+        np.testing.assert_array_equal(d1[name], d2[name], err_msg=f"delta of {name}")
