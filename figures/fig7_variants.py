@@ -11,6 +11,9 @@ and draws, per network:
   (paper-notes section 4), the paper's protocol.  A group whose runs have not yet run the epochs they were
   started for (``RunResult.planned_epochs``, from their checkpoint) is labelled "so far: N of M epochs".
 
+Runs with the paper-era rule's layer switch moved (``--rate-threshold``) are left out: they are
+experiments on that switch, not versions of the rule, and figure 9 draws them.
+
 Nothing is trained here; the runs are the committed evidence of the reproduction issue (results/README.md).
 The data behind the figure: ``figures/data/fig7_variants.csv`` (one row per group, as ``summary.csv``).
 """
@@ -21,6 +24,8 @@ import os
 from _common import AUTHORS_CODE, PAPER, ROOT, fast, read_csv, save, style, write_csv
 
 NAME = "fig7_variants"
+#: Options of runs that figure 9 draws instead (experiments on the layer-wise switch).
+SWITCH_EXPERIMENTS = "rate_threshold="
 #: The paper's label of a network, by dataset and layer description (reference.summary's network names).
 NETWORKS = {("FashionMNIST", "400-400-10"): "Fashion-MNIST MLP", ("MNIST", "15C5-P2-40C5-P2-300-10"): "MNIST CNN",
             ("FashionMNIST", "32C5-P2-64C5-P2-1024-10"): "Fashion-MNIST CNN"}
@@ -56,7 +61,7 @@ def main():
             continue
         run = read_run(folder)
         label = NETWORKS.get((run.dataset, run.network)) if run else None
-        if label is None:
+        if label is None or SWITCH_EXPERIMENTS in run.options:
             continue
         rows = read_csv(os.path.join(folder, "metrics.csv"))
         groups.setdefault((label, run.options, run.config), []).append((run, [100 * float(r["test_acc"]) for r in rows]))
