@@ -140,7 +140,8 @@ def _net_options(args) -> dict:
     if getattr(args, "no_intra", False):
         opts["intra"] = False
     if getattr(args, "rate_threshold", None) is not None:
-        if opts.get("variant") != "paper2020" or opts.get("backward", "tsslbp") != "tsslbp":
+        resuming = bool(getattr(args, "resume", None))  # the run's own variant decides; train compares
+        if not resuming and (opts.get("variant") != "paper2020" or opts.get("backward", "tsslbp") != "tsslbp"):
             raise UsageError("--rate-threshold sets the paper-era rule's layer-wise warm-up switch: give it with "
                              "--variant paper2020 and the TSSL-BP backward (not --backward bptt)")
         opts["rate_threshold"] = args.rate_threshold

@@ -13,8 +13,9 @@ initialisation (docs/paper-notes.md section 7).  Per neuron, time first, steps `
    ``h[j] = sum_m D[j, m] g[m] = s[j] theta_m u[j] (1 - theta_m)^(n-j-1) g[n]``, ``n`` the next spike.
 3. The error on a spike, inter plus intra, :func:`spike_error_with_reset`:
    ``grad_a[k] = sum_{j >= k} eps[j-k] (g[j] + h[j])`` (their ``P g + P D g``).
-4. A switch per LAYER on its firing rate over the whole batch, :func:`layer_firing_rate`: above 0.1
-   (strict) every neuron takes the TSSL-BP value :func:`tsslbp_term_2020`,
+4. A switch per LAYER on its firing rate over the whole batch, :func:`layer_firing_rate`: above
+   ``rate_threshold`` (strict; 0.1 in the camera-ready code, :data:`RATE_THRESHOLD_2020`) every neuron
+   takes the TSSL-BP value :func:`tsslbp_term_2020`,
    ``delta[k] = grad_a[k] clamp(1/du[k], -10, 10) s[k]`` (zero at every step without a spike); otherwise
    the whole layer takes the warm-up value :func:`warmup_term_2020`, ``delta[k] = grad_a[k] f(u[k])`` at
    every step, with the sigmoid surrogate ``f`` of the final rule (:func:`reference.tsslbp.warmup_surrogate`)
@@ -267,7 +268,7 @@ def paper2020_delta(
     .. math::
 
         \\delta[k] = \\begin{cases}
-            s[k]\\, \\mathrm{clip}(1/du[k], -10, 10)\\, \\mathrm{grad\\_a}[k] & \\text{if the layer's rate } r > 0.1\\\\
+            s[k]\\, \\mathrm{clip}(1/du[k], -10, 10)\\, \\mathrm{grad\\_a}[k] & \\text{if the layer's rate } r > r_\\mathrm{thr}\\\\
             \\mathrm{grad\\_a}[k]\\, f(u[k]) & \\text{otherwise (the whole layer warms up)}
         \\end{cases}
 
@@ -277,7 +278,7 @@ def paper2020_delta(
     state : NeuronState or CompactState of the same shape (``u``, ``du``, ``s`` are read)
     params : NeuronParams (``tau_m``, ``tau_s``)
     threshold : float, optional, the layer's threshold (default ``params.threshold``)
-    rate_threshold : float, the layer-wise switch (0.1; :func:`check_rate_threshold`)
+    rate_threshold : float, the layer-wise switch r_thr (0.1; :func:`check_rate_threshold`)
     max_inv_du : float, the clamp of ``1/du`` (10)
     intra : bool, keep the reset term ``h`` (False: the ablation without it)
 

@@ -372,8 +372,8 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             continue
         saved = getattr(settings, key)
         if key == "net_options":
-            diff = {k: v for k, v in value.items() if saved.get(k, _OPTION_DEFAULTS.get(k)) != v}
-            conflicts += [f"{k}={v!r} (the run has {saved.get(k, _OPTION_DEFAULTS.get(k))!r})" for k, v in diff.items()]
+            diff = {k: v for k, v in value.items() if _saved_option(saved, k) != v}
+            conflicts += [f"{k}={v!r} (the run has {_saved_option(saved, k)!r})" for k, v in diff.items()]
         elif saved != value:
             conflicts.append(f"{key}={value!r} (the run has {saved!r})")
     if conflicts:
@@ -401,6 +401,17 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
 #: Network's own signature so the two cannot drift apart.
 _OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(Network.__init__).parameters.items()
                     if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _saved_option(saved: dict, key: str):
+    """A network option as the run has it: saved, else Network's default; a paper-era run saved without
+    ``rate_threshold`` has the default switch, :data:`reference.paper2020.RATE_THRESHOLD_2020`, so resuming
+    it with ``--rate-threshold 0.1`` is no conflict."""
+    value = saved.get(key, _OPTION_DEFAULTS.get(key))
+    if key == "rate_threshold" and saved.get("variant") == "paper2020":
+        from .paper2020 import check_rate_threshold
+        value = check_rate_threshold(value)
+    return value
 
 
 #: Tags the random stream of the data augmentation (seeded per run, epoch and batch).

@@ -231,3 +231,14 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     assert main(["train", "--config", str(cli_data), "--out", "run4", "--variant", "paper2020",
                  "--rate-threshold", "0.05", "--no-progress"]) == 0
     assert load_checkpoint("run4/checkpoint.npz")["meta"]["settings"]["net_options"]["rate_threshold"] == 0.05
+    # resuming keeps the run's threshold; giving the run's own value again is no conflict, another one is
+    capsys.readouterr()
+    assert main(["train", "--resume", "run4", "--rate-threshold", "0.1", "--epochs", "2", "--no-progress"]) == 2
+    assert "rate_threshold=0.1 (the run has 0.05)" in capsys.readouterr().err
+    assert main(["train", "--resume", "run4", "--rate-threshold", "0.05", "--epochs", "2", "--no-progress"]) == 0
+    ck4 = load_checkpoint("run4/checkpoint.npz")["meta"]
+    assert len(ck4["progress"]["metrics"]) == 2 and ck4["settings"]["net_options"]["rate_threshold"] == 0.05
+    # a paper-era run started without --rate-threshold has the default switch, 0.1: naming it is no conflict
+    assert main(["train", "--resume", "run", "--rate-threshold", "0.1", "--epochs", "2", "--no-progress"]) == 0
+    assert main(["train", "--resume", "run", "--rate-threshold", "0.05", "--epochs", "3", "--no-progress"]) == 2
+    assert "rate_threshold=0.05 (the run has 0.1)" in capsys.readouterr().err
