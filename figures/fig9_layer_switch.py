@@ -6,9 +6,9 @@ Reads the per-epoch diagnostics (``results/<run>/diagnostics.csv``, 1,000 traini
 epoch, ``train --diagnostics 1000``) and ``metrics.csv`` of the paper-era CNN runs, and draws:
 
 - (a) the firing rate of every spiking layer of the Fashion-MNIST CNN per epoch, at the switch's 0.1 and,
-  if its run exists, at a lowered threshold, with the thresholds as lines;
+  where their runs exist, at the lowered thresholds 0.05 and 0.01, with the thresholds as lines;
 - (b) which branch each of those layers took, epoch by epoch (the share of its neuron-steps on warm-up);
-- (c) the output layer's rate in every paper-era CNN run, against the rate of a 10-class output layer
+- (c) the output layer's rate in every paper-era kernel-loss CNN run, against the rate of a 10-class output layer
   that does its job: only the label neuron fires, its desired train ``[0, 1, 0, 1, 1]``, so
   3 / (10 x 5) = 0.06, under 0.1;
 - (d) the Fashion-MNIST CNN's test accuracy per epoch for these runs and the final rule's, with the paper's.
@@ -23,12 +23,14 @@ from _common import PAPER, ROOT, read_csv, save, style, write_csv
 
 NAME = "fig9_layer_switch"
 #: The Fashion-MNIST CNN runs on the paper-era rule: folder -> the switch's threshold.
-FMNIST = {"fmnist_cnn_paper2020_kernel": 0.1, "fmnist_cnn_paper2020_kernel_rate001": 0.01}
+FMNIST = {"fmnist_cnn_paper2020_kernel": 0.1, "fmnist_cnn_paper2020_kernel_rate005": 0.05,
+          "fmnist_cnn_paper2020_kernel_rate001": 0.01}
 FINAL = "fmnist_cnn"
 #: Every paper-era CNN run with diagnostics, for panel (c): folder -> label.
 OUTPUTS = {"mnist_cnn_paper2020": "MNIST CNN, seed 3", "mnist_cnn_paper2020_seed4": "MNIST CNN, seed 4",
            "mnist_cnn_paper2020_seed5": "MNIST CNN, seed 5",
            "fmnist_cnn_paper2020_kernel": "Fashion-MNIST CNN, switch 0.1",
+           "fmnist_cnn_paper2020_kernel_rate005": "Fashion-MNIST CNN, switch 0.05",
            "fmnist_cnn_paper2020_kernel_rate001": "Fashion-MNIST CNN, switch 0.01"}
 
 
@@ -60,7 +62,7 @@ def main():
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.8))
     ax = axes[0, 0]
-    styles = ["-", "--"]
+    styles = ["-", "-.", "--"]
     for (run, rows), ls in zip(fm.items(), styles):
         epochs = [int(r["epoch"]) for r in rows]
         for i, name in enumerate(layers):
@@ -116,13 +118,13 @@ def main():
     ax = axes[1, 1]
     curves = {"final rule": _read(FINAL, "metrics.csv")}
     curves.update({f"paper-era rule, switch {thr:g}": _read(run, "metrics.csv") for run, thr in FMNIST.items()})
-    low = 88
+    low = 84  # the 0.05 run falls to 86%; the 0.01 run (55%) is marked as off the axis
     for i, (label, rows) in enumerate(curves.items()):
         if rows:
             best = 100 * max(_float(r["test_acc"]) for r in rows)
             ax.plot([int(r["epoch"]) for r in rows], [100 * _float(r["test_acc"]) for r in rows], color=f"C{i}",
                     lw=1.2, marker="o" if len(rows) < 10 else None, ms=3,
-                    label=f"{label}: best {best:.2f}%" + (f" ({len(rows)} epochs, off the axis)" if best < low else ""))
+                    label=f"{label}: best {best:.2f}%" + (f" ({len(rows)} epoch{'s' * (len(rows) > 1)}, off the axis)" if best < low else ""))
     paper = PAPER["Fashion-MNIST CNN"]
     ax.axhline(paper["mean"], color="k", ls="--", lw=1, label=f"paper, mean of 5 runs ({paper['mean']}%)")
     ax.axhline(paper["best"], color="k", ls=":", lw=1, label=f"paper, best ({paper['best']}%)")
