@@ -9,6 +9,8 @@ A run folder holds::
     weights.npz           the weights after the last finished epoch (and the config)
     best_weights.npz      the weights of the epoch with the best test accuracy so far
     learning_curve.png, confusion_matrix.png   redrawn after each epoch
+    settings.json         only beside files written before the settings went inside them (November 2026):
+                          ``{"seed": S, "net_options": {...}}``, read by :func:`load_checkpoint`
     .lock                 held (``flock``) by the process that trains in the folder
 
 Promises, and how they are kept:
@@ -47,8 +49,8 @@ from .atomic import atomic_savez, atomic_write_text
 from .config import Config, ConfigError, load_config, load_config_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
-CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK = (
-    "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock")
+CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS = (
+    "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock", "settings.json")
 #: Files that make a folder "a run": their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 #: Files a run may also hold, removed with the others by ``overwrite``.
@@ -167,6 +169,11 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     checkpoints, ``adam`` (``{'step', 'm', 'v'}``).  A file without a config needs ``config`` (e.g. what
     ``import-checkpoint`` writes); when both exist, ``config`` wins and the file's must have the same layers.
 
+    Weights files written before November's end record no training options (``--variant``,
+    ``--target-filter``, ...): for them ``meta`` takes ``seed`` and ``net_options`` from a
+    ``settings.json`` beside the file (:func:`read_settings_json`), where there is one, so that
+    ``evaluate`` and ``diagnose`` rebuild the network the run trained (its loss target, its backward).
+
     Raises
     ------
     CheckpointError
@@ -191,6 +198,10 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
         raise CheckpointError(f"{path} holds no config (plain weights, e.g. from import-checkpoint): "
                               f"give --config CONFIG.yaml")
     cfg = config if config is not None else own
+    if "settings" not in meta and "net_options" not in meta:
+        side = os.path.join(os.path.dirname(os.path.abspath(path)), SETTINGS)
+        if os.path.exists(side):
+            meta = {**read_settings_json(side), **meta}
     if any(k.startswith("weight/") for k in arrays):
         weights = {k[7:]: v for k, v in arrays.items() if k.startswith("weight/")}
         adam = {"step": meta.get("adam_step", 0),
@@ -199,6 +210,25 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     else:
         weights, adam = arrays, None
     return {"config": cfg, "weights": weights, "meta": meta, "adam": adam}
+
+
+def read_settings_json(path) -> dict:
+    """``{"seed": int | None, "net_options": dict}`` of a run's ``settings.json`` (see :func:`load_checkpoint`).
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file: not JSON, not an object, or ``net_options`` not an object.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable settings file ({type(err).__name__}: {err})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("net_options", {}), dict):
+        raise CheckpointError(f"{path}: expected {{\"seed\": ..., \"net_options\": {{...}}}}, got {raw!r:.80}")
+    return {"seed": raw.get("seed"), "net_options": raw.get("net_options") or {}}
 
 
 def read_npz(path, what: str = "file") -> dict:

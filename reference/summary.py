@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .atomic import atomic_write_text
 from .config import load_config
-from .runs import read_npz
+from .runs import SETTINGS, read_npz, read_settings_json
 
 #: Columns of ``summary.csv``.
 SUMMARY_COLUMNS = ("group", "dataset", "network", "config", "options", "runs", "seeds", "epochs",
@@ -81,10 +81,9 @@ def _settings(folder: str) -> dict:
         meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
         if "net_options" in meta:
             return {"seed": meta.get("seed"), "net_options": meta["net_options"]}
-    side = os.path.join(folder, "settings.json")
+    side = os.path.join(folder, SETTINGS)
     if os.path.exists(side):
-        with open(side) as fh:
-            return json.load(fh)
+        return read_settings_json(side)
     return {"seed": None, "net_options": {}}
 
 

@@ -242,3 +242,39 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     assert main(["train", "--resume", "run", "--rate-threshold", "0.1", "--epochs", "2", "--no-progress"]) == 0
     assert main(["train", "--resume", "run", "--rate-threshold", "0.05", "--epochs", "3", "--no-progress"]) == 2
     assert "rate_threshold=0.05 (the run has 0.1)" in capsys.readouterr().err
+
+
+def test_old_weights_files_take_their_options_from_settings_json(cli_data, capsys):
+    """Weights files from before the settings went inside them (the November runs in results/) have a
+    ``settings.json`` beside them; evaluate and diagnose rebuild the run's network from it (the paper-era
+    loss target here), and a broken one is a one-line error, not a trace."""
+    import json
+
+    from reference.runs import load_checkpoint, read_npz
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--variant", "paper2020", "--no-progress"]) == 0
+    arrays = read_npz("run/weights.npz")
+    meta = json.loads(str(arrays["meta_json"]))
+    old = {**arrays, "meta_json": json.dumps({"epoch": meta["epoch"], "test_acc": meta["test_acc"]})}
+    os.makedirs("old")
+    np.savez("old/weights.npz", **old)  # as written in November: no net_options, no seed
+    assert load_checkpoint("old/weights.npz")["meta"].get("net_options") is None
+    evaluate = ["evaluate", "--checkpoint", "old/weights.npz", "--no-progress"]
+    assert main(evaluate) == 0
+    final_loss = capsys.readouterr().out
+    (open("old/settings.json", "w")).write(json.dumps({"seed": 0, "net_options": {"variant": "paper2020"}}))
+    ck = load_checkpoint("old/weights.npz")
+    assert ck["meta"]["net_options"] == {"variant": "paper2020"} and ck["meta"]["epoch"] == meta["epoch"]
+    assert main(evaluate) == 0
+    from_settings = capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
+    loss_of = lambda text: text.split("loss ")[1].split(";")[0]
+    assert loss_of(from_settings) == loss_of(capsys.readouterr().out)  # the run's own loss target
+    assert loss_of(from_settings) != loss_of(final_loss)
+    assert load_checkpoint("run/weights.npz")["meta"]["net_options"] == {"variant": "paper2020"}  # file wins
+    open("old/settings.json", "w").write("[1, 2]")
+    assert main(evaluate) == 2
+    assert "settings.json: expected" in capsys.readouterr().err
+    open("old/settings.json", "w").write("{oops")
+    assert main(evaluate) == 2
+    assert "not a readable settings file" in capsys.readouterr().err
