@@ -48,6 +48,8 @@ class RunResult:
     #: the epochs the run was started for: its checkpoint's ``epochs`` while it has one (a run still
     #: training, or stopped early), else ``epochs`` (a finished run planned what it ran)
     planned_epochs: int
+    #: the test accuracy of every epoch, in order (``best`` is their max, ``last`` the final one)
+    accuracies: tuple = ()
 
     @property
     def group(self) -> str:
@@ -106,7 +108,7 @@ def read_run(folder: str) -> RunResult | None:
     accs = [float(r["test_acc"]) for r in rows]
     return RunResult(os.path.basename(os.path.normpath(folder)), net["dataset"], _network_name(cfg), config,
                      options or "defaults", seed, len(rows), max(accs), accs[-1],
-                     int(settings.get("epochs") or len(rows)))
+                     int(settings.get("epochs") or len(rows)), tuple(accs))
 
 
 def _mean_std(xs):

@@ -52,6 +52,7 @@ def test_planned_epochs_come_from_the_checkpoint(tmp_path):
     _run(tmp_path, "r", "FashionMNIST_400_400.yaml", [0.80, 0.90, 0.85], 3)
     folder = str(tmp_path / "r")
     assert read_run(folder).planned_epochs == 3
+    assert read_run(folder).accuracies == (0.80, 0.90, 0.85)  # every epoch's, for figure 7's curves
     meta = {"settings": {"seed": 3, "epochs": 100, "net_options": {}}}
     np.savez(tmp_path / "r" / "checkpoint.npz", meta_json=np.array(json.dumps(meta)))
     assert (read_run(folder).planned_epochs, read_run(folder).epochs) == (100, 3)
