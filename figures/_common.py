@@ -73,6 +73,37 @@ def read_csv(path: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def as_float(value) -> float:
+    """A CSV cell as a float; NaN for an empty or non-numeric cell (a column a run did not record)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def branch_strips(fig, ax, runs: dict, layers: list) -> None:
+    """Draw on ``ax`` which TSSL-BP branch each layer took per epoch: one colour strip per (run, layer),
+    the share of its neuron-steps on the warm-up branch (``warmup/<layer>`` of a run's ``diagnostics.csv``;
+    blue 0 = TSSL-BP, red 1 = warm-up, blank = no such epoch).  ``runs``: label -> diagnostics rows."""
+    import numpy as np
+
+    strips, labels = [], []
+    n_epochs = max((len(rows) for rows in runs.values()), default=1)
+    for label, rows in runs.items():
+        for layer in layers:
+            strip = np.full(n_epochs, np.nan)
+            strip[:len(rows)] = [as_float(r[f"warmup/{layer}"]) for r in rows]
+            strips.append(strip)
+            labels.append(f"{layer}, {label}")
+    if strips:
+        img = ax.imshow(np.array(strips), aspect="auto", cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest",
+                        extent=(0.5, n_epochs + 0.5, len(strips) - 0.5, -0.5))
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        fig.colorbar(img, ax=ax, label="share of neuron-steps on warm-up", fraction=0.04)
+    ax.grid(False)
+    ax.set_xlabel("epoch")
+
+
 def config_dict(name: str, **network) -> dict:
     """The raw config ``configs/<name>.yaml`` with ``Network`` keys overridden (e.g. ``n_steps=8``)."""
     import yaml

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from _common import PAPER, ROOT, read_csv, save, style, write_csv
+from _common import PAPER, ROOT, as_float, branch_strips, read_csv, save, style, write_csv
 
 NAME = "fig9_layer_switch"
 #: The Fashion-MNIST CNN runs on the paper-era rule: folder -> the switch's threshold.
@@ -32,13 +32,6 @@ OUTPUTS = {"mnist_cnn_paper2020": "MNIST CNN, seed 3", "mnist_cnn_paper2020_seed
            "fmnist_cnn_paper2020_kernel": "Fashion-MNIST CNN, switch 0.1",
            "fmnist_cnn_paper2020_kernel_rate005": "Fashion-MNIST CNN, switch 0.05",
            "fmnist_cnn_paper2020_kernel_rate001": "Fashion-MNIST CNN, switch 0.01"}
-
-
-def _float(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _read(folder: str, name: str) -> list[dict]:
@@ -66,7 +59,7 @@ def main():
     for (run, rows), ls in zip(fm.items(), styles):
         epochs = [int(r["epoch"]) for r in rows]
         for i, name in enumerate(layers):
-            ax.plot(epochs, [100 * _float(r[f"rate/{name}"]) for r in rows], color=f"C{i}", ls=ls, lw=1.3,
+            ax.plot(epochs, [100 * as_float(r[f"rate/{name}"]) for r in rows], color=f"C{i}", ls=ls, lw=1.3,
                     label=f"{name}, switch {FMNIST[run]:g}")
     for thr, text in ((0.1, "0.1 (camera-ready)"), (0.05, "0.05 (their code, Dec 2020)"), (0.01, "0.01")):
         ax.axhline(100 * thr, color="k", lw=0.8, ls=":")
@@ -84,27 +77,14 @@ def main():
     ax.legend(fontsize=6, ncol=2)
 
     ax = axes[0, 1]
-    strips, labels = [], []
-    n_epochs = max(len(rows) for rows in fm.values())
-    for run, rows in fm.items():
-        for name in layers:
-            strip = np.full(n_epochs, np.nan)
-            strip[:len(rows)] = [_float(r[f"warmup/{name}"]) for r in rows]
-            strips.append(strip)
-            labels.append(f"{name}, switch {FMNIST[run]:g}")
-    img = ax.imshow(np.array(strips), aspect="auto", cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest",
-                    extent=(0.5, n_epochs + 0.5, len(strips) - 0.5, -0.5))
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.grid(False)
-    ax.set_xlabel("epoch")
+    branch_strips(fig, ax, {f"switch {FMNIST[run]:g}": rows for run, rows in fm.items()}, layers)
     ax.set_title("(b) the branch each layer took (blue TSSL-BP, red warm-up; blank: no such epoch)")
-    fig.colorbar(img, ax=ax, label="share of neuron-steps on warm-up", fraction=0.04)
 
     ax = axes[1, 0]
     for i, (run, label) in enumerate(OUTPUTS.items()):
         rows = diag[run]
         if rows:
-            ax.plot([int(r["epoch"]) for r in rows], [100 * _float(r["rate/output"]) for r in rows],
+            ax.plot([int(r["epoch"]) for r in rows], [100 * as_float(r["rate/output"]) for r in rows],
                     color=f"C{i}", lw=1.2, label=label)
     ax.axhline(100 * ceiling, color="k", ls="--", lw=1,
                label=f"label neuron fires 01011, the others never: {100 * ceiling:g}%")
@@ -121,8 +101,8 @@ def main():
     low = 84  # the 0.05 run falls to 86%; the 0.01 run (55%) is marked as off the axis
     for i, (label, rows) in enumerate(curves.items()):
         if rows:
-            best = 100 * max(_float(r["test_acc"]) for r in rows)
-            ax.plot([int(r["epoch"]) for r in rows], [100 * _float(r["test_acc"]) for r in rows], color=f"C{i}",
+            best = 100 * max(as_float(r["test_acc"]) for r in rows)
+            ax.plot([int(r["epoch"]) for r in rows], [100 * as_float(r["test_acc"]) for r in rows], color=f"C{i}",
                     lw=1.2, marker="o" if len(rows) < 10 else None, ms=3,
                     label=f"{label}: best {best:.2f}%" + (f" ({len(rows)} epoch{'s' * (len(rows) > 1)}, off the axis)" if best < low else ""))
     paper = PAPER["Fashion-MNIST CNN"]

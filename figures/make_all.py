@@ -13,7 +13,7 @@ import sys
 import time
 
 SCRIPTS = ["fig1_dependencies", "fig2_learning_curves", "fig3_time_steps", "fig4_ablation", "fig5_gradient_flow",
-           "fig6_tables", "fig7_variants", "fig8_loss_rise", "fig9_layer_switch"]
+           "fig6_tables", "fig7_variants", "fig8_loss_rise", "fig9_layer_switch", "fig10_mlp_differences"]
 
 
 def main(argv=None) -> int:

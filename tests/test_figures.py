@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, dataset_missing
 
 SCRIPTS = ["fig1_dependencies", "fig2_learning_curves", "fig3_time_steps", "fig4_ablation", "fig5_gradient_flow",
-           "fig6_tables", "fig7_variants", "fig8_loss_rise", "fig9_layer_switch"]
+           "fig6_tables", "fig7_variants", "fig8_loss_rise", "fig9_layer_switch", "fig10_mlp_differences"]
 
 
 def test_make_all_fast(tmp_path):
