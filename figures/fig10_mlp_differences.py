@@ -90,7 +90,7 @@ def main():
         ax.annotate(f"{mean:+.2f}", (i + 0.27, mean), va="center", fontsize=7)
         print(f"{name}: {mean:+.2f} +- {std:.2f} points against the paper-era run, seeds {seeds}")
     ax.axhline(0, color="k", lw=1)
-    ax.annotate(f"0: the {BASE}, same seed", (-0.55, 0), xytext=(0, 3), textcoords="offset points", fontsize=7)
+    ax.annotate(f"0: the {BASE}, same seed", (-0.55, 0), xytext=(0, -10), textcoords="offset points", fontsize=7)
     ax.set_xticks(range(len(others)), [n.replace(" (", "\n(").replace(", ", ",\n") for n in others], fontsize=7)
     ax.set_xlim(-0.6, len(others) - 0.2)
     ax.set_ylabel("best-epoch accuracy minus the paper-era run's [points]")
