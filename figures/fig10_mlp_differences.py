@@ -84,8 +84,11 @@ def main():
         mean = sum(diffs) / len(diffs)
         std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
         ax.plot([i] * len(diffs), diffs, "o", color=f"C{i + 1}", alpha=0.75, ms=5)
+        at: dict[float, list] = {}  # seeds with the same difference share one label
         for s, d in zip(seeds, diffs):
-            ax.annotate(str(s), (i, d), xytext=(5, -3), textcoords="offset points", fontsize=6, color="0.35")
+            at.setdefault(round(d, 2), []).append(str(s))
+        for d, names in at.items():
+            ax.annotate(",".join(names), (i, d), xytext=(5, -3), textcoords="offset points", fontsize=6, color="0.35")
         ax.plot([i - 0.25, i + 0.25], [mean] * 2, color=f"C{i + 1}", lw=2)
         ax.annotate(f"{mean:+.2f}", (i + 0.27, mean), va="center", fontsize=7)
         print(f"{name}: {mean:+.2f} +- {std:.2f} points against the paper-era run, seeds {seeds}")

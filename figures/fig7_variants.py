@@ -22,6 +22,7 @@ The data behind the figure: ``figures/data/fig7_variants.csv`` (one row per grou
 from __future__ import annotations
 
 import os
+import textwrap
 
 from _common import AUTHORS_CODE, PAPER, ROOT, fast, save, style, write_csv
 
@@ -120,6 +121,8 @@ def main():
         for v, runs in mine:
             n_ep, plan = max(len(a) for _, a in runs), max(r.planned_epochs for r, _ in runs)
             tick = v.replace(" (", "\n(").replace(", ", ",\n").replace("(--variant ", "(--variant\n")
+            if len(mine) > 4:  # six groups on the MLP row: narrower labels
+                tick = "\n".join(textwrap.fill(line, 11) for line in tick.splitlines())
             ticks.append(tick + (f"\nso far: {n_ep} of {plan} epochs" if n_ep < plan else ""))
         ax_best.set_xticklabels(ticks, fontsize=7)
         ax_best.set_xlim(-0.6, len(mine) - 0.4)

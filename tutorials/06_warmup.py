@@ -293,7 +293,7 @@ print(f"a perfect {n_class}-class output layer fires at rate {ideal_rate:.2f}; "
 # value `grad_a clamp(1/du) s` is zero at a step without a spike, so it cannot ask a silent step for the
 # spike the target wants there, and the surrogate `grad_a f(u)` can. The best-epoch test accuracy moves
 # less than the seeds do (-0.15 ± 0.32 points against the same seeds at 0.1): the label neuron still
-# fires most.
+# fires more than the other nine.
 #
 # One epoch of a small network is a small experiment: `figures/fig4_ablation.py` trains the ablations
 # longer, and `figures/fig5_gradient_flow.py` records these branch shares over five epochs of the
