@@ -46,20 +46,16 @@ GROUPS = {
 
 def _runs() -> dict:
     """Group name -> {seed: (folder, RunResult)} of the Fashion-MNIST MLP runs under results/."""
-    from reference.summary import read_run
+    from reference.summary import read_runs
 
     results = os.path.join(ROOT, "results")
     found = {name: {} for name in GROUPS}
-    for entry in sorted(os.listdir(results)):
-        folder = os.path.join(results, entry)
-        if not os.path.isfile(os.path.join(folder, "metrics.csv")):
-            continue
-        run = read_run(folder)
-        if run is None or (run.dataset, run.network) != ("FashionMNIST", "400-400-10") or run.epochs < 100:
+    for run in read_runs(results):
+        if (run.dataset, run.network) != ("FashionMNIST", "400-400-10") or run.epochs < 100:
             continue
         for name, (options, tau_s) in GROUPS.items():
             if run.options == options and f"tau_s {tau_s}," in run.config and run.seed is not None:
-                found[name][run.seed] = (folder, run)
+                found[name][run.seed] = (os.path.join(results, run.folder), run)
     return found
 
 

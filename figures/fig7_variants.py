@@ -55,17 +55,12 @@ def _name(label: str, options: str, config: str, groups) -> str:
 
 
 def main():
-    from reference.summary import read_run
+    from reference.summary import read_runs
 
     plt = style()
-    results = os.path.join(ROOT, "results")
     groups: dict[tuple, list] = {}
-    for name in sorted(os.listdir(results)):
-        folder = os.path.join(results, name)
-        if not os.path.isfile(os.path.join(folder, "metrics.csv")):
-            continue
-        run = read_run(folder)
-        label = NETWORKS.get((run.dataset, run.network)) if run else None
+    for run in read_runs(os.path.join(ROOT, "results")):
+        label = NETWORKS.get((run.dataset, run.network))
         if label is None or (SWITCH_EXPERIMENTS in run.options and label in SWITCH_IN_FIG9):
             continue
         groups.setdefault((label, run.options, run.config), []).append((run, [100 * a for a in run.accuracies]))

@@ -111,6 +111,19 @@ def read_run(folder: str) -> RunResult | None:
                      int(settings.get("epochs") or len(rows)), tuple(accs))
 
 
+def read_runs(directory: str) -> list[RunResult]:
+    """The :class:`RunResult` of every run folder directly under ``directory`` (a folder with a
+    ``metrics.csv`` and at least one epoch), in the order of the folders' names."""
+    runs = []
+    for name in sorted(os.listdir(directory)):
+        folder = os.path.join(directory, name)
+        if os.path.isfile(os.path.join(folder, "metrics.csv")):
+            run = read_run(folder)
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
 def _mean_std(xs):
     mean = sum(xs) / len(xs)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
@@ -122,13 +135,7 @@ def summarize(directory: str) -> list[dict]:
     table into its README.md between the marker lines, if it has them), and return the rows (one per
     group of seeds; accuracies in percent).  With no run folder, writes nothing.  ``ValueError``, before
     anything is written, for a README whose markers are unpaired or out of order."""
-    runs = []
-    for name in sorted(os.listdir(directory)):
-        folder = os.path.join(directory, name)
-        if os.path.isfile(os.path.join(folder, "metrics.csv")):
-            run = read_run(folder)
-            if run is not None:
-                runs.append(run)
+    runs = read_runs(directory)
     groups: dict[str, list[RunResult]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)
