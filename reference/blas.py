@@ -62,6 +62,26 @@ def _corename() -> str | None:
     return None
 
 
+#: OpenBLAS's thread-count query, under the same names as :data:`_CORENAME_SYMBOLS`.
+_THREADS_SYMBOLS = tuple(name.replace("corename", "num_threads") for name in _CORENAME_SYMBOLS)
+
+
+def openblas_threads() -> int | None:
+    """How many threads OpenBLAS uses in this process (``OPENBLAS_NUM_THREADS``, else the cores), or None
+    for another BLAS.  It changes the round-off of a training run's backward (results/README.md)."""
+    for path in _loaded_openblas():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _THREADS_SYMBOLS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_int
+                return int(fn())
+    return None
+
+
 def blas_info() -> dict:
     """NumPy's BLAS in this process: ``{'numpy': version, 'blas': name, 'version': ..., 'core': kernel}``.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
@@ -243,7 +244,8 @@ def cmd_train(args) -> int:
                    resume=bool(args.resume), overwrite=args.overwrite, data_dir=args.data_dir,
                    train_limit=args.train_limit, test_limit=args.test_limit, progress=not args.no_progress,
                    max_seconds=args.max_seconds, net_options=_net_options(args) or None,
-                   diagnostics=args.diagnostics, engine=args.engine, device=args.device)
+                   diagnostics=args.diagnostics, engine=args.engine, device=args.device,
+                   command=getattr(args, "command_line", None))
     if not result["writer"]:  # another process of a distributed run: rank 0 reports
         return EXIT_INTERRUPTED if result["interrupted"] else 0
     print(f"run folder: {out}")
@@ -664,6 +666,7 @@ _MINIMUM = {"epochs": 1, "batch_size": 1, "train_limit": 1, "test_limit": 1, "li
 def main(argv=None) -> int:
     """Run one command; returns the exit code (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    args.command_line = "python -m reference " + shlex.join(sys.argv[1:] if argv is None else argv)  # for run.log
     if getattr(args, "dtype", None):
         args.dtype = np.dtype(args.dtype)
     for name, lo in _MINIMUM.items():

@@ -9,8 +9,12 @@ A run folder holds::
     weights.npz           the weights after the last finished epoch (and the config)
     best_weights.npz      the weights of the epoch with the best test accuracy so far
     learning_curve.png, confusion_matrix.png   redrawn after each epoch
-    settings.json         only beside files written before the settings went inside them (November 2026):
-                          ``{"seed": S, "net_options": {...}}``, read by :func:`load_checkpoint`
+    settings.json         the run's record once its bulk files are gone (results/): seed, net_options, the
+                          epochs it was started for, its command and the SHA-256 of its weights files
+                          (:func:`read_settings_json`); beside files written before the settings went
+                          inside them (November 2026) :func:`load_checkpoint` reads its seed and options
+    run.log               one JSON line per training session: command, seed, epochs, seconds, BLAS and its
+                          kernel, thread counts, versions (:func:`append_run_log`)
     .lock                 held (``flock``) by the process that trains in the folder
 
 Promises, and how they are kept:
@@ -49,12 +53,13 @@ from .atomic import atomic_savez, atomic_write_text
 from .config import Config, ConfigError, load_config, load_config_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
-CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS = (
-    "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock", "settings.json")
+CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG = (
+    "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock", "settings.json",
+    "run.log")
 #: Files that make a folder "a run": their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 #: Files a run may also hold, removed with the others by ``overwrite``.
-DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log")
+DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS)
 
 
 class RunError(Exception):
@@ -201,7 +206,8 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     if "settings" not in meta and "net_options" not in meta:
         side = os.path.join(os.path.dirname(os.path.abspath(path)), SETTINGS)
         if os.path.exists(side):
-            meta = {**read_settings_json(side), **meta}
+            recorded = read_settings_json(side)
+            meta = {"seed": recorded["seed"], "net_options": recorded["net_options"], **meta}
     if any(k.startswith("weight/") for k in arrays):
         weights = {k[7:]: v for k, v in arrays.items() if k.startswith("weight/")}
         adam = {"step": meta.get("adam_step", 0),
@@ -212,8 +218,19 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     return {"config": cfg, "weights": weights, "meta": meta, "adam": adam}
 
 
+#: What a ``settings.json`` may record, with the value :func:`read_settings_json` gives when it does not.
+SETTINGS_KEYS = {"seed": None, "net_options": {}, "epochs": None, "command": None,
+                 "weights_sha256": None, "best_weights_sha256": None}
+
+
 def read_settings_json(path) -> dict:
-    """``{"seed": int | None, "net_options": dict}`` of a run's ``settings.json`` (see :func:`load_checkpoint`).
+    """A run's ``settings.json``: every key of :data:`SETTINGS_KEYS` (None, or ``{}`` for ``net_options``,
+    where the file does not record it).
+
+    ``seed`` and ``net_options`` rebuild the network (:func:`load_checkpoint`); ``epochs`` is what the run
+    was started for, ``command`` what reproduces it, and the two hashes identify its ``weights.npz`` and
+    ``best_weights.npz`` once they are no longer kept (``python -m reference summarize`` lists them in
+    ``runs.csv``).
 
     Raises
     ------
@@ -228,7 +245,9 @@ def read_settings_json(path) -> dict:
         raise CheckpointError(f"{path} is not a readable settings file ({type(err).__name__}: {err})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("net_options", {}), dict):
         raise CheckpointError(f"{path}: expected {{\"seed\": ..., \"net_options\": {{...}}}}, got {raw!r:.80}")
-    return {"seed": raw.get("seed"), "net_options": raw.get("net_options") or {}}
+    out = {key: raw.get(key, default) for key, default in SETTINGS_KEYS.items()}
+    out["net_options"] = out["net_options"] or {}
+    return out
 
 
 def read_npz(path, what: str = "file") -> dict:
@@ -292,6 +311,28 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def is_training(folder) -> bool:
+    """Whether a live process holds the run folder's lock now (asked of the kernel with a non-blocking
+    ``flock``, so a stale ``.lock`` of a killed run, or a pid reused by another process, does not count).
+    A ``.lock`` that is a link or not a regular file is not followed and counts as no lock."""
+    import fcntl
+    import stat
+
+    try:
+        fd = os.open(os.path.join(os.fspath(folder), LOCK), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False  # nobody holds the exclusive lock (ours goes with the close)
+    except OSError as err:
+        return err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------------------------------- the folder
 class RunFolder:
     """One run folder (see the module docstring); use as a context manager to hold its lock.
@@ -330,6 +371,7 @@ class RunFolder:
         folder = cls(path)
         if os.path.exists(folder.path) and not os.path.isdir(folder.path):
             raise RunError(f"--out {folder.path} is a file, not a folder")
+        folder.refuse_links()
         existing = folder.run_files()
         if existing and not overwrite:
             raise RunExistsError(
@@ -346,8 +388,17 @@ class RunFolder:
         if not os.path.exists(folder.file(CHECKPOINT)):
             raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT} (nothing to resume; "
                            f"start a run with --config ... --out {folder.path})")
+        folder.refuse_links()
         folder.lock()
         return folder
+
+    def refuse_links(self) -> None:
+        """:class:`RunError` before any work when a file the run appends to (``.lock``, ``run.log``) is a
+        symbolic link or not a regular file: a run never writes outside its folder through one."""
+        for name in (LOCK, RUN_LOG):
+            path = self.file(name)
+            if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+                raise RunError(f"{path} is a link or not a regular file; a run writes only its own files: remove it")
 
     def remove(self, *names: str) -> None:
         """Delete these files of the folder where they exist."""
@@ -430,6 +481,27 @@ class RunFolder:
         if hook:
             hook("after_checkpoint")
         self.write_metrics(progress.metrics)
+
+    def log_session(self, entry: dict) -> None:
+        """Append one JSON line to ``run.log`` (see :func:`session_record`).
+
+        The file is opened without following a link and must be a regular file, so a planted symlink
+        never makes a run write outside its folder (:class:`RunError` instead)."""
+        line = json.dumps(entry, default=_json_default) + "\n"
+        path = self.file(RUN_LOG)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as err:
+            raise RunError(f"cannot append to {path}: {err.strerror or err} (a link or not a file?)") from None
+        try:
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"{path} is not a regular file; remove it")
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def write_metrics(self, rows: list) -> None:
         """``metrics.csv`` from the rows (derived from the checkpoint, so the two always agree)."""

@@ -10,12 +10,17 @@ so the README that shows it is never typed by hand nor stale.
 
 Where a run's settings come from, first found: its ``checkpoint.npz`` (settings since the run folder
 existed), its ``weights.npz`` (``net_options`` and ``seed`` recorded since December 2026), or a
-``settings.json`` beside them (``{"seed": 3, "net_options": {...}}``, for runs made before either).  The
-seed may also be the folder name's ``_seed<N>`` suffix.
+``settings.json`` beside them (what a run folder keeps once its bulk files are gone:
+:func:`reference.runs.read_settings_json`).  The seed may also be the folder name's ``_seed<N>`` suffix.
+
+It also writes ``runs.csv``: one row per run folder at any depth (:data:`RUNS_COLUMNS`), with the SHA-256
+of its weights files (from the files, or from ``settings.json`` once they are gone) and the command that
+trained it (from ``run.log``, else ``settings.json``).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -25,7 +30,11 @@ from dataclasses import dataclass
 
 from .atomic import atomic_write_text
 from .config import load_config
-from .runs import SETTINGS, read_npz, read_settings_json
+from .runs import BEST_WEIGHTS, RUN_LOG, SETTINGS, WEIGHTS, read_npz, read_settings_json
+
+#: Columns of ``runs.csv``, one row per run.
+RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
+                "last_acc", "seconds", "weights_sha256", "best_weights_sha256", "command")
 
 #: Columns of ``summary.csv``.
 SUMMARY_COLUMNS = ("group", "dataset", "network", "config", "options", "runs", "seeds", "epochs",
@@ -70,8 +79,11 @@ def _network_name(cfg) -> str:
 
 
 def _settings(folder: str) -> dict:
-    """``{"seed": ..., "net_options": {...}}`` of a run folder, from the first file that records them;
-    with a checkpoint also ``"epochs"``, the epochs the run was started for."""
+    """``{"seed": ..., "net_options": {...}, "epochs": ...}`` of a run folder, from the first file that
+    records them (checkpoint, weights, ``settings.json``); ``epochs`` is what the run was started for, from
+    its checkpoint or its ``settings.json`` (None where neither says)."""
+    side = os.path.join(folder, SETTINGS)
+    recorded = read_settings_json(side) if os.path.exists(side) else None
     ck = os.path.join(folder, "checkpoint.npz")
     if os.path.exists(ck):
         meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
@@ -82,10 +94,10 @@ def _settings(folder: str) -> dict:
         arrays = read_npz(w, "weights")
         meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
         if "net_options" in meta:
-            return {"seed": meta.get("seed"), "net_options": meta["net_options"]}
-    side = os.path.join(folder, SETTINGS)
-    if os.path.exists(side):
-        return read_settings_json(side)
+            return {"seed": meta.get("seed"), "net_options": meta["net_options"],
+                    "epochs": recorded and recorded["epochs"]}
+    if recorded is not None:
+        return recorded
     return {"seed": None, "net_options": {}}
 
 
@@ -124,6 +136,80 @@ def read_runs(directory: str) -> list[RunResult]:
     return runs
 
 
+def sha256_file(path: str) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_command(folder: str) -> str | None:
+    """The command of the first session in a run's ``run.log``, after the variables of its environment
+    that decide threads and BLAS kernel (``OPENBLAS_CORETYPE=Haswell python -m reference train ...``);
+    None without a ``run.log``."""
+    path = os.path.join(folder, RUN_LOG)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    return None
+                if not entry.get("command"):
+                    return None
+                env = " ".join(f"{k}={v}" for k, v in sorted((entry.get("env") or {}).items()))
+                return f"{env} {entry['command']}" if env else entry["command"]
+    return None
+
+
+def run_rows(directory: str) -> list[dict]:
+    """One :data:`RUNS_COLUMNS` row per run folder at any depth under ``directory`` (a folder with a
+    ``metrics.csv`` and at least one epoch), in the order of their paths; accuracies as fractions, as in
+    ``metrics.csv``, ``seconds`` the training time summed over the epochs."""
+    rows = []
+    for here, dirs, files in sorted(os.walk(directory)):
+        dirs.sort()
+        if "metrics.csv" not in files:
+            continue
+        run = read_run(here)
+        if run is None:
+            continue
+        with open(os.path.join(here, "metrics.csv")) as fh:
+            seconds = sum(float(r["seconds"]) for r in csv.DictReader(fh))
+        side = os.path.join(here, SETTINGS)
+        recorded = read_settings_json(side) if os.path.exists(side) else {}
+        opts = dict(_settings(here).get("net_options") or {})
+        variant = opts.pop("variant", "final")
+        hashes = {}
+        for column, name in (("weights_sha256", WEIGHTS), ("best_weights_sha256", BEST_WEIGHTS)):
+            path = os.path.join(here, name)
+            hashes[column] = sha256_file(path) if os.path.isfile(path) else (recorded.get(column) or "")
+        best_epoch = 1 + max(range(len(run.accuracies)), key=lambda i: run.accuracies[i])  # the first best
+        rows.append({
+            "run": os.path.relpath(here, directory).replace(os.sep, "/"), "dataset": run.dataset,
+            "network": run.network, "variant": variant,
+            "options": ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "defaults",
+            "seed": "" if run.seed is None else run.seed, "epochs": run.epochs,
+            "best_acc": f"{run.best:.6f}", "best_epoch": best_epoch, "last_acc": f"{run.last:.6f}",
+            "seconds": f"{seconds:.1f}", **hashes,
+            "command": _first_command(here) or recorded.get("command") or "",
+        })
+    return rows
+
+
+def runs_csv(rows: list[dict]) -> str:
+    """The text of ``runs.csv`` for the rows of :func:`run_rows`."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, RUNS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def _mean_std(xs):
     mean = sum(xs) / len(xs)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
@@ -131,8 +217,9 @@ def _mean_std(xs):
 
 
 def summarize(directory: str) -> list[dict]:
-    """Read every run folder under ``directory``, write ``summary.csv`` and ``summary.md`` there (and the
-    table into its README.md between the marker lines, if it has them), and return the rows (one per
+    """Read every run folder under ``directory``, write ``summary.csv``, ``summary.md`` and ``runs.csv``
+    (:func:`run_rows`) there (and the table into its README.md between the marker lines, if it has
+    them), and return the rows of the summary (one per
     group of seeds; accuracies in percent).  With no run folder, writes nothing.  ``ValueError``, before
     anything is written, for a README whose markers are unpaired or out of order."""
     runs = read_runs(directory)
@@ -169,6 +256,7 @@ def summarize(directory: str) -> list[dict]:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(os.path.join(directory, "summary.csv"), out.getvalue())
+    atomic_write_text(os.path.join(directory, "runs.csv"), runs_csv(run_rows(directory)))
     table = markdown(rows)
     atomic_write_text(os.path.join(directory, "summary.md"), table)
     if text is not None:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .blas import blas_info, describe as describe_blas
+from .blas import blas_info, describe as describe_blas, openblas_threads
 from .config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
 from .evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
@@ -239,7 +239,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
           splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
-          diagnostics: int = 0, engine: str = "numpy", device: str | None = None) -> dict:
+          diagnostics: int = 0, engine: str = "numpy", device: str | None = None,
+          command: str | None = None) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -267,6 +268,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
         twin, on ``device``, and over several processes when started by torchrun).  The checkpoint is the
         same file on both, so a run may resume on the other engine.
     device : torch engine only: "cpu" (default), "cuda" or "cuda:N"
+    command : the command line that started this session, for ``run.log`` (the CLI passes its own;
+        default: this process's ``sys.argv``)
 
     Returns
     -------
@@ -318,7 +321,11 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             if diagnostics:
                 from .diagnostics import DiagnosticsLog
                 cbs.append(DiagnosticsLog(net, train_set, diagnostics))
+            first_epoch, wall0 = state.epoch, time.perf_counter()
             interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
+            if eng.writer:
+                folder.log_session(session_record(
+                    command, settings, first_epoch, state.epoch, time.perf_counter() - wall0, interrupted, resume))
     except BaseException:
         if folder is not None:
             folder.unlock()
@@ -329,6 +336,36 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     last = state.metrics[-1] if state.metrics else {}
     return {**last, "out_dir": out_dir, "checkpoint": folder.file(CHECKPOINT), "net": net,
             "test_set": test_set, "interrupted": interrupted, "writer": eng.writer}
+
+
+#: Environment variables that decide a run's threads and BLAS kernel (so its bits), kept in ``run.log``.
+RUN_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def session_record(command: str | None, settings: Settings, first_epoch: int, last_epoch: int, seconds: float,
+                   interrupted: bool, resumed: bool) -> dict:
+    """One training session as ``run.log`` keeps it (one JSON line, :meth:`RunFolder.log_session`).
+
+    ``epochs`` is ``[first, last]`` of the epochs this session finished (1-based; ``first > last`` when it
+    finished none), ``seconds`` its wall time; ``blas`` (library, version, kernel), ``threads`` (OpenBLAS's
+    and Numba's) and ``env`` (:data:`RUN_ENV`, where set) are what a bit-for-bit rerun must match.
+    """
+    import platform
+
+    import numba
+
+    from . import __version__
+
+    if command is None:
+        command = " ".join([os.path.basename(sys.executable)] + sys.argv)
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds)),
+            "command": command, "resumed": bool(resumed), "seed": settings.seed,
+            "epochs": [first_epoch + 1, last_epoch], "interrupted": bool(interrupted),
+            "seconds": round(seconds, 1), "engine": settings.engine, "blas": blas_info(),
+            "threads": {"openblas": openblas_threads(), "numba": numba.get_num_threads()},
+            "env": {k: os.environ[k] for k in RUN_ENV if k in os.environ},
+            "versions": {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+                         "tsslbp_reference": __version__}}
 
 
 def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:

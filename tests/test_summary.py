@@ -125,3 +125,45 @@ def test_the_committed_results_readme_shows_the_committed_summary():
         shown = embedded(fh.read())
     with open(os.path.join(ROOT, "results", "summary.md"), encoding="utf-8") as fh:
         assert shown == fh.read()
+
+
+def test_runs_csv_one_row_per_run_at_any_depth_with_hashes_and_commands(tmp_path):
+    """runs.csv: a run with its weights hashes the files; a run without them takes the hashes its
+    settings.json recorded; the command is run.log's first, after its environment, else settings.json's."""
+    import hashlib
+
+    import numpy as np
+
+    from reference.summary import RUNS_COLUMNS
+
+    _run(tmp_path, "kept", "FashionMNIST_400_400.yaml", [0.80, 0.90, 0.85], 3)
+    np.savez(tmp_path / "kept" / "weights.npz", output=np.arange(3.0))
+    (tmp_path / "kept" / "run.log").write_text(
+        json.dumps({"command": "python -m reference train --config c.yaml", "env": {"OPENBLAS_CORETYPE": "Haswell"}})
+        + "\n" + json.dumps({"command": "python -m reference train --resume kept"}) + "\n")
+    (tmp_path / "reruns").mkdir()
+    _run(tmp_path / "reruns", "gone", "MNIST_CNN.yaml", [0.99, 0.995, 0.995], 4, {"variant": "paper2020"})
+    side = tmp_path / "reruns" / "gone" / "settings.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "weights_sha256": "ab" * 32,
+                                "best_weights_sha256": "cd" * 32, "command": "python -m reference train --seed 4"}))
+    summarize(str(tmp_path))
+    with open(tmp_path / "runs.csv") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == RUNS_COLUMNS
+        kept, gone = list(reader)
+    assert (kept["run"], kept["variant"], kept["seed"], kept["epochs"]) == ("kept", "final", "3", "3")
+    assert (kept["best_acc"], kept["best_epoch"], kept["last_acc"], kept["seconds"]) == ("0.900000", "2", "0.850000", "3.0")
+    assert kept["weights_sha256"] == hashlib.sha256((tmp_path / "kept" / "weights.npz").read_bytes()).hexdigest() and kept["best_weights_sha256"] == ""
+    assert kept["command"] == "OPENBLAS_CORETYPE=Haswell python -m reference train --config c.yaml"
+    assert (gone["run"], gone["variant"], gone["options"], gone["best_epoch"]) == ("reruns/gone", "paper2020", "defaults", "2")
+    assert (gone["weights_sha256"], gone["best_weights_sha256"]) == ("ab" * 32, "cd" * 32)
+    assert gone["command"] == "python -m reference train --seed 4"
+    with open(tmp_path / "summary.csv") as fh:  # the group table reads the top-level runs only, as before
+        assert [r["folders"] for r in csv.DictReader(fh)] == ["kept"]
+
+
+def test_planned_epochs_come_from_settings_json_once_the_checkpoint_is_gone(tmp_path):
+    _run(tmp_path, "stopped", "FashionMNIST_400_400.yaml", [0.80, 0.90], 3)
+    side = tmp_path / "stopped" / "settings.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "epochs": 100}))
+    assert (read_run(str(tmp_path / "stopped")).planned_epochs, read_run(str(tmp_path / "stopped")).epochs) == (100, 2)

@@ -255,3 +255,65 @@ def test_eval_batch_size_keeps_one_layer_near_the_budget():
     assert eval_batch_size(cnn, budget_bytes=1) == 50  # clamped below
     mlp = load_config(os.path.join(ROOT, "configs", "FashionMNIST_400_400.yaml"))
     assert eval_batch_size(mlp) == 500  # 8,000 bytes per sample: clamped above
+
+
+# ------------------------------------------------------------------------------ run.log
+def test_run_log_has_one_line_per_session(tmp_path, splits, monkeypatch):
+    """Each session appends command, seed, its epochs, BLAS kernel, thread counts and environment."""
+    import json
+
+    from reference.blas import blas_info
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", blas_info()["core"] or "Haswell")
+    out = _run(tmp_path, "logged", splits, epochs=1, command="python -m reference train --config tiny.yaml")
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits,
+          command="python -m reference train --resume logged")
+    with open(os.path.join(out, "run.log")) as fh:
+        first, second = [json.loads(line) for line in fh]
+    assert first["command"] == "python -m reference train --config tiny.yaml" and not first["resumed"]
+    assert (first["seed"], first["epochs"], second["epochs"], second["resumed"]) == (5, [1, 1], [2, 2], True)
+    assert first["env"]["OPENBLAS_CORETYPE"] == os.environ["OPENBLAS_CORETYPE"]
+    assert first["blas"] == blas_info() and first["threads"]["numba"] >= 1
+    assert first["versions"]["numpy"] == np.__version__ and first["seconds"] >= 0
+
+
+def test_run_log_refuses_a_planted_link(tmp_path, splits):
+    """A run.log that is a symlink is not followed: the run is refused before it starts, with one line,
+    and the link's target is untouched; so is a planted .lock, for a new run and for --resume."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me\n")
+    out = tmp_path / "linked"
+    out.mkdir()
+    os.symlink(target, out / "run.log")
+    with pytest.raises(RunError, match="run.log is a link"):
+        _run(tmp_path, "linked", splits, epochs=1)
+    assert target.read_text() == "keep me\n" and sorted(os.listdir(out)) == ["run.log"]
+    done = _run(tmp_path, "done", splits, epochs=1)
+    os.unlink(os.path.join(done, ".lock"))
+    os.symlink(target, os.path.join(done, ".lock"))
+    with pytest.raises(RunError, match=".lock is a link"):
+        train(None, out_dir=done, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    assert target.read_text() == "keep me\n"
+
+
+def test_is_training_asks_the_kernel_not_the_pid(tmp_path):
+    """A live flock counts; a .lock holding a live pid but no flock (a stale lock, a reused pid) does not."""
+    import subprocess
+    import sys
+
+    from reference.runs import RunFolder, is_training
+
+    folder = RunFolder(str(tmp_path))
+    assert not is_training(tmp_path)
+    (tmp_path / ".lock").write_text(str(os.getppid()))  # a live pid, but nobody holds the lock
+    assert not is_training(tmp_path)
+    folder.lock()
+    try:  # asked from another process (flock is per open file, so ask as a stranger would)
+        code = "import sys; from reference.runs import is_training; sys.exit(0 if is_training(sys.argv[1]) else 1)"
+        assert subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, timeout=60).returncode == 0
+    finally:
+        folder.unlock()
+    assert not is_training(tmp_path)
+    os.unlink(tmp_path / ".lock")
+    os.symlink(tmp_path / "nowhere", tmp_path / ".lock")
+    assert not is_training(tmp_path)
