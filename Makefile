@@ -14,7 +14,10 @@ demo: setup
 	$(BIN)/python -m reference demo --out demo_output
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not integration"
+
+test-integration: setup
+	$(BIN)/python -m pytest -q -m "integration and not slow"
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
@@ -48,4 +51,4 @@ docs: setup
 test-site: docs
 	$(BIN)/python -m pytest -q -m site tests/test_site.py
 
-.PHONY: setup demo test test-slow bench figures figures-fast tutorials notebooks docs test-site
+.PHONY: setup demo test test-integration test-slow bench figures figures-fast tutorials notebooks docs test-site

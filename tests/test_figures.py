@@ -11,6 +11,7 @@ SCRIPTS = ["fig1_dependencies", "fig2_learning_curves", "fig3_time_steps", "fig4
            "fig6_tables", "fig7_variants", "fig8_loss_rise", "fig9_layer_switch", "fig10_mlp_differences"]
 
 
+@pytest.mark.integration
 def test_make_all_fast(tmp_path):
     why = dataset_missing("FashionMNIST")
     if why:

@@ -53,7 +53,8 @@ def compare_with_naive(cfg, net, x, y, options=None):
     return ref
 
 
-@pytest.mark.parametrize("config", ["FashionMNIST_400_400", "MNIST_CNN", "FashionMNIST_CNN"])
+@pytest.mark.parametrize("config", ["FashionMNIST_400_400", "MNIST_CNN",
+                                    pytest.param("FashionMNIST_CNN", marks=pytest.mark.integration)])  # MNIST_CNN's code path at 6x the size: 30 s
 def test_gradients_equal_naive_at_init_and_after_training(config):
     cfg = load_config(os.path.join(ROOT, "configs", f"{config}.yaml"))
     net = Network(cfg, dtype=np.float64, seed=0)

@@ -205,6 +205,7 @@ def _torchrun(args, n, env_extra=None, timeout=300):
 DIST_CASES = [("tiny", {"dropout_unit": "feature"}, 20), ("paper2020/MNIST_CNN.yaml", {"variant": "paper2020"}, 10)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,options,batch", DIST_CASES, ids=["mlp-dropout", "cnn-paper2020"])
 def test_two_processes_train_as_one(tmp_path, name, options, batch):
     """torchrun --nproc_per_node 2 (gloo on loopback) against one process, one epoch of 3 full batches and
@@ -245,11 +246,15 @@ def test_two_processes_train_as_one(tmp_path, name, options, batch):
     assert run_files("two") == run_files("one")
     assert set(np.load(tmp_path / "two" / "checkpoint.npz").files) == set(np.load(tmp_path / "one" / "checkpoint.npz").files)
     pa, pb = a["meta"]["progress"], b["meta"]["progress"]
-    assert pb["metrics"][0]["test_acc"] == pa["metrics"][0]["test_acc"]
+    # The weights agree to a tolerance only (the two processes sum the gradient in another order), and a
+    # membrane within round-off of the threshold can flip one spike decision, so one test digit of the 31 may differ;
+    # the test loss below, which every digit's PSP enters continuously, is held at 1e-5.
+    assert abs(pb["metrics"][0]["test_acc"] - pa["metrics"][0]["test_acc"]) * 31 <= 1 + 1e-9
     assert abs(pb["metrics"][0]["test_loss"] - pa["metrics"][0]["test_loss"]) < 1e-5 * pa["metrics"][0]["test_loss"]
     assert abs(pb["metrics"][0]["train_loss"] - pa["metrics"][0]["train_loss"]) < 1e-5 * pa["metrics"][0]["train_loss"]
 
 
+@pytest.mark.integration
 def test_the_paper2020_switch_reads_the_whole_batch_across_processes(tmp_path):
     """The paper-era rule switches a layer on the firing rate of the whole batch.  Half digits, half black
     images: process 1's share fires not at all, so a local rate would put it on the warm-up branch while

@@ -33,6 +33,7 @@ def test_the_lessons_are_there():
     assert numbers == list(range(1, 11)), LESSONS
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_in_fast_mode_and_draws(lesson, tmp_path):
     need = NEEDS.get(lesson)
@@ -58,6 +59,7 @@ def test_lesson_runs_in_fast_mode_and_draws(lesson, tmp_path):
 NOTEBOOK_LESSONS = ["01_one_neuron", "10_step_through"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("lesson", NOTEBOOK_LESSONS)
 def test_lesson_runs_as_a_notebook_with_inline_figures(lesson, tmp_path, monkeypatch):
     """jupytext turns the script into a notebook; a kernel runs it from tutorials/ and shows the figures."""
