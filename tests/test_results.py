@@ -1,7 +1,10 @@
-"""The committed evidence: every finished run under results/ reproduces its own numbers.
+"""The committed evidence: every run under results/ is recorded, and the weights kept reproduce its numbers.
 
-For each run folder with a metrics.csv that is not training now (a live process holding its ``.lock``:
-its files change under the test), ``evaluate`` on the real test set gives the last epoch's test accuracy from ``weights.npz``
+Unit tier: ``runs.csv`` is what ``python -m reference summarize results/`` writes today; every run records
+the SHA-256 of its weights files, the command that trained it and a ``run.log``; the weights files still
+kept have the recorded hashes.  Slow tier: for each run folder that still holds weights and is not
+training now (a live process holding its ``.lock``: its files change under the test), ``evaluate`` on the
+real test set gives the last epoch's test accuracy from ``weights.npz``
 and the best epoch's from ``best_weights.npz``, exactly as metrics.csv wrote them (6 digits).  Slow:
 a few seconds per run (each evaluation runs in its own process); needs the datasets (CI installs them).
 
@@ -13,7 +16,9 @@ evaluations run with that kernel pinned (an environment variable OpenBLAS reads 
 hence the subprocess).
 """
 import csv
+import json
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -21,33 +26,52 @@ import sys
 import pytest
 
 from conftest import ROOT, dataset_missing
+from reference.runs import is_training, read_settings_json
+from reference.summary import run_rows, runs_csv, sha256_file
 
 RESULTS = os.path.join(ROOT, "results")
 #: The evaluations' environment: OpenBLAS's Haswell kernel on x86-64 (see the module docstring).
 ENV = {**os.environ, **({"OPENBLAS_CORETYPE": "Haswell"} if platform.machine() in ("x86_64", "AMD64") else {})}
 
 
-def _training(folder) -> bool:
-    """Whether a live process holds the run's lock (a stale lock of a killed run does not count)."""
-    try:
-        pid = int(open(os.path.join(folder, ".lock")).read().split()[0])
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError, IndexError):
-        return False
+def _runs():
+    """Every run folder under results/ (any depth), as its path relative to results/."""
+    return [os.path.relpath(here, RESULTS) for here, _, files in sorted(os.walk(RESULTS)) if "metrics.csv" in files]
 
 
-def _finished_runs():
-    runs = []
-    for name in sorted(os.listdir(RESULTS)):
-        folder = os.path.join(RESULTS, name)
-        if os.path.isfile(os.path.join(folder, "metrics.csv")) and not _training(folder):
-            runs.append(name)
-    return runs
+def _finished_runs_with_weights():
+    kept = lambda run: any(os.path.exists(os.path.join(RESULTS, run, f)) for f in ("weights.npz", "best_weights.npz"))
+    return [run for run in _runs() if kept(run) and not is_training(os.path.join(RESULTS, run))]
+
+
+def test_runs_csv_is_what_summarize_writes_today():
+    with open(os.path.join(RESULTS, "runs.csv")) as fh:
+        assert fh.read() == runs_csv(run_rows(RESULTS)), "results/runs.csv is stale: python -m reference summarize results/"
+
+
+@pytest.mark.parametrize("run", _runs())
+def test_every_run_keeps_its_record(run):
+    """A run whose weights are no longer kept is still identified: its hashes, its command, its log."""
+    folder = os.path.join(RESULTS, run)
+    recorded = read_settings_json(os.path.join(folder, "settings.json"))
+    assert re.fullmatch(r"[0-9a-f]{64}", recorded["weights_sha256"] or ""), run
+    assert recorded["command"] and recorded["command"].startswith("python -m reference train --config "), run
+    assert f"--out results/{run}" in recorded["command"] and f"--seed {recorded['seed']}" in recorded["command"]
+    with open(os.path.join(folder, "metrics.csv")) as fh:
+        epochs = len(list(csv.DictReader(fh)))
+    assert recorded["epochs"] >= epochs
+    with open(os.path.join(folder, "run.log")) as fh:
+        sessions = [json.loads(line) for line in fh if line.strip()]
+    assert sessions and sessions[0]["command"] == recorded["command"]
+    assert sessions[-1]["epochs"][1] == epochs  # the sessions end at the last epoch metrics.csv has
+    for column, name in (("weights_sha256", "weights.npz"), ("best_weights_sha256", "best_weights.npz")):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            assert sha256_file(path) == recorded[column], f"{run}/{name} is not the file its run recorded"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", _finished_runs())
+@pytest.mark.parametrize("run", _finished_runs_with_weights())
 def test_weights_reproduce_the_recorded_accuracies(run):
     folder = os.path.join(RESULTS, run)
     with open(os.path.join(folder, "metrics.csv")) as fh:
@@ -60,8 +84,8 @@ def test_weights_reproduce_the_recorded_accuracies(run):
     best = max(float(r["test_acc"]) for r in rows)
     for weights, expected in (("weights.npz", last), ("best_weights.npz", best)):
         path = os.path.join(folder, weights)
-        if weights == "best_weights.npz" and not os.path.exists(path):
-            continue  # runs from before 2026-11-25 kept only the last epoch's weights
+        if not os.path.exists(path):
+            continue  # not kept (the hash in settings.json identifies it), or before 2026-11-25: no best weights
         proc = subprocess.run([sys.executable, "-m", "reference", "evaluate", "--checkpoint", path, "--no-progress"],
                               env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
