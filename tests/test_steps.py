@@ -1,0 +1,185 @@
+"""Every kernel, bit for bit as it was before its arithmetic moved into ``reference.steps``.
+
+The digests below are SHA-256 of the outputs of every compiled kernel (through the public functions and
+through whole networks: outputs, every layer's delta, every weight gradient), recorded on 2026-12-06 from
+the kernels as they were written before (commit 3c76ed2), in float32 and float64, in every warm-up mode and
+ablation, for the paper-era rule, and on edge inputs (``du`` exactly 0 and -0 at a spike, grazing spikes).
+A change in any bit of any of them changes a digest.  Tolerance: none; these are equalities.
+
+Skipped with ``NUMBA_DISABLE_JIT=1``: the plain-Python kernels call NumPy's float64 ``exp``, which differs
+from the compiled one's libm in the last ulp for some inputs; they are checked against the compiled ones
+to a stated tolerance in the kernels' own tests.
+"""
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, load_mnist
+from reference._jit import JIT_DISABLED
+from reference.neuron import CompactState, NeuronState, lif_compact, lif_forward, psp
+from reference.network import Network
+from reference.paper2020 import paper2020_delta
+from reference.params import NeuronParams
+from reference.tsslbp import tsslbp_delta
+
+pytestmark = pytest.mark.skipif(JIT_DISABLED, reason="digests of the compiled kernels (see the module docstring)")
+
+PARAMS = NeuronParams(tau_m=5, tau_s=3, threshold=1.0, n_steps=5)
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _current(dtype, shape=(5, 3, 700)):
+    rng = np.random.default_rng(7)
+    return (rng.normal(0.35, 0.5, size=shape)).astype(dtype)
+
+
+def _edge_state(dtype):
+    """A hand-made state with du = +0, -0, tiny and negative at spike steps, and silent neurons."""
+    rng = np.random.default_rng(11)
+    T, M = 5, 64
+    u = rng.normal(0.9, 0.4, size=(T, M)).astype(dtype)
+    du = rng.normal(0.1, 0.3, size=(T, M)).astype(dtype)
+    s = (u > 1).astype(dtype)
+    du[0, :4] = [0.0, -0.0, 1e-9, -0.2]
+    s[0, :4] = 1
+    u[0, :4] = 1.0 + np.array([1e-7, 0.0, 0.5, 0.2])
+    a = psp(s, PARAMS.tau_s)
+    return NeuronState(u, du, s, a)
+
+
+def cases():
+    out = {}
+    for dt in (np.float32, np.float64):
+        name = np.dtype(dt).name
+        x = _current(dt)
+        st = lif_forward(x, PARAMS)
+        out[f"lif_forward/{name}"] = lambda st=st: _digest(st.u, st.du, st.s, st.a)
+        out[f"lif_compact/{name}"] = lambda x=x: (lambda a, c: _digest(a, c.du, c.spikes, c.u))(*lif_compact(x, PARAMS))
+        out[f"lif_infer/{name}"] = lambda x=x: _digest(lif_compact(x, PARAMS, record=False)[0])
+        out[f"psp/{name}"] = lambda x=x: _digest(psp(x, PARAMS.tau_s))
+        g = np.random.default_rng(3).normal(0, 0.1, size=x.shape).astype(dt)
+        compact = lif_compact(x, PARAMS)[1]
+        for warmup in ("per-neuron", "always", "never"):
+            for inter, intra in ((True, True), (False, True), (True, False)):
+                key = f"{warmup}/inter={inter}/intra={intra}/{name}"
+                out[f"tsslbp_full/{key}"] = lambda g=g, st=st, w=warmup, i=inter, j=intra: _digest(
+                    *tsslbp_delta(g, st, PARAMS, inter=i, intra=j, warmup=w))
+                out[f"tsslbp_compact/{key}"] = lambda g=g, c=compact, w=warmup, i=inter, j=intra: _digest(
+                    *tsslbp_delta(g, CompactState(c.du, c.spikes, c.a), PARAMS, inter=i, intra=j, warmup=w))
+        edge = _edge_state(dt)
+        ge = np.random.default_rng(5).normal(0, 0.1, size=edge.u.shape).astype(dt)
+        out[f"tsslbp_edge/{name}"] = lambda g=ge, e=edge: _digest(*tsslbp_delta(g, e, PARAMS))
+        for rate in (0.0, 0.5):  # the layer switch: TSSL-BP branch, warm-up branch
+            for intra in (True, False):
+                out[f"paper2020/{rate}/intra={intra}/{name}"] = lambda g=g, c=compact, r=rate, j=intra: _digest(
+                    *paper2020_delta(g, CompactState(c.du, c.spikes, c.a), PARAMS, rate_threshold=r, intra=j))
+    x, y = load_mnist(8)
+    for config, opts in (("FashionMNIST_400_400.yaml", {}), ("MNIST_CNN.yaml", {}),
+                         ("MNIST_CNN.yaml", {"warmup": "always"}), ("MNIST_CNN.yaml", {"intra": False}),
+                         (os.path.join("paper2020", "MNIST_CNN.yaml"), {"variant": "paper2020"})):
+        for dt in (np.float32, np.float64):
+            key = f"network/{config}/{','.join(f'{k}={v}' for k, v in opts.items())}/{np.dtype(dt).name}"
+
+            def run(config=config, opts=opts, dt=dt):
+                net = Network(os.path.join(ROOT, "configs", config), dtype=dt, seed=1, **opts)
+                loss, grads, out_ = net.gradients(x.astype(dt), y)
+                parts = [out_, np.asarray(loss)] + [grads[k] for k in sorted(grads)]
+                parts += [r.delta for r in net.records] + [r.branch for r in net.records if r.branch is not None]
+                return _digest(*parts, net.infer(x.astype(dt)))
+            out[key] = run
+    return out
+
+
+CASES = cases()
+
+#: Recorded from the kernels before the change (see the module docstring).
+DIGESTS = {
+    'lif_compact/float32': 'abd7171c58f4de71',
+    'lif_compact/float64': '03898db1aaf061e2',
+    'lif_forward/float32': '4ce38ba2ee28408e',
+    'lif_forward/float64': 'fb81b980cc3c68e6',
+    'lif_infer/float32': '3589b6a5466054ad',
+    'lif_infer/float64': 'cb96c9f6178f6c39',
+    'network/FashionMNIST_400_400.yaml//float32': '3d7b190c35d9b822',
+    'network/FashionMNIST_400_400.yaml//float64': '0672bb0987274ee3',
+    'network/MNIST_CNN.yaml//float32': '0fdf974a8b883f89',
+    'network/MNIST_CNN.yaml//float64': '565c8255a7b14a78',
+    'network/MNIST_CNN.yaml/intra=False/float32': 'a860ea27a7beaa2b',
+    'network/MNIST_CNN.yaml/intra=False/float64': '810e4d7387ee3b94',
+    'network/MNIST_CNN.yaml/warmup=always/float32': '421a17e597d26b77',
+    'network/MNIST_CNN.yaml/warmup=always/float64': '1288d6c0fbbfe711',
+    'network/paper2020/MNIST_CNN.yaml/variant=paper2020/float32': 'a5eaf5cbc65250c5',
+    'network/paper2020/MNIST_CNN.yaml/variant=paper2020/float64': '3217271bfbb88d8f',
+    'paper2020/0.0/intra=False/float32': '11e17f8900264e59',
+    'paper2020/0.0/intra=False/float64': '4773602d9a152b40',
+    'paper2020/0.0/intra=True/float32': '9b1f6db438ebea64',
+    'paper2020/0.0/intra=True/float64': '4b6fe7bb7cf38c11',
+    'paper2020/0.5/intra=False/float32': 'cdc55026e77edc72',
+    'paper2020/0.5/intra=False/float64': '83d2c23bfd1596e3',
+    'paper2020/0.5/intra=True/float32': '6b18aa5379dacc60',
+    'paper2020/0.5/intra=True/float64': '1e8a5c0fde8a66b7',
+    'psp/float32': 'dc27a223615ecdf3',
+    'psp/float64': '2675379f6ed51ed5',
+    'tsslbp_compact/always/inter=False/intra=True/float32': 'cdc55026e77edc72',
+    'tsslbp_compact/always/inter=False/intra=True/float64': '83d2c23bfd1596e3',
+    'tsslbp_compact/always/inter=True/intra=False/float32': 'cdc55026e77edc72',
+    'tsslbp_compact/always/inter=True/intra=False/float64': '83d2c23bfd1596e3',
+    'tsslbp_compact/always/inter=True/intra=True/float32': 'cdc55026e77edc72',
+    'tsslbp_compact/always/inter=True/intra=True/float64': '83d2c23bfd1596e3',
+    'tsslbp_compact/never/inter=False/intra=True/float32': 'ca4e4f004175e460',
+    'tsslbp_compact/never/inter=False/intra=True/float64': 'b0e2641e63d0ab09',
+    'tsslbp_compact/never/inter=True/intra=False/float32': '3edee3c4754d8c26',
+    'tsslbp_compact/never/inter=True/intra=False/float64': '8b2f2814a563f717',
+    'tsslbp_compact/never/inter=True/intra=True/float32': '924f8944290e149d',
+    'tsslbp_compact/never/inter=True/intra=True/float64': '066a42f878e9f7b0',
+    'tsslbp_compact/per-neuron/inter=False/intra=True/float32': '2520210e8d21e2dc',
+    'tsslbp_compact/per-neuron/inter=False/intra=True/float64': '0bd2c73cc7ba68e0',
+    'tsslbp_compact/per-neuron/inter=True/intra=False/float32': '6014533ff2568ab5',
+    'tsslbp_compact/per-neuron/inter=True/intra=False/float64': 'b0cb00e91edd81ab',
+    'tsslbp_compact/per-neuron/inter=True/intra=True/float32': '52031eccc53ec18a',
+    'tsslbp_compact/per-neuron/inter=True/intra=True/float64': '8b679daef0760086',
+    'tsslbp_edge/float32': 'd13d5bb95750ae7d',
+    'tsslbp_edge/float64': '5dfd52f70cd9dec1',
+    'tsslbp_full/always/inter=False/intra=True/float32': 'cdc55026e77edc72',
+    'tsslbp_full/always/inter=False/intra=True/float64': '83d2c23bfd1596e3',
+    'tsslbp_full/always/inter=True/intra=False/float32': 'cdc55026e77edc72',
+    'tsslbp_full/always/inter=True/intra=False/float64': '83d2c23bfd1596e3',
+    'tsslbp_full/always/inter=True/intra=True/float32': 'cdc55026e77edc72',
+    'tsslbp_full/always/inter=True/intra=True/float64': '83d2c23bfd1596e3',
+    'tsslbp_full/never/inter=False/intra=True/float32': 'ca4e4f004175e460',
+    'tsslbp_full/never/inter=False/intra=True/float64': 'b0e2641e63d0ab09',
+    'tsslbp_full/never/inter=True/intra=False/float32': '3edee3c4754d8c26',
+    'tsslbp_full/never/inter=True/intra=False/float64': '8b2f2814a563f717',
+    'tsslbp_full/never/inter=True/intra=True/float32': '924f8944290e149d',
+    'tsslbp_full/never/inter=True/intra=True/float64': '066a42f878e9f7b0',
+    'tsslbp_full/per-neuron/inter=False/intra=True/float32': '2520210e8d21e2dc',
+    'tsslbp_full/per-neuron/inter=False/intra=True/float64': '0bd2c73cc7ba68e0',
+    'tsslbp_full/per-neuron/inter=True/intra=False/float32': '6014533ff2568ab5',
+    'tsslbp_full/per-neuron/inter=True/intra=False/float64': 'b0cb00e91edd81ab',
+    'tsslbp_full/per-neuron/inter=True/intra=True/float32': '52031eccc53ec18a',
+    'tsslbp_full/per-neuron/inter=True/intra=True/float64': '8b679daef0760086',
+}
+
+
+def test_every_case_has_a_recorded_digest():
+    assert set(DIGESTS) == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kernel_outputs_are_bit_for_bit_as_recorded(case):
+    assert CASES[case]() == DIGESTS[case]
+
+
+if __name__ == "__main__":  # prints the table above from the kernels as they are now
+    for name in sorted(CASES):
+        print(f"    {name!r}: {CASES[name]()!r},")
