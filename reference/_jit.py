@@ -16,6 +16,8 @@ sensitive to the last bit).
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 
 import numba
@@ -35,6 +37,97 @@ def kernel(fn=None, *, parallel: bool = False):
 
 
 prange = numba.prange
+
+
+def step(fn):
+    """Make ``fn`` one equation's step (:mod:`reference.steps`): inlined into every kernel that calls it.
+
+    Called from Python (the ``_py`` twins, a learner's debugger, ``NUMBA_DISABLE_JIT=1``) it is the plain
+    function itself, so NumPy float32 scalars stay float32.  Inside a compiled kernel a Numba overload
+    with ``inline="always"`` puts its body into the kernel's own code before compilation, where LLVM
+    vectorises the loop around it as if the arithmetic were written there (the kernels' instruction counts
+    are unchanged, ``benchmarks/``), and the kernel's ``error_model`` and ``fastmath`` apply to it.
+    """
+    if JIT_DISABLED:
+        return fn
+    from numba.extending import overload
+
+    args = ", ".join(inspect.signature(fn).parameters)
+    scope = {"impl": fn}
+    exec(f"def typer({args}):\n    return impl\n", scope)  # the typer must take the step's own arguments
+    overload(fn, inline="always")(scope["typer"])
+    return fn
+
+
+def _stamp_of_steps() -> str:
+    """SHA-256 of the files whose code every kernel inlines (this one and ``steps.py``)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in ("_jit.py", "steps.py"):
+        try:
+            with open(os.path.join(here, name), "rb") as fh:
+                h.update(fh.read())
+        except OSError:
+            h.update(name.encode())
+    return h.hexdigest()
+
+
+#: What the cached machine code of this package's kernels depends on besides their own source file.
+STEPS_STAMP = _stamp_of_steps()
+
+
+def _install_cache_locator() -> bool:
+    """Make Numba's cache of this package's kernels stale when ``steps.py`` changes.
+
+    Numba keys a cached kernel on its own source file's time stamp and size only; a kernel that inlines
+    a step from ``steps.py`` would keep its old machine code after an edit of ``steps.py`` (a learner's
+    experiment would silently not run).  The locator put first here wraps Numba's own choice of cache
+    folder for files of this package and adds :data:`STEPS_STAMP` to the stamp.  It uses Numba's
+    ``CacheImpl._locator_classes``; where a Numba version lacks it, returns False (the cache then
+    behaves as Numba's default, and ``tests/test_steps.py`` says so).
+    """
+    try:
+        from numba.core import caching
+        base = caching._CacheLocator
+        impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # named _CacheImpl before Numba 0.58
+        standard = list(impl._locator_classes)
+    except (ImportError, AttributeError):
+        return False
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+    class StepsAwareLocator(base):
+        def __init__(self, inner):
+            self._inner = inner
+
+        def ensure_cache_path(self):
+            return self._inner.ensure_cache_path()
+
+        def get_cache_path(self):
+            return self._inner.get_cache_path()
+
+        def get_source_stamp(self):
+            return (self._inner.get_source_stamp(), STEPS_STAMP)
+
+        def get_disambiguator(self):
+            return self._inner.get_disambiguator()
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.abspath(py_file).startswith(package):
+                return None
+            for other in standard:
+                inner = other.from_function(py_func, py_file)
+                if inner is not None:
+                    return cls(inner)
+            return None
+
+    if not any(getattr(c, "__name__", "") == "StepsAwareLocator" for c in impl._locator_classes):
+        impl._locator_classes.insert(0, StepsAwareLocator)
+    return True
+
+
+#: Whether kernels' cached code is keyed on ``steps.py`` too (see :func:`_install_cache_locator`).
+CACHE_KNOWS_STEPS = _install_cache_locator()
 
 
 def as_scalar(value, dtype) -> np.generic:

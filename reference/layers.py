@@ -39,6 +39,7 @@ import numpy as np
 from ._jit import as_scalar, kernel, n_chunks, prange
 from .neuron import CompactState, NeuronState, _checked_current, lif_compact
 from .params import POOL_THETA, NeuronParams, conv_output_size  # noqa: F401 (re-exported)
+from .steps import lif_step, psp_step
 
 
 class LayerGrad(NamedTuple):
@@ -393,13 +394,8 @@ def _lif_sum_pool_kernel(x, one, theta_m, theta_s, threshold, k, theta_pool, n_i
                 xt = x[t, base:base + run]  # views indexed from 0, so that LLVM vectorises the loop
                 dut, st = du[t, base:base + run], s[t, base:base + run]  # empty when not recording
                 for e in range(run):
-                    step = neg_theta_m * mem[e] + xt[e]
-                    v = mem[e] + step
-                    fired = v > threshold
-                    o = one if fired else zero
-                    mem[e] = zero if fired else v
-                    y = syn[e]
-                    syn[e] = y + (o - y) * theta_s
+                    step, _, fired, mem[e] = lif_step(mem[e], xt[e], neg_theta_m, threshold, zero)
+                    syn[e] = psp_step(syn[e], one if fired else zero, theta_s)
                     if record:
                         dut[e] = step
                         st[e] = 1 if fired else 0

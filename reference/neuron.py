@@ -26,6 +26,7 @@ import numpy as np
 
 from ._jit import as_scalar, kernel, n_chunks, prange
 from .params import NeuronParams
+from .steps import integrate, lif_step, psp_step, reset
 
 
 def psp_kernel(n_steps: int, tau_s: float, dtype=np.float64) -> np.ndarray:
@@ -57,7 +58,7 @@ def _psp_kernel(s, theta_s, chunks, out):
         for t in range(1, n_steps):
             st, prev, ot = s[t, lo:hi], out[t - 1, lo:hi], out[t, lo:hi]
             for i in range(hi - lo):
-                ot[i] = prev[i] + (st[i] - prev[i]) * theta_s
+                ot[i] = psp_step(prev[i], st[i], theta_s)
 
 
 _psp_kernel_py = _psp_kernel
@@ -215,23 +216,15 @@ def _lif_kernel(x, theta_m, theta_s, threshold, chunks, u, du, s, a):
     mem = np.zeros(n, dtype=x.dtype)
     syn = np.zeros(n, dtype=x.dtype)
     neg_theta_m = -theta_m
+    zero = theta_m - theta_m
     for c in prange(chunks):
         lo = c * n // chunks
         hi = (c + 1) * n // chunks
         for t in range(n_steps):
             for m in range(lo, hi):
-                step = neg_theta_m * mem[m] + x[t, m]
-                v = mem[m] + step
-                du[t, m] = step
-                u[t, m] = v
-                fired = v > threshold
+                du[t, m], u[t, m], fired, mem[m] = lif_step(mem[m], x[t, m], neg_theta_m, threshold, zero)
                 s[t, m] = fired
-                o = s[t, m]
-                if fired:
-                    mem[m] = 0.0
-                else:
-                    mem[m] = v
-                syn[m] = syn[m] + (o - syn[m]) * theta_s
+                syn[m] = psp_step(syn[m], s[t, m], theta_s)
                 a[t, m] = syn[m]
 
 
@@ -305,13 +298,8 @@ def _lif_compact_kernel(x, one, theta_m, theta_s, threshold, record, chunks, du,
                 xt, at = x[t, b0:b0 + nb], a[t, b0:b0 + nb]
                 dut, st = du[t, b0:b0 + nb], s[t, b0:b0 + nb]  # empty views when not recording
                 for i in range(nb):
-                    step = neg_theta_m * mem[i] + xt[i]
-                    v = mem[i] + step
-                    fired = v > threshold
-                    o = one if fired else zero
-                    mem[i] = zero if fired else v
-                    y = syn[i]
-                    y = y + (o - y) * theta_s
+                    step, _, fired, mem[i] = lif_step(mem[i], xt[i], neg_theta_m, threshold, zero)
+                    y = psp_step(syn[i], one if fired else zero, theta_s)
                     syn[i] = y
                     at[i] = y
                     if record:
@@ -333,9 +321,9 @@ def _recompute_u_kernel(du, s, zero, u):
     for m in range(n):
         mem = zero
         for t in range(n_steps):
-            v = mem + du[t, m]
+            v = integrate(mem, du[t, m])
             u[t, m] = v
-            mem = zero if s[t, m] else v
+            mem = reset(v, s[t, m], zero)
 
 
 _recompute_u_kernel_py = _recompute_u_kernel

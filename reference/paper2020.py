@@ -40,6 +40,8 @@ import numpy as np
 from ._jit import as_scalar, kernel, n_chunks, prange
 from .neuron import BLOCK, CompactState, NeuronState, psp_kernel
 from .params import WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams
+from .steps import (integrate, inv_du_2020, reset, reset_carry_2020, reset_term_2020, spike_error_add, warmup_f,
+                    warmup_z)
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _exp_clipped, spike_error, warmup_surrogate
 
 #: ``1/du`` is clamped to ``[-10, 10]`` (the final rule: 8).
@@ -208,9 +210,9 @@ def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_d
             for t in range(n_steps):  # u[t] = mem + du[t], as the LIF kernel computed it
                 dut, st, Ut = du[t, b0:b1], s[t, b0:b1], U[t]
                 for i in range(nb):
-                    v = mem[i] + dut[i]
+                    v = integrate(mem[i], dut[i])
                     Ut[i] = v
-                    mem[i] = zero if st[i] else v
+                    mem[i] = reset(v, st[i], zero)
             for i in range(nb):
                 q[i] = zero
             last = X[n_steps - 1]
@@ -220,10 +222,8 @@ def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_d
             for j in range(n_steps - 2, -1, -1):  # q and h, backwards in time                (reset_error)
                 gj, gn, sj, sn, Uj, Xj = g[j, b0:b1], g[j + 1, b0:b1], s[j, b0:b1], s[j + 1, b0:b1], U[j], X[j]
                 for i in range(nb):
-                    fn = one if sn[i] else zero
-                    q[i] = fn * gn[i] + (one - fn) * decay_m * q[i]
-                    fj = one if sj[i] else zero
-                    h = fj * theta_m * Uj[i] * q[i] if use_intra else zero
+                    q[i] = reset_carry_2020(one if sn[i] else zero, gn[i], q[i], one, decay_m)
+                    h = reset_term_2020(one if sj[i] else zero, theta_m, Uj[i], q[i]) if use_intra else zero
                     Xj[i] = gj[i] + h
             for k in range(n_steps):  # grad_a[k] = sum_{m>=k} eps[m-k] (g + h)[m]  (spike_error_with_reset)
                 for i in range(nb):
@@ -232,20 +232,18 @@ def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_d
                     e = eps[m - k]
                     Xm = X[m]
                     for i in range(nb):
-                        acc[i] += e * Xm[i]
+                        acc[i] = spike_error_add(acc[i], e, Xm[i])
                 dk, bk, duk, sk, Uk = delta[k, b0:b1], branch[k, b0:b1], du[k, b0:b1], s[k, b0:b1], U[k]
                 if tsslbp_branch:  # grad_a clamp(1/du, -10, 10) s                          (tsslbp_term_2020)
                     for i in range(nb):
-                        inv = min(max(one / duk[i], -max_inv_du), max_inv_du)
                         fk = one if sk[i] else zero
-                        dk[i] = acc[i] * inv * fk
+                        dk[i] = acc[i] * inv_du_2020(duk[i], one, max_inv_du) * fk
                         bk[i] = code_inter if sk[i] else code_intra
                 else:  # grad_a f(u)                                                        (warmup_term_2020)
                     for i in range(nb):
-                        z = min(max((threshold - Uk[i]) / sigma, -z_clip), z_clip)
+                        z = warmup_z(threshold, Uk[i], sigma, z_clip)
                         E[i] = _exp_clipped(z) if fast_exp else np.exp(z)  # stored in the arrays' dtype
-                        e = E[i]
-                        dk[i] = acc[i] * (e / ((one + e) * (one + e) * sigma))
+                        dk[i] = acc[i] * warmup_f(E[i], one, sigma)
                         bk[i] = code_warmup
 
 

@@ -55,6 +55,8 @@ import numpy as np
 from ._jit import as_scalar, kernel, n_chunks, prange
 from .neuron import BLOCK, CompactState, NeuronState, psp_kernel
 from .params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmup_psp_threshold
+from .steps import (carry, integrate, intra_term, inter_term, inv_du_clamped, psp_step, reset, spike_error_add,
+                    warmup_f, warmup_z)
 
 #: Branch codes of ``delta``: warm-up surrogate; fired at k (inter-neuron term + reset); silent at k, so
 #: only the carried leak term (intra-neuron).
@@ -341,35 +343,29 @@ def _tsslbp_kernel(
             for j in range(n_steps - k):
                 e = eps[j]
                 for m in range(lo, hi):
-                    G[m] += e * g[k + j, m]
+                    G[m] = spike_error_add(G[m], e, g[k + j, m])
             for m in range(lo, hi):
                 sk = s[k, m]
-                # -dt_k/du[k] = min(1/du, 8) where fired; the authors' clamp(-1/du, -8, 0) * s  (spike_time_derivative)
-                dtdu = min(max(one / du[k, m], zero), max_inv_du) * sk
-                inter_k = k_inter * dtdu * G[m]                                      # (inter_neuron_term)
+                inv_du = inv_du_clamped(du[k, m], sk, one, zero, max_inv_du)
                 cm = c[m]
-                intra_k = cm * theta_m * u[k, m] * dtdu + cm * decay_m * (one - sk)  # (intra_neuron_term)
-                pre = inter_k + intra_k
-                c[m] = k_intra * (pre * sk + cm * (one - sk) * decay_m)
+                pre = inter_term(k_inter, inv_du, G[m]) + intra_term(cm, theta_m, u[k, m], inv_du, decay_m, sk, one)
+                c[m] = carry(k_intra, pre, sk, cm, one, decay_m)
                 delta[k, m] = pre
                 branch[k, m] = code_inter if sk > zero else code_intra  # fired at k, or silent
             if warmup_mode != mode_never:  # warm-up where the neuron's own PSP is small  (warmup_mask, warmup_term)
                 if fast_exp:  # float32: branch-free loops LLVM vectorises; f is computed, then selected
                     for m in range(lo, hi):
-                        z = min(max((threshold - u[k, m]) / sigma, -z_clip), z_clip)
-                        E[m] = _exp_clipped(z)  # float64 result stored in the arrays' dtype
+                        E[m] = _exp_clipped(warmup_z(threshold, u[k, m], sigma, z_clip))  # stored in the arrays' dtype
                     for m in range(lo, hi):
-                        e = E[m]
-                        f = e / ((one + e) * (one + e) * sigma)
+                        f = warmup_f(E[m], one, sigma)
                         warm = always | (a[k, m] < warm_a)  # no short-circuit: stays vectorisable
                         delta[k, m] = G[m] * f if warm else delta[k, m]
                         branch[k, m] = code_warmup if warm else branch[k, m]
                 else:
                     for m in range(lo, hi):
                         if always or a[k, m] < warm_a:
-                            z = (threshold - u[k, m]) / sigma
-                            z = np.exp(min(max(z, -z_clip), z_clip))
-                            delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))
+                            ez = np.exp(warmup_z(threshold, u[k, m], sigma, z_clip))
+                            delta[k, m] = G[m] * warmup_f(ez, one, sigma)
                             branch[k, m] = code_warmup
 
 
@@ -463,12 +459,11 @@ def _tsslbp_compact_kernel(
                 dut, st, Ut, At, St = du[t, b0:b1], s[t, b0:b1], U[t], A[t], S[t]
                 for i in range(nb):
                     o = one if st[i] else zero
-                    v = c[i] + dut[i]
+                    v = integrate(c[i], dut[i])
                     Ut[i] = v
                     St[i] = o
-                    c[i] = zero if st[i] else v
-                    y = G[i]
-                    y = y + (o - y) * theta_s
+                    c[i] = reset(v, st[i], zero)
+                    y = psp_step(G[i], o, theta_s)
                     G[i] = y
                     At[i] = y
             for i in range(nb):
@@ -478,30 +473,26 @@ def _tsslbp_compact_kernel(
                 gk = g_src[k, g_off:g_off + nb]
                 e0 = eps[0]
                 for i in range(nb):  # G[k] = sum_{m>=k} eps[m-k] g[m], summed from m = k up   (spike_error)
-                    G[i] = zero + e0 * gk[i]
+                    G[i] = spike_error_add(zero, e0, gk[i])
                 for j in range(1, n_steps - k):
                     e = eps[j]
                     gj = g_src[k + j, g_off:g_off + nb]
                     for i in range(nb):
-                        G[i] += e * gj[i]
+                        G[i] = spike_error_add(G[i], e, gj[i])
                 Uk, Ak, Sk, duk = U[k], A[k], S[k], du[k, b0:b1]
                 dk, bk = delta[k, b0:b1], branch[k, b0:b1]
                 if fast_warm:
                     for i in range(nb):
-                        z = min(max((threshold - Uk[i]) / sigma, -z_clip), z_clip)
-                        E[i] = _exp_clipped(z)
+                        E[i] = _exp_clipped(warmup_z(threshold, Uk[i], sigma, z_clip))
                 for i in range(nb):
                     sk = Sk[i]
-                    dtdu = min(max(one / duk[i], zero), max_inv_du) * sk  # (spike_time_derivative)
-                    inter_k = k_inter * dtdu * G[i]                        # (inter_neuron_term)
+                    inv_du = inv_du_clamped(duk[i], sk, one, zero, max_inv_du)
                     cm = c[i]
-                    intra_k = cm * theta_m * Uk[i] * dtdu + cm * decay_m * (one - sk)  # (intra_neuron_term)
-                    pre = inter_k + intra_k
-                    c[i] = k_intra * (pre * sk + cm * (one - sk) * decay_m)
+                    pre = inter_term(k_inter, inv_du, G[i]) + intra_term(cm, theta_m, Uk[i], inv_du, decay_m, sk, one)
+                    c[i] = carry(k_intra, pre, sk, cm, one, decay_m)
                     br = code_inter if sk > zero else code_intra
                     if fast_warm:  # (warmup_mask, warmup_term)
-                        ez = E[i]
-                        warm_value = G[i] * (ez / ((one + ez) * (one + ez) * sigma))
+                        warm_value = G[i] * warmup_f(E[i], one, sigma)
                         warm = always | (Ak[i] < warm_a)
                         pre = warm_value if warm else pre
                         br = code_warmup if warm else br
@@ -510,9 +501,8 @@ def _tsslbp_compact_kernel(
                 if slow_warm:
                     for i in range(nb):
                         if always or Ak[i] < warm_a:
-                            z = (threshold - Uk[i]) / sigma
-                            z = np.exp(min(max(z, -z_clip), z_clip))
-                            dk[i] = G[i] * (z / ((one + z) * (one + z) * sigma))
+                            ez = np.exp(warmup_z(threshold, Uk[i], sigma, z_clip))
+                            dk[i] = G[i] * warmup_f(ez, one, sigma)
                             bk[i] = code_warmup
 
 

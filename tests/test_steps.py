@@ -24,7 +24,7 @@ from reference.paper2020 import paper2020_delta
 from reference.params import NeuronParams
 from reference.tsslbp import tsslbp_delta
 
-pytestmark = pytest.mark.skipif(JIT_DISABLED, reason="digests of the compiled kernels (see the module docstring)")
+compiled_only = pytest.mark.skipif(JIT_DISABLED, reason="digests of the compiled kernels (see the module docstring)")
 
 PARAMS = NeuronParams(tau_m=5, tau_s=3, threshold=1.0, n_steps=5)
 
@@ -100,7 +100,7 @@ def cases():
     return out
 
 
-CASES = cases()
+CASES = {} if JIT_DISABLED else cases()
 
 #: Recorded from the kernels before the change (see the module docstring).
 DIGESTS = {
@@ -171,10 +171,12 @@ DIGESTS = {
 }
 
 
+@compiled_only
 def test_every_case_has_a_recorded_digest():
     assert set(DIGESTS) == set(CASES)
 
 
+@compiled_only
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_kernel_outputs_are_bit_for_bit_as_recorded(case):
     assert CASES[case]() == DIGESTS[case]
@@ -183,3 +185,30 @@ def test_kernel_outputs_are_bit_for_bit_as_recorded(case):
 if __name__ == "__main__":  # prints the table above from the kernels as they are now
     for name in sorted(CASES):
         print(f"    {name!r}: {CASES[name]()!r},")
+
+
+def test_steps_called_from_python_keep_float32():
+    """The plain-Python twins call the steps as Python functions: float32 in, float32 out (no float64)."""
+    from reference import steps
+
+    one, zero = np.float32(1), np.float32(0)
+    du, u, fired, mem = steps.lif_step(np.float32(0.1), np.float32(0.7), np.float32(-0.2), np.float32(1), zero)
+    assert all(isinstance(v, np.float32) for v in (du, u, mem)) and not fired
+    assert isinstance(steps.inv_du_clamped(np.float32(0.3), one, one, zero, np.float32(8)), np.float32)
+    with np.errstate(divide="ignore"):  # the IEEE division the kernels rely on (reference/_jit.py)
+        assert steps.inv_du_clamped(np.float32(0.0), one, one, zero, np.float32(8)) == 8  # du = +0: 1/du = +inf
+        assert steps.inv_du_clamped(np.float32(-0.0), one, one, zero, np.float32(8)) == 0  # du = -0: -inf
+    assert isinstance(steps.warmup_f(np.float32(2.0), one, np.float32(0.2)), np.float32)
+
+
+@compiled_only
+def test_the_kernels_cache_knows_steps_py():
+    """Numba keys a cached kernel on its own file only; ours add the hash of steps.py and _jit.py, so an
+    edit of an equation recompiles every kernel that inlines it instead of running stale machine code."""
+    from reference import _jit, tsslbp
+
+    assert _jit.CACHE_KNOWS_STEPS, "this Numba has no CacheImpl._locator_classes: see _jit._install_cache_locator"
+    kernel = tsslbp._tsslbp_kernel
+    locator = kernel._cache._impl._locator
+    assert type(locator).__name__ == "StepsAwareLocator"
+    assert locator.get_source_stamp()[1] == _jit.STEPS_STAMP == _jit._stamp_of_steps()

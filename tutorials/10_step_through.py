@@ -10,10 +10,11 @@
 #
 # You will:
 # - see that a kernel is a compiled dispatcher normally and the plain function without the JIT;
-# - read the TSSL-BP kernel line by line against the equations of
-#   [`docs/paper-notes.md`](../docs/paper-notes.md) section 3 (line numbers found with `inspect`);
+# - read the TSSL-BP kernel against the equations of [`docs/paper-notes.md`](../docs/paper-notes.md)
+#   section 3: each equation is one small function of `reference/steps.py` that every kernel calls
+#   (line numbers found with `inspect`);
 # - run a real `pdb` session (non-interactively, commands fed on stdin) that stops inside the kernel
-#   at a spike and checks the inter- and intra-neuron terms by hand;
+#   at a spike, steps into the inter- and intra-neuron terms and checks them by hand;
 # - check that a small network gives the same forward pass and gradients with and without the JIT;
 # - learn how to do the same in VS Code and Jupyter.
 
@@ -92,48 +93,48 @@ def line_of(snippet: str) -> int:
 # of the `(T, M)` block), and the paper's later step is `k + j`. The arrays `c` and `G` hold one value per
 # neuron: the kernel walks backwards in time, and at step `k`, `G[m]` is the paper's `G[k]` of neuron `m`.
 #
-# The equations of `docs/paper-notes.md` section 3, for one neuron, with the readable NumPy function of
-# `reference.tsslbp` that implements each (the kernel fuses them all):
-#
-# | `docs/paper-notes.md` section 3 | library function (NumPy twin) |
-# | --- | --- |
-# | `G[k] = sum_{m >= k} eps[m-k] g[m]` (the error on a spike at k) | `spike_error` |
-# | `d t_k / d u[k] = -1/du[k]`, clamped to `[-8, 0]`; only where the neuron fires | `spike_time_derivative` |
-# | `inter[k] = s[k] * min(1/du[k], 8) * G[k]` | `inter_neuron_term` |
-# | `pre[k] = inter[k] + c theta_m u[k] min(1/du[k], 8) s[k] + c (1 - theta_m)(1 - s[k])` | `intra_neuron_term` |
-# | `c <- pre[k] s[k] + c (1 - s[k]) (1 - theta_m)` | `intra_neuron_term` |
-# | where `a[k] < 1/(4 tau_s)`: `delta[k] = G[k] f(u[k])`, `f(u) = e^z / ((1 + e^z)^2 0.2)`, `z = clip((threshold - u)/0.2, -8, 8)` | `warmup_mask`, `warmup_term` |
-# | elsewhere `delta[k] = pre[k]` | `compose_delta` |
-#
-# The cell below finds the kernel's line for each by its text (float64 arrays take the `np.exp`
-# branch; float32 arrays take a branch-free copy of the same formula that LLVM can vectorise,
-# `fast_exp`):
+# The kernel writes no equation itself: it is loops and memory layout around calls to one small function
+# per equation, all in `reference/steps.py` (every kernel of the package calls the same ones; compiled,
+# each is inlined into the kernel). The equations of `docs/paper-notes.md` section 3, for one neuron,
+# with the step function that computes each, its one line in `reference/steps.py`, and the kernel line
+# that calls it (found by their text, so no line number below is typed by hand; float64 arrays take
+# the `np.exp` branch, float32 arrays a branch-free copy that LLVM can vectorise, `fast_exp`):
 
 # %%
+from reference import steps  # noqa: E402
+
 READING = [
-    ("G[k] = sum_{m>=k} eps[m-k] g[m]", "G[m] += e * g[k + j, m]"),
-    ("-dt_k/du[k] = min(1/du[k], 8) s[k]", "dtdu = min(max(one / du[k, m], zero), max_inv_du) * sk"),
-    ("inter[k] = s[k] min(1/du[k], 8) G[k]", "inter_k = k_inter * dtdu * G[m]"),
-    ("c theta_m u[k] min(1/du[k],8) s[k] + c (1-theta_m)(1-s[k])", "intra_k = cm * theta_m * u[k, m] * dtdu"),
-    ("pre[k] = inter[k] + intra[k]", "pre = inter_k + intra_k"),
-    ("c <- pre[k] s[k] + c (1-s[k]) (1-theta_m)", "c[m] = k_intra * (pre * sk + cm * (one - sk) * decay_m)"),
-    ("delta[k] = pre[k] (TSSL-BP branch)", "delta[k, m] = pre"),
-    ("warm-up test a[k] < 1/(4 tau_s) (float64)", "if always or a[k, m] < warm_a:"),
-    ("z = clip((threshold - u)/0.2, -8, 8), e^z", "z = np.exp(min(max(z, -z_clip), z_clip))"),
-    ("delta[k] = G[k] e^z / ((1+e^z)^2 0.2)", "delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))"),
-    ("the same, float32 (vectorisable)", "delta[k, m] = G[m] * f if warm else delta[k, m]"),
+    ("G[k] = sum_{m>=k} eps[m-k] g[m]", steps.spike_error_add, "G[m] = spike_error_add(G[m], e, g[k + j, m])"),
+    ("min(1/du[k], 8) s[k]  (= -dt_k/du[k])", steps.inv_du_clamped, "inv_du = inv_du_clamped("),
+    ("inter[k] = G[k] min(1/du[k], 8) s[k]", steps.inter_term, "pre = inter_term("),
+    ("intra[k] = c theta_m u min(1/du,8) s + c (1-theta_m)(1-s)", steps.intra_term, "pre = inter_term("),
+    ("c <- pre[k] s[k] + c (1-s[k]) (1-theta_m)", steps.carry, "c[m] = carry("),
+    ("z = clip((threshold - u)/0.2, -8, 8)", steps.warmup_z, "ez = np.exp(warmup_z("),
+    ("delta[k] = G[k] e^z / ((1+e^z)^2 0.2) where a[k] < 1/(4 tau_s)", steps.warmup_f,
+     "delta[k, m] = G[m] * warmup_f(ez, one, sigma)"),
 ]
+steps_path = os.path.relpath(inspect.getsourcefile(steps), L.root)
 LINES = {}
-for eq, snippet in READING:
+for eq, fn, snippet in READING:
+    body, at = inspect.getsourcelines(fn)
+    ret = next(at + i for i, line in enumerate(body) if line.strip().startswith("return "))
     LINES[snippet] = line_of(snippet)
-    print(f"{eq:58s} -> {path}:{LINES[snippet]:<4d} {src[LINES[snippet] - first].split('#')[0].strip()}")
+    LINES[fn.__name__] = ret
+    print(f"{eq:62s}\n    {steps_path}:{ret:<4d} {fn.__name__}: {body[ret - at].strip()}\n"
+          f"    {path}:{LINES[snippet]:<4d} {src[LINES[snippet] - first].split('#')[0].strip()}")
+LINES["pre"] = line_of("pre = inter_term(")
+LINES["warm"] = line_of("delta[k, m] = G[m] * warmup_f(ez, one, sigma)")
 
 # %% [markdown]
 # Two details the table makes visible. The clamp is written `min(max(1/du, 0), 8) * s`: the authors'
 # `clamp(-1/du, -8, 0)` with the sign flipped, and IEEE division makes `du = +0` give 8 as theirs does
-# (`reference/_jit.py` explains why the kernels use NumPy's error model). And the carried `c` is
-# updated from `pre` *before* the warm-up may overwrite `delta[k, m]`: the rule of `docs/paper-notes.md`
-# section 3, "the carried term is updated from `pre[k]`, not from the replaced value".
+# (and `du = -0` give 0; `reference/_jit.py` explains why the kernels use NumPy's error model). And the
+# carried `c` is updated from `pre` *before* the warm-up may overwrite `delta[k, m]`: the rule of
+# `docs/paper-notes.md` section 3, "the carried term is updated from `pre[k]`, not from the replaced value".
+#
+# "Where would I change the neuron?" has one answer: `reference/steps.py`, `lif_step` (and `psp_step` for
+# the synapse); every forward kernel calls them. The rule's terms are the functions above, and the
+# paper-era rule's own three are at the end of the same file.
 #
 # ## 3. A real breakpoint inside the kernel
 #
@@ -167,28 +168,35 @@ print(open(script).read())
 # %% [markdown]
 # We run it under `python -m pdb` with `NUMBA_DISABLE_JIT=1` and type the commands on its stdin:
 #
-# 1. a **conditional breakpoint** on the line `pre = inter_k + intra_k`, stopping only where the neuron
-#    fires (`sk == 1`) AND a later spike has left a carried term (`cm != 0`), so that both TSSL-BP terms
-#    are at work;
-# 2. `c` (continue) to it; print the loop variables, and recompute `min(1/du, 8)`, the inter term and
-#    the intra term by hand from the equations;
-# 3. `n` (next) twice and print the new carried `c[m]`: for a step that fired, `c <- pre`;
-# 4. `clear`, a second breakpoint in the warm-up branch, `c`, and the surrogate checked by hand;
-# 5. `q`.
+# 1. a **conditional breakpoint** on the kernel's line `pre = inter_term(...) + intra_term(...)`, stopping
+#    only where the neuron fires (`sk == 1`) AND a later spike has left a carried term (`cm != 0`), so
+#    that both TSSL-BP terms are at work;
+# 2. `c` (continue) to it; print the loop variables, and recompute `min(1/du, 8)` by hand;
+# 3. `s` (step) into `inter_term`: pdb is now in `reference/steps.py`, on the line of the equation;
+#    `r` (return) shows what it returns, checked by hand; the same for `intra_term`;
+# 4. `n` (next) and print the new carried `c[m]`: for a step that fired, `c <- pre`;
+# 5. `clear`, a second breakpoint in the warm-up branch, `c`, and the surrogate checked by hand;
+# 6. `q`.
 #
 # pdb does not echo commands read from a pipe; the transcript below puts each one back after its
 # `(Pdb)` prompt.
 
 # %%
-pre_line = LINES["pre = inter_k + intra_k"]
-warm_line = LINES["delta[k, m] = G[m] * (z / ((one + z) * (one + z) * sigma))"]
+pre_line, warm_line = LINES["pre"], LINES["warm"]
 commands = [
     f"b {path}:{pre_line}, sk == 1 and cm != 0",
     "c",
     '!print(f"time k={k}, neuron m={m}: s={sk}, u={u[k, m]:.6f}, du={du[k, m]:.6f}, G={G[m]:.6f}, c={cm:.6f}")',
-    '!print(f"min(1/du, 8) s = {dtdu:.6f}   by hand min(1/du[k], 8) s[k] = {min(1 / du[k, m], 8.0) * sk:.6f}")',
-    '!print(f"inter = {inter_k:.6f}   by hand s min(1/du,8) G = {min(1 / du[k, m], 8.0) * G[m]:.6f}")',
-    '!print(f"intra = {intra_k:.6f}   by hand c theta_m u min(1/du,8) s = {cm * theta_m * u[k, m] * min(1 / du[k, m], 8.0) * sk:.6f}")',
+    '!print(f"min(1/du, 8) s = {inv_du:.6f}   by hand min(1/du[k], 8) s[k] = {min(1 / du[k, m], 8.0) * sk:.6f}")',
+    '!print(f"by hand: inter = s min(1/du,8) G = {min(1 / du[k, m], 8.0) * G[m]:.6f}; intra = c theta_m u min(1/du,8) s + c (1-theta_m)(1-s) = {cm * theta_m * u[k, m] * min(1 / du[k, m], 8.0) * sk + cm * decay_m * (1 - sk):.6f}")',
+    "s",
+    "s",
+    "r",
+    '!print(f"inter_term returns {__return__:.6f}")',
+    "s",
+    "s",
+    "r",
+    '!print(f"intra_term returns {__return__:.6f}")',
     "n",
     "n",
     '!print(f"pre = {pre:.6f}, carried c[m] is now {c[m]:.6f} (fired: c <- pre)")',
@@ -196,9 +204,9 @@ commands = [
     f"b {path}:{warm_line}",
     "c",
     '!print(f"warm-up at k={k}, m={m}: a={a[k, m]:.6f} < 1/(4 tau_s) = {warm_a:.6f}; u={u[k, m]:.6f}")',
-    '!print(f"e^z = {z:.6f}   by hand exp(clip((1 - u)/0.2, -8, 8)) = {np.exp(np.clip((threshold - u[k, m]) / sigma, -8, 8)):.6f}")',
+    '!print(f"e^z = {ez:.6f}   by hand exp(clip((1 - u)/0.2, -8, 8)) = {np.exp(np.clip((threshold - u[k, m]) / sigma, -8, 8)):.6f}")',
     "n",
-    '!print(f"delta = {delta[k, m]:.6f}   by hand G e^z/((1+e^z)^2 0.2) = {G[m] * z / ((1 + z) ** 2 * 0.2):.6f}")',
+    '!print(f"delta = {delta[k, m]:.6f}   by hand G e^z/((1+e^z)^2 0.2) = {G[m] * ez / ((1 + ez) ** 2 * 0.2):.6f}")',
     "q",
 ]
 env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": L.root}
@@ -212,18 +220,26 @@ with open(os.path.join(L.out, "pdb_transcript.txt"), "w") as fh:
 
 # %% [markdown]
 # Each "by hand" value is the equation of `docs/paper-notes.md` evaluated on the variables pdb shows, next
-# to the kernel's own value. The check below reads the transcript and asserts that the session stopped in
-# the kernel at both breakpoints and that every pair agrees to the printed digits.
+# to the value the code computed. The check below reads the transcript and asserts that the session
+# stopped in the kernel at both breakpoints, went into `inter_term` and `intra_term` in
+# `reference/steps.py` on their equations' lines, and that every pair agrees to the printed digits.
 
 # %%
 import re  # noqa: E402
 
 assert f"tsslbp.py({pre_line})_tsslbp_kernel()" in run.stdout, run.stdout + run.stderr
 assert f"tsslbp.py({warm_line})_tsslbp_kernel()" in run.stdout
+for name in ("inter_term", "intra_term"):
+    assert f"steps.py({LINES[name]}){name}()" in run.stdout, (name, run.stdout)
 pairs = re.findall(r"= (-?\d+\.\d+)\s+by hand[^=]*= (-?\d+\.\d+)", run.stdout)
+hand = dict(re.findall(r"(inter|intra) = [^=]+= (-?\d+\.\d+)", run.stdout.split("by hand: ")[1].splitlines()[0]))
+returned = dict(re.findall(r"(inter|intra)_term returns (-?\d+\.\d+)", run.stdout))
+pairs += [(returned[t], hand[t]) for t in ("inter", "intra")]
 assert len(pairs) == 5, pairs
 assert all(a == b for a, b in pairs), pairs
-print(f"pdb stopped at {path}:{pre_line} and {path}:{warm_line}; all {len(pairs)} hand computations agree")
+print(f"pdb stopped at {path}:{pre_line} and {path}:{warm_line}, and in {steps_path} at inter_term "
+      f"(line {LINES['inter_term']}) and intra_term (line {LINES['intra_term']}); all {len(pairs)} hand "
+      "computations agree")
 
 # %% [markdown]
 # The same neurons in pictures. We run the script in this process (compiled kernels) and compute the
@@ -248,7 +264,7 @@ inter = tsslbp.inter_neuron_term(G, st.du, st.s)
 intra = tsslbp.intra_neuron_term(inter, st.u, st.du, st.s, prm.theta_m)
 k1, m1 = map(int, re.search(r"time k=(\d+), neuron m=(\d+)", run.stdout).groups())
 k2, m2 = map(int, re.search(r"warm-up at k=(\d+), m=(\d+)", run.stdout).groups())
-shown = dict(re.findall(r"(inter|intra|delta) = (-?\d+\.\d+)", run.stdout))
+shown = {**returned, **dict(re.findall(r"(delta) = (-?\d+\.\d+)", run.stdout))}
 assert f"{inter[k1, m1]:.6f}" == shown["inter"] and f"{intra[k1, m1]:.6f}" == shown["intra"]
 assert f"{ns['delta'][k2, m2]:.6f}" == shown["delta"] and ns["branch"][k2, m2] == tsslbp.BRANCH_WARMUP
 print(f"pdb's inter {shown['inter']}, intra {shown['intra']} (k={k1}, m={m1}) and warm-up delta "
