@@ -101,8 +101,9 @@ class Network:
         every layer's output, :func:`reference.neuron.psp`; ``"authors"`` the authors' operation order
         (:func:`reference.neuron.encode_input`, as PyTorch computes it on a CPU); ``"authors-cuda"`` the
         same with CUDA's division by reciprocal.  Equal in exact arithmetic; in float32 they differ by
-        1-3 ulp in a quarter of the entries, which moved 3 of 17 million spike decisions of a trained MNIST
-        CNN on 300 test digits and no prediction.  The default keeps the committed results reproducible.
+        1-3 ulp in a quarter of the entries, which moves a few spike decisions in millions and no prediction
+        (measured in :func:`reference.neuron.encode_input`).  The default keeps the committed results
+        reproducible.
     """
 
     BACKWARDS = ("tsslbp", "bptt", "bptt-detached")

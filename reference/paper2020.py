@@ -72,8 +72,9 @@ def check_rate_threshold(rate_threshold) -> float:
 def desired_train_2020(n_steps: int) -> np.ndarray:
     """The label neuron's desired spike train of the paper-era code, shape (n_steps,), float64 0/1.
 
-    ``[0, 1, 0, 1, 1]`` for T = 5, repeated for multiples of 5 below 10; ``[0, 1]`` repeated for T >= 10
-    (their code fails for other T; we cut the repeated pattern to length T, our choice).
+    ``[0, 1, 0, 1, 1]`` at T = 5 and ``[0, 1]`` repeated at T >= 10, as their code builds it: T = 5 is the
+    only T that gets ``[0, 1, 0, 1, 1]``.  Their code fails at every other T < 10; there, and wherever the
+    pattern does not tile T, we cut the repeated pattern to length T (our choice).
     """
     base = (0.0, 1.0) if n_steps >= 10 else DESIRED_2020
     return np.resize(np.asarray(base), n_steps)

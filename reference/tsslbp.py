@@ -50,6 +50,8 @@ are options: ``inter=False`` (no spike-timing term), ``intra=False`` (no reset/l
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._jit import as_scalar, kernel, n_chunks, prange
@@ -91,8 +93,11 @@ def spike_error(g: np.ndarray, eps: np.ndarray) -> np.ndarray:
     return G
 
 
-def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``-d t_k / d u[k] = min(1/du[k], 8)`` where the neuron fires at k, else 0 (authors: ``-partial_u``).
+def spike_advance(du: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The spike's advance ``-d t_k / d u[k] = min(1/du[k], 8)`` where the neuron fires at k, else 0.
+
+    How many steps earlier the spike at k comes per unit of added membrane (authors: ``-partial_u``; the
+    sign convention of every name is in paper-notes section 6).
 
     .. math:: -\\frac{\\partial t_k}{\\partial u[k]} = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right)
 
@@ -116,16 +121,22 @@ def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.where(s > 0, np.minimum(np.maximum(inv, 0), MAX_INV_DU), 0).astype(du.dtype)
 
 
+def spike_time_derivative(du: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Deprecated name of :func:`spike_advance` (it returns ``-d t_k/d u``, not ``d t_k/d u``)."""
+    warnings.warn("spike_time_derivative is renamed spike_advance: it returns -d t_k/d u = min(1/du, 8) s",
+                  DeprecationWarning, stacklevel=2)
+    return spike_advance(du, s)
+
+
 def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Inter-neuron dependency: ``inter[k] = s[k] min(1/du[k], 8) G[k]``.
 
     .. math:: \\mathrm{inter}[k] = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right) G[k]
 
-    The neuron's PSP ``a[m]`` depends on the time of its spike at k.  The authors take the change of
-    ``a[m]`` as ``-eps[m-k]/tau_s`` per unit of ``t_k`` (``partial_a``) and ``d t_k/d u[k] = -1/du[k]``
-    (``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving this product.
-    Counted consistently, ``-eps[m-k]/tau_s`` is the change of ``a[m]`` when the spike comes one step
-    *earlier*, and an earlier spike leaves less of its decaying tail at later steps, so the tail's true
+    The neuron's PSP ``a[m]`` depends on the time of its spike at k.  The authors multiply
+    ``-eps[m-k]/tau_s`` (``partial_a``), the change of ``a[m]`` when the spike comes one step *earlier*,
+    by ``d t_k/d u[k] = -1/du[k]`` (``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving
+    this product.  Since an earlier spike leaves less of its decaying tail at later steps, the tail's true
     timing derivative ``d a[m]/d u[k]`` is negative; the rule's product is positive: it treats a higher
     membrane as a spike made more present (``ds/du ~ 1/du``), the direction learning needs (lesson 4,
     section 5, measures both).
@@ -140,7 +151,7 @@ def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarra
     -------
     inter : ndarray, shape (T, ...)
     """
-    return spike_time_derivative(du, s) * G
+    return spike_advance(du, s) * G
 
 
 def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.ndarray, theta_m: float) -> np.ndarray:
@@ -168,12 +179,12 @@ def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.nd
     -------
     intra : ndarray, shape (T, ...)
     """
-    dtdu = spike_time_derivative(du, s)
+    advance = spike_advance(du, s)
     fired = (s > 0).astype(u.dtype)
     intra = np.zeros_like(inter)
     c = np.zeros_like(inter[0])
     for k in range(inter.shape[0] - 1, -1, -1):
-        intra[k] = c * theta_m * u[k] * dtdu[k] + c * (1.0 - theta_m) * (1.0 - fired[k])
+        intra[k] = c * theta_m * u[k] * advance[k] + c * (1.0 - theta_m) * (1.0 - fired[k])
         pre = inter[k] + intra[k]
         c = pre * fired[k] + c * (1.0 - fired[k]) * (1.0 - theta_m)
     return intra
@@ -311,8 +322,8 @@ def _tsslbp_kernel(
     (paper-notes section 3)::
 
         G[k]     = sum_{m >= k} eps[m-k] g[m]
-        dtdu     = min(max(1/du[k], 0), 8) s[k]
-        pre[k]   = dtdu G[k] + c theta_m u[k] dtdu + c (1 - theta_m)(1 - s[k])
+        advance     = min(max(1/du[k], 0), 8) s[k]
+        pre[k]   = advance G[k] + c theta_m u[k] advance + c (1 - theta_m)(1 - s[k])
         c        = pre[k] s[k] + c (1 - s[k])(1 - theta_m)
         delta[k] = G[k] f(u[k]) where warm-up applies (a[k] < warm_a, or always), else pre[k]
 

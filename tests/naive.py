@@ -43,13 +43,13 @@ def tsslbp_neuron(g, u, du, s, a, tau_m, tau_s, threshold, inter=True, intra=Tru
     for k in range(n - 1, -1, -1):
         G = sum(eps[m - k] * g[m] for m in range(k, n))
         if s[k] and du[k] > 0:
-            dtdu = min(1 / du[k], 8.0)
+            advance = min(1 / du[k], 8.0)
         elif s[k] and du[k] == 0 and not np.signbit(du[k]):
-            dtdu = 8.0  # -1/(+0) = -inf, clamped to -8 by the authors; -0.0 gives +inf, clamped to 0
+            advance = 8.0  # -1/(+0) = -inf, clamped to -8 by the authors; -0.0 gives +inf, clamped to 0
         else:
-            dtdu = 0.0
-        inter_k = s[k] * dtdu * G if inter else 0.0
-        intra_k = (c * theta_m * u[k] * dtdu * s[k] + c * (1 - theta_m) * (1 - s[k])) if intra else 0.0
+            advance = 0.0
+        inter_k = s[k] * advance * G if inter else 0.0
+        intra_k = (c * theta_m * u[k] * advance * s[k] + c * (1 - theta_m) * (1 - s[k])) if intra else 0.0
         pre = inter_k + intra_k
         if intra:
             c = pre * s[k] + c * (1 - s[k]) * (1 - theta_m)

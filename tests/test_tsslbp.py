@@ -20,7 +20,7 @@ from reference.neuron import NeuronState, lif_compact, lif_forward, psp, psp_ker
 from reference.params import MAX_INV_DU, WARMUP_SIGMA, NeuronParams, warmup_psp_threshold
 from reference.tsslbp import (
     BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, _kernel_args, _tsslbp_compact_kernel_py, _tsslbp_kernel, _tsslbp_kernel_py,
-    branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative,
+    branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term, spike_error, spike_advance,
     tsslbp_delta, warmup_mask, warmup_surrogate, warmup_term,
 )
 
@@ -80,24 +80,24 @@ def authors_partial_u(du, s):
         return -np.clip(-1.0 / du, -8.0, 0.0) * s
 
 
-def test_spike_time_derivative_values():
+def test_spike_advance_values():
     du = np.array([0.05, 0.125, 0.5, 2.0, 0.0, -0.3, 0.5, 1e-30, 2.0 ** 100])
     s = np.array([1, 1, 1, 1, 1, 1, 0, 1, 1.0])
     # 1/0.05 = 20 -> clamp 8; 1/0.125 = 8; 2; 0.5; du = +0 -> 1/du = inf -> 8; du < 0 -> 0; not fired -> 0
     expected = [8.0, 8.0, 2.0, 0.5, 8.0, 0.0, 0.0, 8.0, 2.0 ** -100]
-    got = spike_time_derivative(du, s)
+    got = spike_advance(du, s)
     np.testing.assert_array_equal(got, expected)  # exact: one division of exact binary fractions or a clamp
     np.testing.assert_array_equal(got, authors_partial_u(du, s))
-    assert got.dtype == np.float64 and spike_time_derivative(du.astype(np.float32), s).dtype == np.float32
+    assert got.dtype == np.float64 and spike_advance(du.astype(np.float32), s).dtype == np.float32
 
 
-def test_spike_time_derivative_negative_zero_du_matches_authors_clamp():
+def test_spike_advance_negative_zero_du_matches_authors_clamp():
     """du = -0.0 where the neuron fires: the authors' clamp(-1/du, -8, 0) gives clamp(+inf) = 0, and the
-    compiled kernel gives 0; the documented range of spike_time_derivative is [0, 8]."""
+    compiled kernel gives 0; the documented range of spike_advance is [0, 8]."""
     du = np.array([-0.0, 0.0])
     s = np.array([1.0, 1.0])
     np.testing.assert_array_equal(authors_partial_u(du, s), [0.0, 8.0])
-    got = spike_time_derivative(du, s)
+    got = spike_advance(du, s)
     assert np.all((got >= 0) & (got <= MAX_INV_DU)), f"values outside [0, 8]: {got}"
     np.testing.assert_array_equal(got, [0.0, 8.0])
 
@@ -130,8 +130,8 @@ def scalar_intra(inter, u, du, s, theta_m):
     out = np.zeros(n)
     c = 0.0
     for k in range(n - 1, -1, -1):
-        dtdu = min(1 / du[k], 8.0) if (s[k] and du[k] > 0) else (8.0 if s[k] and du[k] == 0 else 0.0)
-        out[k] = c * theta_m * u[k] * dtdu * s[k] + c * (1 - theta_m) * (1 - s[k])
+        advance = min(1 / du[k], 8.0) if (s[k] and du[k] > 0) else (8.0 if s[k] and du[k] == 0 else 0.0)
+        out[k] = c * theta_m * u[k] * advance * s[k] + c * (1 - theta_m) * (1 - s[k])
         pre = inter[k] + out[k]
         c = pre * s[k] + c * (1 - s[k]) * (1 - theta_m)
     return out
@@ -302,7 +302,7 @@ def test_neurons_firing_at_every_step(dtype):
 @pytest.mark.parametrize("fn", [tsslbp_delta, compose_delta])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_zero_and_negative_du_where_fired(fn, dtype):
-    # one step, fired, own PSP 1/3 (not warm): delta = dtdu * G, G = eps[0] g = g/3
+    # one step, fired, own PSP 1/3 (not warm): delta = advance * G, G = eps[0] g = g/3
     g = np.array([1.5], dtype)
     d0, b0 = fn(g, state([1.2], [0.0], [1.0], dtype=dtype), P)
     assert b0[0] == BRANCH_INTER
@@ -486,3 +486,11 @@ def test_pooled_error_shape_is_checked():
         tsslbp_delta(np.zeros((5, 2, 2, 2, 3), np.float32), compact, P, pool=(2, 1.1))
     with pytest.raises(ValueError, match="CompactState of a conv layer"):
         tsslbp_delta(np.zeros((5, 4), np.float32), lif_forward(np.zeros((5, 4)), P), P, pool=(2, 1.1))
+
+
+def test_spike_time_derivative_is_the_deprecated_name_of_spike_advance():
+    from reference.tsslbp import spike_time_derivative
+    du, s = np.array([0.05, 0.5, -0.3]), np.array([1.0, 1.0, 1.0])
+    with pytest.warns(DeprecationWarning, match="spike_advance"):
+        got = spike_time_derivative(du, s)
+    np.testing.assert_array_equal(got, spike_advance(du, s))

@@ -254,24 +254,11 @@ for tm in tau_ms:
 # ## 4. Names: this project, the paper and the authors' code
 #
 # The most common question on the authors' repository (their issue #11) is what the variables of their
-# `functions/tsslbp.py` mean. Here is the dictionary, used in every lesson. The backward-pass rows are
-# lessons 4 and later; the forward rows are what you have just plotted.
-#
-# | here | authors | meaning |
-# | --- | --- | --- |
-# | `u[k]` | `mems` / `u` | membrane before reset |
-# | `du[k]` | `mem_updates` / `delta_u` | membrane increment at k |
-# | `s[k]` | `outputs` / `out` | spikes |
-# | `a[k]` | `syns_posts` / `syns` | the neuron's output PSP |
-# | `g[m]` | `grad_delta` | dL/da, the error arriving from the next layer or the loss |
-# | `G[k]` | `grad_a` | sum_m eps[m-k] g[m], the error on a spike at k |
-# | `-min(1/du, 8) s` | `partial_u` | d t_k / d u (inter-neuron), clamped |
-# | `-eps/tau_s` | `partial_a` | d a / d t_k |
-# | `c` | `theta` | the carried intra-neuron term |
-# | `delta[k]` | `grad` | dL/dx, what the layer's weight gradient uses |
-# | `1/(4 tau_s)` | `th` | warm-up switch on the neuron's own PSP |
-# | `0.2` | `a` | width of the warm-up sigmoid surrogate |
-# | `eps[k]` | `glv.syn_a` | the PSP kernel, normalised by 1/tau_s (their issue #4): sums to `1 - (1 - theta_s)^T` over T steps (0.868 at T = 5, tau_s = 3), to 1 only as T grows |
+# `functions/tsslbp.py` mean. The dictionary, used in every lesson, is the table of
+# [`docs/paper-notes.md`](../docs/paper-notes.md) section 6: `u`, `du`, `s`, `a` are their `mems`,
+# `mem_updates`, `outputs`, `syns_posts` (what you have just plotted); the backward rows (`grad_delta`,
+# `grad_a`, `partial_u`, `partial_a`, `theta`, `grad`) are lessons 4 and later, with the sign convention
+# of each.
 #
 # Also: `theta_m = 1/tau_m` and `theta_s = 1/tau_s` (the authors read `tau_m`, `tau_s` from the config),
 # `T` is their `n_steps`, and the threshold is each layer's config key `threshold`. In this library,

@@ -11,8 +11,9 @@
 # You will:
 # - compute the error on a spike, `G[k] = sum_{m>=k} eps[m-k] g[m]` (`spike_error`), and check that it
 #   is `dL/ds[k]`;
-# - see why the spike time moves by `-1/du` per unit of membrane (`spike_time_derivative`): the
-#   steeper the membrane crosses the threshold, the less its spike time moves;
+# - see why the spike comes earlier by `1/du` steps per unit of added membrane, `d t_k/d u = -1/du`
+#   (`spike_advance` returns this advance, `-d t_k/d u`, clamped to 8): the steeper the membrane
+#   crosses the threshold, the less its spike time moves;
 # - measure `d t*/d u` in a finely time-stepped simulation of the same neuron and compare it with the
 #   rule's `-1/du`, over a range of input strengths, and see where the clamp at 8 acts;
 # - take apart the inter-neuron term `s[k] min(1/du[k], 8) G[k]` (`inter_neuron_term`) of a neuron
@@ -29,7 +30,7 @@ from reference.network import Network
 from reference.neuron import lif_forward, psp, psp_kernel
 from reference.optim import AdamW, train_step
 from reference.params import MAX_INV_DU, NeuronParams
-from reference.tsslbp import inter_neuron_term, intra_neuron_term, spike_error, spike_time_derivative
+from reference.tsslbp import inter_neuron_term, intra_neuron_term, spike_error, spike_advance
 
 L = Lesson("04_inter_neuron")
 P = NeuronParams()  # tau_m = 5, tau_s = 3, threshold = 1, T = 5: the authors' final configs
@@ -84,7 +85,7 @@ assert err_G < 1e-8
 #
 # Raise the membrane by a small amount (the whole segment, `du[k]` unchanged) and the crossing moves by
 #
-#     d t_k / d u[k] = -1 / du[k]                       (spike_time_derivative gives -d t_k/d u)
+#     d t_k / d u[k] = -1 / du[k]                       (spike_advance gives -d t_k/d u, clamped)
 #
 # earlier, never later: the minus sign. A steep membrane (large `du`) crosses the threshold at nearly
 # the same time whatever the nudge; a membrane that barely creeps over the threshold (small `du`) moves
@@ -227,11 +228,11 @@ st_c = coarse_run(x_in)
 assert np.all(st_c.s.any(axis=0)), "every input must make the coarse neuron fire within T_COARSE steps"
 k_c = np.argmax(st_c.s > 0, axis=0)                                         # coarse spike step
 du_c = st_c.du[k_c, np.arange(M)]
-dtdu_rule = spike_time_derivative(st_c.du, st_c.s)[k_c, np.arange(M)]       # min(1/du, 8) at the spike
+advance_rule = spike_advance(st_c.du, st_c.s)[k_c, np.arange(M)]       # min(1/du, 8) at the spike
 
 rel_fine = np.max(np.abs(-dt_du_fine * slope - 1))
 ratio = (1 / du_c) / (-dt_du_fine)
-clamped = dtdu_rule < 1 / du_c
+clamped = advance_rule < 1 / du_c
 print(f"{M} input strengths from {x_in[0]:.3f} to {x_in[-1]:.2f}")
 print(f"measured d t*/d u against -1/u'(t*): largest relative difference {rel_fine:.1e}")
 print(f"coarse 1/du[k] over measured |d t*/d u|: from {ratio.min():.2f} to {ratio.max():.2f} "
@@ -272,7 +273,7 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [
 ax = axes[0]
 ax.plot(x_in, 1 / slope, color="C0", lw=2, label=r"fine: $1/u'(t^*)$, slope at the crossing")
 ax.plot(x_in, -dt_du_fine, "o", color="C0", ms=3, mfc="white", label=r"fine, measured: $-\Delta t^*/\Delta u$")
-ax.plot(x_in, dtdu_rule, "-", color="C3", lw=2.5, label=r"TSSL-BP: $\min(1/du[k], 8)$")
+ax.plot(x_in, advance_rule, "-", color="C3", lw=2.5, label=r"TSSL-BP: $\min(1/du[k], 8)$")
 ax.plot(x_in, 1 / du_c, "-", color="C2", lw=1, label=r"coarse: $1/du[k]$")
 ax.axhline(MAX_INV_DU, color="C3", ls=":", lw=1)
 ax.text(x_in[-1], MAX_INV_DU * 1.1, "clamp 8", color="C3", ha="right", fontsize=8)
@@ -374,8 +375,8 @@ ax.set_ylabel("error")
 ax.legend(fontsize=7)
 ax = axes[2]
 ax.bar(tt, st.du[:, n0, j], 0.5, color="C7", label=r"$du[k]$")
-dtdu_j = spike_time_derivative(st.du, st.s)[:, n0, j]
-ax.plot(tt[fired[:, n0, j]], dtdu_j[fired[:, n0, j]], "v", color="C3", ms=9,
+advance_j = spike_advance(st.du, st.s)[:, n0, j]
+ax.plot(tt[fired[:, n0, j]], advance_j[fired[:, n0, j]], "v", color="C3", ms=9,
         label=r"$\min(1/du[k], 8)$ where it fires")
 ax.axhline(0, color="k", lw=0.5)
 ax.set_ylabel(r"$du$, $-dt_k/du$")
@@ -461,9 +462,28 @@ print("-eps[m-k]/tau_s for m >= k:                          ", np.round(-eps_T[:
 assert np.isclose(change[k_spk - 1], theta_s)                      # the step it now covers gains eps[0]
 assert np.allclose(change[k_spk:], -eps_T[:T_sign - k_spk] / P.tau_s)  # every later step loses eps[m-k]/tau_s
 
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+m_all = np.arange(T_sign)
+axes[0].plot(m_all, psp(late, P.tau_s), "o-", color="C0", lw=2, label=f"spike at step {k_spk}")
+axes[0].plot(m_all, psp(early, P.tau_s), "s--", color="C1", lw=2,
+             label=f"spike at step {k_spk - 1} (one step earlier)")
+axes[0].set_xlabel("step m")
+axes[0].set_ylabel("PSP a[m]")
+axes[0].set_title("moving a spike one step earlier", fontsize=9)
+axes[0].set_ylim(-0.02, 0.48)
+axes[0].legend(fontsize=7, loc="upper right")
+axes[1].bar(m_all, change, color=np.where(change > 0, "C2", "C3"), width=0.6, label="a[m] change (early - late)")
+axes[1].plot(m_all[k_spk:], -eps_T[:T_sign - k_spk] / P.tau_s, "kx", ms=8, label=r"$-\epsilon[m-k]/\tau_s$ (partial_a)")
+axes[1].axhline(0, color="k", lw=0.5)
+axes[1].set_xlabel("step m")
+axes[1].set_title(r"the step newly covered gains $\epsilon[0]$; every later step loses $\epsilon[m-k]/\tau_s$", fontsize=9)
+axes[1].legend(fontsize=7, loc="upper right")
+fig.tight_layout()
+L.save(fig, "partial_a_sign")
+
 # %% [markdown]
 # So `-eps[m-k]/tau_s` is exactly the change of `a[m]` (for `m >= k`) when the spike comes one step
-# **earlier**: the tail decays one step more. Per unit of `t_k` that is `+eps[m-k]/tau_s`, the positive sign
+# **earlier** (the picture above): the tail decays one step more. Per unit of `t_k` that is `+eps[m-k]/tau_s`, the positive sign
 # of the continuous case. The authors' `partial_a` is the change per step of *advance*, and it is
 # multiplied by `partial_u = d t_k/d u = -1/du`, a change of *time*. Counted consistently, raising the
 # membrane advances the spike and **lowers** the PSP at every step after it: the true timing derivative

@@ -30,7 +30,7 @@ from reference.neuron import lif_forward, psp_kernel
 from reference.optim import AdamW, train_step
 from reference.params import NeuronParams
 from reference.tsslbp import (BRANCH_INTRA, BRANCH_WARMUP, branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term,
-                              spike_error, spike_time_derivative, tsslbp_delta)
+                              spike_error, spike_advance, tsslbp_delta)
 
 L = Lesson("05_intra_neuron")
 T = 10
@@ -57,7 +57,7 @@ assert np.array_equal(np.flatnonzero(fired) + 1, np.flatnonzero(pattern)), "it f
 print(f"spikes at steps {np.flatnonzero(fired).tolist()}, desired at {np.flatnonzero(pattern).tolist()}; "
       f"loss {loss:.4f}")
 print(f"du at the spikes: {[round(float(v), 3) for v in st.du[fired, 0, 0]]}, "
-      f"min(1/du, 8) there: {[round(float(v), 2) for v in spike_time_derivative(st.du, st.s)[fired, 0, 0]]}")
+      f"min(1/du, 8) there: {[round(float(v), 2) for v in spike_advance(st.du, st.s)[fired, 0, 0]]}")
 
 # %% [markdown]
 # ## 2. The carried term `c`, written out
@@ -84,13 +84,13 @@ print(f"du at the spikes: {[round(float(v), 3) for v in st.du[fired, 0, 0]]}, "
 
 # %%
 u, du, s = st.u[:, 0, 0], st.du[:, 0, 0], st.s[:, 0, 0]
-dtdu = spike_time_derivative(st.du, st.s)[:, 0, 0]           # min(1/du, 8) where fired, else 0
+advance = spike_advance(st.du, st.s)[:, 0, 0]           # min(1/du, 8) where fired, else 0
 intra_loop = np.zeros(T)
 c_in = np.zeros(T)                                           # c arriving at step k from the later steps
 c = 0.0
 for k in range(T - 1, -1, -1):
     c_in[k] = c
-    intra_loop[k] = c * P.theta_m * u[k] * dtdu[k] + c * (1 - P.theta_m) * (1 - s[k])
+    intra_loop[k] = c * P.theta_m * u[k] * advance[k] + c * (1 - P.theta_m) * (1 - s[k])
     pre_k = inter[k, 0, 0] + intra_loop[k]
     c = pre_k * s[k] + c * (1 - s[k]) * (1 - P.theta_m)
 intra = intra_neuron_term(inter, st.u, st.du, st.s, P.theta_m)
@@ -372,7 +372,7 @@ fig.tight_layout()
 L.save(fig, "network")
 
 # %% [markdown]
-# ## 6. The paper's version of the same dependency: the reset record D
+# ## 5. The paper's version of the same dependency: the reset record D
 #
 # The paper's tables were made with an earlier version of the authors' code (`--variant paper2020`,
 # `reference.paper2020`, docs/paper-notes.md section 7). It models the reset differently: the forward

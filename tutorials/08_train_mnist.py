@@ -4,8 +4,8 @@
 # Everything so far was one forward and one backward pass. Training repeats them over mini-batches of
 # real data with the authors' optimiser, and the network's spiking changes: the output layer learns to
 # fire the desired train for the right class and to stay silent otherwise. This lesson trains the
-# authors' 400-400 MLP on the real MNIST set for two epochs (a few minutes at most on 2 cores; in fast
-# mode seconds, on a subset) and looks at the network before and after.
+# authors' 400-400 MLP on the real MNIST set for two epochs (the time it takes is in tutorials/README.md;
+# in fast mode seconds, on a subset) and looks at the network before and after.
 #
 # You will:
 # - train with `reference.train.train` (the authors' loop: shuffled mini-batches, TSSL-BP, gradient-norm

@@ -81,7 +81,7 @@ def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True
     :mod:`reference.tsslbp`), so that the two can be checked against each other.
 
     - inter-neuron: ``inter[k] = s[k] min(1/du[k], 8) G[k]`` (the clamp as ``clip(1/du, 0, 8)``, so
-      ``du <= 0`` gives 0 and ``du = +0`` gives 8, like the authors' ``clamp(-1/du, -8, 0)``);
+      ``du < 0`` and ``du = -0`` give 0, ``du = +0`` gives 8, like the authors' ``clamp(-1/du, -8, 0)``);
     - intra-neuron, with ``c`` carried backwards from ``c = 0``:
       ``pre[k] = inter[k] + c theta_m u[k] min(1/du[k], 8) s[k] + c (1 - theta_m)(1 - s[k])``, then
       ``c <- pre[k] s[k] + c (1 - s[k])(1 - theta_m)``;
@@ -90,13 +90,13 @@ def tsslbp_backward(xp, G, u, du, s, a, *, theta_m, tau_s, threshold, inter=True
 
     All arguments (T, ...); returns delta (T, ...).
     """
-    dtdu = xp.where(s > 0, xp.clip(1 / du, 0, MAX_INV_DU), xp.zeros_like(du))
+    advance = xp.where(s > 0, xp.clip(1 / du, 0, MAX_INV_DU), xp.zeros_like(du))
     c = xp.zeros_like(G[0])
     out = [None] * G.shape[0]
     for k in range(G.shape[0] - 1, -1, -1):
-        pre = dtdu[k] * G[k] if inter else xp.zeros_like(G[k])
+        pre = advance[k] * G[k] if inter else xp.zeros_like(G[k])
         if intra:
-            pre = pre + c * theta_m * u[k] * dtdu[k] + c * (1 - theta_m) * (1 - s[k])
+            pre = pre + c * theta_m * u[k] * advance[k] + c * (1 - theta_m) * (1 - s[k])
             c = pre * s[k] + c * (1 - s[k]) * (1 - theta_m)
         if warmup == "never":
             out[k] = pre
