@@ -23,6 +23,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, dataset_missing
@@ -91,3 +92,34 @@ def test_weights_reproduce_the_recorded_accuracies(run):
         assert proc.returncode == 0, proc.stderr[-2000:]
         out = proc.stdout
         assert f"accuracy={expected:.6f}" in out, f"{run}/{weights}: {out.strip().splitlines()[-1]} vs {expected}"
+
+
+def _column(run, name, column, epochs=None):
+    with open(os.path.join(RESULTS, run, name)) as fh:
+        rows = list(csv.DictReader(fh))
+    return [float(r[column]) for r in rows if epochs is None or int(r["epoch"]) in epochs]
+
+
+def test_readme_numbers_recompute_from_the_runs():
+    """Numbers results/README.md states about the runs (issue 33's stale list) are recomputed here from the
+    committed metrics.csv and diagnostics.csv and must appear in the text as printed."""
+    with open(os.path.join(RESULTS, "README.md")) as fh:
+        text = " ".join(fh.read().split())
+    pct = lambda v, d=1: f"{100 * v:.{d}f}"
+    # the paper-era MNIST CNN's three seeds, their bests, and the gap to the paper's 99.50% in their stds
+    bests = [max(_column(run, "metrics.csv", "test_acc"))
+             for run in ("mnist_cnn_paper2020", "mnist_cnn_paper2020_seed4", "mnist_cnn_paper2020_seed5")]
+    assert f"(seeds 3, 4 and 5: best {pct(bests[0], 2)}%, {pct(bests[1], 2)}% and {pct(bests[2], 2)}%" in text
+    gap = (0.995 - np.mean(bests)) / np.std(bests, ddof=1)
+    assert f"is {gap:.1f} times the seed-to-seed standard deviation" in text
+    # the paper-era Fashion-MNIST CNN (kernel loss) from epoch 24 on: every layer below the switch's 0.1
+    run, late = "fmnist_cnn_paper2020_kernel", range(24, 101)
+    conv_1, fc_1 = (_column(run, "diagnostics.csv", f"rate/{n}", late) for n in ("conv_1", "FC_1"))
+    assert max(max(_column(run, "diagnostics.csv", f"rate/{n}", late)) for n in ("conv_1", "conv_2", "FC_1", "output")) < 0.1
+    assert f"(conv_1 {pct(min(conv_1))}-{pct(max(conv_1))}%, FC_1 {pct(min(fc_1))}-{pct(max(fc_1))}%)" in text
+    # the switch at 0.05: the output layer's rate straddles it
+    out = _column("fmnist_cnn_paper2020_kernel_rate005", "diagnostics.csv", "rate/output")
+    assert min(out) < 0.05 < max(out) and f"at {pct(min(out), 2)}-{pct(max(out), 2)}%, on the threshold" in text
+    # the paper-era Fashion-MNIST MLP, seed 6: hidden_1 from epoch 1 to epoch 10
+    h1 = _column("fmnist_mlp_400_400_paper2020_seed6", "diagnostics.csv", "rate/hidden_1", (1, 10))
+    assert f"hidden_1 falls from {pct(h1[0])}% to {pct(h1[1])}% by epoch 10" in text
