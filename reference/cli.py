@@ -131,7 +131,10 @@ def _output_folder(path: str) -> str:
 
 
 def _net_options(args) -> dict:
-    """The Network options the user gave explicitly (None means "not given")."""
+    """The Network options the user gave explicitly (None means "not given"), checked by
+    :class:`~reference.options.NetOptions` (when resuming, together with the run's own, by ``train``)."""
+    from .options import NetOptions
+
     opts = {}
     for key in ("warmup", "target_filter", "backward", "dropout_unit", "input_encoding", "variant"):
         if getattr(args, key, None) is not None:
@@ -141,15 +144,25 @@ def _net_options(args) -> dict:
     if getattr(args, "no_intra", False):
         opts["intra"] = False
     if getattr(args, "rate_threshold", None) is not None:
-        resuming = bool(getattr(args, "resume", None))  # the run's own variant decides; train compares
-        if not resuming and (opts.get("variant") != "paper2020" or opts.get("backward", "tsslbp") != "tsslbp"):
-            raise UsageError("--rate-threshold sets the paper-era rule's layer-wise warm-up switch: give it with "
-                             "--variant paper2020 and the TSSL-BP backward (not --backward bptt)")
         opts["rate_threshold"] = args.rate_threshold
-    if opts.get("variant") == "paper2020" and ("warmup" in opts or "inter" in opts):
-        raise UsageError("--variant paper2020 has its own layer-wise warm-up switch and keeps the inter-neuron "
-                         "term: --warmup and --no-inter apply to the final rule")
+    if not getattr(args, "resume", None):  # a resumed run's own options complete these: train checks them
+        try:
+            NetOptions(**opts)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     return opts
+
+
+def _options_for(ck: dict, given: dict, what: str):
+    """The options of the run a loaded file (:func:`reference.runs.load_checkpoint`) recorded, with the
+    options given on the command line (``given``) changing them; a combination that does not exist is
+    one line naming ``what``."""
+    if not given:
+        return ck["options"]
+    try:
+        return ck["options"].replace(**given)
+    except ValueError as err:
+        raise UsageError(f"{what}'s run options {ck['options'].record() or '(defaults)'} with {given}: {err}") from None
 
 
 def _batch(args, config):
@@ -180,6 +193,9 @@ def _require(framework):
 def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndarray, dtype=np.float32, **options) -> dict:
     """Loss, weight gradients, layer outputs and deltas of one batch, as the archive of ``gradients`` holds them.
 
+    ``options``: the network's options, as :class:`~reference.network.Network` takes them (keywords, or
+    ``options=NetOptions(...)``).
+
     Returns a dict: ``loss`` (0-d float64), ``grad/<layer>`` (authors' weight layout), ``output/<layer>`` and
     ``delta/<layer>`` (N, C, H, W, T).
     """
@@ -199,10 +215,13 @@ def cmd_gradients(args) -> int:
     config = _config(args.config)
     _output_file(args.out, args.inputs, args.weights, args.config)
     inputs, labels = check_inputs(_load_npz(args.inputs, "inputs"), config)
-    weights = check_weights(_read_weights(args.weights), config)
-    result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, **_net_options(args))
+    ck = _load_file(args.weights, config)
+    weights = check_weights(ck["weights"], config)
+    options = _options_for(ck, _net_options(args), args.weights)
+    result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, options=options)
     atomic_savez(args.out, result)
-    print(f"loss {float(result['loss']):.6g}; wrote {len(result)} arrays to {args.out}")
+    note = f" (options {options.record()}, as {args.weights} records them)" if ck["options"].record() else ""
+    print(f"loss {float(result['loss']):.6g}; wrote {len(result)} arrays to {args.out}{note}")
     return 0
 
 
@@ -258,23 +277,12 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .blas import recorded_accuracy_note
-    from .network import Network
-    from .runs import CheckpointError, load_checkpoint
     from .train import evaluate, load_split
 
     config = _config(args.config) if args.config else None
-    try:
-        ck = load_checkpoint(args.checkpoint, config)
-    except CheckpointError as err:
-        raise UsageError(str(err)) from None
-    cfg = ck["config"]
+    given = {"variant": args.variant} if args.variant else {}
+    net, cfg, ck = _load_run_weights(args.checkpoint, config, given)  # every option the run recorded
     dataset = args.dataset or cfg.network["dataset"]
-    variant = args.variant or _run_options(ck).get("variant", "final")  # the run's, by default
-    net = Network(cfg, variant=variant)  # the variant sets the loss's target (the forward is the same)
-    try:
-        net.set_weights(check_weights(ck["weights"], cfg))
-    except ValueError as err:
-        raise UsageError(f"{args.checkpoint}: {err}") from None
     split = load_split(dataset, args.split, args.limit, args.data_dir, config=cfg)
     t0 = time.perf_counter()
     loss, acc, _ = evaluate(net, split, progress=not args.no_progress)
@@ -288,28 +296,30 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _run_options(ck: dict) -> dict:
-    """The Network options a run was trained with, from a loaded weights/checkpoint file's metadata."""
-    return (ck["meta"].get("settings") or {}).get("net_options") or ck["meta"].get("net_options") or {}
-
-
-def _load_run_weights(path, config):
-    """(Network with the weights of ``path``, its config) for a run's weights or checkpoint file; the
-    network takes the run's TSSL-BP options (variant, target, ...) from the file's metadata."""
-    from .network import Network
+def _load_file(path, config):
+    """:func:`reference.runs.load_checkpoint`, its errors as one line."""
     from .runs import CheckpointError, load_checkpoint
 
     try:
-        ck = load_checkpoint(path, config)
+        return load_checkpoint(path, config)
     except CheckpointError as err:
         raise UsageError(str(err)) from None
+
+
+def _load_run_weights(path, config, given: dict | None = None):
+    """(Network with the weights of ``path``, its config, the loaded file) for a run's weights or
+    checkpoint file; the network takes every option the run recorded (variant, target, encoding,
+    prediction, ...; :class:`~reference.options.NetOptions`), changed by ``given``."""
+    from .network import Network
+
+    ck = _load_file(path, config)
     cfg = ck["config"]
-    net = Network(cfg, **_run_options(ck))
+    net = Network(cfg, options=_options_for(ck, given or {}, path))
     try:
         net.set_weights(check_weights(ck["weights"], cfg))
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from None
-    return net, cfg
+    return net, cfg, ck
 
 
 def cmd_diagnose(args) -> int:
@@ -322,7 +332,7 @@ def cmd_diagnose(args) -> int:
     split = None
     rows, nets = [], []
     for path in args.checkpoints:
-        net, cfg = _load_run_weights(path, config)
+        net, cfg, _ = _load_run_weights(path, config)
         nets.append(net)
         if split is None:
             split = load_split(cfg.network["dataset"], "train", args.samples, args.data_dir, verbose=False, config=cfg)
@@ -363,21 +373,28 @@ def cmd_demo(args) -> int:
 
 # ------------------------------------------------------------------------- commands with PyTorch / JAX
 def _weights(args, config, x, y):
-    """Weights from ``--weights`` (or initial ones from ``--seed``), then ``--steps`` AdamW steps on the batch."""
+    """Weights from ``--weights`` (or initial ones from ``--seed``), then ``--steps`` AdamW steps on the batch.
+
+    Returns (weights, a description, the NetOptions): the options a run's ``--weights`` file recorded,
+    changed by those given on the command line (the steps train with them too)."""
     from .network import Network
     from .optim import AdamW, train_step
+    from .options import NetOptions
 
-    net = Network(config, dtype=np.float32, seed=args.seed)
+    given = _net_options(args)
+    ck = _load_file(args.weights, config) if args.weights else None
+    options = _options_for(ck, given, args.weights) if ck else NetOptions(**given)
+    net = Network(config, dtype=np.float32, seed=args.seed, options=options)
     what = f"initial (seed {args.seed})"
-    if args.weights:
-        net.set_weights(check_weights(_read_weights(args.weights), config))
+    if ck:
+        net.set_weights(check_weights(ck["weights"], config))
         what = args.weights
     if args.steps:
         opt = AdamW(net.weights, lr=config.network["lr"])
         for _ in range(args.steps):
             train_step(net, x.astype(np.float32), y, opt)
         what += f", then {args.steps} AdamW steps on this batch"
-    return {k: v.copy() for k, v in net.weights.items()}, what
+    return {k: v.copy() for k, v in net.weights.items()}, what, options
 
 
 def cmd_gradcheck(args) -> int:
@@ -389,8 +406,8 @@ def cmd_gradcheck(args) -> int:
     for fw in frameworks:
         _require(fw)
     x, y, data = _batch(args, config)
-    weights, what = _weights(args, config, x, y)
-    options = _net_options(args)
+    weights, what, net_options = _weights(args, config, x, y)
+    options = net_options.record()
     dtypes = ("float64", "float32") if args.precision == "both" else (args.precision,)
     print(f"gradcheck {args.config}: {data}; weights {what}; options {options or 'default'}")
     rows = [] if args.skip_parts else check_finite_differences()
@@ -439,8 +456,8 @@ def cmd_bptt(args) -> int:
         if not os.path.isdir(parent):
             raise UsageError(f"--out {args.out}: its parent folder {parent} does not exist")
     x, y, data = _batch(args, config)
-    weights, what = _weights(args, config, x, y)
-    rows, ts, _ = compare_bptt(config, backend(args.framework, "float64"), weights, x, y, _net_options(args))
+    weights, what, options = _weights(args, config, x, y)
+    rows, ts, _ = compare_bptt(config, backend(args.framework, "float64"), weights, x, y, options.record())
     print(f"TSSL-BP vs surrogate-gradient BPTT, {args.config}: {data}; weights {what}; loss {ts['loss']:.6g}")
     print(format_bptt(rows))
     if args.out:

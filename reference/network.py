@@ -25,9 +25,10 @@ from .layers import (Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weigh
                      init_linear_weight)
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
 from .neuron import CompactState, NeuronState, encode_input, psp
-from .paper2020 import check_rate_threshold, desired_train_2020, paper2020_delta
+from .options import BACKWARDS, INPUT_ENCODINGS, VARIANTS, NetOptions
+from .paper2020 import check_rate_threshold, paper2020_delta
 from .surrogate import bptt_delta
-from .tsslbp import WARMUP_MODES, tsslbp_delta
+from .tsslbp import tsslbp_delta
 
 
 class SizeError(MemoryError):
@@ -71,50 +72,30 @@ class Network:
     dtype : numpy dtype, default float32 (the authors' precision; float64 for checks)
     seed : int, optional
         Seeds weight initialisation and dropout masks (``numpy.random.default_rng(seed)``).
-    inter, intra, warmup : TSSL-BP options, see :func:`reference.tsslbp.tsslbp_delta`
-    target_filter : {"double", "single"}, optional
-        Kernel-loss target: the authors' double-filtered one (the final variant's default) or the paper's
-        single filter (paper2020's default).
-    count_of : {"psp", "spikes"}
-        What "count" means for prediction and the count/softmax losses (authors: the PSP summed over time).
-    desired_pattern : sequence of 0/1, optional
-        The desired spike train of the label neuron (default :func:`reference.losses.desired_spike_train`).
-    backward : {"tsslbp", "bptt", "bptt-detached"}
-        The spiking layers' backward: TSSL-BP (default) or the surrogate-gradient BPTT baseline
-        (:func:`reference.surrogate.bptt_delta`; the TSSL-BP options do not apply to it), through the reset
-        or, as SpyTorch and snnTorch do, with the reset detached.
-    dropout_unit : {"feature", "row", "sample"}
-        What one dropout mask value covers (:class:`reference.layers.Dropout`); "row" is the authors'
-        code under PyTorch 1.x, "sample" under PyTorch 2.
-    variant : {"final", "paper2020"}
-        The TSSL-BP rule: the authors' final code (default; :mod:`reference.tsslbp`) or their code at the
-        NeurIPS camera-ready (:mod:`reference.paper2020`), which also brings its loss target (desired train
-        ``[0, 1, 0, 1, 1]`` filtered once, unless ``target_filter`` or ``desired_pattern`` say otherwise)
-        and its Kaiming-normal conv initialisation.  Use it with the configs of that time,
-        ``configs/paper2020/`` (``tau_s = 2``).
-    rate_threshold : float in [0, 1], optional
-        paper2020 only: the firing rate a layer must exceed (over the whole batch) to take the TSSL-BP delta
-        rather than the warm-up surrogate (default 0.1, the camera-ready's; their code of December 2020
-        used 0.05).  0 keeps the TSSL-BP delta in every layer that fires at all.
-    input_encoding : {"psp", "authors", "authors-cuda"}
-        How the input is filtered into ``a_0`` (:meth:`encode`): ``"psp"`` (default) the same filter as
-        every layer's output, :func:`reference.neuron.psp`; ``"authors"`` the authors' operation order
-        (:func:`reference.neuron.encode_input`, as PyTorch computes it on a CPU); ``"authors-cuda"`` the
-        same with CUDA's division by reciprocal.  Equal in exact arithmetic; in float32 they differ by
-        1-3 ulp in a quarter of the entries, which moves a few spike decisions in millions and no prediction
-        (measured in :func:`reference.neuron.encode_input`).  The default keeps the committed results
-        reproducible.
+    options : NetOptions, optional
+        The run's network options (rule, terms, target, encoding, prediction, dropout unit), checked once
+        by :class:`reference.options.NetOptions`, which documents each.
+    **kwargs
+        The same options as keywords (``variant="paper2020"``, ``warmup="never"``, ...), when ``options``
+        is not given.  Kept as :attr:`net_options`.
     """
 
-    BACKWARDS = ("tsslbp", "bptt", "bptt-detached")
-    INPUT_ENCODINGS = {"psp": None, "authors": "true", "authors-cuda": "reciprocal"}
+    BACKWARDS = BACKWARDS
+    INPUT_ENCODINGS = INPUT_ENCODINGS
+    VARIANTS = VARIANTS
 
-    VARIANTS = ("final", "paper2020")
-
-    def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, inter=True, intra=True,
-                 warmup="per-neuron", target_filter=None, count_of="psp", desired_pattern=None,
-                 dropout_unit="feature", backward="tsslbp", input_encoding="psp", variant="final",
-                 rate_threshold=None):
+    def __init__(self, config, *, dtype=np.float32, seed: int | None = 0, options: NetOptions | None = None,
+                 **kwargs):
+        if options is not None and kwargs:
+            raise TypeError(f"give the network options either as options= or as keywords, not both: {sorted(kwargs)}")
+        if options is None:
+            unknown = sorted(set(kwargs) - set(NetOptions.names()))
+            if unknown:
+                raise TypeError(f"Network() got unknown option(s) {unknown}; known: {list(NetOptions.names())}")
+            options = NetOptions(**kwargs)
+        elif not isinstance(options, NetOptions):
+            raise TypeError(f"options must be a NetOptions, got {type(options).__name__}")
+        self.net_options = opts = options
         self.config = config if isinstance(config, Config) else load_config(config)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -122,42 +103,19 @@ class Network:
         self.params = self.config.params
         self.n_steps = self.params.n_steps
         self.rng = np.random.default_rng(seed)
-        if warmup not in WARMUP_MODES:
-            raise ValueError(f"warmup must be one of {sorted(WARMUP_MODES)}, got {warmup!r}")
-        if input_encoding not in self.INPUT_ENCODINGS:
-            raise ValueError(f"input_encoding must be one of {sorted(self.INPUT_ENCODINGS)}, got {input_encoding!r}")
-        self.input_encoding = input_encoding
-        if count_of not in ("psp", "spikes"):
-            raise ValueError(f"count_of must be 'psp' or 'spikes', got {count_of!r}")
-        self.options = dict(inter=bool(inter), intra=bool(intra), warmup=warmup)
-        self.count_of = count_of
-        self.dropout_unit = dropout_unit
-        if backward not in self.BACKWARDS:
-            raise ValueError(f"backward must be one of {self.BACKWARDS}, got {backward!r}")
-        if variant not in self.VARIANTS:
-            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
-        self.variant = variant
-        if rate_threshold is not None and (variant != "paper2020" or backward != "tsslbp"):
-            raise ValueError("rate_threshold is the paper-era rule's layer-wise warm-up switch: it needs "
-                             "variant='paper2020' and backward='tsslbp'")
-        if backward in ("bptt", "bptt-detached"):
-            self.rule = functools.partial(bptt_delta, detach_reset=backward == "bptt-detached")
-        elif variant == "paper2020":
-            if not inter or warmup != "per-neuron":
-                raise ValueError("variant 'paper2020' has its own layer-wise warm-up switch and keeps the "
-                                 "inter-neuron term; --warmup and --no-inter apply to the final rule")
-            self.rule = functools.partial(paper2020_delta, intra=bool(intra),
-                                          rate_threshold=check_rate_threshold(rate_threshold))
+        self.variant, self.input_encoding = opts.variant, opts.input_encoding
+        self.count_of, self.dropout_unit = opts.count_of, opts.dropout_unit
+        if opts.backward in ("bptt", "bptt-detached"):
+            self.rule = functools.partial(bptt_delta, detach_reset=opts.backward == "bptt-detached")
+        elif opts.variant == "paper2020":
+            self.rule = functools.partial(paper2020_delta, intra=opts.intra,
+                                          rate_threshold=check_rate_threshold(opts.rate_threshold))
         else:
-            self.rule = functools.partial(tsslbp_delta, **self.options)
-        if variant == "paper2020":  # the paper's target: [0, 1, 0, 1, 1] filtered once
-            target_filter = target_filter or "single"
-            if desired_pattern is None:
-                desired_pattern = desired_train_2020(self.n_steps)
+            self.rule = functools.partial(tsslbp_delta, inter=opts.inter, intra=opts.intra, warmup=opts.warmup)
         net = self.config.network
         self.loss_name = net["loss"]
-        self.target = kernel_target(self.n_steps, self.params.tau_s, target_filter or "double", desired_pattern,
-                                    self.dtype)
+        self.target = kernel_target(self.n_steps, self.params.tau_s, opts.target_filter_used,
+                                    opts.desired_pattern_used(self.n_steps), self.dtype)
         n_weights = sum(math.prod(shape) for shape in self.config.weight_shapes.values())
         _check_fits(n_weights * self.dtype.itemsize * 4, "the weights and their AdamW state")
         self._checked_batch = 0  # the largest batch already known to fit (check_batch_fits)

@@ -51,6 +51,7 @@ import numpy as np
 
 from .atomic import atomic_savez, atomic_write_text
 from .config import Config, ConfigError, load_config, load_config_text
+from .options import NetOptions
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
 CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG = (
@@ -170,8 +171,9 @@ def save_checkpoint(path, net, opt, settings: Settings, progress: Progress) -> N
 def load_checkpoint(path, config: Config | None = None) -> dict:
     """Read a checkpoint or weights file written by this project (or a plain weights ``.npz`` + ``config``).
 
-    Returns a dict with ``config`` (Config), ``weights`` (name -> array), ``meta`` (dict) and, for
-    checkpoints, ``adam`` (``{'step', 'm', 'v'}``).  A file without a config needs ``config`` (e.g. what
+    Returns a dict with ``config`` (Config), ``weights`` (name -> array), ``meta`` (dict), ``options``
+    (the :class:`~reference.options.NetOptions` the run trained with, the defaults for a plain weights
+    file) and, for checkpoints, ``adam`` (``{'step', 'm', 'v'}``).  A file without a config needs ``config`` (e.g. what
     ``import-checkpoint`` writes); when both exist, ``config`` wins and the file's must have the same layers.
 
     Weights files written before November's end record no training options (``--variant``,
@@ -183,7 +185,7 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     ------
     CheckpointError
         One line naming the file: missing, not a readable ``.npz`` (truncated, corrupt), a broken config
-        inside, or no config at all.
+        inside, no config at all, or recorded network options that do not exist.
     """
     path = os.fspath(path)
     arrays = read_npz(path, "checkpoint")
@@ -215,7 +217,17 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
                 "v": {k[7:]: v for k, v in arrays.items() if k.startswith("adam_v/")}}
     else:
         weights, adam = arrays, None
-    return {"config": cfg, "weights": weights, "meta": meta, "adam": adam}
+    try:
+        options = NetOptions.from_record(recorded_net_options(meta), where=f"{path}: its recorded net_options")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+    return {"config": cfg, "weights": weights, "meta": meta, "adam": adam, "options": options}
+
+
+def recorded_net_options(meta: dict) -> dict:
+    """The ``net_options`` a file's metadata records (a checkpoint's settings, a weights file's own, or
+    those of a ``settings.json`` beside it, as :func:`load_checkpoint` merged them); ``{}`` if none."""
+    return (meta.get("settings") or {}).get("net_options") or meta.get("net_options") or {}
 
 
 #: What a ``settings.json`` may record, with the value :func:`read_settings_json` gives when it does not.

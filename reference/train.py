@@ -11,7 +11,6 @@ Application layer: it drives the engine (:class:`reference.network.Network`, :mo
 """
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from .config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
 from .evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
 from .network import Network
+from .options import NetOptions
 from .optim import AdamW, train_step
 from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, EngineError, Progress, ReadOnlyFolder, RunError, RunFolder,
                    Settings, StopSignal, read_metrics)
@@ -434,10 +434,8 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     return net, opt, cfg, settings, state, eng
 
 
-#: Defaults of the Network options a run may set (a saved run lists only those it changed), read from
-#: Network's own signature so the two cannot drift apart.
-_OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(Network.__init__).parameters.items()
-                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
+#: Defaults of the Network options a run may set (a saved run lists only those it changed).
+_OPTION_DEFAULTS = NetOptions.defaults()
 
 
 def _saved_option(saved: dict, key: str):

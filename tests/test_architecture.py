@@ -13,7 +13,8 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PKG = os.path.join(ROOT, "reference")
-ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "network", "optim", "config"}
+ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "options", "network", "optim",
+          "config"}
 APPLICATION = {"atomic", "data", "nmnist", "runs", "evaluation", "train", "diagnostics", "compare", "plots", "demo", "cli", "__main__",
                "autograd", "summary", "blas"}
 
@@ -141,3 +142,11 @@ def test_plots_leave_the_backend_alone(module):
                           env={**os.environ, "PYTHONPATH": ROOT, "MPLBACKEND": ""}, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert proc.stdout.strip() == "svg"
+
+
+def test_every_engine_module_is_on_the_api_page():
+    """The algorithm's modules are what a learner reads: each has its section on docs/api.md."""
+    with open(os.path.join(ROOT, "docs", "api.md"), encoding="utf-8") as fh:
+        page = fh.read()
+    missing = sorted(m for m in ENGINE if not m.startswith("_") and f".. automodule:: reference.{m}\n" not in page)
+    assert not missing, f"docs/api.md has no section for {missing}"

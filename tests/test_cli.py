@@ -208,16 +208,18 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     np.savez("X.npz", input=x.astype(np.float32), labels=y)
     base = ["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz"]
     assert main(base + ["--out", "G2020.npz", "--variant", "paper2020"]) == 0
-    assert main(base + ["--out", "Gfinal.npz"]) == 0
-    g20, gf = np.load("G2020.npz"), np.load("Gfinal.npz")
+    assert main(base + ["--out", "Gfinal.npz", "--variant", "final"]) == 0
+    assert main(base + ["--out", "Grun.npz"]) == 0  # no flag: the options the weights file records
+    g20, gf, grun = np.load("G2020.npz"), np.load("Gfinal.npz"), np.load("Grun.npz")
     grad_keys = [k for k in g20.files if k.startswith("grad")]
     assert grad_keys and any(not np.allclose(g20[k], gf[k]) for k in grad_keys)
+    assert all(np.array_equal(g20[k], grun[k]) for k in g20.files)
     assert main(["train", "--config", str(cli_data), "--out", "run2", "--variant", "paper2020",
                  "--warmup", "always"]) == 2
     assert "layer-wise warm-up switch" in capsys.readouterr().err
     for other in ([], ["--variant", "paper2020", "--backward", "bptt"]):
         assert main(["train", "--config", str(cli_data), "--out", "run3", "--rate-threshold", "0.05"] + other) == 2
-        assert "give it with --variant paper2020 and the TSSL-BP backward" in capsys.readouterr().err
+        assert "it needs variant='paper2020' (--variant paper2020) and backward='tsslbp'" in capsys.readouterr().err
     for bad in ("1.5", "often"):
         with pytest.raises(SystemExit) as exit_:
             main(["train", "--config", str(cli_data), "--out", "run3", "--variant", "paper2020",
@@ -278,3 +280,25 @@ def test_old_weights_files_take_their_options_from_settings_json(cli_data, capsy
     open("old/settings.json", "w").write("{oops")
     assert main(evaluate) == 2
     assert "not a readable settings file" in capsys.readouterr().err
+
+
+def test_evaluate_and_diagnose_rebuild_the_run_with_every_recorded_option(cli_data, capsys):
+    """A run trained with the paper's single-filtered target and the authors' input encoding: evaluate
+    rebuilds it with both (not from its variant only), so the loss it prints on the run's own test split is
+    the test loss the run recorded; diagnose and gradients take the same options from the file."""
+    import csv
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--target-filter", "single",
+                 "--input-encoding", "authors", "--no-progress"]) == 0
+    with open("run/metrics.csv") as fh:
+        recorded = float(list(csv.DictReader(fh))[-1]["test_loss"])
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
+    printed = float(capsys.readouterr().out.split("loss ")[1].split(";")[0])
+    assert printed == pytest.approx(recorded, rel=1e-3, abs=1e-4)  # both printed to 4 significant places
+    from reference.cli import _load_run_weights
+
+    net, _, _ = _load_run_weights("run/weights.npz", None)
+    assert net.net_options.record() == {"target_filter": "single", "input_encoding": "authors"}
+    other = Network(str(cli_data), seed=0)  # the default target: another loss on the same weights
+    assert not np.array_equal(other.target, net.target)

@@ -287,10 +287,9 @@ def check_network(config, backend, weights: dict, inputs, labels, *, dtype="floa
     loss, grads, _ = net.gradients(np.asarray(inputs, dtype=dtype), labels)
     ours_delta = net.layer_deltas()
     ours_spikes = {r.name: to_authors_layout(r.state.s) for r in net.records if r.state is not None}
-    twin_options = {k: v for k, v in options.items() if k not in ("backward", "dropout_unit")}
-    backward = options.get("backward", "tsslbp")
+    backward = net.net_options.backward
     model = twin.TwinModel(net.config, backend, spike="bptt" if backward.startswith("bptt") else backward,
-                           detach_reset=backward == "bptt-detached", **twin_options)
+                           detach_reset=backward == "bptt-detached", options=net.net_options)
     res = model.gradients({k: np.asarray(v, dtype=dtype) for k, v in weights.items()}, np.asarray(inputs, dtype=dtype), labels)
     group = f"network ({backend.name}, {np.dtype(dtype).name})"
     rows = [_row(group, "loss", "L", loss, res["loss"], tol)]

@@ -42,6 +42,7 @@ import torch.distributed as dist  # noqa: E402
 
 from ..layers import Dropout  # noqa: E402
 from ..network import Network  # noqa: E402
+from ..options import NetOptions  # noqa: E402
 from ..params import GRAD_NORM_CLIP, WEIGHT_CLIP  # noqa: E402
 from ..evaluation import Split, evaluate as evaluate_one  # noqa: E402
 from ..runs import EngineError  # noqa: E402
@@ -222,22 +223,17 @@ class TorchNetwork:
 
     def __init__(self, config, *, seed: int | None = 0, processes: Processes | None = None, **options):
         self.procs = processes or Processes()
-        if options.get("input_encoding", "psp") != "psp":
-            raise EngineError(f"--input-encoding {options['input_encoding']} exists on the NumPy engine only "
+        opts = options.pop("options", None) or NetOptions(**options)  # checked once, here
+        if opts.input_encoding != "psp":
+            raise EngineError(f"--input-encoding {opts.input_encoding} exists on the NumPy engine only "
                               f"(it reproduces the authors' operation order); the torch engine filters the input "
                               f"with the same PSP recursion as every layer")
-        if options.get("count_of", "psp") != "psp":
+        if opts.count_of != "psp":
             raise EngineError("count_of='spikes' exists on the NumPy engine only")
-        self.numpy = Network(config, seed=seed, **options)
+        self.numpy = Network(config, seed=seed, options=opts)
         self.config, self.rng, self.count_of = self.numpy.config, self.numpy.rng, "psp"
-        backward = options.get("backward", "tsslbp")
-        twin = dict(spike="tsslbp" if backward == "tsslbp" else "bptt", detach_reset=backward == "bptt-detached",
-                    variant=options.get("variant", "final"), intra=options.get("intra", True),
-                    target_filter=options.get("target_filter"), desired_pattern=options.get("desired_pattern"))
-        if twin["variant"] == "paper2020":
-            twin["rate_threshold"] = options.get("rate_threshold")
-        if twin["variant"] == "final":
-            twin.update(inter=options.get("inter", True), warmup=options.get("warmup", "per-neuron"))
+        twin = dict(spike="tsslbp" if opts.backward == "tsslbp" else "bptt",
+                    detach_reset=opts.backward == "bptt-detached", options=opts)
         if self.procs.world > 1:
             twin["batch_mean"] = self._batch_mean
         self.model = TwinModel(self.config, TorchBackend("float32", self.procs.device), **twin)

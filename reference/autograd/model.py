@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import Config, load_config
 from ..losses import desired_spike_train
-from ..paper2020 import desired_train_2020
+from ..options import NetOptions
 from ..params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP
 
 SPIKES = ("tsslbp", "bptt")
@@ -198,7 +198,7 @@ class TwinModel:
         :class:`~reference.autograd.jax_backend.JaxBackend`
     spike : {"tsslbp", "bptt"}
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
-    inter, intra, warmup, target_filter, desired_pattern, variant, rate_threshold : as
+    options, **kwargs : the network options, a :class:`~reference.options.NetOptions` or its keywords, as
         :class:`reference.network.Network` (``variant="paper2020"``: the spiking backward
         :func:`paper2020_backward` and its target)
     detach_reset : bool
@@ -215,35 +215,28 @@ class TwinModel:
     (the training engine's mean over all processes; default the local ``mean``).
     """
 
-    def __init__(self, config, backend, *, spike="tsslbp", inter=True, intra=True, warmup="per-neuron",
-                 target_filter=None, desired_pattern=None, unroll=True, variant="final", detach_reset=False,
-                 batch_mean=None, rate_threshold=None):
+    def __init__(self, config, backend, *, spike="tsslbp", unroll=True, detach_reset=False, batch_mean=None,
+                 options: NetOptions | None = None, **kwargs):
         self.config = config if isinstance(config, Config) else load_config(config)
         if spike not in SPIKES:
             raise ValueError(f"spike must be one of {SPIKES}, got {spike!r}")
-        if warmup not in ("per-neuron", "always", "never"):
-            raise ValueError(f"warmup must be 'per-neuron', 'always' or 'never', got {warmup!r}")
-        if variant not in ("final", "paper2020"):
-            raise ValueError(f"variant must be 'final' or 'paper2020', got {variant!r}")
-        if variant == "paper2020":  # the paper-era target: [0, 1, 0, 1, 1] filtered once (paper-notes section 7)
-            target_filter = target_filter or "single"
-            if desired_pattern is None:
-                desired_pattern = desired_train_2020(self.config.params.n_steps)
-        target_filter = target_filter or "double"
-        if target_filter not in ("double", "single"):
-            raise ValueError(f"target_filter must be 'double' or 'single', got {target_filter!r}")
+        if options is not None and kwargs:
+            raise TypeError(f"give the network options either as options= or as keywords, not both: {sorted(kwargs)}")
+        opts = options if options is not None else NetOptions(**kwargs)  # checked once, there
         self.backend = backend
         self.spike = spike
         self.unroll = unroll
         self.detach_reset = bool(detach_reset)
-        if variant == "paper2020":
-            self.options = dict(intra=intra, variant=variant)
-            if rate_threshold is not None:
-                self.options["rate_threshold"] = float(rate_threshold)
+        if opts.variant == "paper2020":
+            self.options = dict(intra=opts.intra, variant=opts.variant)
+            if opts.rate_threshold is not None:
+                self.options["rate_threshold"] = opts.rate_threshold
             if batch_mean is not None:
                 self.options["batch_mean"] = batch_mean
         else:
-            self.options = dict(inter=inter, intra=intra, warmup=warmup)
+            self.options = dict(inter=opts.inter, intra=opts.intra, warmup=opts.warmup)
+        target_filter = opts.target_filter_used
+        desired_pattern = opts.desired_pattern_used(self.config.params.n_steps)
         self.target_filter = target_filter
         self.pattern = desired_spike_train(self.config.params.n_steps, desired_pattern)
         p = self.config.params
