@@ -83,12 +83,15 @@ def openblas_threads() -> int | None:
 
 
 def blas_info() -> dict:
-    """NumPy's BLAS in this process: ``{'numpy': version, 'blas': name, 'version': ..., 'core': kernel}``.
+    """NumPy's BLAS in this process: ``{'numpy', 'blas', 'version', 'core', 'threads'}``.
 
     ``blas`` and ``version`` come from NumPy's build record (``numpy.show_config``); ``core`` is the
-    compute kernel OpenBLAS picked at run time (None for another BLAS, or where it cannot be asked).
+    compute kernel OpenBLAS picked at run time and ``threads`` its thread count (:func:`openblas_threads`;
+    both None for another BLAS, or where they cannot be asked).  The kernel and the thread count change
+    the round-off of float32 products, so weights files record both.  (Numba's thread count does not:
+    kernels split their neurons into chunks that each own their state, see ``reference._jit.n_chunks``.)
     """
-    info = {"numpy": np.__version__, "blas": None, "version": None, "core": None}
+    info = {"numpy": np.__version__, "blas": None, "version": None, "core": None, "threads": None}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"], info["version"] = blas.get("name"), blas.get("version")
@@ -96,6 +99,7 @@ def blas_info() -> dict:
         pass
     if info["blas"] is None or "openblas" in str(info["blas"]).lower():
         info["core"] = _corename()
+        info["threads"] = openblas_threads()
     return info
 
 
@@ -104,7 +108,9 @@ def describe(info: dict | None) -> str:
     if not info:
         return "an unrecorded BLAS"
     name = " ".join(str(v) for v in (info.get("blas"), info.get("version")) if v) or "an unknown BLAS"
-    return name + (f" (kernel {info['core']})" if info.get("core") else "")
+    details = [f"kernel {info['core']}"] if info.get("core") else []
+    details += [f"{info['threads']} thread{'s' if info['threads'] != 1 else ''}"] if info.get("threads") else []
+    return name + (f" ({', '.join(details)})" if details else "")
 
 
 def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | None:
@@ -133,6 +139,10 @@ def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | N
     if meta.get("engine") == "numpy" and then and then.get("core") and then.get("core") != now.get("core"):
         line += (f". OpenBLAS kernels round float32 sums differently, which can flip a spike near threshold: "
                  f"OPENBLAS_CORETYPE={then['core']} before the command picks the recorded kernel")
+    elif (meta.get("engine") == "numpy" and then and then.get("threads") and now.get("threads")
+          and then["threads"] != now["threads"]):
+        line += (f". OpenBLAS splits float32 sums by thread, which can flip a spike near threshold: "
+                 f"OPENBLAS_NUM_THREADS={then['threads']} before the command uses the recorded count")
     elif meta.get("engine") == "numpy" and then and then.get("core") == now.get("core"):
         line += (". The same kernel, so not its rounding: check that the weights file is the run's and "
                  "compare the NumPy versions")

@@ -695,10 +695,7 @@ def main(argv=None) -> int:
         print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        # Overflow and invalid values are caught by the checks that follow them (inputs, currents,
-        # gradient norm), each with a one-line error; NumPy's warnings would only add lines before it.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return args.func(args)
+        return args.func(args)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: every write is atomic
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

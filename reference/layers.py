@@ -261,7 +261,12 @@ class Conv2d:
         The images go through im2col and the GEMM a few at a time, into one column buffer of about
         ``chunk_bytes`` (2 MiB: it stays in the cache between the two), instead of materialising the
         columns of all ``T*N`` images (for the MNIST CNN's first layer at batch 1000, 288 MB).  Each row of
-        the result is the same dot product of the same row of columns as in :meth:`forward`.
+        the result is the same dot product of the same row of columns as in :meth:`forward`, but in a
+        product of another height, and BLAS need not round it the same (:meth:`input_grad` measures that
+        it does not for the transposed product).  For this product it does, on the shipped configs with
+        OpenBLAS's x86-64 kernels: ``tests/test_network.py`` checks ``infer == forward`` at tolerance 0,
+        also with chunks of a few images, so a BLAS that breaks it fails there (a measured property, not
+        a guarantee).
         """
         t, n = a_in.shape[:2]
         imgs = np.ascontiguousarray(a_in.reshape(t * n, *a_in.shape[2:]))  # (T*N, H, W, C)

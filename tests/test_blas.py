@@ -30,6 +30,21 @@ def test_describe_names_library_version_and_kernel():
     assert describe({"blas": "scipy-openblas", "version": "0.3.31", "core": "Zen"}) == "scipy-openblas 0.3.31 (kernel Zen)"
     assert describe({"blas": "accelerate", "version": None, "core": None}) == "accelerate"
     assert describe(None) == "an unrecorded BLAS"
+    assert describe({"blas": "scipy-openblas", "version": "0.3.31", "core": "Haswell", "threads": 1}) == \
+        "scipy-openblas 0.3.31 (kernel Haswell, 1 thread)"
+    assert describe({"blas": "openblas", "version": None, "core": None, "threads": 2}) == "openblas (2 threads)"
+
+
+@pytest.mark.skipif(HERE["core"] is None, reason="NumPy here does not use OpenBLAS")
+def test_blas_info_records_the_thread_count_and_the_note_names_a_different_one():
+    out = subprocess.run([sys.executable, "-c", "from reference.blas import blas_info; print(blas_info()['threads'])"],
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    assert HERE["threads"] >= 1
+    then = {**HERE, "threads": HERE["threads"] + 1}
+    meta = {"epoch": 3, "test_acc": 0.5, "test_samples": 60, "engine": "numpy", "blas": then}
+    note = recorded_accuracy_note(meta, 31 / 60, 60)
+    assert f"OPENBLAS_NUM_THREADS={HERE['threads'] + 1} before the command" in note
 
 
 def test_note_needs_a_record_on_the_same_test_images():
@@ -65,4 +80,4 @@ def test_train_records_and_evaluate_checks_the_accuracy(cli_data, capsys):
     assert main(["evaluate", "--checkpoint", "moved.npz", "--no-progress"]) == 0
     note = capsys.readouterr().out.splitlines()[-2]
     assert "differs from the accuracy train recorded for epoch 1" in note and "by -1 of 60 images" in note
-    assert "(kernel Nehalem)" in note and "OPENBLAS_CORETYPE=Nehalem" in note
+    assert "(kernel Nehalem" in note and "OPENBLAS_CORETYPE=Nehalem" in note

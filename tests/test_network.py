@@ -250,7 +250,9 @@ def test_input_encoding_option_uses_the_authors_order(encoding, division):
 def test_infer_equals_forward_bit_for_bit_and_records_nothing(config, mnist_batch):
     """Network.infer (forward-only: chunked im2col + GEMM, no recording) gives the output PSP of
     forward(train=False) bit for bit on real digits, also with a chunk of a few images (chunk_bytes small,
-    so the GEMM runs on row blocks of the column matrix), and leaves the records of the last forward alone."""
+    so the GEMM runs on row blocks of the column matrix), and leaves the records of the last forward alone.
+    Tolerance 0 is a measured property of OpenBLAS on these products, not a guarantee of BLAS (Conv2d.infer
+    and Conv2d.input_grad say why): this test is where a BLAS that rounds by product height shows."""
     cfg = load_config(os.path.join(ROOT, "configs", f"{config}.yaml")) if isinstance(config, str) else load_config(config)
     net = Network(cfg, seed=3)
     x, _ = mnist_batch(40, dtype=np.float32)

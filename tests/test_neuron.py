@@ -240,3 +240,48 @@ def test_lif_compact_plain_python_twins():
 def test_lif_compact_rejects_nan():
     with pytest.raises(FloatingPointError, match="NaN or inf"):
         lif_compact(np.full((5, 3), np.nan), P)
+
+
+def test_int_and_bool_inputs_compute_in_float64_and_others_are_refused():
+    """The module's dtypes: a spike train typed as integers or booleans is computed in float64, exactly as
+    the same train given as float64; a string or complex array is a TypeError."""
+    from reference.neuron import encode_input, lif_forward, psp
+    from reference.params import NeuronParams
+
+    train = [0, 1, 0, 1, 1]
+    ref = psp(np.array(train, dtype=np.float64), 3.0)
+    for given in (np.array(train), np.array(train, dtype=np.int8), np.array(train, dtype=bool)):
+        got = psp(given, 3.0)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, ref)
+    assert encode_input(np.array(train), 3.0).dtype == np.float64
+    p = NeuronParams(tau_m=5.0, tau_s=3.0, threshold=1.0, n_steps=5)
+    np.testing.assert_array_equal(lif_forward(np.array([2, 0, 2, 0, 2]), p).s,
+                                  lif_forward(np.array([2.0, 0, 2, 0, 2]), p).s)
+    for bad in (np.array(["0", "1"]), np.array([1j, 0j])):
+        with pytest.raises(TypeError, match="must be a numeric array"):
+            psp(bad, 3.0)
+
+
+def _authors_syn_a(n_steps, tau_s):
+    """The authors' ``glv.syn_a`` in float32: ``x[t+1] = x[t] - x[t]/tau_s`` from 1, then ``/tau_s``."""
+    a = np.zeros(n_steps, np.float32)
+    a[0] = 1
+    for t in range(n_steps - 1):
+        a[t + 1] = a[t] - a[t] / np.float32(tau_s)
+    return a / np.float32(tau_s)
+
+
+@pytest.mark.parametrize("n_steps, tau_s, vs_authors, vs_forward", [
+    (5, 2.0, 0, 0), (5, 3.0, 1, 0), (5, 5.0, 1, 1), (30, 2.0, 0, 0), (30, 3.0, 2, 12), (30, 5.0, 2, 2)])
+def test_float32_kernel_against_the_recurrences_it_stands_for(n_steps, tau_s, vs_authors, vs_forward):
+    """psp_kernel's precision note, measured: the largest difference in float32 ulps from the authors'
+    syn_a and from the forward filter's impulse response, at the shipped configs' T and tau_s."""
+    from reference.neuron import psp, psp_kernel
+
+    ours = psp_kernel(n_steps, tau_s).astype(np.float32)
+    impulse = np.zeros(n_steps, np.float32)
+    impulse[0] = 1
+    for other, expected in ((_authors_syn_a(n_steps, tau_s), vs_authors), (psp(impulse, tau_s), vs_forward)):
+        ulps = np.abs(ours.astype(np.float64) - other) / np.spacing(other)
+        assert ulps.max() == expected

@@ -66,6 +66,7 @@ def test_psp_kernel_sum_as_quoted():
     total = psp_kernel(5, 3.0).sum()
     assert np.isclose(total, 1 - (1 - 1 / 3) ** 5, rtol=1e-12, atol=0)
     assert f"({total:.3f} at T = 5, tau_s = 3)" in _text("docs/paper-notes.md")
+    assert f": {total:.3f} at T = 5, tau_s = 3," in " ".join(_text("reference/neuron.py").split())
 
 
 def test_count_loss_counts_as_quoted():
