@@ -13,7 +13,6 @@ in the authors' layouts: weights ``(out, in)`` / ``(out, in, kh, kw)`` by layer 
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass
@@ -21,14 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config, load_config
-from .layers import (Conv2d, Dense, Dropout, Spiking, SumPool2d, init_conv_weight, init_conv_weight_kaiming,
-                     init_linear_weight)
+from .layers import Conv2d, Dense, Dropout, Spiking, SumPool2d, init_linear_weight
 from .losses import count_loss, kernel_loss, kernel_target, predict, softmax_loss
 from .neuron import CompactState, NeuronState, encode_input, psp
 from .options import BACKWARDS, INPUT_ENCODINGS, VARIANTS, NetOptions
-from .paper2020 import check_rate_threshold, paper2020_delta
-from .surrogate import bptt_delta
-from .tsslbp import tsslbp_delta
 
 
 class SizeError(MemoryError):
@@ -105,13 +100,8 @@ class Network:
         self.rng = np.random.default_rng(seed)
         self.variant, self.input_encoding = opts.variant, opts.input_encoding
         self.count_of, self.dropout_unit = opts.count_of, opts.dropout_unit
-        if opts.backward in ("bptt", "bptt-detached"):
-            self.rule = functools.partial(bptt_delta, detach_reset=opts.backward == "bptt-detached")
-        elif opts.variant == "paper2020":
-            self.rule = functools.partial(paper2020_delta, intra=opts.intra,
-                                          rate_threshold=check_rate_threshold(opts.rate_threshold))
-        else:
-            self.rule = functools.partial(tsslbp_delta, inter=opts.inter, intra=opts.intra, warmup=opts.warmup)
+        self.learning_rule = opts.rule  # what the variant decides (reference.rules)
+        self.rule = self.learning_rule.delta(opts)  # the spiking layers' backward
         net = self.config.network
         self.loss_name = net["loss"]
         self.target = kernel_target(self.n_steps, self.params.tau_s, opts.target_filter_used,
@@ -136,7 +126,7 @@ class Network:
             return Spiking(synapse, self.params, c["threshold"], self.rule)
         if kind == "conv":
             (kh, kw) = c["kernel_size"]
-            init = init_conv_weight_kaiming if self.variant == "paper2020" else init_conv_weight
+            init = self.learning_rule.init_conv
             w = init(c["out_channels"], c["in_channels"], kh, kw, c["weight_scale"], self.rng)
             synapse = Conv2d(name, w.astype(self.dtype), c["in_shape"], c["stride"], c["padding"], c["dilation"])
             return Spiking(synapse, self.params, c["threshold"], self.rule)

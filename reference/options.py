@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 from .layers import Dropout
 from .losses import TARGET_FILTERS
-from .paper2020 import check_rate_threshold, desired_train_2020
+from .paper2020 import check_rate_threshold
+from .rules import RULES, Rule, rule_for
 from .tsslbp import WARMUP_MODES
 
-VARIANTS = ("final", "paper2020")
+VARIANTS = tuple(RULES)
 BACKWARDS = ("tsslbp", "bptt", "bptt-detached")
 #: ``input_encoding`` -> the division :func:`reference.neuron.encode_input` uses (None: the PSP filter).
 INPUT_ENCODINGS = {"psp": None, "authors": "true", "authors-cuda": "reciprocal"}
@@ -95,7 +96,7 @@ class NetOptions:
                 flag = "--" + name.replace("_", "-")
                 raise ValueError(f"{name} must be one of {sorted(allowed)} ({flag}), got {value!r}")
 
-        choice("variant", VARIANTS)
+        choice("variant", RULES)  # every registered rule (reference.rules.RULES)
         choice("backward", BACKWARDS)
         choice("warmup", WARMUP_MODES)
         choice("count_of", COUNT_OF)
@@ -118,13 +119,14 @@ class NetOptions:
             if not pattern or any(v not in (0.0, 1.0) for v in pattern):
                 raise ValueError(f"desired_pattern must be a sequence of 0 and 1, got {self.desired_pattern!r}")
             object.__setattr__(self, "desired_pattern", pattern)
+        takes = self.rule.options  # the options the selected rule reads (reference.rules)
         if self.rate_threshold is not None:
-            if self.variant != "paper2020" or self.backward != "tsslbp":
+            if "rate_threshold" not in takes:
                 raise ValueError("rate_threshold is the paper-era rule's layer-wise warm-up switch (--rate-threshold): "
                                  "it needs variant='paper2020' (--variant paper2020) and "
                                  "backward='tsslbp'")
             object.__setattr__(self, "rate_threshold", check_rate_threshold(self.rate_threshold))
-        if self.variant == "paper2020" and self.backward == "tsslbp" and (not self.inter or self.warmup != "per-neuron"):
+        if (not self.inter and "inter" not in takes) or (self.warmup != "per-neuron" and "warmup" not in takes):
             raise ValueError("variant 'paper2020' (--variant paper2020) has its own layer-wise warm-up switch and "
                              "keeps the inter-neuron term; warmup (--warmup) and inter=False (--no-inter) apply "
                              "to the final rule")
@@ -167,14 +169,20 @@ class NetOptions:
         """A copy with ``changes`` (checked again)."""
         return dataclasses.replace(self, **changes)
 
-    # What the variant decides where an option is left at None.
+    @property
+    def rule(self) -> Rule:
+        """The learning rule these options select (:mod:`reference.rules`): the variant's, or a BPTT
+        baseline with the variant's target and initialisation."""
+        return rule_for(self.variant, self.backward)
+
+    # What the rule decides where an option is left at None.
     @property
     def target_filter_used(self) -> str:
-        """The kernel loss's target filter: ``target_filter``, else the variant's ("single" for paper2020)."""
-        return self.target_filter or ("single" if self.variant == "paper2020" else "double")
+        """The kernel loss's target filter: ``target_filter``, else the rule's ("single" for paper2020)."""
+        return self.target_filter or self.rule.target_filter
 
     def desired_pattern_used(self, n_steps: int):
-        """The desired train's pattern: ``desired_pattern``, else the variant's (None: the final code's)."""
+        """The desired train's pattern: ``desired_pattern``, else the rule's (None: the final code's)."""
         if self.desired_pattern is not None:
             return self.desired_pattern
-        return desired_train_2020(n_steps) if self.variant == "paper2020" else None
+        return self.rule.desired_train(n_steps)

@@ -13,7 +13,8 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PKG = os.path.join(ROOT, "reference")
-ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "options", "network", "optim",
+ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "rules", "options", "network",
+          "optim",
           "config"}
 APPLICATION = {"atomic", "data", "nmnist", "runs", "evaluation", "train", "diagnostics", "compare", "plots", "demo", "cli", "__main__",
                "autograd", "summary", "blas"}

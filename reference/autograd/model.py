@@ -152,13 +152,24 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
     return xp.where(rate > rate_threshold, fire, warm)  # the rate over the whole layer and batch
 
 
+def _final_backward(xp, G, u, du, s, a, batch_mean=None, **consts):
+    return tsslbp_backward(xp, G, u, du, s, a, **consts)  # per neuron: nothing is shared over the batch
+
+
+def _paper2020_backward(xp, G, u, du, s, a, **consts):
+    return paper2020_backward(xp, G, u, du, s, **consts)  # decides on the layer's rate, not on a
+
+
+#: The twin's spiking backward per variant, and the options it takes from NetOptions.  Written apart from
+#: :mod:`reference.rules` on purpose: the twins check our rules, so they share no code with them.
+TWIN_RULES = {"final": (_final_backward, ("inter", "intra", "warmup")),
+              "paper2020": (_paper2020_backward, ("intra", "rate_threshold"))}
+
+
 def spike_backward(xp, G, u, du, s, a, *, variant="final", **consts):
-    """The spiking non-linearity's backward for a variant: :func:`tsslbp_backward` (the final rule) or
-    :func:`paper2020_backward`."""
-    if variant == "paper2020":
-        return paper2020_backward(xp, G, u, du, s, **consts)
-    consts.pop("batch_mean", None)  # the final rule decides per neuron: nothing is shared over the batch
-    return tsslbp_backward(xp, G, u, du, s, a, **consts)
+    """The spiking non-linearity's backward for a variant (:data:`TWIN_RULES`): :func:`tsslbp_backward`
+    (the final rule) or :func:`paper2020_backward`."""
+    return TWIN_RULES[variant][0](xp, G, u, du, s, a, **consts)
 
 
 # ------------------------------------------------------------------------------------------ the losses
@@ -227,14 +238,11 @@ class TwinModel:
         self.spike = spike
         self.unroll = unroll
         self.detach_reset = bool(detach_reset)
-        if opts.variant == "paper2020":
-            self.options = dict(intra=opts.intra, variant=opts.variant)
-            if opts.rate_threshold is not None:
-                self.options["rate_threshold"] = opts.rate_threshold
-            if batch_mean is not None:
-                self.options["batch_mean"] = batch_mean
-        else:
-            self.options = dict(inter=opts.inter, intra=opts.intra, warmup=opts.warmup)
+        taken = TWIN_RULES[opts.variant][1]
+        self.options = {k: getattr(opts, k) for k in taken if getattr(opts, k) is not None}
+        self.options["variant"] = opts.variant
+        if batch_mean is not None:
+            self.options["batch_mean"] = batch_mean
         target_filter = opts.target_filter_used
         desired_pattern = opts.desired_pattern_used(self.config.params.n_steps)
         self.target_filter = target_filter
