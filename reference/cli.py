@@ -323,12 +323,17 @@ def _load_run_weights(path, config, given: dict | None = None):
 
 
 def cmd_diagnose(args) -> int:
-    from .diagnostics import append_row, diagnostics
+    from .diagnostics import append_row, check_own_csv, diagnostics
     from .train import load_split
 
     if args.samples < 1:
         raise UsageError("--samples must be at least 1")
     config = _config(args.config) if args.config else None
+    if args.out:  # append only to a file diagnose wrote; anything else is refused before any work
+        try:
+            check_own_csv(args.out, "weights")
+        except ValueError as err:
+            raise UsageError(f"--out {err}; give another file") from None
     split = None
     rows, nets = [], []
     for path in args.checkpoints:
@@ -677,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Integer options and their smallest allowed value.
 _MINIMUM = {"epochs": 1, "batch_size": 1, "train_limit": 1, "test_limit": 1, "limit": 1, "batch": 1,
-            "seed": 0, "steps": 0}
+            "seed": 0, "steps": 0, "trains": 0}
 
 
 def main(argv=None) -> int:

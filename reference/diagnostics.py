@@ -191,6 +191,32 @@ def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
+def check_own_csv(path, first_column) -> None:
+    """Refuse to append to ``path`` unless it is absent, empty, or a CSV whose header starts with
+    ``first_column`` (a str, or a collection of allowed names: a file :func:`append_row` wrote with such
+    rows): ``ValueError`` naming what is there.
+
+    Reads at most the first 64 KiB; a link, a folder or a device is refused without being opened for writing.
+    """
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isfile(path):
+        raise ValueError(f"{path} is not a regular file")
+    if os.path.getsize(path) == 0:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        first = head.decode("utf-8").split(",", 1)[0]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text CSV (binary data)") from None
+    allowed = {first_column} if isinstance(first_column, str) else set(first_column)
+    if first not in allowed:
+        want = first_column if isinstance(first_column, str) else "one of its columns"
+        raise ValueError(f"{path} exists and is not a CSV this command wrote (its header should start with "
+                         f"{want!r}, its first line starts with {head[:40].decode('utf-8', 'replace')!r})")
+
+
 def append_row(path, row: dict) -> None:
     """Append ``row`` (column name -> number or text) to the CSV ``path``; the header is written when the
     file is new or empty.
@@ -198,8 +224,10 @@ def append_row(path, row: dict) -> None:
     The file's header decides the columns: a row that lacks some leaves them empty, and a row that brings
     new ones (a run resumed by a version that measures more) rewrites the file once with the union of
     the columns, the old ones first.  A file whose last line has no line end gets one before the row.
-    ``ValueError`` for a file with a line longer than its header (not a file this function wrote).
+    ``ValueError`` for a file this function did not write (:func:`check_own_csv`: its header must start
+    with one of the row's columns) or with a line longer than its header.
     """
+    check_own_csv(path, list(row))
     header, ends_in_newline = [], True
     if os.path.exists(path) and os.path.getsize(path) > 0:
         with open(path, newline="") as fh:
@@ -249,7 +277,9 @@ def read_rows(path) -> list[dict]:
 class DiagnosticsLog:
     """Training-loop callback: after every epoch, :func:`diagnostics` on the first ``n_samples`` training
     samples, appended to ``<run>/diagnostics.csv`` with the epoch number.  A resumed run appends after
-    the rows it has (a row of an epoch the run will redo, after a crash between the two writes, is replaced)."""
+    the rows it has.  The row is written before the epoch's checkpoint (:meth:`before_commit`), so a
+    checkpoint never exists without its row; a row of an epoch the run redoes (killed between the two
+    writes) is replaced."""
 
     def __init__(self, net, train_set, n_samples: int = 1000):
         self.net, self.images, self.labels = net, train_set.images, train_set.labels[:n_samples]
@@ -261,7 +291,9 @@ class DiagnosticsLog:
 
     def on_stop(self) -> None: ...
 
-    def on_epoch_end(self, row, folder, labels, preds, config):
+    def on_epoch_end(self, row, folder, labels, preds, config) -> None: ...
+
+    def before_commit(self, row, folder):
         path = folder.file(DIAGNOSTICS)
         if os.path.exists(path):  # drop rows of epochs at or after this one (a redone epoch)
             rows = read_rows(path)

@@ -189,6 +189,11 @@ class Callback:
 
     def on_step(self, progress: Progress) -> None: ...
 
+    def before_commit(self, row: dict, folder: RunFolder) -> None:
+        """After the epoch's test, before its checkpoint: where a per-epoch file of the run is written, so
+        that the checkpoint (the commit point) never exists without it.  A kill after this and before the
+        checkpoint redoes the epoch on ``--resume``: the writer must replace its row of a redone epoch."""
+
     def on_epoch_end(self, row: dict, folder: RunFolder, labels: np.ndarray, preds: np.ndarray, config: Config) -> None: ...
 
     def on_stop(self) -> None: ...
@@ -502,6 +507,8 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
                        "train_acc": state.correct / state.seen, "test_loss": test_loss, "test_acc": test_acc,
                        "seconds": seconds, "samples_per_s": state.seen / max(seconds, 1e-9)}
                 is_best = state.finish_epoch(row)
+                for cb in callbacks:
+                    getattr(cb, "before_commit", lambda *a: None)(row, folder)
                 folder.commit_epoch(net, opt, settings, state, is_best, record=record,
                                     hook=(lambda point, step=epoch: fault_hook(point, step)) if fault_hook else None)
                 for cb in callbacks:

@@ -198,3 +198,58 @@ def test_append_row_appends_short_rows_and_mends_a_missing_line_end(tmp_path):
         fh.write(b"5,1,2,3\r\n")  # more fields than the header: not ours
     with pytest.raises(ValueError, match="line 6 has more fields"):
         append_row(path, {"epoch": 6, "loss": 1.0, "new_column": 2.0})
+
+
+@pytest.mark.parametrize("point", ["before_checkpoint", "after_checkpoint"])
+def test_a_kill_around_the_checkpoint_loses_no_diagnostics_row(tmp_path, splits, point):  # noqa: F811
+    """The epoch's diagnostics row is part of its commit: killed just before or just after the checkpoint,
+    the resumed run has one row per epoch, equal to an uninterrupted run's (issue 30, item 3: before, the
+    row came after the checkpoint and a kill between the two lost it for good)."""
+    class Killed(Exception):
+        pass
+
+    def hook(p, step):
+        if p == point and step == 0:
+            raise Killed
+
+    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    train(TINY, out_dir=str(tmp_path / "whole"), seed=5, epochs=2, diagnostics=30, **quiet)
+    with pytest.raises(Killed):
+        train(TINY, out_dir=str(tmp_path / "cut"), seed=5, epochs=2, diagnostics=30, fault_hook=hook, **quiet)
+    train(None, out_dir=str(tmp_path / "cut"), resume=True, diagnostics=30, **quiet)
+    whole, cut = (read_rows(tmp_path / run / DIAGNOSTICS) for run in ("whole", "cut"))
+    assert [r["epoch"] for r in cut] == [1, 2]
+    assert cut == whole
+
+
+@pytest.mark.parametrize("content", [b"name,score\nada,3\n", b"\x89PNG\r\n\x1a\n\x00\x00binary", b"epoch,loss\n1,0.5\n"])
+def test_diagnose_out_refuses_a_file_it_did_not_write(tmp_path, capsys, content):
+    """diagnose --out FILE on someone else's CSV (or a binary file, or a run's diagnostics.csv) is refused
+    in one line before any work, and the file is left byte for byte (issue 30, item 2: it merged the
+    file's first line into its header and rewrote it)."""
+    other = tmp_path / "theirs.csv"
+    other.write_bytes(content)
+    assert main(["diagnose", str(tmp_path / "missing.npz"), "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "give another file" in err and len(err.strip().splitlines()) == 1
+    assert other.read_bytes() == content
+
+
+def test_append_row_refuses_a_foreign_header(tmp_path):
+    from reference.diagnostics import append_row
+
+    path = tmp_path / "d.csv"
+    append_row(path, {"epoch": 1, "loss": 0.5})
+    append_row(path, {"epoch": 2, "loss": 0.25, "rate/x": 0.1})  # a new column: the file is rewritten, its own
+    assert [r["epoch"] for r in read_rows(path)] == [1, 2]
+    with pytest.raises(ValueError, match="not a CSV this command wrote"):
+        append_row(path, {"weights": "w.npz", "loss": 0.5})
+    link = tmp_path / "link.csv"
+    link.symlink_to(path)
+    with pytest.raises(ValueError, match="not a regular file"):
+        append_row(link, {"epoch": 3, "loss": 0.1})
+
+
+def test_diagnose_trains_must_not_be_negative(capsys):
+    assert main(["diagnose", "w.npz", "--trains", "-1"]) == 2
+    assert "--trains must be >= 0" in capsys.readouterr().err
