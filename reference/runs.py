@@ -262,11 +262,54 @@ def read_settings_json(path) -> dict:
     return out
 
 
+#: A member of an .npz may declare this many bytes whatever its stored size (64 MiB) ...
+NPZ_FREE_BYTES = 64 << 20
+#: ... and beyond that at most this many bytes per stored byte: float weights, Adam moments and images
+#: compress by 1.1-3x, a "zip bomb" by 1000x (4 MB declaring 4 GiB).
+NPZ_MAX_EXPANSION = 100
+
+
+def check_npz_headers(path) -> dict:
+    """Read only the headers of an ``.npz``'s members: ``{name: (dtype, shape)}``, or ``ValueError``.
+
+    Before any array is decompressed: every member must be a ``.npy`` array (format 1.0 or 2.0) of plain
+    numbers or text, no Python objects, and may not declare more than :data:`NPZ_FREE_BYTES` unless its
+    stored size is at least 1/:data:`NPZ_MAX_EXPANSION` of what it declares.  So a small file that would
+    decompress to gigabytes, or a member that is not an array, is refused at the cost of its headers.
+    """
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"member {name!r} is not an array (.npy)")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"member {name!r}: .npy format {version} is not read here")
+            if dtype.hasobject:
+                raise ValueError(f"member {name!r} holds Python objects (a pickle); refused")
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > NPZ_FREE_BYTES and declared > NPZ_MAX_EXPANSION * max(info.compress_size, 1):
+                raise ValueError(f"member {name!r} declares {shape} {dtype} ({declared / 2**20:.0f} MiB) in "
+                                 f"{info.compress_size} stored bytes; refused before decompressing")
+            out[name[:-4]] = (dtype, shape)
+    return out
+
+
 def read_npz(path, what: str = "file") -> dict:
     """Every array of an ``.npz`` file, read now (no pickles); one-line :class:`CheckpointError` otherwise.
 
     ``what`` names the file's role in messages ("checkpoint", "weights", "inputs").  A missing file, a
     folder, and a truncated or corrupt archive (zip, CRC and EOF errors alike) are all reported the same way.
+    The members' headers are checked first (:func:`check_npz_headers`), so a hostile file costs its
+    headers, not its declared size.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -275,6 +318,10 @@ def read_npz(path, what: str = "file") -> dict:
         hint = "" if path.endswith(".npz") else f" (e.g. {os.path.join(path, WEIGHTS)})"
         raise CheckpointError(f"{what} file {path} is a folder; give a .npz file{hint}")
     try:
+        with open(path, "rb") as fh:
+            is_zip = fh.read(4) == b"PK\x03\x04"
+        if is_zip:
+            check_npz_headers(path)
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive of named arrays")

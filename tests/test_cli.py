@@ -302,3 +302,31 @@ def test_evaluate_and_diagnose_rebuild_the_run_with_every_recorded_option(cli_da
     assert net.net_options.record() == {"target_filter": "single", "input_encoding": "authors"}
     other = Network(str(cli_data), seed=0)  # the default target: another loss on the same weights
     assert not np.array_equal(other.target, net.target)
+
+
+def test_hostile_npz_files_are_refused_from_their_headers(tmp_path, capsys):
+    """An .npz is checked member by member from its headers before anything is decompressed (issue 30,
+    item 9): a small file declaring a large array, a member that is not an array, a pickled object array;
+    each is one line, exit 2, from any command that reads weights."""
+    import zipfile
+
+    from reference.runs import CheckpointError, read_npz
+
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, w=np.zeros(100 << 18, np.float32))  # 100 MiB of zeros in ~100 KB
+    assert bomb.stat().st_size < 1 << 20
+    text = tmp_path / "text.npz"
+    with zipfile.ZipFile(text, "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, w=np.array([{"a": 1}], dtype=object))
+    for path, message in ((bomb, "refused before decompressing"), (text, "'notes.txt' is not an array"),
+                          (pickled, "holds Python objects")):
+        with pytest.raises(CheckpointError, match=message):
+            read_npz(path, "weights")
+        assert main(["evaluate", "--checkpoint", str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    small = tmp_path / "small.npz"
+    np.savez_compressed(small, w=np.zeros(1 << 20, np.float32))  # 4 MiB of zeros: under the free 64 MiB
+    assert read_npz(small)["w"].shape == (1 << 20,)
