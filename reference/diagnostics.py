@@ -38,9 +38,9 @@ import numpy as np
 from .atomic import atomic_write_text
 from .losses import count_loss
 from .optim import WEIGHT_CLIP
+from .runs import DIAGNOSTICS  # noqa: F401  (the run folder's file names live in runs)
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 
-DIAGNOSTICS = "diagnostics.csv"
 _BRANCHES = {"warmup": BRANCH_WARMUP, "inter": BRANCH_INTER, "intra": BRANCH_INTRA}
 
 

@@ -54,13 +54,15 @@ from .config import Config, ConfigError, load_config, load_config_text
 from .options import NetOptions
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
-CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG = (
+CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIAGNOSTICS = (
     "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock", "settings.json",
-    "run.log")
+    "run.log", "diagnostics.csv")
 #: Files that make a folder "a run": their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 #: Files a run may also hold, removed with the others by ``overwrite``.
-DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS)
+DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
+#: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.
+REPLACED = ".replaced"
 
 
 class RunError(Exception):
@@ -421,8 +423,48 @@ class RunFolder:
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
         if overwrite:
-            folder.remove(*RUN_FILES, *DERIVED_FILES)
+            folder.set_aside()
         return folder
+
+    def set_aside(self) -> None:
+        """``--overwrite``: move the old run's files into ``.replaced/`` of the folder (renames, nothing is
+        copied), where they stay until the new run has finished a step (:meth:`drop_replaced`) and from
+        where a new run that fails before that puts them back (:meth:`undo_start`)."""
+        old = [name for name in (*RUN_FILES, *DERIVED_FILES) if os.path.lexists(self.file(name))]
+        if not old:
+            return
+        aside = self.file(REPLACED)
+        if os.path.lexists(aside):  # left by a process killed before its first step: the older run wins
+            raise RunError(f"{aside} holds a run set aside by an --overwrite that never finished a step; "
+                           f"move its files back into {self.path} or delete it, then retry")
+        os.mkdir(aside)
+        for name in old:
+            os.rename(self.file(name), os.path.join(aside, name))
+
+    def drop_replaced(self) -> None:
+        """The new run has finished a step: delete the replaced run set aside by :meth:`set_aside`."""
+        import shutil
+
+        aside = self.file(REPLACED)
+        if os.path.isdir(aside) and not os.path.islink(aside):
+            shutil.rmtree(aside)
+
+    def undo_start(self, created: bool) -> None:
+        """A new run failed before its first step: remove every file it wrote, put back a run it was to
+        replace, and remove the folder if this run created it; the same command can then be run again."""
+        self.remove(*RUN_FILES, *DERIVED_FILES)
+        aside = self.file(REPLACED)
+        if os.path.isdir(aside) and not os.path.islink(aside):
+            for name in os.listdir(aside):
+                os.rename(os.path.join(aside, name), self.file(name))
+            os.rmdir(aside)
+        self.remove(LOCK)
+        self.unlock()
+        if created:
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
 
     @classmethod
     def check_new(cls, path, overwrite: bool = False) -> "RunFolder":
@@ -623,6 +665,8 @@ class ReadOnlyFolder(RunFolder):
     def lock(self) -> None: ...
 
     def remove(self, *names: str) -> None: ...
+
+    def drop_replaced(self) -> None: ...
 
     def write_config(self, config) -> None: ...
 

@@ -287,7 +287,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     # with several processes (torchrun), only rank 0 writes (and locks) the folder; the others read it
     writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
     folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
-    eng = net = None
+    eng = net = state = None
     try:
         if resume:
             net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
@@ -328,11 +328,17 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 cbs.append(DiagnosticsLog(net, train_set, diagnostics))
             first_epoch, wall0 = state.epoch, time.perf_counter()
             interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
+            folder.drop_replaced()  # the new run holds its first checkpoint after a step: the replaced one goes
             if eng.writer:
                 folder.log_session(session_record(
                     command, settings, first_epoch, state.epoch, time.perf_counter() - wall0, interrupted, resume))
     except BaseException:
-        if folder is not None:
+        started = state is not None and (state.epoch > 0 or state.batch > 0)
+        if not resume and folder is not None and eng is not None and eng.writer and not started:
+            folder.undo_start(getattr(folder, "created", False))  # failed at its first step: leave nothing
+        elif folder is not None:
+            if started:
+                folder.drop_replaced()  # the new run is resumable: the one it replaced goes
             folder.unlock()
         if eng is not None:  # leave a process group at once (the other processes stop with torchrun)
             eng.abort(net)
@@ -379,17 +385,12 @@ def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
     is never left half started (a config.yaml without a checkpoint would refuse both a new run and --resume)."""
     created = not os.path.exists(out_dir)
     folder = RunFolder.create(out_dir, overwrite=overwrite)
+    folder.created = created
     try:
         folder.checkpoint(net, opt, settings, state)
         folder.write_config(cfg)
     except BaseException:
-        folder.remove(CONFIG, CHECKPOINT, LOCK)
-        folder.unlock()
-        if created:
-            try:
-                os.rmdir(out_dir)
-            except OSError:
-                pass
+        folder.undo_start(created)
         raise
     return folder
 

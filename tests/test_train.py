@@ -317,3 +317,48 @@ def test_is_training_asks_the_kernel_not_the_pid(tmp_path):
     os.unlink(tmp_path / ".lock")
     os.symlink(tmp_path / "nowhere", tmp_path / ".lock")
     assert not is_training(tmp_path)
+
+
+class FirstStepFails(Exception):
+    """Stands for an error in the first step (labels beyond n_class, a NaN from weight_scale, a full disk)."""
+
+
+def _fail_first_step(point, step):
+    if (step, point) == (0, "gradients"):
+        raise FirstStepFails
+
+
+def _files(folder):
+    return {name: open(os.path.join(folder, name), "rb").read()
+            for name in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, name)) and name != ".lock"}
+
+
+def test_a_new_run_that_fails_at_its_first_step_leaves_nothing(tmp_path, splits):
+    """Issue 30, item 4: the failed start left checkpoint.npz and config.yaml, so the corrected rerun was
+    refused. Now the folder it created is gone and the same command runs."""
+    out = str(tmp_path / "new")
+    quiet = dict(seed=5, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    with pytest.raises(FirstStepFails):
+        train(TINY, out_dir=out, fault_hook=_fail_first_step, **quiet)
+    assert not os.path.exists(out)
+    os.makedirs(out)  # a folder the user made: kept, and left empty
+    with pytest.raises(FirstStepFails):
+        train(TINY, out_dir=out, fault_hook=_fail_first_step, **quiet)
+    assert os.listdir(out) == []
+    assert not train(TINY, out_dir=out, **quiet)["interrupted"]
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, splits):
+    """--overwrite set the old run aside, not deleted: a new run failing at its first step puts it back
+    byte for byte; one that trains replaces it and leaves no .replaced folder."""
+    out = str(tmp_path / "run")
+    quiet = dict(progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    train(TINY, out_dir=out, seed=5, **quiet)
+    old = _files(out)
+    with pytest.raises(FirstStepFails):
+        train(TINY, out_dir=out, seed=6, overwrite=True, fault_hook=_fail_first_step, **quiet)
+    assert _files(out) == old and not os.path.exists(os.path.join(out, ".replaced"))
+    train(TINY, out_dir=out, seed=6, overwrite=True, **quiet)
+    assert not os.path.exists(os.path.join(out, ".replaced"))
+    assert _files(out)["weights.npz"] != old["weights.npz"]
+    assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 6
