@@ -435,10 +435,13 @@ def cmd_summarize(args) -> int:
 
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory} is not a folder of run folders")
+    skipped = []
     try:
-        rows = summarize(args.directory)
+        rows = summarize(args.directory, skipped)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    for folder, why in skipped:
+        print(f"skipped {folder}: {why}", file=sys.stderr)
     if not rows:
         raise UsageError(f"no run folder (with a metrics.csv) under {args.directory}")
     from .summary import markdown

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from .atomic import atomic_write_text
 from .config import load_config
-from .runs import BEST_WEIGHTS, RUN_LOG, SETTINGS, WEIGHTS, read_npz, read_settings_json
+from .runs import BEST_WEIGHTS, CHECKPOINT, RUN_LOG, SETTINGS, WEIGHTS, read_npz, read_settings_json
 
 #: Columns of ``runs.csv``, one row per run.
 RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
@@ -101,12 +101,38 @@ def _settings(folder: str) -> dict:
     return {"seed": None, "net_options": {}}
 
 
+def not_a_run(folder: str) -> str | None:
+    """Why ``folder`` (which holds a ``metrics.csv``) does not count as a run, or None when it does.
+
+    A run counts when it is finished or resumable: a readable ``config.yaml``, at least one epoch in
+    ``metrics.csv`` with every test accuracy a number in [0, 1], and its weights, checkpoint or record
+    (``weights.npz``, ``checkpoint.npz`` or ``settings.json``)."""
+    if not any(os.path.isfile(os.path.join(folder, f)) for f in (WEIGHTS, CHECKPOINT, SETTINGS)):
+        return "no weights.npz, checkpoint.npz or settings.json (not a finished or resumable run)"
+    try:
+        load_config(os.path.join(folder, "config.yaml"))
+    except Exception as err:  # missing or broken: ConfigError, OSError
+        return f"config.yaml: {err}"
+    try:
+        with open(os.path.join(folder, "metrics.csv"), encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        accs = [float(r["test_acc"]) for r in rows]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as err:
+        return f"metrics.csv is not a metrics file ({type(err).__name__}: {err})"
+    if not rows:
+        return "no epoch yet"
+    bad = [i + 1 for i, a in enumerate(accs) if not 0.0 <= a <= 1.0]  # also NaN
+    if bad:
+        return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
+    return None
+
+
 def read_run(folder: str) -> RunResult | None:
-    """The :class:`RunResult` of a run folder, or None when it has no epochs yet."""
+    """The :class:`RunResult` of a run folder, or None when it does not count (:func:`not_a_run`)."""
+    if not_a_run(folder) is not None:
+        return None
     with open(os.path.join(folder, "metrics.csv")) as fh:
         rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
     cfg = load_config(os.path.join(folder, "config.yaml"))
     net = cfg.network
     settings = _settings(folder)
@@ -123,16 +149,19 @@ def read_run(folder: str) -> RunResult | None:
                      int(settings.get("epochs") or len(rows)), tuple(accs))
 
 
-def read_runs(directory: str) -> list[RunResult]:
+def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
     """The :class:`RunResult` of every run folder directly under ``directory`` (a folder with a
-    ``metrics.csv`` and at least one epoch), in the order of the folders' names."""
+    ``metrics.csv`` that counts as a run, :func:`not_a_run`), in the order of the folders' names.
+    ``skipped``, if given, receives ``(folder, why)`` for each folder with a metrics.csv that does not."""
     runs = []
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
         if os.path.isfile(os.path.join(folder, "metrics.csv")):
-            run = read_run(folder)
-            if run is not None:
-                runs.append(run)
+            why = not_a_run(folder)
+            if why is None:
+                runs.append(read_run(folder))
+            elif skipped is not None:
+                skipped.append((folder, why))
     return runs
 
 
@@ -216,13 +245,14 @@ def _mean_std(xs):
     return mean, std
 
 
-def summarize(directory: str) -> list[dict]:
+def summarize(directory: str, skipped: list | None = None) -> list[dict]:
     """Read every run folder under ``directory``, write ``summary.csv``, ``summary.md`` and ``runs.csv``
     (:func:`run_rows`) there (and the table into its README.md between the marker lines, if it has
     them), and return the rows of the summary (one per
     group of seeds; accuracies in percent).  With no run folder, writes nothing.  ``ValueError``, before
-    anything is written, for a README whose markers are unpaired or out of order."""
-    runs = read_runs(directory)
+    anything is written, for a README whose markers are unpaired or out of order.  ``skipped`` receives
+    the folders that do not count as runs, with why (:func:`read_runs`)."""
+    runs = read_runs(directory, skipped)
     groups: dict[str, list[RunResult]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)

@@ -167,3 +167,25 @@ def test_planned_epochs_come_from_settings_json_once_the_checkpoint_is_gone(tmp_
     side = tmp_path / "stopped" / "settings.json"
     side.write_text(json.dumps({**json.loads(side.read_text()), "epochs": 100}))
     assert (read_run(str(tmp_path / "stopped")).planned_epochs, read_run(str(tmp_path / "stopped")).epochs) == (100, 2)
+
+
+def test_only_finished_or_resumable_runs_count_and_the_rest_are_named(tmp_path, capsys):
+    """Issue 30, item 7: a folder with a config and a NaN metrics file became seed None and the group's
+    mean 'nan%'. Now it is skipped, and summarize says which folders it skipped and why."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    _run(tmp_path, "nan", "MNIST_CNN.yaml", [float("nan")], 4)
+    _run(tmp_path, "percent", "MNIST_CNN.yaml", [98.5], 5)  # percent, not a fraction
+    _run(tmp_path, "bare", "MNIST_CNN.yaml", [0.97], 6)
+    (tmp_path / "bare" / "settings.json").unlink()  # a config and metrics only: neither finished nor resumable
+    _run(tmp_path, "broken", "MNIST_CNN.yaml", [0.97], 7)
+    (tmp_path / "broken" / "metrics.csv").write_bytes(b"\x00\xff\x89binary")
+    skipped = []
+    rows = summarize(str(tmp_path), skipped)
+    assert [r["seeds"] for r in rows] == ["3"] and rows[0]["best_mean"] == 99.0
+    why = {os.path.basename(f): w for f, w in skipped}
+    assert set(why) == {"nan", "percent", "bare", "broken"}
+    assert "not an accuracy" in why["nan"] and "not an accuracy" in why["percent"]
+    assert "not a finished or resumable run" in why["bare"] and "not a metrics file" in why["broken"]
+    assert main(["summarize", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped ") == 4 and "nan%" not in (tmp_path / "summary.md").read_text()
