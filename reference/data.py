@@ -688,7 +688,13 @@ def load_cifar10(folder, split: str) -> Dataset:
             raise DataError(f"{folder / n}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
         try:
             data = np.asarray(batch[b"data"])
-            labs = np.asarray(batch[b"labels"], dtype=np.int64)
+            raw = np.asarray(batch[b"labels"])
+            if raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+                raise TypeError(f"labels are {raw.dtype}, not integers")
+            labs = raw.astype(np.int64)
+            if np.issubdtype(raw.dtype, np.floating) and not np.array_equal(labs, raw):  # 1.7 is no class
+                bad = raw[labs != raw][0]
+                raise TypeError(f"label {float(bad)!r} is not a whole number")
         except Exception as exc:
             raise DataError(f"{folder / n}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labs.shape != (len(data),):
@@ -742,9 +748,17 @@ def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int 
 NMNIST_EVENT_DTYPE = np.dtype([("x", "u1"), ("y", "u1"), ("p", "u1"), ("t", "u4")])
 
 
+#: The N-MNIST camera's width and height in pixels (also ``reference.nmnist.SENSOR``).
+NMNIST_SENSOR = 34
+
+
 def read_nmnist_events(path) -> np.ndarray:
     """Read an N-MNIST ``.bin`` file into a structured array (N,) of NMNIST_EVENT_DTYPE:
-    x, y (uint8 pixel addresses, 0-based), p (uint8, 0 = off, 1 = on), t (uint32, microseconds)."""
+    x, y (uint8 pixel addresses, 0-based), p (uint8, 0 = off, 1 = on), t (uint32, microseconds).
+
+    ``DataError`` for a file that is not whole events, or with an event outside the 34 x 34 sensor.
+    (Events that the motion removal moves off the sensor are dropped later, as the authors' pipeline
+    does: :func:`reference.nmnist.stabilise`.)"""
     path = Path(path)
     try:
         blob = path.read_bytes()
@@ -754,6 +768,11 @@ def read_nmnist_events(path) -> np.ndarray:
         raise DataError(f"{path}: {len(blob)} bytes is not a positive multiple of 5 (5 bytes per event); "
                         f"truncated or not an N-MNIST event file")
     raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, 5).astype(np.uint32)
+    off = (raw[:, 0] >= NMNIST_SENSOR) | (raw[:, 1] >= NMNIST_SENSOR)
+    if off.any():  # the camera has 34 x 34 pixels: such an event is a corrupt file, not data to drop quietly
+        i = int(np.flatnonzero(off)[0])
+        raise DataError(f"{path}: {int(off.sum())} of {len(raw)} events lie outside the 34 x 34 sensor (the first, "
+                        f"event {i}, at x={int(raw[i, 0])}, y={int(raw[i, 1])}); not an N-MNIST event file")
     ev = np.empty(len(raw), dtype=NMNIST_EVENT_DTYPE)
     ev["x"], ev["y"], ev["p"] = raw[:, 0], raw[:, 1], raw[:, 2] >> 7
     ev["t"] = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]

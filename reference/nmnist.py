@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import N_CLASSES, DataError, read_nmnist_events
+from .data import N_CLASSES, NMNIST_SENSOR, DataError, read_nmnist_events
 
 #: Sensor size (pixels) and polarity channels of N-MNIST.
-SENSOR = 34
+SENSOR = NMNIST_SENSOR  # 34 pixels a side
 SHAPE = (2, SENSOR, SENSOR)
 #: Length of one saccade, microseconds (stabilize.m).
 SACCADE_US = 105e3

@@ -281,3 +281,32 @@ def test_cifar_augmentation_resumes_exactly_and_changes_training(tmp_path):
     plain = (splits[0].__class__(splits[0].images, splits[0].labels, "no augmentation"), splits[1])
     unaugmented = train(SMALL_CIFAR, out_dir=str(tmp_path / "p"), splits=plain, **kw)["net"].weights
     assert any(not np.array_equal(through[n], unaugmented[n]) for n in through)
+
+
+@pytest.mark.parametrize("labels, message", [([1.7] + [0.0] * 9, "label 1.7 is not a whole number"),
+                                             ([b"x"] * 10, "not integers"), ([True] * 10, "not integers")])
+def test_cifar_labels_must_be_whole_class_numbers(tmp_path, labels, message):
+    """Issue 30, item 8: a label 1.7 was read as class 1. Whole floats (3.0) are still classes."""
+    folder = write_cifar(tmp_path / "cifar-10-batches-py")
+    d = pickle.loads((folder / "test_batch").read_bytes())
+    d[b"labels"] = labels
+    (folder / "test_batch").write_bytes(pickle.dumps(d, protocol=2))
+    cfg = load_config(os.path.join(ROOT, "configs", "CIFAR10.yaml"))
+    with pytest.raises(DataError, match=message):
+        load_split("CIFAR10", "test", None, data_dir=tmp_path, verbose=False, config=cfg)
+    d[b"labels"] = [float(v) for v in range(10)]
+    (folder / "test_batch").write_bytes(pickle.dumps(d, protocol=2))
+    assert sorted(load_split("CIFAR10", "test", None, data_dir=tmp_path, verbose=False, config=cfg).labels) == list(range(10))
+
+
+def test_an_event_outside_the_sensor_is_a_corrupt_file(tmp_path):
+    """Issue 30, item 8: raw events outside the 34 x 34 sensor were dropped without a word."""
+    ev = np.zeros(3, dtype=data.NMNIST_EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"] = [3, 40, 5], [4, 5, 34], [10, 20, 30]
+    path = tmp_path / "00001.bin"
+    data.write_nmnist_events(path, ev)
+    with pytest.raises(DataError, match=r"2 of 3 events lie outside the 34 x 34 sensor .*event 1, at x=40, y=5"):
+        data.read_nmnist_events(path)
+    ev["x"], ev["y"] = [3, 33, 5], [4, 5, 33]  # the sensor's last row and column are on it
+    data.write_nmnist_events(path, ev)
+    assert data.read_nmnist_events(path)["x"].tolist() == [3, 33, 5]
