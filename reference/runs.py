@@ -103,9 +103,11 @@ class Settings:
     max_seconds: float | None = None
     tag: str | None = None  # a label, e.g. "demo": the demo replaces only runs it made
     engine: str = "numpy"  # the engine of the latest session: "numpy" or "torch" (the checkpoint is the same)
+    data: dict | None = None  # {"train": ..., "test": ...}: the splits' Split.fingerprint (None before 7 Dec 2026)
 
-    #: Settings a resume may change (``tag`` is not given on resume; the engine may change between sessions).
-    RESUMABLE = ("epochs", "max_seconds", "tag", "engine")
+    #: Settings a resume may change (``tag`` is not given on resume; the engine may change between sessions;
+    #: ``data`` is compared with the data a resume loads, not given).
+    RESUMABLE = ("epochs", "max_seconds", "tag", "engine", "data")
 
 
 @dataclass

@@ -312,6 +312,14 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                        verbose=progress and eng.writer, config=cfg),
             load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir,
                        verbose=progress and eng.writer, config=cfg)))
+        data = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
+        if resume and settings.data and settings.data != data:
+            which = " and ".join(k for k in ("train", "test") if settings.data.get(k) != data[k])
+            raise RunError(f"--resume {out_dir}: the {which} data differ from the run's (fingerprint "
+                           f"{settings.data[which.split()[0]][:12]}..., this one {data[which.split()[0]][:12]}... "
+                           f"from {(train_set if which.startswith('train') else test_set).source}); give the "
+                           f"--data-dir (or data_path) the run was trained with")
+        settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
         if not resume:
             folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
                 else ReadOnlyFolder(out_dir)

@@ -362,3 +362,23 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, spl
     assert not os.path.exists(os.path.join(out, ".replaced"))
     assert _files(out)["weights.npz"] != old["weights.npz"]
     assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 6
+
+
+def test_resume_on_other_data_is_refused(tmp_path, splits):
+    """Issue 30, item 5: --resume with another --data-dir trained on other images silently. The run
+    records its splits' fingerprints and a resume on other data is one line naming the split and source."""
+    from reference.evaluation import Split
+    from reference.runs import RunError
+
+    out = str(tmp_path / "run")
+    quiet = dict(progress=False, log=lambda *a: None)
+    train(TINY, out_dir=out, seed=5, epochs=1, splits=splits, **quiet)
+    ck = load_checkpoint(os.path.join(out, "checkpoint.npz"))
+    assert ck["meta"]["settings"]["data"] == {"train": splits[0].fingerprint(), "test": splits[1].fingerprint()}
+    tr, te = splits
+    other = (Split(tr.images[::-1].copy(), tr.labels[::-1].copy(), "another folder"), te)
+    with pytest.raises(RunError, match=r"the train data differ from the run's .* from another folder"):
+        train(None, out_dir=out, resume=True, epochs=2, splits=other, **quiet)
+    assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["progress"]["epoch"] == 1  # untouched
+    train(None, out_dir=out, resume=True, epochs=2, splits=splits, **quiet)  # its own data: resumes
+    assert Split(tr.images.copy(), tr.labels.copy(), "a copy").fingerprint() == tr.fingerprint()
