@@ -410,3 +410,37 @@ def test_paper2020_rate_threshold_reaches_the_twins(name):
     rows = check_network(MLP_2020, b, net.weights, x, y, dtype="float64", options=options)
     assert all(r.ok for r in rows), format_rows(rows)
     assert max(r.rel for r in rows) < TOL_NET64
+
+
+DROPOUT_AFTER_LINEAR = {
+    "Network": {"n_steps": 5, "dataset": "MNIST", "loss": "kernel", "n_class": 10, "tau_m": 5, "tau_s": 3},
+    "Layers": {"conv": {"type": "conv", "in_channels": 1, "out_channels": 3, "kernel_size": 5, "weight_scale": 3,
+                        "threshold": 1},
+               "drop_conv": {"type": "dropout", "p": 0.2},
+               "fc": {"type": "linear", "n_inputs": 3 * 24 * 24, "n_outputs": 32, "weight_scale": 2, "threshold": 1},
+               "drop_fc": {"type": "dropout", "p": 0.2},
+               "out": {"type": "linear", "n_inputs": 32, "n_outputs": 10, "weight_scale": 2, "threshold": 1}}}
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_network_check_passes_with_dropout_after_conv_and_linear_layers(name):
+    """Issue 30, item 10: a dropout after a linear layer (configs/CIFAR10.yaml has them) crashed the twins
+    (their probe took the dropout's config shape, (F, 1, 1), instead of the linear layout (F,))."""
+    b = framework(name)
+    net = Network(DROPOUT_AFTER_LINEAR, seed=0)
+    x, y = load_mnist(6)
+    rows = check_network(DROPOUT_AFTER_LINEAR, b, net.weights, x, y)
+    assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]
+    assert any("drop_conv" in r.name for r in rows) and any("drop_fc" in r.name for r in rows)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("config", ["CIFAR10.yaml", os.path.join("paper2020", "CIFAR10.yaml")])
+def test_network_check_runs_on_the_cifar_configs(config):
+    """gradcheck's network check on every shipped structure with dropout: the CIFAR-10 CNNs (one image)."""
+    b = framework("torch")
+    path = os.path.join(ROOT, "configs", config)
+    net = Network(path, seed=0)
+    x = np.random.default_rng(0).random((1, *net.config.input_shape)).astype(np.float32)
+    rows = check_network(path, b, net.weights, x, np.array([3]), dtype="float32")
+    assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]

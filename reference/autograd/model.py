@@ -343,12 +343,15 @@ class TwinModel:
         return self.loss(out, labels_np), records
 
     def probe_shapes(self, n: int) -> dict:
-        """Shape of each layer's probe for a batch of ``n``: (T, N, F) after linear, (T, N, C, H, W) else."""
+        """Shape of each layer's probe for a batch of ``n``: the layout of the layer's output in
+        :meth:`forward`, (T, N, F) for a linear layer and a dropout after one, (T, N, C, H, W) else."""
         t = self.config.params.n_steps
-        shapes = {}
+        shapes, flat = {}, False
         for name, c in self.layers:
             cc, h, w = c["out_shape"]
-            shapes[name] = (t, n, cc) if c["type"] == "linear" else (t, n, cc, h, w)
+            if c["type"] != "dropout":  # a dropout keeps the layout of what it drops
+                flat = c["type"] == "linear"
+            shapes[name] = (t, n, cc) if flat else (t, n, cc, h, w)
         return shapes
 
     def gradients(self, weights_np: dict, inputs_np, labels_np) -> dict:
