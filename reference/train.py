@@ -66,8 +66,18 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
     split gets the authors' random crop (padding 4) and horizontal flip (:func:`reference.data.random_crop_flip`).
     NMNIST_Spiking: the event files from the user's folder, binned into the config's ``n_steps``
     (:mod:`reference.nmnist`; the config's ``time_window_us`` and ``event_binning`` choose how); needs ``config``.
-    ``limit`` keeps the first samples only.
+    ``limit`` keeps the first samples only.  With ``config``, labels beyond its ``n_class`` (the output
+    layer's neurons) are a :class:`~reference.data.DataError` here, not a failure inside the first step.
     """
+    out = _load_split(name, split, limit, data_dir, cache_dir, verbose, config)
+    n_class = config.network.get("n_class") if config is not None else None
+    if n_class is not None and len(out.labels) and int(out.labels.max()) >= n_class:
+        raise DataError(f"{name} {split}: its labels reach {int(out.labels.max())}, but the config's n_class is "
+                        f"{n_class} (one output neuron per class): set n_class to at least {int(out.labels.max()) + 1}")
+    return out
+
+
+def _load_split(name, split, limit, data_dir, cache_dir, verbose, config) -> Split:
     if name == "CIFAR10":
         ds = load_cifar10(user_folder(name, data_dir, config), split)
         images, labels = ds.images[:limit], ds.labels[:limit]

@@ -310,3 +310,23 @@ def test_an_event_outside_the_sensor_is_a_corrupt_file(tmp_path):
     ev["x"], ev["y"] = [3, 33, 5], [4, 5, 33]  # the sensor's last row and column are on it
     data.write_nmnist_events(path, ev)
     assert data.read_nmnist_events(path)["x"].tolist() == [3, 33, 5]
+
+
+def test_labels_beyond_n_class_are_one_line_before_training(tmp_path, capsys):
+    """Issue 30, item 11: labels beyond the config's n_class failed inside the first step with a
+    traceback ('labels must lie in 0..4'). load_split refuses them with the fix in one line."""
+    import yaml
+
+    write_cifar(tmp_path / "cifar-10-batches-py")
+    raw = load_config(os.path.join(ROOT, "configs", "CIFAR10.yaml")).raw
+    last = list(raw["Layers"])[-1]
+    raw = {"Network": {**raw["Network"], "n_class": 5},
+           "Layers": {**raw["Layers"], last: {**raw["Layers"][last], "n_outputs": 5}}}
+    with pytest.raises(DataError, match="labels reach 9, but the config's n_class is 5 .* at least 10"):
+        load_split("CIFAR10", "test", None, data_dir=tmp_path, verbose=False, config=load_config(raw))
+    path = tmp_path / "five.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["train", "--config", str(path), "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "n_class is 5" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
