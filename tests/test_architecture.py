@@ -151,3 +151,18 @@ def test_every_engine_module_is_on_the_api_page():
         page = fh.read()
     missing = sorted(m for m in ENGINE if not m.startswith("_") and f".. automodule:: reference.{m}\n" not in page)
     assert not missing, f"docs/api.md has no section for {missing}"
+
+
+def test_the_architecture_page_names_every_module_on_its_floor():
+    """docs/architecture.md draws the two floors: each module of the test's sets is named on its floor's
+    line (engine modules on the engine drawing or in its text), and the page names no module that is gone."""
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as fh:
+        page = fh.read()
+    drawing = page.split("```")[1]
+    app_lines = drawing.split("engine ")[0]
+    for m in APPLICATION - {"__main__"}:
+        assert f" {m}" in app_lines, f"{m} is not on the application floor of docs/architecture.md"
+    for m in ENGINE - {"_jit"}:
+        assert m in drawing.split("engine ", 1)[1], f"{m} is not on the engine floor of docs/architecture.md"
+    for name in __import__("re").findall(r"`reference/(\w+)\.py`", page):
+        assert os.path.exists(os.path.join(PKG, f"{name}.py")), name
