@@ -78,3 +78,21 @@ def test_count_loss_counts_as_quoted():
     assert f"(at most {c5_3:.2f})" in notes
     lesson = " ".join(_text("tutorials/03_loss.py").replace("\n# ", " ").split())
     assert f"only `11111` ({c5:.2f}) is at zero loss; the next, `11110`, counts {c4:.2f}" in lesson
+
+
+def test_fig3_claims_recompute_from_its_data():
+    """figures/README's reading of figure 3 (issue 33: the claim held for one target only): the spreads
+    over T = 4..10 for each target filter, from figures/data/fig3_time_steps.csv."""
+    import csv
+
+    with open(os.path.join(ROOT, "figures", "data", "fig3_time_steps.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    best = {(r["target_filter"], int(r["n_steps"])): float(r["best_test_acc_percent"]) for r in rows}
+    text = " ".join(_text("figures/README.md").split())
+    single = [v for (f, t), v in best.items() if f == "single" and t >= 4]
+    double = [v for (f, t), v in best.items() if f == "double" and 4 <= t <= 10]
+    assert f"({min(single):.2f}-{max(single):.2f}%, a spread of {max(single) - min(single):.2f} points" in text
+    assert f"nearly enough ({best[('single', 3)]:.2f}%)" in text
+    assert f"spans {max(double) - min(double):.2f} points ({min(double):.2f}-{max(double):.2f}%)" in text
+    assert max(single) - min(single) < 0.5 < max(double) - min(double)
+    assert sorted({t for _, t in best}) == [2, 3, 4, 5, 8, 10] and "T = 2, 3, 4, 5, 8 and 10," in text

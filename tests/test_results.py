@@ -120,6 +120,11 @@ def test_readme_numbers_recompute_from_the_runs():
     # the switch at 0.05: the output layer's rate straddles it
     out = _column("fmnist_cnn_paper2020_kernel_rate005", "diagnostics.csv", "rate/output")
     assert min(out) < 0.05 < max(out) and f"at {pct(min(out), 2)}-{pct(max(out), 2)}%, on the threshold" in text
+    # the paper-era kernel-loss CNNs at the 0.1 switch: the output layer's rate in every recorded epoch
+    rates = [v for run in ("mnist_cnn_paper2020", "mnist_cnn_paper2020_seed4", "mnist_cnn_paper2020_seed5",
+                           "fmnist_cnn_paper2020_kernel") for v in _column(run, "diagnostics.csv", "rate/output")]
+    assert max(rates) < 0.1 and f"sit at {pct(min(rates))}-{pct(max(rates))}% in every recorded epoch" in text
+    assert _column("mnist_cnn_paper2020", "diagnostics.csv", "epoch")[0] == 50  # "start at epoch 50"
     # the paper-era Fashion-MNIST MLP, seed 6: hidden_1 from epoch 1 to epoch 10
     h1 = _column("fmnist_mlp_400_400_paper2020_seed6", "diagnostics.csv", "rate/hidden_1", (1, 10))
     assert f"hidden_1 falls from {pct(h1[0])}% to {pct(h1[1])}% by epoch 10" in text

@@ -283,8 +283,8 @@ print(f"a perfect {n_class}-class output layer fires at rate {ideal_rate:.2f}; "
 
 # %% [markdown]
 # So the better the output layer gets, the surer it stays on the warm-up surrogate. The paper-era CNN
-# runs in `results/` show exactly this: their output layer (kernel loss) fires at 5.4-6.2% from the first epoch on,
-# always on the warm-up branch (`figures/fig9_layer_switch.py`, panel c).
+# runs in `results/` show exactly this: their output layer (kernel loss) fires at about 6% in every recorded
+# epoch (results/README.md gives the range), always on the warm-up branch (`figures/fig9_layer_switch.py`, panel c).
 #
 # Moving the switch shows what that buys. At `--rate-threshold 0.05` (the authors' value of December 2020)
 # a trained output layer, at about 5%, straddles the switch and takes the TSSL-BP delta in most batches.
