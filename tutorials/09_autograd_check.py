@@ -10,6 +10,10 @@
 # 2. **`bptt-compare`**: the same forward pass, differentiated by surrogate-gradient BPTT: the sigmoid
 #    surrogate of TSSL-BP's warm-up at every neuron and step, unrolled through leak and reset.
 #
+# A green gradcheck checks the plumbing, not the rule: the twins' spiking backward comes from the same notes
+# as ours. Which checks are independent of our reading is said once, in README's "Checking against
+# PyTorch and JAX".
+#
 # Needs `pip install -r requirements-autograd.txt` (torch, jax). The same from the shell:
 # `python -m reference gradcheck --config configs/MNIST_CNN.yaml` and
 # `python -m reference bptt-compare --config configs/MNIST_CNN.yaml --out bptt/`.
