@@ -238,6 +238,10 @@ def cmd_compare(args) -> int:
                          f"grad/<layer>)")
     text, ok = report(rows, only_ours, only_theirs, args.rtol, ours, theirs, args.entries)
     print(text, end="")
+    if only_ours and not args.allow_missing:
+        print(f"{args.theirs} lacks {len(only_ours)} quantities of {args.ours} ({', '.join(only_ours[:5])}"
+              f"{', ...' if len(only_ours) > 5 else ''}): exit 1; --allow-missing compares a partial archive")
+        return 1
     return 0 if ok else 1
 
 
@@ -604,6 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-4, help="largest accepted max|ours - theirs| / max|theirs| per "
                    "quantity (default 1e-4: float32 implementations of the same equations)")
     p.add_argument("--entries", type=int, default=5, help="how many of the worst entries to print (default 5)")
+    p.add_argument("--allow-missing", action="store_true", help="exit 0 even when --theirs lacks quantities of "
+                   "--ours (a partial archive, e.g. weight gradients only); by default that is exit 1")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("diagnose", help="loss parts, spike counts, backward branch shares and norms of weight files "

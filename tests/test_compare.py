@@ -76,3 +76,17 @@ def test_problems_are_reported_not_raised(archives, tmp_path, capsys):
     assert "share no quantity" in capsys.readouterr().err
     assert main(["compare", "--ours", str(tmp_path / "a.npz"), "--theirs", str(tmp_path / "nope.npz")]) == 2
     assert main(["compare", "--ours", str(tmp_path / "a.npz"), "--theirs", str(tmp_path / "a.npz"), "--rtol", "0"]) == 2
+
+
+def test_a_partial_archive_is_exit_1_unless_allowed(archives, tmp_path, capsys):
+    """compare exited 0 when theirs lacked quantities (issue 30): now it names them and exits 1, and
+    --allow-missing compares a partial archive (weight gradients only, say) with exit 0."""
+    g32, _ = archives
+    np.savez(tmp_path / "ours.npz", **g32)
+    np.savez(tmp_path / "grads.npz", **{k: v for k, v in g32.items() if k.startswith("grad/")})
+    args = ["compare", "--ours", str(tmp_path / "ours.npz"), "--theirs", str(tmp_path / "grads.npz")]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "lacks 9 quantities" in out and "output/conv_a" in out and "--allow-missing" in out
+    assert main(args + ["--allow-missing"]) == 0
+    assert "all 3 shared quantities agree" in capsys.readouterr().out
