@@ -292,7 +292,13 @@ def cmd_evaluate(args) -> int:
     loss, acc, _ = evaluate(net, split, progress=not args.no_progress)
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "
           f"{len(split.labels) / (time.perf_counter() - t0):.0f} samples/s")
-    if args.split == "test" and dataset == cfg.network["dataset"]:
+    own = ck.get("own_config")
+    if config is not None and own is not None and own.raw != config.raw:
+        changed = sorted(k for k in set(own.network) | set(config.network) if own.network.get(k) != config.network.get(k))
+        print(f"--config {args.config} differs from the config inside {args.checkpoint}"
+              f"{' (Network: ' + ', '.join(changed) + ')' if changed else ' (its layers)'}: the accuracy the run "
+              f"recorded is for its own config; leave --config out to evaluate the run as it was trained")
+    elif args.split == "test" and dataset == cfg.network["dataset"]:
         note = recorded_accuracy_note(ck["meta"], acc, len(split.labels))
         if note:
             print(note)
@@ -704,6 +710,10 @@ def main(argv=None) -> int:
         v = getattr(args, name, None)
         if v is not None and v < lo:
             print(f"error: --{name.replace('_', '-')} must be >= {lo}, got {v}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    for name in ("out", "config", "checkpoint", "weights", "inputs", "data_dir"):
+        if getattr(args, name, None) == "":
+            print(f"error: --{name.replace('_', '-')} is empty; give a path", file=sys.stderr)
             return EXIT_BAD_INPUT
     if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
         print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)

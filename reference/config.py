@@ -267,17 +267,24 @@ def load_config(source, input_shape=None) -> Config:
     return Config(network=network, layers=layers, input_shape=tuple(input_shape), source=where, raw=raw)
 
 
+#: A config is a few dozen lines; a larger "config" (a device, a dataset given by mistake) is refused.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_yaml(path: str):
     """The parsed YAML file ``path``; every way it cannot be read is a one-line :class:`ConfigError`."""
     if os.path.isdir(path):
         raise ConfigError(f"{path}: is a folder, not a YAML config file")
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(MAX_CONFIG_BYTES + 1)  # a device such as /dev/zero never ends: read a bounded prefix
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 1024} KiB, not a config file (the authors' are "
+                          f"under 2 KiB)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

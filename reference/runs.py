@@ -225,7 +225,7 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
         options = NetOptions.from_record(recorded_net_options(meta), where=f"{path}: its recorded net_options")
     except ValueError as err:
         raise CheckpointError(str(err)) from None
-    return {"config": cfg, "weights": weights, "meta": meta, "adam": adam, "options": options}
+    return {"config": cfg, "weights": weights, "meta": meta, "adam": adam, "options": options, "own_config": own}
 
 
 def recorded_net_options(meta: dict) -> dict:

@@ -436,7 +436,7 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             diff = {k: v for k, v in value.items() if _saved_option(saved, k) != v}
             conflicts += [f"{k}={v!r} (the run has {_saved_option(saved, k)!r})" for k, v in diff.items()]
         elif saved != value:
-            conflicts.append(f"{key}={value!r} (the run has {saved!r})")
+            conflicts.append(f"{key}={value!r} (the run has {_UNSET.get(key, 'the default') if saved is None else repr(saved)})")
     if conflicts:
         raise RunError(f"--resume {folder.path}: these settings differ from the run's and cannot change: "
                        f"{'; '.join(conflicts)}. Leave them out to resume, or start a new run with another --out")
@@ -457,6 +457,9 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
         log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
     return net, opt, cfg, settings, state, eng
 
+
+#: What an unset (None) setting of a run means, for the messages of a refused resume.
+_UNSET = {"train_limit": "all training samples", "test_limit": "all test samples", "max_seconds": "no time limit"}
 
 #: Defaults of the Network options a run may set (a saved run lists only those it changed).
 _OPTION_DEFAULTS = NetOptions.defaults()

@@ -330,3 +330,28 @@ def test_hostile_npz_files_are_refused_from_their_headers(tmp_path, capsys):
     small = tmp_path / "small.npz"
     np.savez_compressed(small, w=np.zeros(1 << 20, np.float32))  # 4 MiB of zeros: under the free 64 MiB
     assert read_npz(small)["w"].shape == (1 << 20,)
+
+
+@pytest.mark.parametrize("argv", [["train", "--config", "c.yaml", "--out", ""], ["evaluate", "--checkpoint", ""],
+                                  ["demo", "--out", ""], ["train", "--config", ""]])
+def test_an_empty_path_is_refused_not_replaced_by_a_default(argv, capsys, tmp_path, monkeypatch):
+    """--out "" silently trained into the default folder (issue 30, messages): an empty path is one line."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is empty; give a path" in err and os.listdir(tmp_path) == []
+
+
+def test_evaluate_with_another_config_names_the_config_not_the_blas(cli_data, capsys, tmp_path):
+    """evaluate --config CFG that differs from the run's blamed 'the NumPy versions' (issue 30, messages)."""
+    import yaml
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    raw = yaml.safe_load(cli_data.read_text())
+    raw["Network"]["tau_m"] = 4
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw, sort_keys=False))
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--config", str(other), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "differs from the config inside run/weights.npz (Network: tau_m)" in out and "NumPy" not in out

@@ -405,3 +405,15 @@ def test_activation_bytes_rejects_bad_sizes(bad):
         cfg.activation_bytes(bad)
     with pytest.raises(ValueError, match="dtype_size"):
         cfg.activation_bytes(10, dtype_size=bad)
+
+
+def test_a_device_or_huge_file_as_config_is_one_line(tmp_path):
+    """--config /dev/zero said 'out of memory (): use a smaller batch' (issue 30, messages)."""
+    from reference.config import ConfigError, MAX_CONFIG_BYTES, load_config
+
+    with pytest.raises(ConfigError, match="/dev/zero: over 1024 KiB, not a config file"):
+        load_config("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_text("# x\n" * (MAX_CONFIG_BYTES // 4 + 1))
+    with pytest.raises(ConfigError, match="not a config file"):
+        load_config(str(big))

@@ -382,3 +382,10 @@ def test_resume_on_other_data_is_refused(tmp_path, splits):
     assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["progress"]["epoch"] == 1  # untouched
     train(None, out_dir=out, resume=True, epochs=2, splits=splits, **quiet)  # its own data: resumes
     assert Split(tr.images.copy(), tr.labels.copy(), "a copy").fingerprint() == tr.fingerprint()
+
+
+def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
+    """'the run has None' said nothing: an unset limit is named for what it is (issue 30, messages)."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    with pytest.raises(RunError, match=r"train_limit=50 \(the run has all training samples\)"):
+        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, train_limit=50)
