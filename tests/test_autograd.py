@@ -307,6 +307,13 @@ def test_export_our_trained_weights(tmp_path):
         np.testing.assert_array_equal(state["my_parameters.0"].numpy(), w["hidden_1"])
 
 
+class _Code:
+    """Pickles as a call of os.getcwd: a checkpoint holding code, which must be refused unrun."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
 def load_config_(path):
     from reference.config import load_config
 
@@ -315,7 +322,10 @@ def load_config_(path):
 
 @pytest.mark.parametrize("case,words", [
     ("missing", "not found"),
-    ("garbage", "not a readable PyTorch checkpoint"),
+    ("garbage", "is not a PyTorch checkpoint (neither torch.save's zip nor a pickle"),
+    ("text", "is not a PyTorch checkpoint"),
+    ("code", "holds Python objects or code beyond tensors"),
+    ("truncated zip", "not a readable PyTorch checkpoint"),
     ("wrong config", "is it the right config"),
     ("wrong shape", "expected (10, 300)"),
     ("no parameters", "no 'my_parameters"),
@@ -329,6 +339,13 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
     weights = Network(CNN).weights
     if case == "garbage":
         pth.write_bytes(b"not a checkpoint")
+    elif case == "text":
+        pth.write_text("epoch: 3\n")  # torch.load read it as a pickle and failed with KeyError: 101
+    elif case == "code":
+        torch.save({"net": _Code()}, pth)
+    elif case == "truncated zip":
+        torch.save({"net": {}}, pth)
+        pth.write_bytes(pth.read_bytes()[:200])
     elif case == "wrong config":
         authors_checkpoint(pth, Network(MLP).weights, load_config_(MLP))
     elif case == "wrong shape":
@@ -342,7 +359,8 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
     del weights
     out = tmp_path / "w.npz"
     assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
-    assert words in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and not out.exists()
     assert not out.exists()
 
 
