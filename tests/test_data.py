@@ -601,3 +601,17 @@ def test_fixture_matches_full_mnist(split):
     else:
         x = ds.images.astype(np.float64) / 255
         assert x.mean() == pytest.approx(0.1307, abs=1e-4) and x.std() == pytest.approx(0.3081, abs=1e-4)
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_the_network_hint_does_not_say_unset_what_is_unset(toy, tmp_path, monkeypatch, value):
+    """The hint said 'unset TSSLBP_OFFLINE (or set 0)' when it was 0 (issue 30, messages)."""
+    def down(*a, **k):
+        raise OSError("network unreachable")
+    monkeypatch.setenv("TSSLBP_OFFLINE", value)
+    monkeypatch.setattr(urllib.request, "urlopen", down)
+    monkeypatch.setattr(data.shutil, "which", lambda name: None)  # no npm
+    with pytest.raises(DataError) as info:
+        data.load_dataset("Toy", "train", cache_dir=tmp_path / "c", verbose=False)
+    msg = str(info.value)
+    assert "unset TSSLBP_OFFLINE" not in msg and "every source above that could go online was tried" in msg
