@@ -23,7 +23,7 @@ import os
 import numba
 import numpy as np
 
-#: True when ``NUMBA_DISABLE_JIT=1``: kernels then run as plain Python.
+#: True when ``NUMBA_DISABLE_JIT=1`` — kernels then run as plain Python.
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))
 
 

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-#: Symbol names of OpenBLAS's ``get_corename`` in the builds NumPy ships with or links to: the
+#: Symbol names of OpenBLAS's ``get_corename`` in the builds NumPy ships with or links to — the
 #: ``scipy-openblas`` wheels (64-bit and 32-bit integer interface), then plain and 64-bit OpenBLAS.
 _CORENAME_SYMBOLS = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
                      "openblas_get_corename", "openblas_get_corename64_")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from .params import NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
 
-#: YAML 1.2 floats: PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
+#: YAML 1.2 floats — PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
 _FLOAT_RE = r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[0-9][0-9_]*[eE][-+]?[0-9]+
                     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
@@ -107,10 +107,10 @@ NETWORK_OPTIONAL = {
 }
 EVENT_BINNINGS = ("authors", "uniform")
 LOSSES = ("kernel", "count", "softmax")
-#: Largest accepted ``Network.lr``: AdamW (weight decay 0.01) steps of order lr; far above 1 it diverges.
+#: Largest accepted ``Network.lr`` — AdamW (weight decay 0.01) steps of order lr; far above 1 it diverges.
 MAX_LR = 1.0
 
-#: Per layer type: required keys, optional keys with their defaults.
+#: Per layer type — required keys, optional keys with their defaults.
 LAYER_SCHEMA = {
     "conv": (("in_channels", "out_channels", "kernel_size", "threshold"),
              {"padding": 0, "stride": 1, "dilation": 1, "weight_scale": 1.0}),

@@ -551,7 +551,7 @@ class Dropout:
 
 
 # ----------------------------------------------------------------------------------------- spiking layer
-#: A backward rule: ``rule(g, state, params, threshold) -> (delta, branch)`` turns ``g = dL/da`` of a
+#: A backward rule — ``rule(g, state, params, threshold) -> (delta, branch)`` turns ``g = dL/da`` of a
 #: spiking layer into ``delta = dL/dx`` (e.g. :func:`reference.tsslbp.tsslbp_delta`).
 BackwardRule = Callable[[np.ndarray, NeuronState, NeuronParams, float], tuple]
 

@@ -130,7 +130,7 @@ def _encode_kernel(x, tau_s, inv_tau_s, reciprocal, chunks, out):
 _encode_kernel_py = _encode_kernel
 _encode_kernel = kernel(_encode_kernel_py)
 
-#: How :func:`encode_input` divides by ``tau_s``: ``"true"`` (PyTorch on the CPU) or ``"reciprocal"``
+#: How :func:`encode_input` divides by ``tau_s`` — ``"true"`` (PyTorch on the CPU) or ``"reciprocal"``
 #: (PyTorch on CUDA, which multiplies by the float32 reciprocal of a Python-scalar divisor).
 ENCODE_DIVISIONS = ("true", "reciprocal")
 
@@ -280,7 +280,7 @@ def lif_forward(x: np.ndarray, params: NeuronParams, threshold: float | None = N
     return NeuronState(u.reshape(shape), du.reshape(shape), s.reshape(shape), a.reshape(shape))
 
 
-#: Neurons per block in the compact kernels: a block's carried state (membrane, PSP, and in the backward
+#: Neurons per block in the compact kernels — a block's carried state (membrane, PSP, and in the backward
 #: the block's ``u``, ``a`` for all steps) stays in the L1/L2 cache while the loops over it vectorise.
 BLOCK = 512
 

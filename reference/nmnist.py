@@ -46,7 +46,7 @@ SENSOR = NMNIST_SENSOR  # 34 pixels a side
 SHAPE = (2, SENSOR, SENSOR)
 #: Length of one saccade, microseconds (stabilize.m).
 SACCADE_US = 105e3
-#: The authors' bin width, microseconds: their N-MNIST config reads the converter's folder 2312_3000_stable.
+#: The authors' bin width, microseconds — their N-MNIST config reads the converter's folder 2312_3000_stable.
 AUTHORS_WINDOW_US = 3000
 #: About the length of a recording (three saccades of 105 ms), microseconds.
 RECORDING_US = 300_000

@@ -26,7 +26,7 @@ from .tsslbp import WARMUP_MODES
 
 VARIANTS = tuple(RULES)
 BACKWARDS = ("tsslbp", "bptt", "bptt-detached")
-#: ``input_encoding`` -> the division :func:`reference.neuron.encode_input` uses (None: the PSP filter).
+#: ``input_encoding`` -> the division :func:`reference.neuron.encode_input` uses (None — the PSP filter).
 INPUT_ENCODINGS = {"psp": None, "authors": "true", "authors-cuda": "reciprocal"}
 COUNT_OF = ("psp", "spikes")
 

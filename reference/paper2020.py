@@ -44,7 +44,7 @@ from .steps import (integrate, inv_du_2020, reset, reset_carry_2020, reset_term_
                     warmup_z)
 from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _exp_clipped, spike_error, warmup_surrogate
 
-#: ``1/du`` is clamped to ``[-10, 10]`` (the final rule: 8).
+#: ``1/du`` is clamped to ``[-10, 10]`` (the final rule — 8).
 MAX_INV_DU_2020 = 10.0
 #: A layer whose firing rate over the batch is above this takes the TSSL-BP value, else the warm-up.
 RATE_THRESHOLD_2020 = 0.1

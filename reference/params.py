@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Upper clamp of ``1/du`` in the inter-neuron term (authors: ``torch.clamp(-1/delta_u, -8, 0)``).
+#: Upper clamp of ``1/du`` in the inter-neuron term (the authors' ``torch.clamp(-1/delta_u, -8, 0)``).
 MAX_INV_DU = 8.0
-#: Width ``a`` of the warm-up sigmoid surrogate (authors: ``a = 0.2``); its slope at threshold is 1/(4*0.2).
+#: Width ``a`` of the warm-up sigmoid surrogate (the authors' ``a = 0.2``); its slope at threshold is 1/(4*0.2).
 WARMUP_SIGMA = 0.2
-#: Clamp of the surrogate's argument ``z = (threshold - u)/sigma`` (authors: ``torch.clamp(..., -8, 8)``).
+#: Clamp of the surrogate's argument ``z = (threshold - u)/sigma`` (the authors' ``torch.clamp(..., -8, 8)``).
 WARMUP_Z_CLIP = 8.0
-#: Weights are clipped to ``[-WEIGHT_CLIP, WEIGHT_CLIP]`` after every optimiser step (authors: ``clamp(-4, 4)``).
+#: Weights are clipped to ``[-WEIGHT_CLIP, WEIGHT_CLIP]`` after every optimiser step (the authors' ``clamp(-4, 4)``).
 WEIGHT_CLIP = 4.0
-#: Gradient-norm clipping over all weights (authors: ``clip_grad_norm_(params, 1)``).
+#: Gradient-norm clipping over all weights (the authors' ``clip_grad_norm_(params, 1)``).
 GRAD_NORM_CLIP = 1.0
 #: Default fixed weight of the sum-pooling layers (config key ``theta``).
 POOL_THETA = 1.1

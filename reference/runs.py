@@ -57,7 +57,7 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "
 CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIAGNOSTICS = (
     "checkpoint.npz", "weights.npz", "best_weights.npz", "metrics.csv", "config.yaml", ".lock", "settings.json",
     "run.log", "diagnostics.csv")
-#: Files that make a folder "a run": their presence makes a new run refuse the folder.
+#: Files that make a folder "a run" — their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 #: Files a run may also hold, removed with the others by ``overwrite``.
 DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
@@ -268,7 +268,7 @@ def read_settings_json(path) -> dict:
 
 #: A member of an .npz may declare this many bytes whatever its stored size (64 MiB) ...
 NPZ_FREE_BYTES = 64 << 20
-#: ... and beyond that at most this many bytes per stored byte: float weights, Adam moments and images
+#: ... and beyond that at most this many bytes per stored byte — float weights, Adam moments and images
 #: compress by 1.1-3x, a "zip bomb" by 1000x (4 MB declaring 4 GiB).
 NPZ_MAX_EXPANSION = 100
 

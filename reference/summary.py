@@ -54,7 +54,7 @@ class RunResult:
     epochs: int
     best: float
     last: float
-    #: the epochs the run was started for: its checkpoint's ``epochs`` while it has one (a run still
+    #: the epochs the run was started for — its checkpoint's ``epochs`` while it has one (a run still
     #: training, or stopped early), else ``epochs`` (a finished run planned what it ran)
     planned_epochs: int
     #: the test accuracy of every epoch, in order (``best`` is their max, ``last`` the final one)

@@ -30,7 +30,7 @@ from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, EngineError, Progress, Rea
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
 
 
-#: The datasets no registry ships: read from a folder the user has (``--data-dir``, $TSSLBP_DATA_DIR, or
+#: The datasets no registry ships — read from a folder the user has (``--data-dir``, $TSSLBP_DATA_DIR, or
 #: the config's ``data_path``), with what to put there.
 USER_FOLDER_DATASETS = {
     "CIFAR10": "the CIFAR-10 'python' version (https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, "

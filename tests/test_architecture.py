@@ -166,3 +166,25 @@ def test_the_architecture_page_names_every_module_on_its_floor():
         assert m in drawing.split("engine ", 1)[1], f"{m} is not on the engine floor of docs/architecture.md"
     for name in __import__("re").findall(r"`reference/(\w+)\.py`", page):
         assert os.path.exists(os.path.join(PKG, f"{name}.py")), name
+
+
+def test_constant_doc_comments_render_on_the_api_page():
+    """Sphinx's napoleon reads the first line of a ``#:`` comment as ``type: description`` when it holds a
+    colon outside code, which rendered MAX_INV_DU's text as a TYPE field (issue 34). No first line may."""
+    import re
+
+    bad = []
+    for folder, _, files in os.walk(PKG):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            prev = False
+            for i, line in enumerate(open(path, encoding="utf-8"), 1):
+                doc = line.lstrip().startswith("#:")
+                if doc and not prev:
+                    text = re.sub(r"``.*?``|:\w+:`[^`]*`", "X", line.lstrip()[2:])
+                    if re.search(r":(\s|$)", text):
+                        bad.append(f"{os.path.relpath(path, ROOT)}:{i}")
+                prev = doc
+    assert not bad, f"a colon in the first line of these #: comments splits them on the API page: {bad}"

@@ -25,16 +25,16 @@ from ..neuron import NeuronParams, lif_forward, psp, psp_kernel
 from ..tsslbp import spike_error, tsslbp_delta, warmup_surrogate
 from . import model as twin
 
-#: Tolerances on ``rel``.  float64 parts: both sides compute the same sums in another order, so they
+#: Tolerances on ``rel``.  float64 parts — both sides compute the same sums in another order, so they
 #: differ by a few ulps times the number of terms (measured <= 1e-14); 1e-12 leaves room and still
 #: catches any wrong index or factor (those give errors of order 1).
 TOL_PARTS = 1e-12
-#: Central differences with h = 1e-6 on quantities of order 1: truncation ~h^2 and cancellation
+#: Central differences with h = 1e-6 on quantities of order 1 — truncation ~h^2 and cancellation
 #: ~1e-16/h, both below 1e-9; 1e-7 bounds them with margin.
 TOL_FD = 1e-7
-#: Full network, float64: same spike decisions (checked), sums in another order; measured <= 4e-15.
+#: Full network, float64 — same spike decisions (checked), sums in another order; measured <= 4e-15.
 TOL_NET64 = 1e-10
-#: Full network, float32: a weight gradient sums up to ~1e5 float32 products and the backward runs
+#: Full network, float32 — a weight gradient sums up to ~1e5 float32 products and the backward runs
 #: through several layers, so errors of ~1e-6 relative are expected (measured <= 5e-6); the 1e-4 bound is
 #: the accuracy to which the authors' float32 gradients are matched (paper-notes section 3).
 TOL_NET32 = 1e-4
