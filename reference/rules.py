@@ -39,7 +39,8 @@ class Rule:
         The conv layers' weight initialisation (:mod:`reference.layers`).
     options : tuple of str
         The rule's own options it reads from :class:`~reference.options.NetOptions` (of ``inter``,
-        ``intra``, ``warmup``, ``rate_threshold``); giving another one a non-default value is refused.
+        ``intra``, ``warmup``, ``rate_threshold``); giving another one a non-default value is refused.  The
+        BPTT baselines accept the final code's three and ignore them (their backward has no such terms).
     make_delta : callable ``NetOptions -> delta``
         Builds the spiking layers' backward, ``delta(g, state, params, threshold) -> (delta, branch)``, for
         a run's options (which terms, which warm-up, the layer switch).  The clamp of ``1/du`` is the

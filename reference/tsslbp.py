@@ -43,8 +43,8 @@ testing); :func:`tsslbp_delta` computes the same numbers in one Numba kernel and
 uses.  Both also return, per neuron and step, which branch produced ``delta`` (:data:`BRANCH_NAMES`).
 
 Where the authors' code and the paper differ (paper-notes section 6), the code is the default:
-warm-up is tested per neuron and step on the neuron's own PSP (the paper's version switched whole layers
-by firing rate); ``tau_s = 3`` in the final configs (2 in the paper's time).  The ablations a user asks for
+warm-up is tested per neuron and step on the neuron's own PSP (the authors' code of the paper's time
+switched whole layers by firing rate); ``tau_s = 3`` in the final configs (2 in the paper's time).  The ablations a user asks for
 are options: ``inter=False`` (no spike-timing term), ``intra=False`` (no reset/leak term),
 ``warmup="always"`` (surrogate everywhere) and ``warmup="never"``.
 """
@@ -101,8 +101,8 @@ def spike_advance(du: np.ndarray, s: np.ndarray) -> np.ndarray:
 
     .. math:: -\\frac{\\partial t_k}{\\partial u[k]} = s[k] \\min\\left(\\frac{1}{du[k]},\\, 8\\right)
 
-    A spike moves earlier when the membrane rises faster, so the spike time's sensitivity to ``u`` is
-    ``-1/du``; the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
+    Raising the membrane brings the spike earlier, by ``1/du`` steps per unit: less the steeper the
+    membrane crosses the threshold (``d t_k/d u = -1/du``); the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
     ``clamp(-1/du, -8, 0)``, a step with ``du < 0`` gives 0 (a neuron can fire there only when the
     threshold is not positive), and IEEE division decides ``du == 0``: ``+0.0`` gives 8 and ``-0.0``
     gives 0, exactly as their clamp does.

@@ -38,9 +38,9 @@ if not available("torch"):
 # %% [markdown]
 # A batch of 32 real MNIST test images, and the authors' MNIST CNN after ten training steps on 32 MNIST
 # *training* images (so that every layer fires and every branch of TSSL-BP is used; the gradients are then
-# checked on images the network has not been trained on). This lesson has no fast mode: it runs in about
-# ten seconds as it is, and section 3's comparison needs the 32 images (on 8, the differences it
-# measures are smaller than the noise of so few digits).
+# checked on images the network has not been trained on). This lesson has no fast mode: it runs in
+# seconds as it is (tutorials/README.md lists the times), and section 3's comparison needs the 32 images
+# (on 8, the differences it measures are smaller than the noise of so few digits).
 
 # %%
 from reference.network import Network  # noqa: E402
@@ -175,13 +175,13 @@ for name in weights:
     rel = float(np.abs(a - b).max() / np.abs(a).max())
     print(f"{name:8s} {f'max rel. difference {rel:.2f}':>27s} {cos_through[name]:20.3f} {cos_detached[name]:24.3f}")
 names = list(weights)
-assert any(not np.array_equal(grads["bptt"][k], grads["bptt-detached"][k]) for k in names)  # detaching changes them
+assert all(not np.array_equal(grads["bptt"][k], grads["bptt-detached"][k]) for k in names)  # detaching changes each
 assert all(cos_detached[k] > cos_through[k] for k in names), "detaching should bring every layer nearer TSSL-BP"
 assert all(cos_detached[a] < cos_detached[b] for a, b in zip(names, names[1:])), "cosines should rise to the output"
 
 # %% [markdown]
-# Detaching changes every layer's gradient, the first layers' most, and it brings every layer *nearer*
-# TSSL-BP (both asserted above). The nearer a layer is to the output, the more alike all three rules are:
+# Detaching changes every layer's gradient and brings every layer *nearer* TSSL-BP (both asserted above;
+# the printed differences show by how much, layer by layer). The nearer a layer is to the output, the more alike all three rules are:
 # the output layer's delta depends on its own neurons only, while conv_1's has gone through every layer
 # above it, and every difference between the rules compounds on the way down. Even detached, conv_1's
 # cosine stays well below 1: the rules really differ there, and they are not two roundings of one
