@@ -1,7 +1,10 @@
-"""The equations of TSSL-BP, one small function each: the only place their arithmetic is written.
+"""The equations of TSSL-BP, one small function each: the only place a compiled kernel's arithmetic is written.
 
 Every kernel of the package (``neuron``, ``layers``, ``tsslbp``, ``paper2020``) is loops and memory
-layout around calls to these functions; none writes an equation itself.  They take and return scalars
+layout around calls to these functions; none writes an equation itself.  The readable whole-array NumPy
+versions (``tsslbp.spike_advance``, ``inter_neuron_term``, ``intra_neuron_term``, ``warmup_term``,
+``compose_delta``, the paper-era and BPTT functions) are written apart on purpose, as a second reading of
+the same equations, and the tests check the kernels against them.  They take and return scalars
 of one float dtype (float32 stays float32: every constant arrives in the arrays' dtype, see
 :func:`reference._jit.as_scalar`), in the operation order of the authors' float32 code, which decides
 the bits.  Compiled, each is inlined into the kernel that calls it (:func:`reference._jit.step`); from
