@@ -5,7 +5,7 @@ trace is just a ``(T,)`` vector.  Units: time in steps, membrane potential ``u``
 scale (the configs use ``threshold = 1``), PSPs are dimensionless (a spike train filtered by a kernel whose sum
 over T steps is ``1 - (1 - 1/tau_s)^T``: 0.868 at T = 5, tau_s = 3, reaching 1 only as T grows).
 
-Equations (paper-notes section 1; the paper's Eq. (1)-(3) describe the continuous-time model, this is its
+Equations (paper-notes section 1; the paper describes the continuous-time model, this is its
 discrete form as the authors' code runs it):
 
 .. math::

@@ -3,8 +3,8 @@
 Given ``g[m] = dL/da[m]``, the error on a neuron's own output PSP (from the next layer or the loss), we
 want ``delta[k] = dL/dx[k]``, the error on the layer's input current, which the layer's weight gradient
 uses.  It equals ``dL/du[k]``: ``x[k]`` enters the membrane with weight one,
-``u[k] = (1 - theta_m) u[k-1] + x[k]`` (``u[k-1]`` after its reset), and reaches the loss only through ``u[k]``; the code says ``dL/dx``.  Paper-notes section 3 (the paper's Section 3, Eqs. (10)-(16) as the
-paper numbers them; the warm-up is described in its Section 3.4) splits it as follows.  Time is the first
+``u[k] = (1 - theta_m) u[k-1] + x[k]`` (``u[k-1]`` after its reset), and reaches the loss only through ``u[k]``; the code says ``dL/dx``.  Paper-notes section 3 (we could not confirm the paper's section and
+equation numbers here, so none are cited) splits it as follows.  Time is the first
 axis of every array: ``(T, ...)``.
 
 1. Spike error (the PSP filter's adjoint): :func:`spike_error`
