@@ -179,15 +179,32 @@ def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.nd
     -------
     intra : ndarray, shape (T, ...)
     """
+    return intra_neuron_carry(inter, u, du, s, theta_m)[0]
+
+
+def intra_neuron_carry(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.ndarray,
+                       theta_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`intra_neuron_term` and the carried error ``c`` it used at every step.
+
+    ``c[k]`` is the value of ``c`` when step ``k`` is processed: the error that the steps after ``k``
+    send back to the neuron's state at ``k`` (``c[T-1] = 0``), by the recursion of
+    :func:`intra_neuron_term`.  For plots and the "Explore one neuron" page, which show it per step.
+
+    Returns
+    -------
+    intra, c : ndarray, shape (T, ...) each
+    """
     advance = spike_advance(du, s)
     fired = (s > 0).astype(u.dtype)
     intra = np.zeros_like(inter)
+    carried = np.zeros_like(inter)
     c = np.zeros_like(inter[0])
     for k in range(inter.shape[0] - 1, -1, -1):
+        carried[k] = c
         intra[k] = c * theta_m * u[k] * advance[k] + c * (1.0 - theta_m) * (1.0 - fired[k])
         pre = inter[k] + intra[k]
         c = pre * fired[k] + c * (1.0 - fired[k]) * (1.0 - theta_m)
-    return intra
+    return intra, carried
 
 
 def warmup_surrogate(u: np.ndarray, threshold: float) -> np.ndarray:
