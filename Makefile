@@ -49,6 +49,6 @@ docs: setup
 
 # The built site in headless Chromium (Debian's package: apt-get install chromium).
 test-site: docs
-	$(BIN)/python -m pytest -q -m site tests/test_site.py
+	$(BIN)/python -m pytest -q -m site tests/test_site.py tests/test_explore.py
 
 .PHONY: setup demo test test-integration test-slow bench figures figures-fast tutorials notebooks docs test-site

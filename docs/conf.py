@@ -118,6 +118,7 @@ def _lessons_page() -> None:
     text = open(os.path.join(ROOT, "tutorials", "README.md"), encoding="utf-8").read()
     text = re.sub(r"\[([^\]]+)\]\((\d\d_\w+)\.py\)", r"{doc}`\1 </tutorials/\2>`", text)
     text = re.sub(r"\]\((figures/[^)]+\.png)\)", r"](../tutorials/\1)", text)
+    text = text.replace("](../docs/", "](../")  # the site's own pages (docs/explore.md) from _generated/
     toc = ["", "```{toctree}", ":hidden:", ""] + [f"../tutorials/{n}" for n in _lesson_names()] + ["```", ""]
     open(os.path.join(GENERATED, "lessons.md"), "w", encoding="utf-8").write(text + "\n".join(toc))
 
