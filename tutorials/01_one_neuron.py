@@ -68,6 +68,7 @@ for t in range(12):
 u_r_prev = np.concatenate([[0.0], u_after_reset[:-1]])
 assert np.allclose(state.du, -P.theta_m * u_r_prev + x)
 assert np.allclose(state.u, u_r_prev + state.du)
+L.explore(x, np.zeros_like(x), P)  # this neuron on the site's page: drag its current, watch it fire
 assert np.array_equal(state.s, (state.u > P.threshold).astype(float))
 assert state.s[:2].sum() == 0 and state.s[2:12].sum() > 0 and state.s[12:].sum() == 0
 print(f"spikes at t = {np.flatnonzero(state.s).tolist()}")

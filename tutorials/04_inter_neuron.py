@@ -360,6 +360,9 @@ score = np.where(st.s[:, n0].sum(axis=0) >= 2, np.abs(inter[:, n0]).sum(axis=0),
 j = int(np.argmax(score))
 print(f"sample {n0} (digit {y_te[n0]}), neuron {j} of {rec.name}: spikes at steps "
       f"{np.flatnonzero(st.s[:, n0, j]).tolist()}, du there {[round(float(v), 3) for v in st.du[fired[:, n0, j], n0, j]]}")
+# its input current, rebuilt from the recorded state: x[k] = du[k] + theta_m u_r[k-1] (lesson 1)
+u_r = np.concatenate([[0.0], (st.u[:, n0, j] * (1 - st.s[:, n0, j]))[:-1]])
+L.explore(st.du[:, n0, j] + net.params.theta_m * u_r, g[:, n0, j], net.params)
 
 # %%
 fig, axes = plt.subplots(4, 1, figsize=(7, 9), sharex=True)

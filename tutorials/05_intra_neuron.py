@@ -58,6 +58,7 @@ print(f"spikes at steps {np.flatnonzero(fired).tolist()}, desired at {np.flatnon
       f"loss {loss:.4f}")
 print(f"du at the spikes: {[round(float(v), 3) for v in st.du[fired, 0, 0]]}, "
       f"min(1/du, 8) there: {[round(float(v), 2) for v in spike_advance(st.du, st.s)[fired, 0, 0]]}")
+L.explore(x, g, P)  # this neuron and its error on the site's page, every term per step
 
 # %% [markdown]
 # ## 2. The carried term `c`, written out
@@ -398,6 +399,7 @@ spikes20 = np.flatnonzero(st20.s).tolist()
 print("spikes at", spikes20)
 for j, m in zip(*np.nonzero(D)):
     print(f"D[{j}, {m}] = theta_m u[{j}] (1 - theta_m)^{m - j - 1} = {D[j, m]:.4f};  h[{j}] = D[{j}, {m}] g[{m}] = {h20[j]:+.4f}")
+L.explore(x20, g20, P20, rule="paper2020")  # its D and h, live
 assert np.allclose(h20, D @ g20) and (np.count_nonzero(D, axis=1) <= 1).all()
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))

@@ -65,6 +65,7 @@ assert np.allclose(d_default, warmup_term(G, st.u, P.threshold)) and np.all(d_de
 print(f"membrane u = {np.round(st.u[:, 0, 0], 3).tolist()}; loss {loss:.3f}")
 print(f"delta without warm-up: {d_never[:, 0, 0].tolist()}")
 print(f"delta with warm-up:    {[f'{v:.4f}' for v in d_default[:, 0, 0]]}  (negative: raise u to lower the loss)")
+L.explore(x, g, P)  # live: raise x until it fires, and watch the warm-up give way step by step
 
 # %% [markdown]
 # ## 2. The surrogate and the switch

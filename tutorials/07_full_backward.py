@@ -83,6 +83,7 @@ print("a  =", np.round(st3.a[:, 0], 4), " g =", np.round(g3[:, 0], 4))
 print("delta =", np.round(delta3[:, 0], 4), " branches:", [{0: "warm-up", 1: "inter", 2: "intra"}[int(b)] for b in branch3[:, 0]])
 assert np.allclose(delta3[:, 0], [-0.0151, -0.0682, 0.0154], atol=5e-5)
 assert branch3[:, 0].tolist() == [0, 1, 1]
+L.explore([0.6, 0.7, 1.2], g3, P3)  # the same neuron, live: try x[1] = 0.5
 
 # %% [markdown]
 # ## 1. The data flow

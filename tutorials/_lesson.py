@@ -84,6 +84,34 @@ class Lesson:
             return None
         return path
 
+    def explore(self, x, g, params, *, rule: str = "final", inter: bool = True, intra: bool = True,
+                warmup: str = "per-neuron", rate_threshold: float = 0.1) -> str:
+        """A link that opens one neuron of the lesson on the site's "Explore one neuron" page.
+
+        ``x`` and ``g`` are the neuron's input current and ``dL/da``, shape ``(T,)`` or ``(T, 1, ...)`` of
+        one neuron; ``params`` its :class:`reference.params.NeuronParams`; the keywords are the page's
+        switches.  The page's whole state is in the part after ``#`` (docs/explore.md).  In a notebook (and
+        on the site) shows the link; as a script prints it.  Returns the address relative to the site's root.
+        """
+        from urllib.parse import urlencode
+
+        x, g = (np.asarray(v, np.float64).reshape(len(v), -1)[:, 0] for v in (x, g))
+        if x.shape != g.shape or not 2 <= len(x) <= 20:
+            raise ValueError(f"x and g must hold one neuron's T = 2..20 steps, got {x.shape} and {g.shape}")
+        state = {"T": len(x), "tau_m": params.tau_m, "tau_s": params.tau_s, "threshold": params.threshold,
+                 "rule": rule, "warmup": warmup, "rate_threshold": rate_threshold, "input": "current",
+                 "inter": int(inter), "intra": int(intra),
+                 "x": ",".join(f"{v:.10g}" for v in x), "g": ",".join(f"{v:.10g}" for v in g)}
+        address = "explore.html#" + urlencode(state, safe=",")
+        if in_notebook():
+            from IPython.display import HTML, display
+
+            display(HTML(f'<p><a class="explore-link" href="../{address}">Explore this neuron</a>: the same numbers, '
+                         f'live (move its input, its error, its constants)</p>'))
+        else:
+            print(f"explore this neuron live: {address} on the documentation site (make docs)")
+        return address
+
     def done(self) -> None:
         """Print where the lesson's figures are (call it last)."""
         print(f"{len(self.saved)} figures in {self.out}")
