@@ -297,7 +297,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     # with several processes (torchrun), only rank 0 writes (and locks) the folder; the others read it
     writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
     folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
-    eng = net = state = None
+    eng = net = state = committed = None
+    first_epoch, wall0 = 0, time.perf_counter()
     try:
         if resume:
             net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
@@ -345,6 +346,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 from .diagnostics import DiagnosticsLog
                 cbs.append(DiagnosticsLog(net, train_set, diagnostics))
             first_epoch, wall0 = state.epoch, time.perf_counter()
+            committed = _Committed(state.epoch)
+            cbs.insert(0, committed)
             interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
             folder.drop_replaced()  # the new run holds its first checkpoint after a step: the replaced one goes
             if eng.writer:
@@ -357,6 +360,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
         elif folder is not None:
             if started:
                 folder.drop_replaced()  # the new run is resumable: the one it replaced goes
+                if eng is not None and eng.writer and committed is not None:
+                    _log_stopped_session(folder, command, settings, first_epoch, committed.epoch, wall0, resume)
             folder.unlock()
         if eng is not None:  # leave a process group at once (the other processes stop with torchrun)
             eng.abort(net)
@@ -369,6 +374,28 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
 
 #: Environment variables that decide a run's threads and BLAS kernel (so its bits), kept in ``run.log``.
 RUN_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class _Committed(Callback):
+    """Counts the epochs committed in this session (the first callback, so a second Ctrl-C in a later
+    callback cannot leave an epoch uncounted)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, row, folder, labels, preds, config):
+        self.epoch = row["epoch"]
+
+
+def _log_stopped_session(folder, command, settings, first_epoch, last_epoch, wall0, resumed) -> None:
+    """``run.log``'s line for a session stopped by a second Ctrl-C or an error after its first step: the
+    epochs it committed are part of the run, so the settings they were trained with are kept as for any
+    other session.  Never raises (the stop's own exception is what the caller reports)."""
+    try:
+        folder.log_session(session_record(command, settings, first_epoch, last_epoch,
+                                          time.perf_counter() - wall0, True, resumed))
+    except Exception:  # noqa: BLE001  (a full disk here must not hide why the run stopped)
+        pass
 
 
 def session_record(command: str | None, settings: Settings, first_epoch: int, last_epoch: int, seconds: float,

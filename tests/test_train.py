@@ -277,6 +277,32 @@ def test_run_log_has_one_line_per_session(tmp_path, splits, monkeypatch):
     assert first["versions"]["numpy"] == np.__version__ and first["seconds"] >= 0
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, MemoryError])
+def test_a_session_stopped_hard_after_its_first_step_is_still_logged(tmp_path, splits, uninterrupted, stop):
+    """A second Ctrl-C (KeyboardInterrupt out of the loop) or an error in step 7 (epoch 2): the epoch this
+    session committed is part of the run, so run.log keeps the session's line (epochs [1, 1],
+    interrupted); the resumed session adds its own and the run is the uninterrupted one.  Failed before
+    the fix: the session that trained epoch 1 left no line."""
+    import json
+    out = str(tmp_path / "hard")
+
+    def hook(point, step):
+        if (step, point) == (7, "adamw"):
+            raise stop
+
+    with pytest.raises(stop):
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook,
+              command="first")
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, command="second")
+    with open(os.path.join(out, "run.log")) as fh:
+        lines = [json.loads(line) for line in fh]
+    with open(os.path.join(uninterrupted, "metrics.csv")) as fh:
+        n_epochs = len(fh.readlines()) - 1
+    assert [(r["command"], r["epochs"], r["interrupted"]) for r in lines] == [
+        ("first", [1, 1], True), ("second", [2, n_epochs], False)]
+    _assert_same_run(out, uninterrupted)
+
+
 def test_run_log_refuses_a_planted_link(tmp_path, splits):
     """A run.log that is a symlink is not followed: the run is refused before it starts, with one line,
     and the link's target is untouched; so is a planted .lock, for a new run and for --resume."""
