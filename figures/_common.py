@@ -50,8 +50,14 @@ def out_dir() -> str:
     return d
 
 
+def checking() -> bool:
+    """Whether ``make_all.py --check`` runs the scripts: outputs go to a scratch ``$FIGURES_OUT``, the
+    cached runs are read from ``figures/runs/`` and nothing is trained (:func:`cached_run` refuses)."""
+    return os.environ.get("FIGURES_CHECK", "") not in ("", "0")
+
+
 def runs_dir() -> str:
-    return os.path.join(out_dir(), "runs")
+    return os.path.join(HERE if checking() else out_dir(), "runs")
 
 
 def png_path(name: str) -> str:
@@ -137,6 +143,9 @@ def cached_run(name: str, config: dict, *, epochs: int, seed: int = 3, net_optio
     done = read_csv(metrics) if os.path.exists(metrics) else []
     if len(done) >= epochs:
         return done[:epochs]
+    if checking():
+        raise SystemExit(f"[{name}] figures/runs/{name} has {len(done)} of {epochs} epochs: --check trains nothing "
+                         "(python figures/make_all.py trains what is missing)")
     resume = os.path.exists(os.path.join(folder, "checkpoint.npz"))
     print(f"[{name}] {'resuming' if resume else 'training'}: {epochs} epochs ({len(done)} done)", flush=True)
     train(config if not resume else None, out_dir=folder, epochs=epochs, seed=None if resume else seed,

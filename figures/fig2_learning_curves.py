@@ -35,7 +35,7 @@ def main():
     if not runs:
         raise SystemExit("no results/<run>/metrics.csv found: train a run first (see results/README.md)")
     table = []
-    fig, axes = plt.subplots(len(runs), 2, figsize=(10, 3.2 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 2, figsize=(10, 3.9 * len(runs)), squeeze=False)
     for (label, rows), (ax_acc, ax_loss) in zip(runs.items(), axes):
         ep = [int(r["epoch"]) for r in rows]
         tr = [100 * float(r["train_acc"]) for r in rows]
@@ -57,7 +57,12 @@ def main():
         ax_acc.set_xlabel("epoch")
         ax_acc.set_ylabel("accuracy [%]")
         ax_acc.set_title(f"{label}: accuracy ({len(ep)} of {PAPER[label]['epochs']} epochs run)")
-        ax_acc.legend(fontsize=7, loc="lower right")
+        below = [i for i, v in enumerate(tr) if v < lo]
+        if below:  # the first epochs' train accuracy lies below the axis, which is scaled to the test curve
+            text = (f"train accuracy {tr[0]:.1f}% at epoch {ep[0]}, below the axis" if len(below) == 1 else
+                    f"train accuracy below the axis for epochs {ep[below[0]]}-{ep[below[-1]]} ({tr[0]:.1f}% at epoch {ep[0]})")
+            ax_acc.annotate(text, (ep[0], lo), xytext=(0.2, 0.04), textcoords="axes fraction", fontsize=7, color="C0")
+        ax_acc.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
         ax_loss.plot(ep, loss, color="C3")
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel("training loss per sample")

@@ -9,7 +9,7 @@ and draws, per network:
 - right: each run's best-epoch accuracy (dots; runs with fewer epochs than the group's longest are left
   out) and their mean, beside the paper's mean and best over its runs and the authors' final code
   (paper-notes section 4), the paper's protocol.  A group whose runs have not yet run the epochs they were
-  started for (``RunResult.planned_epochs``, from their checkpoint) is labelled "so far: N of M epochs".
+  started for (``RunResult.planned_epochs``, from their checkpoint) is labelled "stopped at N of M epochs".
 
 Runs with the paper-era rule's layer switch moved (``--rate-threshold``) on the CNNs are left out: they
 are experiments on that switch, not versions of the rule, and figure 9 draws them.  On the Fashion-MNIST
@@ -70,7 +70,7 @@ def main():
     named = {(label, _name(label, options, config, groups)): runs for (label, options, config), runs in groups.items()}
     assert len(named) == len(groups), "two groups of runs got the same legend name"
     groups = named
-    fig, axes = plt.subplots(len(networks), 2, figsize=(12, 3.8 * len(networks)), squeeze=False,
+    fig, axes = plt.subplots(len(networks), 2, figsize=(12, 5.0 * len(networks)), squeeze=False,
                              gridspec_kw={"width_ratios": [1.6, 1]})
     table = []
     for (ax_curve, ax_best), label in zip(axes, networks):
@@ -110,7 +110,7 @@ def main():
         ax_curve.set_xlabel("epoch")
         ax_curve.set_ylabel("test accuracy [%] (mean over seeds; band: min to max)")
         ax_curve.set_title(f"{label}: test accuracy per epoch")
-        ax_curve.legend(fontsize=7, loc="best")
+        ax_curve.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         ax_best.set_xticks(range(len(mine)))
         ticks = []
         for v, runs in mine:
@@ -118,14 +118,15 @@ def main():
             tick = v.replace(" (", "\n(").replace(", ", ",\n").replace("(--variant ", "(--variant\n")
             if len(mine) > 4:  # six groups on the MLP row: narrower labels
                 tick = "\n".join(textwrap.fill(line, 11) for line in tick.splitlines())
-            ticks.append(tick + (f"\nso far: {n_ep} of {plan} epochs" if n_ep < plan else ""))
+            ticks.append(tick + (f"\nstopped at {n_ep} of {plan} epochs" if n_ep < plan else ""))
         ax_best.set_xticklabels(ticks, fontsize=7)
         ax_best.set_xlim(-0.6, len(mine) - 0.4)
         lows = [min(max(a) for _, a in runs if len(a) == max(len(b) for _, b in runs)) for _, runs in mine]
-        ax_best.set_ylim(min(min(lows), paper["mean"]) - 0.3, max(top, paper["best"]) + 0.2)
+        y0, y1 = min(min(lows), paper["mean"]) - 0.3, max(top, paper["best"]) + 0.2
+        ax_best.set_ylim(y0, y1 + 0.3 * (y1 - y0))  # room above the dots for the legend
         ax_best.set_ylabel("best-epoch test accuracy [%]")
         ax_best.set_title("each seed's best epoch (dots) and their mean (bar)")
-        ax_best.legend(fontsize=6, loc="best")
+        ax_best.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     write_csv(NAME, ["network", "variant", "runs", "seeds", "epochs", "best_mean_percent", "best_max_percent"], table)
     save(fig, NAME)

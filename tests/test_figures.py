@@ -37,3 +37,38 @@ def test_make_all_rejects_unknown_script(capsys):
     assert make_all.main(["--only", "fig99"]) == 2
     assert "no script matches" in capsys.readouterr().err
 
+
+
+def _make_all():
+    sys.path.insert(0, os.path.join(ROOT, "figures"))
+    try:
+        import make_all
+    finally:
+        sys.path.pop(0)
+    return make_all
+
+
+def test_check_finds_a_stale_figure_and_trains_nothing(tmp_path, capsys):
+    """``make_all.py --check`` recomputes figure 7's table from results/ (no training) and compares it with
+    the committed one: equal passes; a committed copy whose numbers differ (as after a run's metrics changed)
+    fails, naming the figure."""
+    import shutil
+    make_all = _make_all()
+    committed = tmp_path / "data"
+    shutil.copytree(os.path.join(ROOT, "figures", "data"), committed)
+    assert make_all.check(["fig7_variants"], str(committed)) == 0
+    text = (committed / "fig7_variants.csv").read_text()
+    row = text.splitlines()[1]
+    (committed / "fig7_variants.csv").write_text(text.replace(row, row[:-1] + ("0" if row[-1] != "0" else "1"), 1))
+    capsys.readouterr()
+    assert make_all.check(["fig7_variants"], str(committed)) == 1
+    assert "stale: fig7_variants (data/fig7_variants.csv)" in capsys.readouterr().err
+    assert os.environ.get("FIGURES_CHECK") is None  # the scratch settings do not leak into the process
+
+
+@pytest.mark.integration
+def test_every_committed_figure_is_current():
+    """The whole check, as CI runs it: every figure's committed data equals its recomputation."""
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "figures", "make_all.py"), "--check"],
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
