@@ -64,7 +64,8 @@ def main():
             label="presynaptic spikes")
     a0.set_ylabel(r"$a_{pre}$")
     a0.set_title("Inter-neuron dependency: the presynaptic spike times shape the current $x = w\\,a_{pre}$")
-    a0.legend(loc="upper right", fontsize=8)
+    a0.set_ylim(-0.02, 1.4 * float(d["a_pre"].max()))  # room above the trace for the legend
+    a0.legend(loc="upper center", fontsize=8, ncol=2)
 
     a1 = ax[1]
     # the membrane as the neuron lives it: u[t] (before reset), then u_r[t] = u[t](1 - s[t]) carried on

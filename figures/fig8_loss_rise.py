@@ -59,7 +59,7 @@ def main():
             shares.setdefault(train, [0.0] * len(diag))[i] = float(share)
     top = sorted(shares, key=lambda t: -max(shares[t]))[:6]
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.3))
     ax = axes[0, 0]
     ax.plot(list(metrics), [_float(m["train_loss"]) for m in metrics.values()], color="C0", lw=1.3,
             label="training loss (metrics.csv, all training samples)")
@@ -79,13 +79,18 @@ def main():
     ax.set_xlabel("epoch")
     ax.set_ylabel("share of samples [%]")
     ax.set_title("(b) the label neuron's spike train")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room above the curves for the legend
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
 
     layers = [k.split("/", 1)[1] for k in diag[0] if k.startswith("norm/")]
     ax = axes[1, 0]
     for i, name in enumerate(layers):
         ax.plot(epochs, [_float(r[f"norm/{name}"]) for r in diag], color=f"C{i}", lw=1.3, label=name)
     ax.set_yscale("log")
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))  # readable norms, not 10 alone
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     ax.yaxis.set_major_formatter(ScalarFormatter())
@@ -103,7 +108,7 @@ def main():
     ax.set_xlabel("epoch")
     ax.set_ylabel("% of neuron-steps")
     ax.set_title("(d) firing rate and the neuron-steps TSSL-BP (not warm-up) handled")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.suptitle(f"MNIST CNN, final rule, seed 3 with today's code (results/{RUN}): diagnostics per epoch "
                  f"on 1,000 training digits", fontsize=11)
     fig.tight_layout()
