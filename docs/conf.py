@@ -25,6 +25,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)  # docs/_lesson_format.py (the lessons' reader), docs/fetch_mathjax.py
 GENERATED = os.path.join(HERE, "_generated")
 
 project = "tsslbp-reference"
@@ -45,7 +46,7 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header", "ref.python"]
 
 # the lessons, read as notebooks and executed here
-nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+nb_custom_formats = {".py": ["_lesson_format.reads", {"fmt": "py:percent"}]}  # jupytext, minus "# noqa"
 nb_execution_mode = "force"
 nb_execution_timeout = 900
 nb_execution_raise_on_error = True
@@ -65,7 +66,7 @@ napoleon_use_ivar = True    # dataclass "Attributes" as fields: autodoc document
 napoleon_use_param = False  # types such as "ndarray, shape (T, ...)" stay text, not cross-references
 napoleon_use_rtype = False
 
-exclude_patterns = ["_build", "_static", "Thumbs.db", ".DS_Store", "conf.py", "fetch_mathjax.py",
+exclude_patterns = ["_build", "_static", "Thumbs.db", ".DS_Store", "conf.py", "fetch_mathjax.py", "_lesson_format.py",
                     "tutorials/_lesson.py", "tutorials/figures", "tutorials/*.ipynb", "tutorials/README.md",
                     "results/*/**", "results/summary.md", "**/.ipynb_checkpoints"]
 root_doc = "index"
@@ -172,13 +173,18 @@ def _download_links(app, pagename, templatename, context, doctree) -> None:
     if name not in _lesson_names():
         return
     base = "../_downloads/lessons/"
+    if not FULL:  # say on the page what the reader sees: the lesson's fast mode, not its full run
+        context["body"] = ('<p class="lesson-fast-mode" role="note">This page ran the lesson in its fast mode '
+                           '(<code>TUTORIAL_FAST=1</code>: fewer digits, steps or epochs, so the site builds in '
+                           'minutes). Numbers printed here can differ from the lesson run in full '
+                           '(<code>python tutorials/' + name + '.py</code>, or <code>DOCS_FULL=1 make docs</code>); '
+                           'the claims the lesson asserts are checked in whichever mode it runs.</p>\n' + context["body"])
     context["body"] = (f'<p class="lesson-downloads">Download this lesson: <a href="{base}{name}.py" download>'
                        f'{name}.py</a> (script) · <a href="{base}{name}.ipynb" download>{name}.ipynb</a> '
                        f'(notebook)</p>\n' + context["body"])
 
 
 def setup(app):
-    sys.path.insert(0, HERE)
     app.connect("builder-inited", _prepare)
     app.connect("html-page-context", _download_links)
     app.connect("build-finished", _write_downloads)

@@ -145,3 +145,17 @@ def test_screenshots_of_three_pages(browser):
         page.screenshot(path=os.path.join(out, f"{name}.png"))
         assert os.path.getsize(os.path.join(out, f"{name}.png")) > 10_000
         page.close()
+
+
+def test_lesson_pages_say_fast_mode_and_show_no_lint_or_local_paths():
+    """Each executed lesson page says it ran in fast mode (when it did), and shows neither the linter's
+    ``# noqa`` remarks nor the absolute path of the machine that built it (both noise to a reader)."""
+    pages = _lesson_pages()
+    if not pages:
+        pytest.skip("the site is not built: run `make docs` first (docs/_build/html)")
+    root = os.path.realpath(ROOT)
+    for page in pages:
+        html = open(os.path.join(SITE, page), encoding="utf-8").read()
+        assert "lesson-fast-mode" in html or os.environ.get("DOCS_FULL"), page
+        assert "# noqa" not in html and "noqa: E402" not in html, page
+        assert root not in html, page

@@ -410,5 +410,5 @@ print(f"\nforward bit-identical; gradients within 1e-6; plain Python is {py['sec
 
 # %%
 shown = os.path.relpath(script, L.root) if os.path.abspath(script).startswith(L.root + os.sep) else script
-print(f"from {L.root}: NUMBA_DISABLE_JIT=1 python -m pdb {shown}")
+print(f"from the project folder: NUMBA_DISABLE_JIT=1 python -m pdb {shown}")
 L.done()

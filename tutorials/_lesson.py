@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 HERE = os.path.dirname(os.path.realpath(__file__))  # realpath: also when reached through a link (docs/tutorials)
 ROOT = os.path.dirname(HERE)
@@ -33,6 +34,10 @@ def in_notebook() -> bool:
 if not in_notebook() and not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import numpy as np  # noqa: E402
+
+# tqdm's notebook bar needs ipywidgets; without them it falls back to the text bar (what a lesson shows),
+# and the warning that says so is noise on every lesson page that trains.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 class Lesson:
@@ -113,8 +118,9 @@ class Lesson:
         return address
 
     def done(self) -> None:
-        """Print where the lesson's figures are (call it last)."""
-        print(f"{len(self.saved)} figures in {self.out}")
+        """Print where the lesson's figures are (call it last), relative to the project when inside it."""
+        inside = os.path.abspath(self.out).startswith(self.root + os.sep)
+        print(f"{len(self.saved)} figures in {os.path.relpath(self.out, self.root) if inside else self.out}")
 
 
 def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
