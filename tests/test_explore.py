@@ -216,3 +216,32 @@ def test_the_lessons_links_open_their_own_neurons(browser):
             assert st["T"] == len(lib["u"]) >= 3
             target.close()
     assert len(linked["05_intra_neuron"]) == 2  # the hand-made neuron and the paper-era reset record
+
+
+@site
+def test_a_drag_holds_its_axis_and_bad_typing_changes_nothing(explorer):
+    """Dragging a bar holds the plot's value axis still (else a still pointer near the edge pushes the
+    value on without end: x[1] reached -3.7e6 in 15 one-pixel moves before); an empty or invalid entry
+    leaves the neuron as it was."""
+    page, problems = explorer
+    page.click("button[data-preset=lesson7]")
+    page.evaluate("() => window.scrollTo(0, document.getElementById('plot-x').getBoundingClientRect().top"
+                  " + window.scrollY - 500)")  # in view, below the sticky panel
+    box = page.locator("#plot-x").bounding_box()
+    x_mid = box["x"] + box["width"] * (56 + (640 - 56 - 12) * 1.5 / 3) / 640   # the bar of step 1
+    page.mouse.move(x_mid, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    for i in range(15):
+        page.mouse.move(x_mid, box["y"] + box["height"] * 0.1 + (i % 2))
+    page.mouse.up()
+    x1 = page.evaluate("() => window.tsslbpExplore.state().x[1]")
+    assert 1.0 < x1 < 1.4, x1  # near the top of an axis that reached 1.2 (x[2]) plus its padding
+    assert page.evaluate("() => window.getSelection().toString()") == ""
+    before = page.evaluate("() => window.tsslbpExplore.state()")
+    page.fill("#ctl-T-n", "")
+    page.dispatch_event("#ctl-T-n", "change")
+    page.fill(".g-in[data-k='1']", "")  # what a number input reports for "1e" or a cleared box
+    page.dispatch_event(".g-in[data-k='1']", "change")
+    assert page.evaluate("() => window.tsslbpExplore.state()") == before
+    _shows_the_library(page)
+    assert not problems, problems

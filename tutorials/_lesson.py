@@ -106,7 +106,7 @@ class Lesson:
         state = {"T": len(x), "tau_m": params.tau_m, "tau_s": params.tau_s, "threshold": params.threshold,
                  "rule": rule, "warmup": warmup, "rate_threshold": rate_threshold, "input": "current",
                  "inter": int(inter), "intra": int(intra),
-                 "x": ",".join(f"{v:.10g}" for v in x), "g": ",".join(f"{v:.10g}" for v in g)}
+                 "x": ",".join(repr(float(v)) for v in x), "g": ",".join(repr(float(v)) for v in g)}  # exact
         address = "explore.html#" + urlencode(state, safe=",")
         if in_notebook():
             from IPython.display import HTML, display

@@ -5,17 +5,23 @@
   "use strict";
   const N = window.tsslbp;
   const COLORS = { "warm-up": "#7f7f7f", "inter (fired)": "#d62728", "intra (silent)": "#1f77b4" }; // plots.BRANCH_COLORS
+  const TEXT = { "warm-up": "#595959", "inter (fired)": "#c21f20", "intra (silent)": "#1f77b4" }; // the same, 4.5:1 on white
   const PRESETS = {
     lesson7: { label: "Lesson 7, section 0 (by hand)", T: 3, tau_m: 5, tau_s: 3, threshold: 1, rule: "final",
-      x: [0.6, 0.7, 1.2], g: [0, -1 / 6, 1 / 18] },
-    grazing: { label: "A grazing spike: the clamp binds", T: 5, tau_m: 5, tau_s: 3, threshold: 1, rule: "final",
-      x: [0.3, 0.3, 0.3, 0.3, 0.3], g: [0, 0, 0, 0, -0.2] },
+      x: [0.6, 0.7, 1.2], g: [0, -1 / 6, 1 / 18],
+      note: "Lesson 7's neuron: g = a - target with target [0, 0.5, 0.5]. Step 0 is silent with a < 1/(4 tau_s): the warm-up." },
+    grazing: { label: "A grazing spike: the clamp binds", T: 6, tau_m: 5, tau_s: 3, threshold: 1, rule: "final",
+      x: [0.275, 0.275, 0.275, 0.275, 0.275, 0.275], g: [0, 0, 0, 0, 0, -0.2],
+      note: "The membrane creeps over the threshold at step 5 with du = 0.09: 1/du = 11.1, clamped to 8 (the highlighted cell)." },
     silence: { label: "A spike, then silence: the warm-up takes over", T: 8, tau_m: 5, tau_s: 3, threshold: 1,
-      rule: "final", x: [1.2, 0, 0, 0, 0, 0, 0, 0], g: [0, 0, 0, 0, 0, -0.1, -0.1, -0.1] },
+      rule: "final", x: [1.2, 0, 0, 0, 0, 0, 0, 0], g: [0, 0, 0, 0, 0, -0.1, -0.1, -0.1],
+      note: "The PSP decays below 1/(4 tau_s) at step 4: from there the warm-up. Steps 1-3 get delta 0: they are silent, and a warm-up step carries nothing back (c = 0). The warm-up deltas are small: u = 0 is far below the threshold, f(0) = 0.033. Raise x[4..7] and watch them grow." },
     silent: { label: "A silent neuron", T: 5, tau_m: 5, tau_s: 3, threshold: 1, rule: "final",
-      x: [0.2, 0.2, 0.2, 0.2, 0.2], g: [-0.1, -0.1, -0.1, -0.1, -0.1] },
+      x: [0.2, 0.2, 0.2, 0.2, 0.2], g: [-0.1, -0.1, -0.1, -0.1, -0.1],
+      note: "It never fires: without the warm-up (set it to never) every delta is 0; with it, G f(u), largest where u is nearest the threshold." },
     twice: { label: "Paper-era: the reset record D of a neuron spiking twice", T: 5, tau_m: 5, tau_s: 2,
-      threshold: 1, rule: "paper2020", x: [1.1, 0.3, 0.5, 1.0, 0.2], g: [0.1, -0.1, 0.05, 0.1, -0.05] },
+      threshold: 1, rule: "paper2020", x: [1.1, 0.3, 0.5, 1.0, 0.2], g: [0.1, -0.1, 0.05, 0.1, -0.05],
+      note: "Spikes at 0 and 3: D[0, 3] = theta_m u[0] (1 - theta_m)^2 = 0.1408 (the table below), so h[0] = D[0, 3] g[3]. Rate 0.4 > 0.1: TSSL-BP at every step." },
   };
   const DEFAULTS = { T: 5, tau_m: 5, tau_s: 3, threshold: 1, rule: "final", inter: true, intra: true,
     warmup: "per-neuron", rate_threshold: 0.1, input: "current", w: 1.5, pre: null, x: null, g: null };
@@ -32,8 +38,9 @@
     const q = new URLSearchParams();
     for (const k of ["T", "tau_m", "tau_s", "threshold", "rule", "warmup", "rate_threshold", "input", "w"]) q.set(k, s[k]);
     q.set("inter", s.inter ? 1 : 0); q.set("intra", s.intra ? 1 : 0);
-    q.set("x", s.x.map((v) => +v.toPrecision(6)).join(","));
-    q.set("g", s.g.map((v) => +v.toPrecision(6)).join(","));
+    const exact = (v) => (Object.is(v, -0) ? "-0" : String(v));  // shortest round-trip form: the very float
+    q.set("x", s.x.map(exact).join(","));
+    q.set("g", s.g.map(exact).join(","));
     q.set("pre", s.pre.join(""));
     return q.toString();
   }
@@ -72,11 +79,13 @@
   }
   const W = 640, H = 170, ML = 56, MR = 12, MT = 10, MB = 26;
   // A frame with axes for T steps and the value range [lo, hi]; returns coordinate maps.
+  const frozen = {};  // svg id -> [lo, hi]: a plot's value axis held still while a drag on it lasts
   function frame(svg, T, lo, hi, ylabel) {
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     if (hi - lo < 1e-12) { hi += 0.5; lo -= 0.5; }
-    const pad = 0.08 * (hi - lo); lo -= pad; hi += pad;
+    let pad = 0.08 * (hi - lo); lo -= pad; hi += pad;
+    if (frozen[svg.id]) { [lo, hi] = frozen[svg.id]; pad = 0; }
     const X = (k) => ML + (k + 0.5) * (W - ML - MR) / T;
     const Y = (v) => MT + (hi - v) * (H - MT - MB) / (hi - lo);
     el("rect", { x: ML, y: MT, width: W - ML - MR, height: H - MT - MB, class: "frame" }, svg);
@@ -124,8 +133,14 @@
       const v = f.hi - (py - MT) * (f.hi - f.lo) / (H - MT - MB);
       onValue(k, +v.toPrecision(3));
     };
-    svg.onpointerdown = (ev) => { svg.setPointerCapture(ev.pointerId); pick(ev); };
-    svg.onpointermove = (ev) => { if (ev.buttons) pick(ev); };
+    svg.onpointerdown = (ev) => {
+      ev.preventDefault();                  // no text selection while dragging
+      svg.setPointerCapture(ev.pointerId);
+      frozen[svg.id] = [f.lo, f.hi];        // else the axis rescales under a still pointer and the value runs away
+      pick(ev);
+    };
+    svg.onpointermove = (ev) => { if (ev.buttons && frozen[svg.id]) pick(ev); };
+    svg.onpointerup = svg.onpointercancel = () => { delete frozen[svg.id]; update(); };
   }
 
   // ------------------------------------------------------------------ drawing
@@ -166,8 +181,9 @@
     const paper = s.rule === "paper2020";
     const carried = paper ? r.h : r.c;
     f = frame($("plot-terms"), T, ...range(r.inter, r.intra, carried), "terms");
-    bars($("plot-terms"), f, r.inter, "bar", r.inter.map(() => COLORS["inter (fired)"]), -0.35, 0.33);
-    bars($("plot-terms"), f, r.intra, "bar", r.intra.map(() => COLORS["intra (silent)"]), -0.0, 0.33);
+    const fade = (c) => r.branch.map((b) => (b === "warm-up" ? c + "55" : c));  // 8-digit hex: alpha
+    bars($("plot-terms"), f, r.inter, "bar", fade(COLORS["inter (fired)"]), -0.35, 0.33);
+    bars($("plot-terms"), f, r.intra, "bar", fade(COLORS["intra (silent)"]), -0.0, 0.33);
     bars($("plot-terms"), f, carried, "bar carried", null, 0.35, 0.33);
     f = frame($("plot-delta"), T, ...range(r.delta), "delta[k]");
     bars($("plot-delta"), f, r.delta, "bar", colors);
@@ -175,18 +191,27 @@
     f = frame($("plot-f"), T, 0, 1.25, "f(u[k])");
     bars($("plot-f"), f, r.f, "bar", r.branch.map((b) => (b === "warm-up" ? COLORS["warm-up"] : "#cccccc")));
     $("legend-terms").textContent = paper
-      ? "red: inter, the spike's own error P g times clip(1/du, -10, 10) s; blue: intra, the reset error P h times the same; grey: h = D g"
-      : "red: inter[k]; blue: intra[k]; grey: the carried c[k] it used";
+      ? "red: inter, s clip(1/du, -10, 10) times the error on a spike from g alone; blue: intra, the same factor times the error from h alone; gold: h = D g. Faded: steps where the warm-up makes delta instead."
+      : "red: inter[k]; blue: intra[k]; gold: the carried c[k] it used. Faded: steps where the warm-up makes delta instead (the terms are computed, delta does not use them).";
     table(r, x);
     controls();
     const rate = paper ? ` Its firing rate ${fmt(r.rate)} is ${r.rate > s.rate_threshold ? "above" : "not above"} ` +
       `the switch ${fmt(s.rate_threshold)}: ${r.rate > s.rate_threshold ? "TSSL-BP" : "the warm-up"} at every step.` : "";
-    $("explore-summary").textContent = `Spikes at steps [${r.s.map((v, k) => (v ? k : -1)).filter((k) => k >= 0).join(", ")}]; ` +
+    $("explore-note").textContent = s.preset && PRESETS[s.preset] && encode(s) === encode(fromPreset(s.preset))
+      ? PRESETS[s.preset].note : "";
+    const summary = $("explore-summary");
+    summary.setAttribute("aria-live", Object.keys(frozen).length ? "off" : "polite");  // quiet while dragging
+    summary.textContent = `Spikes at steps [${r.s.map((v, k) => (v ? k : -1)).filter((k) => k >= 0).join(", ")}]; ` +
       `delta = [${r.delta.map((v) => fmt(v)).join(", ")}].` + rate;
     history.replaceState(null, "", "#" + encode(s));
   }
   function table(r, x) {
-    const rows = [["x", x], ["du", r.du], ["u", r.u], ["s", r.s], ["a", r.a], ["g", state.g], ["G", r.G],
+    const mx = state.rule === "paper2020" ? N.constants.max_inv_du_2020 : N.constants.max_inv_du;
+    const factor = r.du.map((d, k) => (!r.s[k] ? 0 : state.rule === "paper2020" ? Math.min(Math.max(1 / d, -mx), mx)
+      : Math.min(Math.max(1 / d, 0), mx)));
+    const rows = [["x", x], ["du", r.du], ["1/du", r.du.map((d) => 1 / d)],
+      [state.rule === "paper2020" ? "clip(1/du,-10,10) s" : "min(max(1/du,0),8) s", factor],
+      ["u", r.u], ["s", r.s], ["a", r.a], ["g", state.g], ["G", r.G],
       ["inter", r.inter], state.rule === "paper2020" ? ["h", r.h] : ["c", r.c], ["intra", r.intra], ["f", r.f],
       ["delta", r.delta], ["branch", r.branch]];
     const t = document.getElementById("explore-numbers");
@@ -196,7 +221,8 @@
     for (const [name, vals] of rows) {
       html += `<tr data-q="${name}"><th scope="row">${name}</th>`;
       vals.forEach((v, k) => {
-        const style = name === "branch" || name === "delta" ? ` style="color:${COLORS[r.branch[k]]}"` : "";
+        let style = name === "branch" || name === "delta" ? ` style="color:${TEXT[r.branch[k]]}"` : "";
+        if (name.endsWith(" s") && r.s[k] && Math.abs(1 / r.du[k]) > mx) style = ' class="clamped" title="the clamp binds"';
         html += `<td${style}>${fmt(v, 4, name === "du")}</td>`;
       });
       html += "</tr>";
@@ -218,6 +244,8 @@
     for (const k of ["T", "tau_m", "tau_s", "threshold", "rate_threshold", "w"]) {
       for (const suffix of ["", "-n"]) { const e = $(`ctl-${k}${suffix}`); if (e && document.activeElement !== e) e.value = s[k]; }
     }
+    document.querySelectorAll("#explore-presets button").forEach((b) =>
+      b.setAttribute("aria-pressed", String(b.dataset.preset === s.preset && encode(s) === encode(fromPreset(s.preset)))));
     $("ctl-rule").value = s.rule; $("ctl-warmup").value = s.warmup; $("ctl-input").value = s.input;
     $("ctl-inter").checked = s.inter; $("ctl-intra").checked = s.intra;
     const paper = s.rule === "paper2020";
@@ -233,22 +261,29 @@
     for (let k = 0; k < s.T; k++) {
       html += s.input === "spikes"
         ? `<td><button type="button" class="spike-toggle" data-k="${k}" aria-pressed="${s.pre[k] ? "true" : "false"}" aria-label="presynaptic spike at step ${k}">${s.pre[k] ? "|" : "·"}</button></td>`
-        : `<td><input type="number" step="0.05" class="x-in" data-k="${k}" aria-label="input current x at step ${k}" value="${+x[k].toPrecision(6)}"></td>`;
+        : `<td><input type="number" step="0.05" class="x-in" data-k="${k}" aria-label="input current x at step ${k}" value="${+x[k].toPrecision(6)}" data-shown="${+x[k].toPrecision(6)}"></td>`;
     }
     html += "</tr><tr><th scope=\"row\">error g[k] = dL/da[k]</th>";
-    for (let k = 0; k < s.T; k++) html += `<td><input type="number" step="0.01" class="g-in" data-k="${k}" aria-label="error g at step ${k}" value="${+s.g[k].toPrecision(6)}"></td>`;
+    for (let k = 0; k < s.T; k++) html += `<td><input type="number" step="0.01" class="g-in" data-k="${k}" aria-label="error g at step ${k}" value="${+s.g[k].toPrecision(6)}" data-shown="${+s.g[k].toPrecision(6)}"></td>`;
     const active = document.activeElement;  // keep the keyboard's place in the per-step inputs across a redraw
     const focused = active && box.contains(active) && active.dataset.k !== undefined ? [active.className, active.dataset.k] : null;
     box.innerHTML = html + "</tr></tbody>";
     if (focused) { const e = box.querySelector(`.${focused[0].split(" ")[0]}[data-k="${focused[1]}"]`); if (e) e.focus(); }
-    box.querySelectorAll(".x-in").forEach((e) => e.addEventListener("change", () => { s.x[+e.dataset.k] = Number(e.value) || 0; update(); }));
-    box.querySelectorAll(".g-in").forEach((e) => e.addEventListener("change", () => { s.g[+e.dataset.k] = Number(e.value) || 0; update(); }));
+    const typed = (e, arr) => {  // an empty or invalid entry changes nothing: the shown value comes back
+      const v = e.value.trim() === "" ? NaN : Number(e.value);
+      // the box shows 6 digits: committing it untouched keeps the exact value (a lesson's, a link's)
+      if (isFinite(v) && e.value !== e.dataset.shown) arr[+e.dataset.k] = v;
+      update();
+    };
+    box.querySelectorAll(".x-in").forEach((e) => e.addEventListener("change", () => typed(e, s.x)));
+    box.querySelectorAll(".g-in").forEach((e) => e.addEventListener("change", () => typed(e, s.g)));
     box.querySelectorAll(".spike-toggle").forEach((e) => e.addEventListener("click", () => { s.pre[+e.dataset.k] ^= 1; update(); }));
   }
   function bind() {
     const $ = (id) => document.getElementById(id);
     const numeric = (k, lo, hi, integer) => {
-      const set = (v) => { v = Number(v); if (!isFinite(v)) return; v = Math.min(Math.max(v, lo), hi);
+      const set = (v) => { if (String(v).trim() === "" || !isFinite(Number(v))) { controls(); return; }
+        v = Math.min(Math.max(Number(v), lo), hi);
         state[k] = integer ? Math.round(v) : v;
         if (k === "T") { state.x = resize(state.x, state.T, 0); state.g = resize(state.g, state.T, 0); state.pre = resize(state.pre, state.T, 0); }
         update(); };
@@ -267,9 +302,14 @@
       const b = document.createElement("button");
       b.type = "button"; b.textContent = PRESETS[name].label; b.dataset.preset = name;
       b.addEventListener("click", () => { state = fromPreset(name); update(); });
+      b.setAttribute("aria-pressed", "false");
       presets.appendChild(b);
     }
-    window.addEventListener("hashchange", () => { const s = decode(location.hash); if (s && encode(s) !== encode(state)) { state = s; update(); } });
+    window.addEventListener("hashchange", () => {
+      const s = decode(location.hash);
+      if (s) { if (encode(s) !== encode(state)) { state = s; update(); } }
+      else history.replaceState(null, "", location.pathname + location.search + "#" + encode(state));  // a heading link: keep the state in the address
+    });
   }
   function update() { draw(); }
 
