@@ -202,8 +202,15 @@
     const summary = $("explore-summary");
     summary.setAttribute("aria-live", Object.keys(frozen).length ? "off" : "polite");  // quiet while dragging
     summary.textContent = `Spikes at steps [${r.s.map((v, k) => (v ? k : -1)).filter((k) => k >= 0).join(", ")}]; ` +
-      `delta = [${r.delta.map((v) => fmt(v)).join(", ")}].` + rate;
+      `delta = [${r.delta.map((v) => fmt(v)).join(", ")}].` + rate + nothing(r);
     history.replaceState(null, "", "#" + encode(s));
+  }
+  // Steps on the intra branch whose delta is exactly 0: silent, and no error reached them (c = 0, or the
+  // paper-era rule's TSSL-BP branch, which gives silent steps nothing). Said, so that the branch's name
+  // "intra (silent)" is not read as "the intra term acted here".
+  function nothing(r) {
+    const ks = r.branch.map((b, k) => (b === "intra (silent)" && r.delta[k] === 0 ? k : -1)).filter((k) => k >= 0);
+    return ks.length ? ` Steps [${ks.join(", ")}] are on the intra branch with delta 0: silent, and no error reached them.` : "";
   }
   function table(r, x) {
     const mx = state.rule === "paper2020" ? N.constants.max_inv_du_2020 : N.constants.max_inv_du;
