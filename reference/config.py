@@ -104,7 +104,13 @@ NETWORK_OPTIONAL = {
     "desired_count": None, "undesired_count": None, "model": "LIF",
     # ours, not the authors' (their N-MNIST converter takes these as arguments): reference/nmnist.py
     "time_window_us": None, "event_binning": "authors",
+    # ours: a user's own arrays (dataset "arrays", reference/arrays.py, docs/own_data.md)
+    "input_shape": None, "frames_layout": None, "normalise": None,
 }
+#: The dataset name of a user's own ``train.npz`` / ``test.npz`` (:mod:`reference.arrays`).
+ARRAYS = "arrays"
+#: How a user's spike frames are laid out (:mod:`reference.arrays`), or None for static images (N, C, H, W).
+FRAMES_LAYOUTS = ("NCHWT", "NTCHW")
 EVENT_BINNINGS = ("authors", "uniform")
 LOSSES = ("kernel", "count", "softmax")
 #: Largest accepted ``Network.lr`` — AdamW (weight decay 0.01) steps of order lr; far above 1 it diverges.
@@ -217,6 +223,39 @@ class Config:
         return values * dtype_size + small
 
 
+def _check_arrays_keys(out: dict, where: str) -> None:
+    """The keys of a user's own arrays (``dataset: arrays``): ``input_shape`` [C, H, W] (required there),
+    ``frames_layout`` (None for images, or one of :data:`FRAMES_LAYOUTS`), ``normalise`` [mean, std]
+    (numbers, or one per channel; None: taken from the training split)."""
+    own = out["dataset"] == ARRAYS
+    for key in ("input_shape", "frames_layout", "normalise"):
+        if out[key] is not None and not own:
+            raise ConfigError(f"{where}: Network: '{key}' is for dataset '{ARRAYS}' (your own arrays) only")
+    if not own:
+        return
+    shape = out["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              and v >= 1 for v in shape)):
+        raise ConfigError(f"{where}: Network: dataset '{ARRAYS}' needs 'input_shape: [C, H, W]' (three positive "
+                          f"integers, the shape of one sample), got {shape!r}")
+    if out["frames_layout"] is not None and out["frames_layout"] not in FRAMES_LAYOUTS:
+        raise ConfigError(f"{where}: Network: 'frames_layout' must be one of {FRAMES_LAYOUTS} (spike frames) or "
+                          f"left out (static images), got {out['frames_layout']!r}")
+    norm = out["normalise"]
+    if norm is not None:
+        flat = [v for part in norm for v in (part if isinstance(part, list) else [part])] \
+            if isinstance(norm, list) and len(norm) == 2 else None
+        if flat is None or not all(_is_number(v) for v in flat) or not all(
+                isinstance(p, list) and len(p) == shape[0] or not isinstance(p, list) for p in norm):
+            raise ConfigError(f"{where}: Network: 'normalise' must be [mean, std], each a number or a list of "
+                              f"one per channel ({shape[0]}), got {norm!r}")
+        if out["frames_layout"] is not None:
+            raise ConfigError(f"{where}: Network: 'normalise' is for static images; spike frames are fed as they are")
+        stds = norm[1] if isinstance(norm[1], list) else [norm[1]]
+        if not all(v > 0 for v in stds):
+            raise ConfigError(f"{where}: Network: the std of 'normalise' must be > 0, got {norm[1]!r}")
+
+
 def load_config(source, input_shape=None) -> Config:
     """Load and validate a config from a YAML path or from an already parsed dict.
 
@@ -248,6 +287,8 @@ def load_config(source, input_shape=None) -> Config:
         if not isinstance(raw.get(sec), dict) or not raw.get(sec):
             raise ConfigError(f"{where}: missing or empty section '{sec}'")
     network = _check_network(raw["Network"], where)
+    if input_shape is None and network["dataset"] == ARRAYS:
+        input_shape = tuple(network["input_shape"])
     if input_shape is None:
         if network["dataset"] not in DATASET_SHAPES:
             raise ConfigError(
@@ -368,6 +409,7 @@ def _check_network(net: dict, where: str) -> dict:
                           f"{out['event_binning']!r}")
     if out["loss"] not in LOSSES:
         raise ConfigError(f"{where}: Network: 'loss' must be one of {LOSSES}, got {out['loss']!r}")
+    _check_arrays_keys(out, where)
     if out["loss"] == "kernel" and out["n_steps"] < 2:
         raise ConfigError(
             f"{where}: Network: 'n_steps' must be >= 2 with loss 'kernel', got {out['n_steps']}: the desired "

@@ -37,6 +37,7 @@ USER_FOLDER_DATASETS = {
                "unpacked): the folder holding cifar-10-batches-py/ or its files data_batch_1..5 and test_batch",
     "NMNIST_Spiking": "N-MNIST (https://www.garrickorchard.com/datasets/n-mnist: Train.zip and Test.zip, "
                       "unpacked): the folder holding Train/0..9/*.bin and Test/0..9/*.bin",
+    "arrays": "your own data: a folder holding train.npz and test.npz, each with x and labels (docs/own_data.md)",
 }
 
 
@@ -49,6 +50,10 @@ def user_folder(name: str, data_dir=None, config: Config | None = None) -> str:
         path = os.path.expanduser(str(config.network["data_path"]))
         if os.path.isdir(path):
             folder = path
+    if folder is None and name == "arrays":
+        raise DataError("dataset 'arrays' reads your own files: pass --data-dir DIR (or set TSSLBP_DATA_DIR, or the "
+                        "config's data_path), the folder holding train.npz and test.npz, each with x and labels "
+                        "(docs/own_data.md)")
     if folder is None:
         where = f" (the config's data_path {config.network['data_path']} does not exist)" \
             if config is not None and config.network.get("data_path") else ""
@@ -66,6 +71,7 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
     split gets the authors' random crop (padding 4) and horizontal flip (:func:`reference.data.random_crop_flip`).
     NMNIST_Spiking: the event files from the user's folder, binned into the config's ``n_steps``
     (:mod:`reference.nmnist`; the config's ``time_window_us`` and ``event_binning`` choose how); needs ``config``.
+    arrays: your own ``train.npz`` / ``test.npz`` (:mod:`reference.arrays`); needs ``config``.
     ``limit`` keeps the first samples only.  With ``config``, labels beyond its ``n_class`` (the output
     layer's neurons) are a :class:`~reference.data.DataError` here, not a failure inside the first step.
     """
@@ -78,6 +84,12 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
 
 
 def _load_split(name, split, limit, data_dir, cache_dir, verbose, config) -> Split:
+    if name == "arrays":
+        from .arrays import load_arrays
+
+        if config is None:
+            raise DataError("your own arrays are checked against the config: give it (load_split(..., config=))")
+        return load_arrays(user_folder(name, data_dir, config), split, config, limit, verbose)
     if name == "CIFAR10":
         ds = load_cifar10(user_folder(name, data_dir, config), split)
         images, labels = ds.images[:limit], ds.labels[:limit]

@@ -16,7 +16,7 @@ PKG = os.path.join(ROOT, "reference")
 ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "rules", "options", "network",
           "optim",
           "config"}
-APPLICATION = {"atomic", "data", "nmnist", "runs", "evaluation", "train", "diagnostics", "compare", "plots", "demo", "cli", "__main__",
+APPLICATION = {"atomic", "data", "nmnist", "arrays", "runs", "evaluation", "train", "diagnostics", "compare", "plots", "demo", "cli", "__main__",
                "autograd", "summary", "blas"}
 
 
