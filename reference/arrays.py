@@ -29,6 +29,9 @@ from .data import DataError
 from .evaluation import Split
 
 SPLITS = ("train", "test")
+#: The training split's per-channel statistics by file identity (path, size, mtime), so that loading the
+#: test split right after the training one (as every training start does) does not read train.npz again.
+_TRAIN_STATS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 #: Refuse a split whose float32 copy would take more than this share of the machine's memory.
 MEMORY_SHARE = 0.5
 
@@ -119,11 +122,11 @@ def load_arrays(folder: str, split: str, config: Config, limit: int | None = Non
     if free is not None and need > MEMORY_SHARE * free:
         raise DataError(f"{path}: {len(x)} samples take {need / 2**30:.1f} GiB as float32, more than half of the "
                         f"{free / 2**30:.1f} GiB free: use --train-limit/--test-limit N, or fewer samples per file")
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise DataError(f"{path}: x holds {bad} NaN or inf values")
     images = np.asarray(x, dtype=np.float32)
-    if not np.all(np.isfinite(images)):
+    if not np.all(np.isfinite(images)):  # one pass over the data; the source array only to say which case
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x))) if np.issubdtype(x.dtype, np.floating) else 0
+        if bad:
+            raise DataError(f"{path}: x holds {bad} NaN or inf values")
         raise DataError(f"{path}: x has values beyond float32's range ({np.finfo(np.float32).max:.3g})")
     if layout is None:
         mean, std = stats
@@ -145,6 +148,10 @@ def normalisation(train_x, folder: str, config: Config) -> tuple[np.ndarray, np.
         mean, std = (np.broadcast_to(np.asarray(v, np.float64), (c,)) for v in norm)
         return mean.astype(np.float32), std.astype(np.float32)
     train_path = os.path.join(os.fspath(folder), "train.npz")
+    info = os.stat(train_path) if os.path.isfile(train_path) else None
+    key = (os.path.realpath(train_path), info.st_size, info.st_mtime_ns) if info else None
+    if train_x is None and key in _TRAIN_STATS:
+        return _TRAIN_STATS[key]
     if train_x is None:
         train_x = read_arrays(folder, "train")[0]
         _numeric(train_x, f"{train_path}: x")
@@ -157,7 +164,10 @@ def normalisation(train_x, folder: str, config: Config) -> tuple[np.ndarray, np.
     if np.any(std == 0):
         raise DataError(f"{train_path}: channel(s) {np.flatnonzero(std == 0).tolist()} of x are constant "
                         f"(std 0): give 'normalise: [mean, std]' in the config")
-    return mean.astype(np.float32), std.astype(np.float32)
+    stats = mean.astype(np.float32), std.astype(np.float32)
+    if key is not None:
+        _TRAIN_STATS[key] = stats
+    return stats
 
 
 __all__ = ["load_arrays", "read_arrays", "channel_stats", "normalisation", "FRAMES_LAYOUTS"]

@@ -90,6 +90,15 @@ def test_statistics_come_from_the_whole_training_split(tmp_path):
     test = load_arrays(data, "test", cfg, verbose=False)
     assert np.allclose(train.images, (raw[:50] - mean) / std, atol=1e-5)
     assert abs(float(test.images.mean())) < 0.1 and train.images.dtype == np.float32
+    import reference.arrays as arrays
+    reads = []
+    real = arrays.read_arrays
+    arrays.read_arrays = lambda folder, split: reads.append(split) or real(folder, split)
+    try:  # the test split after the training one: train.npz's statistics are not read again
+        assert np.array_equal(load_arrays(data, "test", cfg, verbose=False).images, test.images)
+    finally:
+        arrays.read_arrays = real
+    assert reads == ["test"]
     own = load_config(_config(tmp_path, extra="  normalise: [2.0, 3.0]\n"))
     assert np.allclose(load_arrays(data, "train", own, verbose=False).images, (raw - 2) / 3, atol=1e-5)
 

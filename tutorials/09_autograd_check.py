@@ -109,7 +109,7 @@ w = [r for r in brows if r.t < 0]
 print("\nweight-gradient cosine per layer: " + ", ".join(f"{r.layer} {r.cos:.2f}" for r in w))
 print(f"smallest weight-gradient cosine, TSSL-BP vs BPTT: {min(r.cos for r in w):.2f}")
 assert min(r.cos for r in w) > 0.3, "TSSL-BP and BPTT should agree in direction on every layer's weights"
-print(f"wrote {os.path.relpath(png, L.root)}")
+print(f"wrote {L.shown(png)}")
 
 # %% [markdown]
 # The two rules agree in direction on the weights (every layer's cosine above 0.3, asserted above) but

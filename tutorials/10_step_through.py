@@ -409,6 +409,6 @@ print(f"\nforward bit-identical; gradients within 1e-6; plain Python is {py['sec
 # path that runs.
 
 # %%
-shown = os.path.relpath(script, L.root) if os.path.abspath(script).startswith(L.root + os.sep) else script
+shown = L.shown(script)
 print(f"from the project folder: NUMBA_DISABLE_JIT=1 python -m pdb {shown}")
 L.done()

@@ -74,8 +74,7 @@ class Lesson:
             plt.close(fig)
             return None
         plt.close(fig)
-        inside = os.path.abspath(path).startswith(self.root + os.sep)
-        print(f"wrote {os.path.relpath(path, self.root) if inside else path}")
+        print(f"wrote {self.shown(path)}")
         return path
 
     def show(self, path: str) -> str | None:
@@ -90,7 +89,7 @@ class Lesson:
         return path
 
     def explore(self, x, g, params, *, rule: str = "final", inter: bool = True, intra: bool = True,
-                warmup: str = "per-neuron", rate_threshold: float = 0.1) -> str:
+                warmup: str = "per-neuron", rate_threshold: float | None = None) -> str:
         """A link that opens one neuron of the lesson on the site's "Explore one neuron" page.
 
         ``x`` and ``g`` are the neuron's input current and ``dL/da``, shape ``(T,)`` or ``(T, 1, ...)`` of
@@ -100,11 +99,13 @@ class Lesson:
         """
         from urllib.parse import urlencode
 
+        from reference.paper2020 import check_rate_threshold
+
         x, g = (np.asarray(v, np.float64).reshape(len(v), -1)[:, 0] for v in (x, g))
         if x.shape != g.shape or not 2 <= len(x) <= 20:
             raise ValueError(f"x and g must hold one neuron's T = 2..20 steps, got {x.shape} and {g.shape}")
         state = {"T": len(x), "tau_m": params.tau_m, "tau_s": params.tau_s, "threshold": params.threshold,
-                 "rule": rule, "warmup": warmup, "rate_threshold": rate_threshold, "input": "current",
+                 "rule": rule, "warmup": warmup, "rate_threshold": check_rate_threshold(rate_threshold), "input": "current",
                  "inter": int(inter), "intra": int(intra),
                  "x": ",".join(repr(float(v)) for v in x), "g": ",".join(repr(float(v)) for v in g)}  # exact
         address = "explore.html#" + urlencode(state, safe=",")
@@ -117,10 +118,14 @@ class Lesson:
             print(f"explore this neuron live: {address} on the documentation site (make docs)")
         return address
 
+    def shown(self, path: str) -> str:
+        """``path`` as a lesson prints it: relative to the project when inside it (no machine's own folders)."""
+        inside = os.path.abspath(path).startswith(self.root + os.sep)
+        return os.path.relpath(path, self.root) if inside else path
+
     def done(self) -> None:
-        """Print where the lesson's figures are (call it last), relative to the project when inside it."""
-        inside = os.path.abspath(self.out).startswith(self.root + os.sep)
-        print(f"{len(self.saved)} figures in {os.path.relpath(self.out, self.root) if inside else self.out}")
+        """Print where the lesson's figures are (call it last)."""
+        print(f"{len(self.saved)} figures in {self.shown(self.out)}")
 
 
 def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
