@@ -17,7 +17,7 @@ test: setup
 	$(BIN)/python -m pytest -q -n auto -m "not slow and not integration"
 
 test-integration: setup
-	$(BIN)/python -m pytest -q -m "integration and not slow"
+	$(BIN)/python -m pytest -q -m "integration and not slow and not site"
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

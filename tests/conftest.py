@@ -68,3 +68,14 @@ def to_authors(arr):
 def from_authors(arr):
     """Authors' (N, C, H, W, T) -> internal (T, N, H, W, C)."""
     return np.ascontiguousarray(np.asarray(arr).transpose(4, 0, 2, 3, 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    """A ``site`` test (the built site in Chromium) is never in the unit tier: it is also ``integration``.
+
+    CI runs the site tier by itself (``-m site``) once the site is built, so the integration stage deselects
+    ``site`` as well.
+    """
+    for item in items:
+        if item.get_closest_marker("site") is not None:
+            item.add_marker(pytest.mark.integration)

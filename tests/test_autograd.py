@@ -31,6 +31,18 @@ def framework(name):
 
 
 FRAMEWORKS = ["torch", "jax"]
+MLP_2020 = os.path.join(ROOT, "configs", "paper2020", "FashionMNIST_400_400.yaml")
+CNN_2020 = os.path.join(ROOT, "configs", "paper2020", "MNIST_CNN.yaml")
+# The JAX twin is the torch twin's TwinModel (model.py) through a second autodiff, and XLA compiles each
+# network afresh: 3-5 s per CNN case, 36 s of the unit tier's 230 s of test time.  So the unit tier checks
+# JAX on the parts and the MLPs, torch on every case; JAX on the CNNs runs in the integration tier (CI).
+JAX_ON_CNN = pytest.mark.integration
+
+
+def twin_cases(cases):
+    """``(framework, *case)`` for both twins; a JAX case on a CNN config is marked ``JAX_ON_CNN``."""
+    return [pytest.param(name, *case, marks=[JAX_ON_CNN] if name == "jax" and {CNN, CNN_2020} & set(case) else [])
+            for name in FRAMEWORKS for case in cases]
 
 
 def trained_weights(config, x, y, steps, seed=0):
@@ -100,8 +112,7 @@ def test_parts_need_float64():
 
 
 # ------------------------------------------------------------------------ the full network, both twins
-@pytest.mark.parametrize("name", FRAMEWORKS)
-@pytest.mark.parametrize("config,n,steps", [(MLP, 20, 0), (MLP, 20, 5), (CNN, 8, 0), (CNN, 8, 5)])
+@pytest.mark.parametrize("name,config,n,steps", twin_cases([(MLP, 20, 0), (MLP, 20, 5), (CNN, 8, 0), (CNN, 8, 5)]))
 def test_network_gradient_matches_twin_float64(name, config, n, steps):
     b = framework(name)
     x, y = load_mnist(n)
@@ -120,8 +131,7 @@ def _smallest_margin(config, weights, x):
     return min(float(np.min(np.abs(r.state.u - 1.0))) for r in net.records if r.state is not None)
 
 
-@pytest.mark.parametrize("name", FRAMEWORKS)
-@pytest.mark.parametrize("config,n,steps", [(MLP, 20, 3), (CNN, 8, 3)])
+@pytest.mark.parametrize("name,config,n,steps", twin_cases([(MLP, 20, 3), (CNN, 8, 3)]))
 def test_network_gradient_matches_twin_float32(name, config, n, steps):
     from reference.autograd import backend
 
@@ -193,6 +203,7 @@ def test_bptt_comparison(name):
     assert r.cos == pytest.approx(g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2), rel=1e-12)
 
 
+@JAX_ON_CNN
 def test_bptt_torch_equals_jax():
     from reference.autograd.model import TwinModel
 
@@ -385,12 +396,9 @@ def test_authors_dropout_call_drops_whole_samples_in_this_pytorch():
 
 
 # ----------------------------------------------------------------------- the paper-era rule's twins
-MLP_2020 = os.path.join(ROOT, "configs", "paper2020", "FashionMNIST_400_400.yaml")
-CNN_2020 = os.path.join(ROOT, "configs", "paper2020", "MNIST_CNN.yaml")
 
 
-@pytest.mark.parametrize("name", FRAMEWORKS)
-@pytest.mark.parametrize("config,steps", [(MLP_2020, 0), (MLP_2020, 5), (CNN_2020, 0), (CNN_2020, 3)])
+@pytest.mark.parametrize("name,config,steps", twin_cases([(MLP_2020, 0), (MLP_2020, 5), (CNN_2020, 0), (CNN_2020, 3)]))
 @pytest.mark.parametrize("intra", [True, False])
 def test_paper2020_variant_matches_its_twins(name, config, steps, intra):
     """variant="paper2020" (reference.paper2020: h by a recurrence) against the twins' paper2020_backward
@@ -440,7 +448,7 @@ DROPOUT_AFTER_LINEAR = {
                "out": {"type": "linear", "n_inputs": 32, "n_outputs": 10, "weight_scale": 2, "threshold": 1}}}
 
 
-@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("name", ["torch", pytest.param("jax", marks=JAX_ON_CNN)])
 def test_network_check_passes_with_dropout_after_conv_and_linear_layers(name):
     """Issue 30, item 10: a dropout after a linear layer (configs/CIFAR10.yaml has them) crashed the twins
     (their probe took the dropout's config shape, (F, 1, 1), instead of the linear layout (F,))."""
