@@ -4,7 +4,7 @@
     python benchmarks/test_pass.py --config configs/FashionMNIST_400_400.yaml --batch 1000
     python benchmarks/test_pass.py --config configs/MNIST_CNN.yaml --weights results/mnist_cnn/weights.npz
 
-The pass is what ``python -m reference evaluate`` runs (:func:`reference.train.evaluate`): the forward-only
+The pass is what ``python -m reference evaluate`` runs (:func:`reference.app.train.evaluate`): the forward-only
 path :meth:`reference.network.Network.infer`, the loss and the predictions, batch by batch.  The floor is
 NumPy timed on exactly the forward's matrix products (``x = a W^T`` of every dense layer, the im2col
 product of every convolution, same shapes and dtype) for every batch of the pass, so
@@ -73,8 +73,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from reference.network import Network
-    from reference.runs import read_weights
-    from reference.train import eval_batch_size, evaluate, load_split
+    from reference.app.runs import read_weights
+    from reference.app.train import eval_batch_size, evaluate, load_split
 
     config = load_config(args.config)
     batch = args.batch or eval_batch_size(config)

@@ -118,10 +118,10 @@ def time_steps(config, batch: int, steps: int, warmup: int = 10):
 
 
 def time_torch_steps(config, batch: int, steps: int, device: str = "cpu", warmup: int = 5):
-    """Median and all times of the torch engine's training step (:mod:`reference.autograd.engine`) on
+    """Median and all times of the torch engine's training step (:mod:`reference.engines.torch_engine`) on
     ``device``, same batch and weights as :func:`time_steps`.  Each step ends by copying the loss and the
     output to the host, so on a GPU the time includes the whole step (no separate synchronisation needed)."""
-    from reference.autograd.engine import Processes, TorchEngine, resolve_device
+    from reference.engines.torch_engine import Processes, TorchEngine, resolve_device
 
     eng = TorchEngine(Processes(device=resolve_device(device)))
     net = eng.network(config, 0, {})

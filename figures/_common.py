@@ -134,7 +134,7 @@ def cached_run(name: str, config: dict, *, epochs: int, seed: int = 3, net_optio
 
     The run is complete when its metrics.csv has ``epochs`` rows; otherwise it resumes from its checkpoint.
     """
-    from reference.train import train
+    from reference.app.train import train
 
     folder = os.path.join(runs_dir(), name)
     metrics = os.path.join(folder, "metrics.csv")

@@ -9,7 +9,7 @@ at once (docs/paper-notes.md section 7); the single-difference runs each switch 
 - tau_s 3, the final configs' value (``configs/paper2020/FashionMNIST_400_400_tau_s3.yaml``);
 - the layer switch at 0.05, the authors' December 2020 value (``--rate-threshold 0.05``).
 
-Reads the runs under ``results/`` through :mod:`reference.summary` and draws:
+Reads the runs under ``results/`` through :mod:`reference.app.summary` and draws:
 
 - (a) each seed's best-epoch test accuracy minus the paper-era run's of the same seed (paired: the seed
   fixes the initial weights and the data order), with the mean over seeds, and the final rule's runs for
@@ -33,7 +33,7 @@ NAME = "fig10_mlp_differences"
 #: The seed whose runs panels (c) and (d) show (its paper-era run was recorded again with diagnostics).
 SEED = 6
 BASE = "paper-era rule"
-#: Group name -> (options as reference.summary writes them, the config's tau_s); the order of the panels.
+#: Group name -> (options as reference.app.summary writes them, the config's tau_s); the order of the panels.
 GROUPS = {
     BASE: ("variant=paper2020", 2),
     "double target": ("target_filter=double, variant=paper2020", 2),
@@ -46,7 +46,7 @@ GROUPS = {
 
 def _runs() -> dict:
     """Group name -> {seed: (folder, RunResult)} of the Fashion-MNIST MLP runs under results/."""
-    from reference.summary import read_runs
+    from reference.app.summary import read_runs
 
     results = os.path.join(ROOT, "results")
     found = {name: {} for name in GROUPS}

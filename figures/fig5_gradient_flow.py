@@ -22,10 +22,10 @@ EVERY = 50  # mini-batches between records (600 per epoch at batch 100)
 
 def record(epochs, train_limit, test_limit, seed=3):
     """Train and record; returns rows [step, epoch, layer, grad_norm, warm-up, inter, intra, test_acc]."""
-    from reference.data import iterate_minibatches
+    from reference.app.data import iterate_minibatches
     from reference.network import Network
     from reference.optim import AdamW, clip_grad_norm, clip_weights
-    from reference.train import evaluate, load_split
+    from reference.app.train import evaluate, load_split
     from reference.tsslbp import branch_fractions
     from _common import config_dict
     from reference.config import load_config

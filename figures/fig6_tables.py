@@ -64,7 +64,7 @@ def collect():
     differ from the named folder only in their seed, as ``python -m reference summarize`` groups them)."""
     import statistics
 
-    from reference.summary import read_runs
+    from reference.app.summary import read_runs
 
     runs = read_runs(os.path.join(ROOT, "results"))
     by_folder = {r.folder: r for r in runs}

@@ -1,6 +1,6 @@
 """Figure 7: which version of the rule reproduces the paper? Runs of each variant over seeds, against the paper.
 
-Reads every run under ``results/`` through :mod:`reference.summary` (runs that differ only in their seed
+Reads every run under ``results/`` through :mod:`reference.app.summary` (runs that differ only in their seed
 form a group: the final rule, the single-filtered target, the paper-era rule ``--variant paper2020``, ...)
 and draws, per network:
 
@@ -30,7 +30,7 @@ NAME = "fig7_variants"
 #: Options of runs that figure 9 draws instead (experiments on the layer-wise switch), on these networks.
 SWITCH_EXPERIMENTS = "rate_threshold="
 SWITCH_IN_FIG9 = ("MNIST CNN", "Fashion-MNIST CNN")
-#: The paper's label of a network, by dataset and layer description (reference.summary's network names).
+#: The paper's label of a network, by dataset and layer description (reference.app.summary's network names).
 NETWORKS = {("FashionMNIST", "400-400-10"): "Fashion-MNIST MLP", ("MNIST", "15C5-P2-40C5-P2-300-10"): "MNIST CNN",
             ("FashionMNIST", "32C5-P2-64C5-P2-1024-10"): "Fashion-MNIST CNN"}
 
@@ -55,7 +55,7 @@ def _name(label: str, options: str, config: str, groups) -> str:
 
 
 def main():
-    from reference.summary import read_runs
+    from reference.app.summary import read_runs
 
     plt = style()
     groups: dict[tuple, list] = {}

@@ -1,7 +1,7 @@
 """Figure 8: why the MNIST CNN's training loss rises after epoch 60 while its accuracy stays at 99.9%.
 
 Reads the per-epoch diagnostics of the MNIST CNN runs (``results/<run>/diagnostics.csv``, written by
-``train --diagnostics 1000`` or ``python -m reference diagnose``: :mod:`reference.diagnostics`) and their
+``train --diagnostics 1000`` or ``python -m reference diagnose``: :mod:`reference.app.diagnostics`) and their
 ``metrics.csv``, and draws, per epoch:
 
 - (a) the training loss and its label-neuron part, with the *floor* of the authors' target: the kernel
@@ -47,7 +47,7 @@ def main():
           f"(results/{ORIGINAL}/metrics.csv) has the same loss and accuracies "
           f"in {len(same)} of {len(metrics)} epochs")
     epochs = [int(r["epoch"]) for r in diag]
-    from reference.diagnostics import train_loss
+    from reference.app.diagnostics import train_loss
     from reference.losses import kernel_target
 
     target = kernel_target(5, 3, "double")  # the config's T = 5, tau_s = 3

@@ -20,3 +20,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 __version__ = "0.1.0"
+
+from . import _moved
+
+_moved.install()  # ``import reference.train`` and the other old names still work, with a warning

@@ -1,6 +1,6 @@
-"""``python -m reference ...``: see :mod:`reference.cli`."""
+"""``python -m reference ...``: see :mod:`reference.app.cli`."""
 import sys
 
-from .cli import main
+from .app.cli import main
 
 sys.exit(main())

@@ -5,7 +5,7 @@ same keys and values), so their files load as they are::
 
     Network:            # epochs, batch_size, n_steps, dataset, rule, data_path, lr, loss, n_class,
       ...               # desired_count, undesired_count, tau_m, tau_s, model
-                        # (+ ours, for event data: time_window_us, event_binning; reference/nmnist.py)
+                        # (+ ours, for event data: time_window_us, event_binning; reference/app/nmnist.py)
     Layers:             # an ordered mapping: layer name -> settings
       conv_1: {type: conv, in_channels: 1, out_channels: 15, kernel_size: 5, padding: 0, threshold: 1, ...}
       pooling_1: {type: pooling, kernel_size: 2}
@@ -102,14 +102,14 @@ MAX_STEPS = 10_000
 NETWORK_OPTIONAL = {
     "epochs": 100, "batch_size": 50, "dataset": None, "rule": "TSSLBP", "data_path": None, "lr": 5e-4,
     "desired_count": None, "undesired_count": None, "model": "LIF",
-    # ours, not the authors' (their N-MNIST converter takes these as arguments): reference/nmnist.py
+    # ours, not the authors' (their N-MNIST converter takes these as arguments): reference/app/nmnist.py
     "time_window_us": None, "event_binning": "authors",
-    # ours: a user's own arrays (dataset "arrays", reference/arrays.py, docs/own_data.md)
+    # ours: a user's own arrays (dataset "arrays", reference/app/arrays.py, docs/own_data.md)
     "input_shape": None, "frames_layout": None, "normalise": None,
 }
-#: The dataset name of a user's own ``train.npz`` / ``test.npz`` (:mod:`reference.arrays`).
+#: The dataset name of a user's own ``train.npz`` / ``test.npz`` (:mod:`reference.app.arrays`).
 ARRAYS = "arrays"
-#: How a user's spike frames are laid out (:mod:`reference.arrays`), or None for static images (N, C, H, W).
+#: How a user's spike frames are laid out (:mod:`reference.app.arrays`), or None for static images (N, C, H, W).
 FRAMES_LAYOUTS = ("NCHWT", "NTCHW")
 EVENT_BINNINGS = ("authors", "uniform")
 LOSSES = ("kernel", "count", "softmax")

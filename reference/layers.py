@@ -522,7 +522,7 @@ class Dropout:
         """A training mask for one step's input of ``shape`` (N, H, W, C) or (N, F), drawn from ``rng``
         and scaled by ``1/(1-p)``; size-1 axes where one value covers several entries (``unit``).
 
-        The PyTorch training engine (:mod:`reference.autograd.engine`) draws its masks here too, from
+        The PyTorch training engine (:mod:`reference.engines.torch_engine`) draws its masks here too, from
         the same generator, so both engines drop the same units."""
         if rng is None:
             raise ValueError(f"layer {self.name!r}: dropout in training needs a random generator (rng)")

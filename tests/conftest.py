@@ -33,8 +33,8 @@ def load_mnist(n, split="test", dtype=np.float64):
 
 def dataset_missing(name: str) -> str:
     """Why the full dataset ``name`` ("MNIST", "FashionMNIST") cannot be loaded here, or "" when it can."""
-    from reference.data import DataError
-    from reference.train import load_split
+    from reference.app.data import DataError
+    from reference.app.train import load_split
 
     try:
         load_split(name, "test", limit=10, verbose=False)

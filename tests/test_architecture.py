@@ -1,7 +1,13 @@
-"""The structure that keeps the project's promises: engine below, application above, no cycles, pure layers.
+"""The structure that keeps the project's promises: four floors, each importing only the floors below it.
 
-Engine: NumPy + Numba only.  ``config`` is the boundary: the engine builds networks from its validated
-``Config``; it reads YAML only when asked to load a file (lazily), so the engine runs without PyYAML.
+- the algorithm, ``reference/*.py`` (``reference.neuron``, ``reference.tsslbp``, ...): NumPy + Numba only.
+  ``config`` is its boundary: networks are built from a validated ``Config``; YAML is read only when a
+  file is loaded (lazily), so the algorithm runs without PyYAML;
+- ``reference/twins/``: the PyTorch and JAX twins, BPTT and gradcheck, which check the algorithm;
+- ``reference/engines/``: the training engines (NumPy, PyTorch) behind one interface;
+- ``reference/app/``: data, the run folder, the training loop, summaries, diagnostics, figures, the CLI.
+
+``docs/architecture.md`` draws them; :data:`FLOORS` is the one list this test and that page agree on.
 """
 import ast
 import os
@@ -13,11 +19,19 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PKG = os.path.join(ROOT, "reference")
-ENGINE = {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses", "rules", "options", "network",
-          "optim",
-          "config"}
-APPLICATION = {"atomic", "data", "nmnist", "arrays", "runs", "evaluation", "train", "diagnostics", "compare", "plots", "demo", "cli", "__main__",
-               "autograd", "summary", "blas"}
+#: From the bottom up: the modules of each floor (dotted below ``reference``).  A module may import its own
+#: floor and the floors below.
+FLOORS = {
+    "algorithm": {"_jit", "steps", "params", "neuron", "tsslbp", "paper2020", "surrogate", "layers", "losses",
+                  "rules", "options", "network", "optim", "config", "", "_moved"},
+    "twins": {"twins", "twins.model", "twins.torch_backend", "twins.jax_backend", "twins.bptt", "twins.check"},
+    "engines": {"engines", "engines.evaluation", "engines.numpy_engine", "engines.torch_engine"},
+    "app": {"app", "app.atomic", "app.data", "app.nmnist", "app.arrays", "app.runs", "app.train", "app.diagnostics",
+            "app.compare", "app.plots", "app.demo", "app.cli", "app.summary", "app.blas", "app.authors_checkpoint",
+            "__main__"},
+}
+ENGINE = FLOORS["algorithm"] - {""}  # the algorithm's modules (the API page and the drawing name each)
+LEVEL = {m: i for i, floor in enumerate(FLOORS.values()) for m in floor}
 
 
 def _modules():
@@ -54,15 +68,21 @@ def _graph():
     return {m: {i for i in _imports(p, m) if i in mods and i != m} for m, p in mods.items()}
 
 
-def test_every_module_is_engine_or_application():
-    tops = {m.split(".")[0] for m in _modules() if m}
-    assert tops <= ENGINE | APPLICATION, tops - ENGINE - APPLICATION
+def test_every_module_is_on_a_floor():
+    mods = set(_modules())
+    assert mods == set(LEVEL), {"on no floor": sorted(mods - set(LEVEL)), "gone": sorted(set(LEVEL) - mods)}
 
 
-def test_engine_never_imports_the_application():
-    bad = {m: sorted(i for i in deps if i.split(".")[0] in APPLICATION)
-           for m, deps in _graph().items() if m in ENGINE}
-    assert {m: d for m, d in bad.items() if d} == {}
+def test_every_floor_imports_only_itself_and_the_floors_below():
+    up = {m: sorted(i for i in deps if LEVEL[i] > LEVEL[m]) for m, deps in _graph().items()}
+    assert {m: d for m, d in up.items() if d} == {}
+
+
+def test_a_folder_is_one_floor():
+    """Each sub-folder of the package is exactly one floor, so the folders show the floors."""
+    for floor, mods in FLOORS.items():
+        if floor != "algorithm":
+            assert {m.split(".")[0] for m in mods if m != "__main__"} == {floor}
 
 
 def test_no_import_cycles():
@@ -136,7 +156,7 @@ def test_backward_uses_its_own_forward_cache(mnist_batch):
         np.testing.assert_array_equal(grad, ref[name])
 
 
-@pytest.mark.parametrize("module", ["reference.plots"])
+@pytest.mark.parametrize("module", ["reference.app.plots"])
 def test_plots_leave_the_backend_alone(module):
     code = f"import matplotlib; matplotlib.use('svg'); import {module}; print(matplotlib.get_backend())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -154,18 +174,21 @@ def test_every_engine_module_is_on_the_api_page():
 
 
 def test_the_architecture_page_names_every_module_on_its_floor():
-    """docs/architecture.md draws the two floors: each module of the test's sets is named on its floor's
-    line (engine modules on the engine drawing or in its text), and the page names no module that is gone."""
+    """docs/architecture.md draws the floors: every module of :data:`FLOORS` is named on its floor's part
+    of the drawing, and every ``reference/...py`` path the page names exists."""
+    import re
+
     with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as fh:
         page = fh.read()
     drawing = page.split("```")[1]
-    app_lines = drawing.split("engine ")[0]
-    for m in APPLICATION - {"__main__"}:
-        assert f" {m}" in app_lines, f"{m} is not on the application floor of docs/architecture.md"
-    for m in ENGINE - {"_jit"}:
-        assert m in drawing.split("engine ", 1)[1], f"{m} is not on the engine floor of docs/architecture.md"
-    for name in __import__("re").findall(r"`reference/(\w+)\.py`", page):
-        assert os.path.exists(os.path.join(PKG, f"{name}.py")), name
+    parts = dict(re.findall(r"^(algorithm|twins|engines|app)\b(.*?)(?=^(?:algorithm|twins|engines|app)\b|\Z)",
+                            drawing, flags=re.S | re.M))
+    assert set(parts) == set(FLOORS), sorted(parts)
+    for floor, mods in FLOORS.items():
+        for m in mods - {"", "_jit", "__main__", "_moved", "twins", "engines", "app"}:
+            assert re.search(rf"\b{re.escape(m.split('.')[-1])}\b", parts[floor]), f"{m} is not on the {floor} floor"
+    for path in re.findall(r"`(reference/[\w/]+\.py)`", page):
+        assert os.path.exists(os.path.join(ROOT, path)), path
 
 
 def test_constant_doc_comments_render_on_the_api_page():
@@ -188,3 +211,35 @@ def test_constant_doc_comments_render_on_the_api_page():
                         bad.append(f"{os.path.relpath(path, ROOT)}:{i}")
                 prev = doc
     assert not bad, f"a colon in the first line of these #: comments splits them on the API page: {bad}"
+
+
+def test_old_module_names_still_import_with_a_warning():
+    """Code written before the folders (``from reference.train import train``, ``reference.autograd``) gets
+    the very module of the new name, and a DeprecationWarning naming it; every new name exists."""
+    import importlib
+
+    from reference._moved import MOVED
+
+    for old, new in MOVED.items():
+        assert os.path.exists(os.path.join(PKG, *new.split("."))) or os.path.exists(
+            os.path.join(PKG, *new.split(".")) + ".py"), new
+        assert not os.path.exists(os.path.join(PKG, *old.split(".")) + ".py"), f"{old} is back at its old place"
+    code = """
+import warnings, sys
+warnings.simplefilter("error", DeprecationWarning)
+try:
+    import reference.train
+except DeprecationWarning as w:
+    print("warned:", w)
+warnings.simplefilter("ignore", DeprecationWarning)
+import reference.train, reference.app.train, reference.autograd.check, reference.twins.check
+from reference.autograd import backend
+print(reference.train is reference.app.train, reference.autograd.check is reference.twins.check)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.splitlines() == ["warned: reference.train moved to reference.app.train; import it from there "
+                                        "(the old name will go)", "True True"]
+    importlib.import_module("reference")  # the finder is installed by the package itself
+    assert any(type(f).__name__ == "MovedFinder" for f in sys.meta_path)

@@ -1,10 +1,10 @@
-"""reference.atomic: the one atomic-write helper every file of the project goes through."""
+"""reference.app.atomic: the one atomic-write helper every file of the project goes through."""
 import os
 
 import numpy as np
 import pytest
 
-from reference.atomic import WriteError, atomic_savez, atomic_write, atomic_write_bytes
+from reference.app.atomic import WriteError, atomic_savez, atomic_write, atomic_write_bytes
 
 
 def test_writes_and_replaces(tmp_path):
@@ -71,7 +71,7 @@ def test_new_file_has_ordinary_permissions(tmp_path):
 
 
 def test_only_one_copy_of_the_helper_in_the_package():
-    """Every write goes through reference.atomic: no other module renames temp files into place."""
+    """Every write goes through reference.app.atomic: no other module renames temp files into place."""
     root = os.path.join(os.path.dirname(__file__), "..", "reference")
     offenders = []
     for folder, _, files in os.walk(root):

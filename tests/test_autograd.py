@@ -1,6 +1,6 @@
 """Our hand-written backward against PyTorch and JAX autodiff, finite differences, and surrogate BPTT.
 
-Tolerances are those of :mod:`reference.autograd.check` (justified there): float64 round-off for parts
+Tolerances are those of :mod:`reference.twins.check` (justified there): float64 round-off for parts
 (1e-12) and the full network (1e-10), 1e-7 for central differences, 1e-4 for the full network in float32.
 """
 import os
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, load_mnist
-from reference.autograd import available
-from reference.autograd.check import (TOL_NET32, TOL_NET64, check_finite_differences, check_network,
+from reference.twins import available
+from reference.twins.check import (TOL_NET32, TOL_NET64, check_finite_differences, check_network,
                                       check_parts, compare, format_rows)
-from reference.cli import main
+from reference.app.cli import main
 from reference.network import Network
 from reference.optim import AdamW, train_step
 
@@ -25,7 +25,7 @@ def framework(name):
     """The float64 backend of ``name``, or skip saying how to install the framework."""
     if not available(name):
         pytest.skip(f"{name} is not installed: {HOW[name]} (or pip install -r requirements-autograd.txt)")
-    from reference.autograd import backend
+    from reference.twins import backend
 
     return backend(name, "float64")
 
@@ -73,7 +73,7 @@ def test_finite_differences_of_every_smooth_part():
 
 
 def test_finite_differences_catch_a_wrong_backward(monkeypatch):
-    import reference.autograd.check as check
+    import reference.twins.check as check
 
     monkeypatch.setattr(check, "warmup_surrogate", lambda u, thr: 1.001 * __import__("reference").tsslbp.warmup_surrogate(u, thr))
     rows = {r.name: r for r in check.check_finite_differences()}
@@ -93,7 +93,7 @@ def test_every_part_matches_autodiff(name):
 
 @pytest.mark.parametrize("name", FRAMEWORKS)
 def test_parts_check_catches_a_wrong_backward(name, monkeypatch):
-    import reference.autograd.check as check
+    import reference.twins.check as check
     from reference.tsslbp import spike_error
 
     b = framework(name)
@@ -105,7 +105,7 @@ def test_parts_check_catches_a_wrong_backward(name, monkeypatch):
 def test_parts_need_float64():
     if not available("torch"):
         pytest.skip(f"torch is not installed: {HOW['torch']}")
-    from reference.autograd import backend
+    from reference.twins import backend
 
     with pytest.raises(ValueError, match="float64"):
         check_parts(backend("torch", "float32"))
@@ -133,7 +133,7 @@ def _smallest_margin(config, weights, x):
 
 @pytest.mark.parametrize("name,config,n,steps", twin_cases([(MLP, 20, 3), (CNN, 8, 3)]))
 def test_network_gradient_matches_twin_float32(name, config, n, steps):
-    from reference.autograd import backend
+    from reference.twins import backend
 
     framework(name)
     x, y = load_mnist(n)
@@ -171,7 +171,7 @@ def test_network_check_reports_a_wrong_gradient(monkeypatch):
 
 # --------------------------------------------------------------------------------------------- BPTT
 def test_bptt_without_unrolling_equals_tsslbp_warmup_always():
-    from reference.autograd.model import TwinModel
+    from reference.twins.model import TwinModel
 
     b = framework("torch")
     x, y = load_mnist(12)
@@ -184,7 +184,7 @@ def test_bptt_without_unrolling_equals_tsslbp_warmup_always():
 
 @pytest.mark.parametrize("name", FRAMEWORKS)
 def test_bptt_comparison(name):
-    from reference.autograd.bptt import compare_bptt
+    from reference.twins.bptt import compare_bptt
 
     b = framework(name)
     x, y = load_mnist(12)
@@ -205,7 +205,7 @@ def test_bptt_comparison(name):
 
 @JAX_ON_CNN
 def test_bptt_torch_equals_jax():
-    from reference.autograd.model import TwinModel
+    from reference.twins.model import TwinModel
 
     tb, jb = framework("torch"), framework("jax")
     x, y = load_mnist(8)
@@ -246,7 +246,7 @@ def test_gradcheck_command_fails_on_a_wrong_gradient(inputs_npz, capsys, monkeyp
 
 
 def test_gradcheck_without_framework_says_how_to_install(inputs_npz, capsys, monkeypatch):
-    import reference.autograd as ag
+    import reference.twins as ag
 
     def missing(name):
         raise ImportError(f"{name} is not installed; install it with: {ag.INSTALL_HINT[name]}")
@@ -272,7 +272,7 @@ def authors_checkpoint(path, weights, config, **extra):
     """Write a checkpoint as the authors' script does: ``torch.save({'net': net.state_dict(), ...})``."""
     import torch
 
-    from reference.autograd.checkpoint import authors_module
+    from reference.app.authors_checkpoint import authors_module
 
     torch.save({"net": authors_module(weights, config).state_dict(), **extra}, path)
 

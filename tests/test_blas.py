@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from reference.blas import blas_info, describe, recorded_accuracy_note
-from reference.cli import main
+from reference.app.blas import blas_info, describe, recorded_accuracy_note
+from reference.app.cli import main
 from test_cli import cli_data  # noqa: F401  (the fixture: train and evaluate on fixture digits)
 
 HERE = blas_info()
@@ -20,7 +20,7 @@ HERE = blas_info()
                     reason="NumPy here does not use OpenBLAS on x86-64")
 def test_core_is_the_kernel_openblas_runs_and_openblas_coretype_picks_it():
     # Haswell (AVX2) runs on every x86-64 CPU this project's CI uses; OpenBLAS reads the variable at load
-    out = subprocess.run([sys.executable, "-c", "from reference.blas import blas_info; print(blas_info()['core'])"],
+    out = subprocess.run([sys.executable, "-c", "from reference.app.blas import blas_info; print(blas_info()['core'])"],
                          env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"}, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "Haswell"
     assert HERE["numpy"] == np.__version__ and "openblas" in (HERE["blas"] or "openblas").lower()
@@ -37,7 +37,7 @@ def test_describe_names_library_version_and_kernel():
 
 @pytest.mark.skipif(HERE["core"] is None, reason="NumPy here does not use OpenBLAS")
 def test_blas_info_records_the_thread_count_and_the_note_names_a_different_one():
-    out = subprocess.run([sys.executable, "-c", "from reference.blas import blas_info; print(blas_info()['threads'])"],
+    out = subprocess.run([sys.executable, "-c", "from reference.app.blas import blas_info; print(blas_info()['threads'])"],
                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
     assert HERE["threads"] >= 1
@@ -61,7 +61,7 @@ def test_note_needs_a_record_on_the_same_test_images():
 
 
 def test_train_records_and_evaluate_checks_the_accuracy(cli_data, capsys):
-    from reference.runs import read_npz
+    from reference.app.runs import read_npz
 
     assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
     assert f"BLAS: {describe(HERE)}" in capsys.readouterr().out

@@ -14,7 +14,7 @@ WEIGHTS = os.path.join(ROOT, "results", "mnist_cnn", "weights.npz")
 def test_the_compare_example_is_what_the_commands_print(tmp_path, capsys):
     if not os.path.exists(WEIGHTS):
         pytest.skip("results/mnist_cnn/weights.npz is not in this copy (a light clone)")
-    from reference.cli import main
+    from reference.app.cli import main
     x, y = load_mnist(4)
     np.savez(tmp_path / "X.npz", input=x.astype(np.float32), labels=y)
     base = ["gradients", "--config", os.path.join(ROOT, "configs", "MNIST_CNN.yaml"), "--weights", WEIGHTS,

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from reference.cli import main
+from reference.app.cli import main
 from reference.network import Network
 from test_core import TINY_CNN, mnist
 
@@ -83,7 +83,7 @@ def test_bad_config_is_one_clear_error(tmp_path, capsys, files):
 
 
 def test_evaluate_reports_machine_readable_accuracy(tmp_path, capsys):
-    from reference.train import Split, train
+    from reference.app.train import Split, train
     x, y = mnist(60)
     split = Split(x.astype(np.float32), y, "fixture")
     cfg = {**TINY_CNN, "Network": {**TINY_CNN["Network"], "epochs": 1, "batch_size": 20, "lr": 5e-4}}
@@ -98,8 +98,8 @@ def cli_data(monkeypatch, tmp_path):
     """``train`` and ``evaluate`` through the CLI on fixture digits (load_split patched), in tmp_path."""
     import yaml
 
-    from reference import train as train_mod
-    from reference.train import Split
+    from reference.app import train as train_mod
+    from reference.app.train import Split
     from test_train import TINY
 
     x, y = mnist(60)
@@ -155,7 +155,7 @@ def test_cli_errors_are_one_line_exit_2_and_leave_nothing(cli_data, capsys, argv
 def test_evaluate_plain_weights_with_config_and_gradients_take_run_weights(cli_data, capsys, tmp_path):
     assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
     capsys.readouterr()
-    from reference.runs import read_weights
+    from reference.app.runs import read_weights
 
     np.savez("plain.npz", **read_weights("run/weights.npz"))  # what import-checkpoint writes: no config inside
     assert main(["evaluate", "--checkpoint", "plain.npz", "--config", str(cli_data), "--no-progress"]) == 0
@@ -189,7 +189,7 @@ def test_variant_paper2020_through_the_cli(cli_data, capsys):
     """--variant paper2020 trains (one epoch of the tiny config), is part of the run's settings (a resume
     with the other variant is refused), is what evaluate uses by default for the run, and changes the
     gradients command's output against the final rule."""
-    from reference.runs import load_checkpoint
+    from reference.app.runs import load_checkpoint
 
     assert main(["train", "--config", str(cli_data), "--out", "run", "--variant", "paper2020", "--no-progress"]) == 0
     ck = load_checkpoint("run/checkpoint.npz")
@@ -252,7 +252,7 @@ def test_old_weights_files_take_their_options_from_settings_json(cli_data, capsy
     loss target here), and a broken one is a one-line error, not a trace."""
     import json
 
-    from reference.runs import load_checkpoint, read_npz
+    from reference.app.runs import load_checkpoint, read_npz
 
     assert main(["train", "--config", str(cli_data), "--out", "run", "--variant", "paper2020", "--no-progress"]) == 0
     arrays = read_npz("run/weights.npz")
@@ -296,7 +296,7 @@ def test_evaluate_and_diagnose_rebuild_the_run_with_every_recorded_option(cli_da
     assert main(["evaluate", "--checkpoint", "run/weights.npz", "--no-progress"]) == 0
     printed = float(capsys.readouterr().out.split("loss ")[1].split(";")[0])
     assert printed == pytest.approx(recorded, rel=1e-3, abs=1e-4)  # both printed to 4 significant places
-    from reference.cli import _load_run_weights
+    from reference.app.cli import _load_run_weights
 
     net, _, _ = _load_run_weights("run/weights.npz", None)
     assert net.net_options.record() == {"target_filter": "single", "input_encoding": "authors"}
@@ -310,7 +310,7 @@ def test_hostile_npz_files_are_refused_from_their_headers(tmp_path, capsys):
     each is one line, exit 2, from any command that reads weights."""
     import zipfile
 
-    from reference.runs import CheckpointError, read_npz
+    from reference.app.runs import CheckpointError, read_npz
 
     bomb = tmp_path / "bomb.npz"
     np.savez_compressed(bomb, w=np.zeros(100 << 18, np.float32))  # 100 MiB of zeros in ~100 KB

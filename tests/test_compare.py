@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from reference.cli import compute_gradients, main
-from reference.compare import compare, compare_arrays, computation_order, report
+from reference.app.cli import compute_gradients, main
+from reference.app.compare import compare, compare_arrays, computation_order, report
 from reference.network import Network
 from test_core import TINY_CNN, mnist
 

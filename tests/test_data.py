@@ -1,4 +1,4 @@
-"""Tests for reference.data: IDX I/O, source selection (fake sources, no network), CIFAR-10 and
+"""Tests for reference.app.data: IDX I/O, source selection (fake sources, no network), CIFAR-10 and
 N-MNIST readers, normalisation, minibatches, and the real-MNIST fixture."""
 import gzip
 import hashlib
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import data
-from reference.atomic import WriteError
-from reference.data import DataError, FileSpec, SourceUnavailable
+from reference.app import data
+from reference.app.atomic import WriteError
+from reference.app.data import DataError, FileSpec, SourceUnavailable
 
 FIXTURE = Path(__file__).parent / "data" / "mnist_fixture.npz"
 
@@ -69,7 +69,7 @@ def test_idx_huge_dims_is_a_data_error(tmp_path):
 
 
 def test_writes_go_through_reference_atomic(tmp_path, monkeypatch):
-    """data.py writes with reference.atomic (no private copy); its folder is created as before."""
+    """data.py writes with reference.app.atomic (no private copy); its folder is created as before."""
     assert not hasattr(data, "_atomic_write")
     calls = []
     real = data.atomic_write_bytes

@@ -3,11 +3,11 @@ bit for bit unchanged."""
 import numpy as np
 import pytest
 
-from reference.cli import main
-from reference.diagnostics import DIAGNOSTICS, diagnostics, read_rows
+from reference.app.cli import main
+from reference.app.diagnostics import DIAGNOSTICS, diagnostics, read_rows
 from reference.losses import count_loss, kernel_loss
 from reference.network import Network
-from reference.train import load_checkpoint, train
+from reference.app.train import load_checkpoint, train
 from reference.tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 from test_core import TINY_CNN, mnist
 from test_train import TINY, splits  # noqa: F401  (fixture)
@@ -76,7 +76,7 @@ def test_diagnose_command(tmp_path, splits, capsys):  # noqa: F811
 def test_best_spike_train_and_label_trains():
     """The double-filtered target of the authors' code is reached by no spike train (floor 0.0277 at T 5,
     tau_s 3, by trying all 32 against a hand computation); the paper's single filter is reached exactly."""
-    from reference.diagnostics import best_spike_train, label_trains
+    from reference.app.diagnostics import best_spike_train, label_trains
     from reference.losses import kernel_target
 
     train, floor = best_spike_train(kernel_target(5, 3, "double"), 3)
@@ -99,7 +99,7 @@ def test_best_spike_train_and_label_trains():
 
 
 def test_label_trains_column_lists_the_most_common_trains():
-    from reference.diagnostics import label_trains
+    from reference.app.diagnostics import label_trains
 
     net = Network(TINY_CNN, seed=2)
     x, y = mnist(20)
@@ -112,7 +112,7 @@ def test_label_trains_column_lists_the_most_common_trains():
 def test_count_train_loss_by_hand():
     """tau_s 2, T 5: a spike at step k adds 1 - 2^-(5-k) to the PSP sum, so only 11111 (4.03125) reaches the
     paper-era desired count 4; 11110 counts 3.53125, d = -0.46875 / 5, loss 1/2 * 5 * d^2 (exact in binary)."""
-    from reference.diagnostics import count_train_loss
+    from reference.app.diagnostics import count_train_loss
 
     assert count_train_loss("11111", 2, 4) == 0.0
     assert count_train_loss("11110", 2, 4) == 0.5 * 5 * (0.46875 / 5) ** 2
@@ -124,7 +124,7 @@ def test_count_train_loss_by_hand():
 def test_count_loss_diagnostics_split_the_loss_and_list_the_trains():
     """Count loss: loss_label + loss_other is the loss, and loss_label is the trains' shares times their
     hand-checked label loss (float32 PSP sums against float64: 1e-5)."""
-    from reference.diagnostics import label_trains
+    from reference.app.diagnostics import label_trains
 
     cfg = {**TINY_CNN, "Network": {**TINY_CNN["Network"], "loss": "count", "tau_s": 2,
                                    "desired_count": 4, "undesired_count": 1}}
@@ -149,7 +149,7 @@ def test_count_loss_diagnostics_split_the_loss_and_list_the_trains():
 
 def test_append_row_with_new_columns_rewrites_the_file(tmp_path):
     """A run resumed by a version that measures more keeps its old rows, under the union of the columns."""
-    from reference.diagnostics import append_row
+    from reference.app.diagnostics import append_row
 
     path = tmp_path / DIAGNOSTICS
     append_row(path, {"epoch": 1, "loss": 0.5})
@@ -165,7 +165,7 @@ def test_append_row_with_new_columns_rewrites_the_file(tmp_path):
 
 
 def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, capsys):  # noqa: F811
-    from reference.diagnostics import count_train_loss
+    from reference.app.diagnostics import count_train_loss
 
     cfg = {**TINY, "Network": {**TINY["Network"], "loss": "count", "desired_count": 4, "undesired_count": 1}}
     train(cfg, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
@@ -183,7 +183,7 @@ def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, c
 
 
 def test_append_row_appends_short_rows_and_mends_a_missing_line_end(tmp_path):
-    from reference.diagnostics import append_row
+    from reference.app.diagnostics import append_row
 
     path = tmp_path / DIAGNOSTICS
     append_row(path, {"epoch": 1, "loss": 0.5, "rate/fc": 0.25})
@@ -236,7 +236,7 @@ def test_diagnose_out_refuses_a_file_it_did_not_write(tmp_path, capsys, content)
 
 
 def test_append_row_refuses_a_foreign_header(tmp_path):
-    from reference.diagnostics import append_row
+    from reference.app.diagnostics import append_row
 
     path = tmp_path / "d.csv"
     append_row(path, {"epoch": 1, "loss": 0.5})

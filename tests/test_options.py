@@ -8,7 +8,7 @@ import pytest
 
 from reference.network import Network
 from reference.options import NetOptions
-from reference.runs import CheckpointError, load_checkpoint
+from reference.app.runs import CheckpointError, load_checkpoint
 from test_core import TINY_CNN
 
 
@@ -84,7 +84,7 @@ def test_network_from_options_equals_network_from_keywords():
 
 
 def test_a_settings_json_with_an_unknown_variant_is_one_line(tmp_path):
-    from reference.runs import save_weights
+    from reference.app.runs import save_weights
 
     net = Network(TINY_CNN, seed=0)
     path = tmp_path / "weights.npz"

@@ -1,4 +1,4 @@
-"""Your own data (``dataset: arrays``, reference/arrays.py): two .npz files to a trained, evaluated,
+"""Your own data (``dataset: arrays``, reference/app/arrays.py): two .npz files to a trained, evaluated,
 resumable run through the CLI, and one clear line for each bad file.
 
 The data: 8x8 images of a horizontal, vertical or diagonal bar with noise (``examples/own_data/make_bars.py``,
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from reference.cli import main
+from reference.app.cli import main
 
 sys.path.insert(0, os.path.join(ROOT, "examples", "own_data"))
 from make_bars import bars  # noqa: E402  (the worked example's data, one home)
@@ -80,7 +80,7 @@ def test_two_npz_files_train_evaluate_and_resume(tmp_path, capsys):
 def test_statistics_come_from_the_whole_training_split(tmp_path):
     """Normalised by the training split's per-channel mean and std (also for the test split, and whatever
     --train-limit), or by the config's own."""
-    from reference.arrays import load_arrays
+    from reference.app.arrays import load_arrays
     from reference.config import load_config
     data = _folder(tmp_path / "data", transform=lambda x: 3 * x + 2)
     cfg = load_config(_config(tmp_path))
@@ -90,7 +90,7 @@ def test_statistics_come_from_the_whole_training_split(tmp_path):
     test = load_arrays(data, "test", cfg, verbose=False)
     assert np.allclose(train.images, (raw[:50] - mean) / std, atol=1e-5)
     assert abs(float(test.images.mean())) < 0.1 and train.images.dtype == np.float32
-    import reference.arrays as arrays
+    import reference.app.arrays as arrays
     reads = []
     real = arrays.read_arrays
     arrays.read_arrays = lambda folder, split: reads.append(split) or real(folder, split)

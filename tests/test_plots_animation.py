@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reference import plots
+from reference.app import plots
 from reference.network import Network
 from reference.optim import AdamW, train_step
 from test_core import TINY_CNN, mnist

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, dataset_missing
-from reference.runs import is_training, read_settings_json
-from reference.summary import run_rows, runs_csv, sha256_file
+from reference.app.runs import is_training, read_settings_json
+from reference.app.summary import run_rows, runs_csv, sha256_file
 
 RESULTS = os.path.join(ROOT, "results")
 #: The evaluations' environment: OpenBLAS's Haswell kernel on x86-64 (see the module docstring).

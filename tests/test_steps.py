@@ -161,7 +161,7 @@ DIGESTS = {
 }
 
 #: The whole-network cases also run OpenBLAS's GEMM, whose last bits depend on the kernel OpenBLAS picks
-#: for the CPU (``reference.blas.blas_info()['core']``; the same code gave other digests with
+#: for the CPU (``reference.app.blas.blas_info()['core']``; the same code gave other digests with
 #: ``OPENBLAS_CORETYPE=Sandybridge`` than with Haswell on one machine). So they are recorded per machine,
 #: keyed by that kernel and LLVM's name of the host CPU (``machine_key()``). The first table is the one
 #: recorded on 2026-12-06 before the change (the session's machine, its key not written down then; CI
@@ -199,7 +199,7 @@ def machine_key() -> str:
     """The BLAS kernel and the host CPU that the whole-network digests depend on, e.g. ``Haswell/znver2``."""
     import llvmlite.binding
 
-    from reference.blas import blas_info
+    from reference.app.blas import blas_info
     return f"{blas_info()['core']}/{llvmlite.binding.get_host_cpu_name()}"
 
 

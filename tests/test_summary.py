@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from reference.cli import main
-from reference.summary import read_run, summarize
+from reference.app.cli import main
+from reference.app.summary import read_run, summarize
 
 
 def _run(root, name, config, accs, seed, options=None):
@@ -72,7 +72,7 @@ def test_cli(tmp_path, capsys):
 
 
 def test_summarize_rewrites_the_readme_block_between_its_markers(tmp_path):
-    from reference.summary import BLOCK_END, BLOCK_START, embed, embedded
+    from reference.app.summary import BLOCK_END, BLOCK_START, embed, embedded
 
     _run(tmp_path, "one", "MNIST_CNN.yaml", [0.98, 0.99], 3)
     (tmp_path / "README.md").write_text(f"# Runs\n\ntext before\n\n{BLOCK_START}\nan old table\n{BLOCK_END}\n\ntext after\n")
@@ -97,7 +97,7 @@ def test_summarize_rewrites_the_readme_block_between_its_markers(tmp_path):
 
 
 def test_summarize_refuses_a_readme_with_broken_markers_before_writing(tmp_path, capsys):
-    from reference.summary import BLOCK_START
+    from reference.app.summary import BLOCK_START
 
     _run(tmp_path, "one", "MNIST_CNN.yaml", [0.98, 0.99], 3)
     (tmp_path / "README.md").write_text(f"{BLOCK_START}\nno end marker\n")
@@ -107,7 +107,7 @@ def test_summarize_refuses_a_readme_with_broken_markers_before_writing(tmp_path,
 
 
 def test_summarize_keeps_a_crlf_readme_crlf(tmp_path):
-    from reference.summary import BLOCK_END, BLOCK_START
+    from reference.app.summary import BLOCK_END, BLOCK_START
 
     _run(tmp_path, "one", "MNIST_CNN.yaml", [0.99], 3)
     (tmp_path / "README.md").write_bytes(f"top\r\n{BLOCK_START}\r\nold\r\n{BLOCK_END}\r\n".encode())
@@ -119,7 +119,7 @@ def test_summarize_keeps_a_crlf_readme_crlf(tmp_path):
 def test_the_committed_results_readme_shows_the_committed_summary():
     """results/README.md embeds results/summary.md as `summarize results/` last wrote it (a stale or hand-typed
     table fails here)."""
-    from reference.summary import embedded
+    from reference.app.summary import embedded
 
     with open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8") as fh:
         shown = embedded(fh.read())
@@ -134,7 +134,7 @@ def test_runs_csv_one_row_per_run_at_any_depth_with_hashes_and_commands(tmp_path
 
     import numpy as np
 
-    from reference.summary import RUNS_COLUMNS
+    from reference.app.summary import RUNS_COLUMNS
 
     _run(tmp_path, "kept", "FashionMNIST_400_400.yaml", [0.80, 0.90, 0.85], 3)
     np.savez(tmp_path / "kept" / "weights.npz", output=np.arange(3.0))

@@ -1,4 +1,4 @@
-"""The PyTorch training engine (reference/autograd/engine.py) against the NumPy engine, alone and under
+"""The PyTorch training engine (reference/engines/torch_engine.py) against the NumPy engine, alone and under
 torch.distributed (gloo, loopback, two processes started by torchrun), resumed across engines, and its
 errors.
 
@@ -22,12 +22,14 @@ from conftest import ROOT, load_mnist, rel_err
 
 torch = pytest.importorskip("torch", reason="torch is not installed: pip install -r requirements-autograd.txt")
 
-from reference.autograd.check import TOL_NET32  # noqa: E402
-from reference.autograd.engine import Processes, TorchEngine  # noqa: E402
-from reference.cli import main  # noqa: E402
+from reference.twins.check import TOL_NET32  # noqa: E402
+from reference.engines.torch_engine import Processes, TorchEngine  # noqa: E402
+from reference.app.cli import main  # noqa: E402
 from reference.config import load_config  # noqa: E402
-from reference.runs import load_checkpoint  # noqa: E402
-from reference.train import EngineError, NumpyEngine, Split, make_engine, train  # noqa: E402
+from reference.app.runs import load_checkpoint  # noqa: E402
+from reference.app.train import Split, train  # noqa: E402
+from reference.engines import EngineError, make_engine  # noqa: E402
+from reference.engines.numpy_engine import NumpyEngine  # noqa: E402
 from test_train import TINY  # noqa: E402  (784-64-dropout 0.2-10, kernel loss)
 
 CONFIGS = os.path.join(ROOT, "configs")
@@ -125,7 +127,7 @@ def test_the_torch_adamw_state_is_the_numpy_format():
 def test_saved_state_is_what_the_docs_say(name, unit):
     """saved_state_bytes against what autograd really keeps for the backward (weights excluded: saved by
     reference), measured with saved_tensors_hooks on one training forward."""
-    from reference.autograd.engine import saved_state_bytes
+    from reference.engines.torch_engine import saved_state_bytes
 
     cfg = load_config(_config(name)) if name in ("tiny", "small_cnn") else _config(name)
     net = TorchEngine(Processes()).network(cfg, 0, {"dropout_unit": unit})
@@ -176,8 +178,8 @@ def test_a_run_resumes_on_the_other_engine(tmp_path, splits, first, second):
 def test_evaluate_and_diagnostics_read_torch_weights(tmp_path, splits, monkeypatch, capsys):
     import csv
 
-    from reference import train as train_mod
-    from reference.diagnostics import diagnostics
+    from reference.app import train as train_mod
+    from reference.app.diagnostics import diagnostics
     from reference.network import Network
 
     result = train(TINY, out_dir=str(tmp_path / "run"), epochs=1, seed=2, progress=False, log=lambda *a: None,

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import ROOT
 from reference.network import Network
-from reference.runs import RunError, RunExistsError
-from reference.train import Split, evaluate, load_checkpoint, read_metrics, train
+from reference.app.runs import RunError, RunExistsError
+from reference.app.train import Split, evaluate, load_checkpoint, read_metrics, train
 
 TINY = {
     "Network": {"epochs": 2, "batch_size": 20, "n_steps": 5, "dataset": "MNIST", "rule": "TSSLBP",
@@ -155,7 +155,7 @@ def test_existing_run_is_refused_without_overwrite(tmp_path, splits):
 
 
 def test_second_process_is_locked_out(tmp_path, splits):
-    from reference.runs import RunFolder, RunLockedError
+    from reference.app.runs import RunFolder, RunLockedError
 
     out = str(tmp_path / "locked")
     with RunFolder.create(out):
@@ -217,7 +217,7 @@ def test_weights_file_reproduces_recorded_accuracy(tmp_path, splits):
 
 def test_stop_while_the_run_starts_leaves_no_half_started_folder(tmp_path, splits, monkeypatch):
     """Ctrl-C (or a full disk) during the first checkpoint: the new folder is removed, a rerun just works."""
-    from reference.runs import RunFolder
+    from reference.app.runs import RunFolder
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -236,7 +236,7 @@ def test_stop_while_the_run_starts_leaves_no_half_started_folder(tmp_path, split
 
 
 def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
-    from reference import demo
+    from reference.app import demo
 
     monkeypatch.setattr(demo, "train", lambda config, **kw: train(config, **{**kw, "splits": splits, "log": lambda *a: None}))
     real = _run(tmp_path, "real", splits, epochs=1)
@@ -252,7 +252,7 @@ def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
 
 def test_eval_batch_size_keeps_one_layer_near_the_budget():
     from reference.config import load_config
-    from reference.train import eval_batch_size
+    from reference.app.train import eval_batch_size
     cnn = load_config(os.path.join(ROOT, "configs", "MNIST_CNN.yaml"))
     # conv_1: 15 x 24 x 24 neurons, T = 5, float32: 172,800 bytes per sample; 16 MiB / that = 97
     assert eval_batch_size(cnn) == (16 << 20) // (5 * 15 * 24 * 24 * 4) == 97
@@ -266,7 +266,7 @@ def test_run_log_has_one_line_per_session(tmp_path, splits, monkeypatch):
     """Each session appends command, seed, its epochs, BLAS kernel, thread counts and environment."""
     import json
 
-    from reference.blas import blas_info
+    from reference.app.blas import blas_info
 
     monkeypatch.setenv("OPENBLAS_CORETYPE", blas_info()["core"] or "Haswell")
     out = _run(tmp_path, "logged", splits, epochs=1, command="python -m reference train --config tiny.yaml")
@@ -331,7 +331,7 @@ def test_is_training_asks_the_kernel_not_the_pid(tmp_path):
     import subprocess
     import sys
 
-    from reference.runs import RunFolder, is_training
+    from reference.app.runs import RunFolder, is_training
 
     folder = RunFolder(str(tmp_path))
     assert not is_training(tmp_path)
@@ -339,7 +339,7 @@ def test_is_training_asks_the_kernel_not_the_pid(tmp_path):
     assert not is_training(tmp_path)
     folder.lock()
     try:  # asked from another process (flock is per open file, so ask as a stranger would)
-        code = "import sys; from reference.runs import is_training; sys.exit(0 if is_training(sys.argv[1]) else 1)"
+        code = "import sys; from reference.app.runs import is_training; sys.exit(0 if is_training(sys.argv[1]) else 1)"
         assert subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, timeout=60).returncode == 0
     finally:
         folder.unlock()
@@ -397,8 +397,8 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, spl
 def test_resume_on_other_data_is_refused(tmp_path, splits):
     """Issue 30, item 5: --resume with another --data-dir trained on other images silently. The run
     records its splits' fingerprints and a resume on other data is one line naming the split and source."""
-    from reference.evaluation import Split
-    from reference.runs import RunError
+    from reference.engines.evaluation import Split
+    from reference.app.runs import RunError
 
     out = str(tmp_path / "run")
     quiet = dict(progress=False, log=lambda *a: None)

@@ -7,11 +7,11 @@ import pickle
 import numpy as np
 import pytest
 
-from reference import data, nmnist
-from reference.cli import main
+from reference.app import data, nmnist
+from reference.app.cli import main
 from reference.config import ConfigError, load_config
-from reference.data import DataError
-from reference.train import load_split, train
+from reference.app.data import DataError
+from reference.app.train import load_split, train
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 

@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import load_mnist  # noqa: E402
 
-from reference.autograd import engine as engine_mod  # noqa: E402
-from reference.train import Split, train  # noqa: E402
+from reference.engines import torch_engine as engine_mod  # noqa: E402
+from reference.app.train import Split, train  # noqa: E402
 
 NORMS = []  # the gradient norm of every step before clipping: the whole batch's gradient, on every process
 
@@ -64,7 +64,7 @@ def one_step(out, spec_path, batch):
     """One train_step on a fixed global batch: the first half fixture digits, the second half black images
     (no spikes), so that a process's share and the whole batch fire at very different rates.  Writes the
     gradients before clipping to ``OUT/grads_rank<R>.npz``."""
-    from reference.autograd.engine import TorchEngine
+    from reference.engines.torch_engine import TorchEngine
 
     with open(spec_path) as fh:
         spec = json.load(fh)

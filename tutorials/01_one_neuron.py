@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from _lesson import Lesson, mnist_images  # noqa: F401  (mnist_images: used from lesson 2 on)
 
-from reference import plots
+from reference.app import plots
 from reference.neuron import lif_forward, psp, psp_kernel
 from reference.params import NeuronParams
 

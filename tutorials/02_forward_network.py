@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 
 from _lesson import Lesson, mnist_images
 
-from reference import plots
+from reference.app import plots
 from reference.network import Network, to_authors_layout
 from reference.optim import AdamW, train_step
 

@@ -25,7 +25,7 @@ from _lesson import Lesson, mnist_images
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reference import plots
+from reference.app import plots
 from reference.network import Network
 from reference.neuron import lif_forward, psp, psp_kernel
 from reference.optim import AdamW, train_step

@@ -23,7 +23,7 @@ from _lesson import Lesson, mnist_images
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reference import plots
+from reference.app import plots
 from reference.losses import kernel_loss, kernel_target
 from reference.network import Network
 from reference.neuron import lif_forward, psp_kernel

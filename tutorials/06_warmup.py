@@ -28,14 +28,14 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reference import plots
-from reference.data import iterate_minibatches
+from reference.app import plots
+from reference.app.data import iterate_minibatches
 from reference.losses import kernel_loss, kernel_target
 from reference.network import Network
 from reference.neuron import lif_forward, psp, psp_kernel
 from reference.optim import AdamW, train_step
 from reference.params import WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmup_psp_threshold
-from reference.train import evaluate, load_split
+from reference.app.train import evaluate, load_split
 from reference.tsslbp import (BRANCH_NAMES, BRANCH_WARMUP, branch_fractions, compose_delta, spike_error,
                               warmup_mask, warmup_surrogate, warmup_term)
 

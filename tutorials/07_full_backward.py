@@ -14,9 +14,9 @@
 # - check the two matrix formulas of every layer, `dL/dW = sum_t delta[t] a[t]^T` and
 #   `dL/da = W^T delta`, against the library;
 # - draw the **gradient flow**: how much error reaches each layer at each time step
-#   (`reference.plots.gradient_flow_heatmap`);
+#   (`reference.app.plots.gradient_flow_heatmap`);
 # - count which TSSL-BP branch (warm-up, inter, intra) produced the deltas of each layer
-#   (`reference.plots.branch_fractions_bar`);
+#   (`reference.app.plots.branch_fractions_bar`);
 # - look at first-layer weight gradients as images, and see why, for one digit, every row of the
 #   gradient is a copy of that digit;
 # - do the same on the authors' MNIST CNN (convolution and pooling in the chain).
@@ -28,7 +28,7 @@ from _lesson import Lesson, mnist_images
 
 L = Lesson("07_full_backward")
 
-from reference import plots  # noqa: E402
+from reference.app import plots  # noqa: E402
 from reference.network import Network  # noqa: E402
 from reference.neuron import psp  # noqa: E402
 from reference.optim import AdamW, train_step  # noqa: E402
@@ -233,7 +233,7 @@ for i, (layer, rec) in enumerate(zip(net.layers, net.records)):
 # %% [markdown]
 # ## 4. Gradient flow: how much error reaches each layer, and when
 #
-# `reference.plots.gradient_flow_heatmap` draws the mean of `|delta_l[t]|` over neurons and samples, one
+# `reference.app.plots.gradient_flow_heatmap` draws the mean of `|delta_l[t]|` over neurons and samples, one
 # row per layer and one column per time step: on a log scale (left), and divided by each layer's largest
 # step (right), which shows *when* each layer receives its error.
 
@@ -295,7 +295,7 @@ print(f"checked: t = 0 is the quietest step of every layer; the output layer's e
 # - **intra (silent)**: it did not fire at `k` but did recently, `delta = c (1 - theta_m)`: the error
 #   carried back through the leak from its next spike.
 #
-# `reference.tsslbp.branch_fractions` counts them; `reference.plots.branch_fractions_bar` draws the
+# `reference.tsslbp.branch_fractions` counts them; `reference.app.plots.branch_fractions_bar` draws the
 # counts (left), the same per time step for the first hidden layer (middle), and each branch's share of
 # the summed `|delta|` (right).
 

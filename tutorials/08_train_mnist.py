@@ -8,11 +8,11 @@
 # in fast mode seconds, on a subset) and looks at the network before and after.
 #
 # You will:
-# - train with `reference.train.train` (the authors' loop: shuffled mini-batches, TSSL-BP, gradient-norm
-#   clipping, AdamW, weight clipping), and read its `metrics.csv` with `reference.train.read_metrics`;
-# - draw the learning curves (`reference.plots.learning_curve`);
+# - train with `reference.app.train.train` (the authors' loop: shuffled mini-batches, TSSL-BP, gradient-norm
+#   clipping, AdamW, weight clipping), and read its `metrics.csv` with `reference.app.train.read_metrics`;
+# - draw the learning curves (`reference.app.plots.learning_curve`);
 # - compare, before and after training: the output spike counts per class, the membrane traces of a
-#   few neurons of each layer on the same digit (`reference.plots.membrane_trace`), and the firing
+#   few neurons of each layer on the same digit (`reference.app.plots.membrane_trace`), and the firing
 #   rate of every layer;
 # - reload the saved weights and compute the test accuracy from them.
 #
@@ -29,16 +29,16 @@ from _lesson import Lesson
 
 L = Lesson("08_train_mnist")
 
-from reference import plots  # noqa: E402
+from reference.app import plots  # noqa: E402
 from reference.losses import desired_spike_train, kernel_target  # noqa: E402
 from reference.network import Network  # noqa: E402
 from reference.neuron import psp  # noqa: E402
-from reference.train import evaluate, load_checkpoint, load_split, read_metrics, train  # noqa: E402
+from reference.app.train import evaluate, load_checkpoint, load_split, read_metrics, train  # noqa: E402
 
 # %% [markdown]
 # ## 1. Data and network
 #
-# `reference.train.load_split` reads MNIST (from `~/.cache/tsslbp-reference`, downloading it once if
+# `reference.app.train.load_split` reads MNIST (from `~/.cache/tsslbp-reference`, downloading it once if
 # needed) and normalises it as the authors do, `(pixel/255 - 0.1307)/0.3081`. In fast mode we keep only
 # the first images of each split.
 #
@@ -74,7 +74,7 @@ print(f"untrained: test accuracy {acc_before:.2%} (chance is 10%)")
 # for bit and holds every epoch's metrics row, rewrites `metrics.csv` from it, and redraws
 # `learning_curve.png` and `confusion_matrix.png`, all in `out_dir` (here a `run/` folder beside this
 # lesson's figures). A folder that already holds a run is refused unless `overwrite=True`, as below: the
-# lesson replaces its own run of last time (`reference/runs.py` lists the run folder's promises).
+# lesson replaces its own run of last time (`reference/app/runs.py` lists the run folder's promises).
 
 # %%
 RUN = os.path.join(L.out, "run")
@@ -307,7 +307,7 @@ print(f"files of the run: {sorted(os.listdir(RUN))}")
 
 # %% [markdown]
 # `train` also drew the confusion matrix of the last epoch (`run/confusion_matrix.png`); here it is
-# again from the reloaded weights (`reference.plots.confusion_matrix`). One column deserves a look:
+# again from the reloaded weights (`reference.app.plots.confusion_matrix`). One column deserves a look:
 # when no output neuron fires on a digit, every output PSP sum is 0, and the prediction, the argmax
 # over classes, is the first class, 0. Such digits all land in column 0.
 

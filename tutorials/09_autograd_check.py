@@ -27,7 +27,7 @@ from _lesson import Lesson, mnist_images
 L = Lesson("09_autograd_check")
 FAST, OUT, ROOT = L.fast, L.out, L.root
 
-from reference.autograd import available, backend  # noqa: E402
+from reference.twins import available, backend  # noqa: E402
 
 if not available("torch"):
     NEED = "this lesson needs PyTorch (and, for section 1b, JAX): pip install -r requirements-autograd.txt"
@@ -65,7 +65,7 @@ print(f"weights after {opt.step_count} AdamW steps on {n} MNIST training images;
 # order of the sums; in float32 (the authors' precision) by rounding.
 
 # %%
-from reference.autograd.check import check_network, check_parts, format_rows  # noqa: E402
+from reference.twins.check import check_network, check_parts, format_rows  # noqa: E402
 
 rows = check_parts(backend("torch", "float64"))
 rows += check_network(config, backend("torch", "float64"), weights, x, y, dtype="float64")
@@ -99,7 +99,8 @@ else:
 # BPTT uses the sigmoid surrogate everywhere and unrolls the membrane. How alike are they?
 
 # %%
-from reference.autograd.bptt import compare_bptt, format_bptt, plot_bptt  # noqa: E402
+from reference.app.plots import plot_bptt  # noqa: E402
+from reference.twins.bptt import compare_bptt, format_bptt  # noqa: E402
 
 brows, ts, bp = compare_bptt(config, backend("torch", "float64"), weights, x, y)
 print(format_bptt(brows))

@@ -244,9 +244,9 @@ print(f"pdb stopped at {path}:{pre_line} and {path}:{warm_line}, and in {steps_p
 # %% [markdown]
 # The same neurons in pictures. We run the script in this process (compiled kernels) and compute the
 # terms again with the readable NumPy twins of `reference.tsslbp` (`spike_error`, `inter_neuron_term`,
-# `intra_neuron_term`): left, the membranes of the three neurons (`reference.plots.membrane_trace`);
+# `intra_neuron_term`): left, the membranes of the three neurons (`reference.app.plots.membrane_trace`);
 # middle and right, the delta of each neuron pdb stopped at, split into its terms
-# (`reference.plots.delta_by_term`), with the step where pdb stopped shaded. The values pdb printed
+# (`reference.app.plots.delta_by_term`), with the step where pdb stopped shaded. The values pdb printed
 # must be the twins' values at those steps.
 
 # %%
@@ -254,7 +254,7 @@ import runpy  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from reference import plots  # noqa: E402
+from reference.app import plots  # noqa: E402
 from reference.neuron import psp_kernel  # noqa: E402
 
 ns = runpy.run_path(script)  # the script's globals: state, g, delta, branch, params

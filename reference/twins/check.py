@@ -8,7 +8,7 @@ Three kinds of check, each returning :class:`Row` s (one per compared quantity):
 - :func:`check_finite_differences`: the smooth parts (PSP filter, layers, losses, warm-up surrogate)
   against central differences, NumPy only (runs without any framework).
 - :func:`check_network`: the full TSSL-BP gradient of a config's network, ours against the twin
-  (:class:`~reference.autograd.model.TwinModel`), per layer: weight gradient and delta.
+  (:class:`~reference.twins.model.TwinModel`), per layer: weight gradient and delta.
 
 Measures (:func:`compare`): ``max_abs = max |ours - theirs|``, ``rel = max_abs / max |theirs|`` (the
 error relative to the quantity's scale, so that tiny entries do not dominate) and the cosine similarity.
@@ -104,7 +104,7 @@ def _part_cases(seed: int = 0):
 def check_parts(backend, seed: int = 0) -> list[Row]:
     """Our backward of each differentiable part against ``backend``'s autodiff, float64.
 
-    backend : a float64 backend (:func:`reference.autograd.backend`).
+    backend : a float64 backend (:func:`reference.twins.backend`).
     """
     if backend.np_dtype != np.float64:
         raise ValueError("check_parts needs a float64 backend")
@@ -266,7 +266,7 @@ def check_network(config, backend, weights: dict, inputs, labels, *, dtype="floa
     Parameters
     ----------
     config : Config or path
-    backend : from :func:`reference.autograd.backend` (same ``dtype``)
+    backend : from :func:`reference.twins.backend` (same ``dtype``)
     weights : name -> authors' layout
     inputs : (N, C, H, W) normalised images; labels : (N,) int
     dtype : "float64" or "float32": both sides run in it

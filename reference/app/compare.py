@@ -2,7 +2,7 @@
 computation makes them, and name the first one that disagrees.
 
 An archive holds ``output/<layer>`` (every layer's output PSP), ``loss``, ``delta/<layer>`` and
-``grad/<layer>`` (:func:`reference.cli.compute_gradients`).  When two implementations disagree, the first
+``grad/<layer>`` (:func:`reference.app.cli.compute_gradients`).  When two implementations disagree, the first
 disagreeing quantity in *forward-then-backward* order is where to look: every later quantity depends on
 it, so its error spreads there too.  The order is: outputs from the first layer to the last, the loss,
 then deltas and weight gradients from the last layer back to the first (a layer's delta before its

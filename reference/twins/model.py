@@ -11,7 +11,7 @@ reader and the constants, and lays tensors out the frameworks' way, time first t
 
 ``spike="bptt"`` swaps the non-linearity for the usual surrogate-gradient alternative: the LIF recursion
 unrolled in the framework (reset included) with a sigmoid surrogate for ``ds/du``, the same function as
-TSSL-BP's warm-up (:func:`surrogate`).  That is the baseline of :mod:`reference.autograd.bptt`.
+TSSL-BP's warm-up (:func:`surrogate`).  That is the baseline of :mod:`reference.twins.bptt`.
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def paper2020_backward(xp, G, u, du, s, *, theta_m, tau_s, threshold, intra=True
 
     All arguments (T, ...); returns delta (T, ...).  ``batch_mean(s)``, if given, replaces ``mean(s)`` for
     the switch: the training engine's mean over every process's part of the batch
-    (:mod:`reference.autograd.engine`), so that a batch split over processes takes the branch the whole
+    (:mod:`reference.engines.torch_engine`), so that a batch split over processes takes the branch the whole
     batch takes.
     """
     n_steps = G.shape[0]
@@ -205,8 +205,8 @@ class TwinModel:
     Parameters
     ----------
     config : Config, dict or path (the authors' YAML schema)
-    backend : a :class:`~reference.autograd.torch_backend.TorchBackend` or
-        :class:`~reference.autograd.jax_backend.JaxBackend`
+    backend : a :class:`~reference.twins.torch_backend.TorchBackend` or
+        :class:`~reference.twins.jax_backend.JaxBackend`
     spike : {"tsslbp", "bptt"}
         The non-linearity's backward: TSSL-BP (custom) or the surrogate-gradient BPTT baseline.
     options, **kwargs : the network options, a :class:`~reference.options.NetOptions` or its keywords, as

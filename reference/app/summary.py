@@ -11,7 +11,7 @@ so the README that shows it is never typed by hand nor stale.
 Where a run's settings come from, first found: its ``checkpoint.npz`` (settings since the run folder
 existed), its ``weights.npz`` (``net_options`` and ``seed`` recorded since December 2026), or a
 ``settings.json`` beside them (what a run folder keeps once its bulk files are gone:
-:func:`reference.runs.read_settings_json`).  The seed may also be the folder name's ``_seed<N>`` suffix.
+:func:`reference.app.runs.read_settings_json`).  The seed may also be the folder name's ``_seed<N>`` suffix.
 
 It also writes ``runs.csv``: one row per run folder at any depth (:data:`RUNS_COLUMNS`), with the SHA-256
 of its weights files (from the files, or from ``settings.json`` once they are gone) and the command that
@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from .atomic import atomic_write_text
-from .config import load_config
+from ..config import load_config
 from .runs import BEST_WEIGHTS, CHECKPOINT, RUN_LOG, SETTINGS, WEIGHTS, read_npz, read_settings_json
 
 #: Columns of ``runs.csv``, one row per run.

@@ -36,10 +36,10 @@ import os
 import numpy as np
 
 from .atomic import atomic_write_text
-from .losses import count_loss
-from .optim import WEIGHT_CLIP
+from ..losses import count_loss
+from ..optim import WEIGHT_CLIP
 from .runs import DIAGNOSTICS  # noqa: F401  (the run folder's file names live in runs)
-from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
+from ..tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 
 _BRANCHES = {"warmup": BRANCH_WARMUP, "inter": BRANCH_INTER, "intra": BRANCH_INTRA}
 
@@ -50,7 +50,7 @@ def best_spike_train(target: np.ndarray, tau_s: float) -> tuple[np.ndarray, floa
     Returns ``(train float32 (T,), its loss 1/2 sum (psp - target)^2)``; ties go to the first train in
     binary counting order.  Meant for the paper's few steps (T <= 12: 4096 trains).
     """
-    from .neuron import psp
+    from ..neuron import psp
 
     t = len(target)
     if t > 12:
@@ -69,7 +69,7 @@ def train_key(train) -> str:
 
 def train_loss(key: str, target: np.ndarray, tau_s: float) -> float:
     """The label-neuron loss ``1/2 sum (psp(train) - target)^2`` of the spike train ``key`` ("00101")."""
-    from .neuron import psp
+    from ..neuron import psp
 
     train = np.array([float(ch) for ch in key], dtype=np.float32)
     return 0.5 * float(np.sum((psp(train, tau_s).astype(np.float64) - np.asarray(target, np.float64)) ** 2))
@@ -86,7 +86,7 @@ def count_train_loss(key: str, tau_s: float, desired_count: float) -> float:
     T = 5 only ``11111`` (count 4.03) is at zero loss for ``desired_count = 4``: the next best, ``11110``,
     counts 3.53.
     """
-    from .neuron import psp
+    from ..neuron import psp
 
     train = np.array([float(ch) for ch in key], dtype=np.float32)
     a = psp(train, tau_s).astype(np.float64)[:, None, None]  # (T, 1 sample, 1 class: the label neuron)
@@ -284,7 +284,7 @@ class DiagnosticsLog:
     def __init__(self, net, train_set, n_samples: int = 1000):
         self.net, self.images, self.labels = net, train_set.images, train_set.labels[:n_samples]
 
-    # the hooks of reference.train.Callback (not subclassed: train imports this module)
+    # the hooks of reference.app.train.Callback (not subclassed: train imports this module)
     def on_epoch_start(self, epoch, n_epochs, n_batches, progress) -> None: ...
 
     def on_step(self, progress) -> None: ...

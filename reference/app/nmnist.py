@@ -95,7 +95,7 @@ def frame_indices(events: np.ndarray, n_steps: int, time_window_us: int | None =
 
     Parameters
     ----------
-    events : structured array (N,) (fields x, y, p, t; see :func:`reference.data.read_nmnist_events`)
+    events : structured array (N,) (fields x, y, p, t; see :func:`reference.app.data.read_nmnist_events`)
     n_steps : T
     time_window_us : bin width w in microseconds (default :data:`AUTHORS_WINDOW_US`, 3000)
     binning : "authors" (bin ``ceil(t / w)`` -> step ``bin - 1``, the authors' loader: see the module
@@ -145,7 +145,7 @@ class SpikeFrames:
     """N-MNIST samples as spike frames, stored sparse and made dense one batch at a time.
 
     Behaves like a read-only float32 array of shape (N, 2, 34, 34, T) for the training loop and
-    :func:`reference.train.evaluate`: ``frames[idx]`` (int, slice or integer array) returns a dense
+    :func:`reference.app.train.evaluate`: ``frames[idx]`` (int, slice or integer array) returns a dense
     float32 array of 0s and 1s.  Dense, the 60,000 training samples at T = 30 would take 16.6 GB;
     sparse they take about 4 bytes per spike.
 
@@ -242,7 +242,7 @@ def load_nmnist(folder, split: str, n_steps: int, time_window_us: int | None = N
 
     Returns ``(frames, labels int64 (N,), source description)``.  ``limit`` reads only the first N
     samples of :func:`list_samples`'s order.  A file that is not an event file raises
-    :class:`reference.data.DataError` naming it.
+    :class:`reference.app.data.DataError` naming it.
     """
     samples = list_samples(folder, split)[:limit]
     w = AUTHORS_WINDOW_US if time_window_us is None else int(time_window_us)

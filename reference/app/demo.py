@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 
 from . import plots
-from .config import load_config
+from ..config import load_config
 from .runs import RunError, RunExistsError, RunFolder
 from .train import train
 
@@ -66,7 +66,7 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     """Train the demo network and write its figures; prints and returns the folder and the accuracy.
 
     Running the demo again replaces an earlier DEMO run in ``out_dir``; a folder that holds any other run
-    is refused (:class:`reference.runs.RunExistsError`), so the demo never overwrites real results.
+    is refused (:class:`reference.app.runs.RunExistsError`), so the demo never overwrites real results.
     """
     config = load_config(DEMO_CONFIG)
     folder = RunFolder(out_dir)

@@ -180,7 +180,7 @@ def branch_fractions_bar(branches, ax=None, weights=None, title=None):
     One bar per label (first on top), segments warm-up / inter (fired) / intra (silent), each segment
     labelled with its percentage when wide enough.
     """
-    from .tsslbp import BRANCH_NAMES, branch_fractions
+    from ..tsslbp import BRANCH_NAMES, branch_fractions
 
     ax = _axes(ax)
     labels = list(branches)
@@ -223,7 +223,7 @@ def delta_by_term(inter, intra, delta=None, branch=None, ax=None, title=None, le
     -----
     Colours: :data:`BRANCH_COLORS` (inter red, intra blue, warm-up grey), as in :func:`branch_fractions_bar`.
     """
-    from .tsslbp import BRANCH_WARMUP
+    from ..tsslbp import BRANCH_WARMUP
 
     ax = _axes(ax)
     inter, intra = np.asarray(inter, dtype=float), np.asarray(intra, dtype=float)
@@ -271,7 +271,7 @@ def branch_fractions_curve(steps, fractions, ax=None, title=None, legend: bool =
     -----
     Colours: :data:`BRANCH_COLORS` (warm-up grey, inter red, intra blue), as in :func:`branch_fractions_bar`.
     """
-    from .tsslbp import BRANCH_NAMES
+    from ..tsslbp import BRANCH_NAMES
 
     ax = _axes(ax)
     names = list(BRANCH_NAMES.values())
@@ -397,7 +397,7 @@ def training_animation(snapshots, path, steps=None, threshold: float = 1.0, fps:
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    from .tsslbp import BRANCH_NAMES
+    from ..tsslbp import BRANCH_NAMES
 
     snaps = list(snapshots)
     if not snaps:
@@ -443,6 +443,51 @@ def training_animation(snapshots, path, steps=None, threshold: float = 1.0, fps:
     anim = FuncAnimation(fig, draw, frames=len(snaps), blit=False)
     try:
         anim.save(str(path), writer=PillowWriter(fps=fps), dpi=80)
+    finally:
+        plt.close(fig)
+    return str(path)
+
+
+def plot_bptt(rows, path, title: str = "") -> str:
+    """The rows of :func:`reference.twins.bptt.compare_bptt` in two panels: cosine of the deltas per layer x time step (heatmap), and the norms of the weight
+    gradients per layer (bars).  Returns the path written."""
+    from ..app.plots import plt  # the library's backend choice: Agg without a display, a notebook's own inside one
+
+    layers = list(dict.fromkeys(r.layer for r in rows))
+    steps = sorted({r.t for r in rows if r.t >= 0})
+    cos = np.full((len(layers), len(steps)), np.nan)
+    for r in rows:
+        if r.t >= 0:
+            cos[layers.index(r.layer), steps.index(r.t)] = r.cos
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.6 * len(layers) + 2.6))
+    im = ax1.imshow(cos, vmin=-1, vmax=1, cmap="RdBu", aspect="auto")
+    for i in range(len(layers)):
+        for j in range(len(steps)):
+            if np.isfinite(cos[i, j]):
+                ax1.text(j, i, f"{cos[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    ax1.set_xticks(range(len(steps)), [str(t) for t in steps])
+    ax1.set_yticks(range(len(layers)), layers)
+    ax1.set_xlabel("time step t")
+    ax1.set_title("cos(delta TSSL-BP, delta BPTT) per layer and step")
+    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.04, label="cosine similarity")
+    w = [r for r in rows if r.t < 0]
+    y = np.arange(len(w))
+    ax2.barh(y - 0.2, [r.norm_tsslbp for r in w], height=0.4, label="TSSL-BP")
+    ax2.barh(y + 0.2, [r.norm_bptt for r in w], height=0.4, label="surrogate BPTT")
+    for yi, r in zip(y, w):
+        ax2.text(max(r.norm_tsslbp, r.norm_bptt), yi, f" cos {r.cos:.2f}", va="center", fontsize=8)
+    ax2.set_yticks(y, [r.layer for r in w])
+    ax2.invert_yaxis()
+    ax2.set_xlabel("|dL/dW| (Frobenius norm)")
+    ax2.set_title("weight gradients")
+    ax2.legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    from ..app.atomic import atomic_write
+
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
     finally:
         plt.close(fig)
     return str(path)

@@ -2,12 +2,12 @@
 
 One epoch: shuffle the training set (the order is drawn from ``default_rng([seed, epoch])``, so it needs
 no saved state), then for each mini-batch the authors' step (:func:`reference.optim.train_step`), then
-the test set.  After every epoch the run folder commits the epoch (:meth:`reference.runs.RunFolder.commit_epoch`:
+the test set.  After every epoch the run folder commits the epoch (:meth:`reference.app.runs.RunFolder.commit_epoch`:
 weights, best weights, the checkpoint with every metrics row, then ``metrics.csv``) and the callbacks
 redraw the figures.  Ctrl-C only asks the loop to stop: it finishes the step it is in, saves a checkpoint
 and returns; ``--resume DIR`` then continues exactly as if the run had never stopped.
 
-Application layer: it drives the engine (:class:`reference.network.Network`, :mod:`reference.optim`).
+Application layer: it drives an engine of :mod:`reference.engines` (the default: :class:`reference.network.Network` and :mod:`reference.optim`).
 """
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ import time
 import numpy as np
 
 from .blas import blas_info, describe as describe_blas, openblas_threads
-from .config import Config, load_config
+from ..config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
-from .evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
-from .network import Network
-from .options import NetOptions
-from .optim import AdamW, train_step
-from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, EngineError, Progress, ReadOnlyFolder, RunError, RunFolder,
+from ..engines import make_engine, world_size
+from ..engines.evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
+from ..options import NetOptions
+from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, ReadOnlyFolder, RunError, RunFolder,
                    Settings, StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
@@ -66,14 +65,14 @@ def load_split(name: str, split: str, limit: int | None = None, data_dir=None, c
                *, config: Config | None = None) -> Split:
     """Load a real dataset split and prepare it as the authors' loaders do.
 
-    MNIST, FashionMNIST: through :func:`reference.data.load_dataset` (verified, cached), normalised.
+    MNIST, FashionMNIST: through :func:`reference.app.data.load_dataset` (verified, cached), normalised.
     CIFAR10: the python batches from the user's folder (:func:`user_folder`), normalised; the training
-    split gets the authors' random crop (padding 4) and horizontal flip (:func:`reference.data.random_crop_flip`).
+    split gets the authors' random crop (padding 4) and horizontal flip (:func:`reference.app.data.random_crop_flip`).
     NMNIST_Spiking: the event files from the user's folder, binned into the config's ``n_steps``
-    (:mod:`reference.nmnist`; the config's ``time_window_us`` and ``event_binning`` choose how); needs ``config``.
-    arrays: your own ``train.npz`` / ``test.npz`` (:mod:`reference.arrays`); needs ``config``.
+    (:mod:`reference.app.nmnist`; the config's ``time_window_us`` and ``event_binning`` choose how); needs ``config``.
+    arrays: your own ``train.npz`` / ``test.npz`` (:mod:`reference.app.arrays`); needs ``config``.
     ``limit`` keeps the first samples only.  With ``config``, labels beyond its ``n_class`` (the output
-    layer's neurons) are a :class:`~reference.data.DataError` here, not a failure inside the first step.
+    layer's neurons) are a :class:`~reference.app.data.DataError` here, not a failure inside the first step.
     """
     out = _load_split(name, split, limit, data_dir, cache_dir, verbose, config)
     n_class = config.network.get("n_class") if config is not None else None
@@ -116,91 +115,6 @@ def _load_split(name, split, limit, data_dir, cache_dir, verbose, config) -> Spl
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return Split(normalise(images, name), labels.astype(np.int64), ds.source)
-
-
-# ------------------------------------------------------------------------------------------ engines
-class NumpyEngine:
-    """The reference engine: :class:`~reference.network.Network` and :class:`~reference.optim.AdamW`.
-
-    What :func:`train` asks of an engine (the PyTorch one, :class:`reference.autograd.engine.TorchEngine`,
-    has the same methods): ``network(config, seed, options)``, ``optimiser(net, lr)``, ``train_step``,
-    ``evaluate``, ``any(flag)`` (whether any process says yes: all processes stop together) and ``writer``
-    (whether this process writes the run folder).
-    """
-
-    name = "numpy"
-    writer = True
-
-    def network(self, config, seed, options: dict) -> Network:
-        return Network(config, seed=seed, **options)
-
-    def optimiser(self, net: Network, lr: float) -> AdamW:
-        return AdamW(net.weights, lr=lr)
-
-    train_step = staticmethod(train_step)
-    evaluate = staticmethod(evaluate)
-
-    @staticmethod
-    def any(flag) -> bool:
-        return bool(flag)
-
-    @staticmethod
-    def describe(config=None, batch_size=None, options=None) -> str:
-        return "NumPy/Numba"
-
-    @staticmethod
-    def close(net=None) -> None:
-        """Nothing to release (the torch engine leaves its process group here)."""
-
-    abort = close
-
-    @staticmethod
-    def first(fn):
-        """``fn()`` (the torch engine runs it on rank 0 first, then on the other processes)."""
-        return fn()
-
-
-ENGINES = ("numpy", "torch")
-
-
-def world_size() -> int:
-    """The number of training processes torchrun started (``WORLD_SIZE``; 1 without torchrun)."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        raise EngineError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number") from None
-
-
-def make_engine(name: str = "numpy", device: str | None = None, batch_size: int | None = None):
-    """The engine called ``name`` ("numpy" or "torch"), on ``device`` (torch only: cpu, cuda, cuda:N).
-
-    Several processes (torchrun's ``WORLD_SIZE`` > 1) need the torch engine and a ``batch_size`` that
-    divides by their number; both are checked before any process group is joined, so a wrong command
-    fails at once instead of waiting for the other processes.  Raises :class:`EngineError`.
-    """
-    world = world_size()
-    if name == "numpy":
-        if device not in (None, "cpu"):
-            raise EngineError(f"--device {device}: the NumPy engine runs on the CPU; add --engine torch to train on {device}")
-        if world > 1:
-            raise EngineError(f"launched as {world} processes (WORLD_SIZE={world}): training over several "
-                              f"processes needs --engine torch")
-        return NumpyEngine()
-    if name != "torch":
-        raise EngineError(f"engine must be one of {ENGINES}, got {name!r}")
-    if batch_size is not None and batch_size % world:
-        raise EngineError(f"the batch size {batch_size} does not divide by the {world} processes: the config's "
-                          f"batch_size is the global batch, split equally over the processes; give a multiple "
-                          f"of {world} (--batch-size) or start another number of processes")
-    from .autograd import require
-
-    try:
-        require("torch")
-    except ImportError as err:
-        raise EngineError(f"--engine torch: {err}") from None
-    from .autograd.engine import TorchEngine
-
-    return TorchEngine.from_env(device)
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -274,12 +188,12 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     ----------
     config : path, dict or Config in the authors' schema; with ``resume`` optional (then it must equal the
         run's config)
-    out_dir : the run folder (:mod:`reference.runs`); a new run refuses a folder holding a run unless
+    out_dir : the run folder (:mod:`reference.app.runs`); a new run refuses a folder holding a run unless
         ``overwrite``
     epochs, batch_size : override the config's ``epochs`` / ``batch_size`` (a resume may raise ``epochs``)
     seed : seeds weight initialisation, dropout and the data order (default 0)
     resume : continue the run in ``out_dir`` from its checkpoint.  Every other setting given must equal
-        the run's (else :class:`reference.runs.RunError`); ``None`` means "as the run".
+        the run's (else :class:`reference.app.runs.RunError`); ``None`` means "as the run".
     train_limit, test_limit : use only the first samples of each split (quick runs, demos)
     max_seconds : stop after the epoch during which this much training time has passed
     net_options : extra :class:`~reference.network.Network` keyword arguments (e.g. ``warmup="never"``)
@@ -289,9 +203,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
         with it: a real SIGINT, or an exception standing for a killed process)
     tag : a label stored with a new run (the demo marks its runs "demo", and replaces only those)
     diagnostics : if > 0, after every epoch measure the network on this many training samples and append a
-        row to ``diagnostics.csv`` (:mod:`reference.diagnostics`: loss parts, spike counts, branch shares,
+        row to ``diagnostics.csv`` (:mod:`reference.app.diagnostics`: loss parts, spike counts, branch shares,
         norms); it reads the network only, so the run's results are the same with or without it
-    engine : "numpy" (the reference, default) or "torch" (:mod:`reference.autograd.engine`: the PyTorch
+    engine : "numpy" (the reference, default) or "torch" (:mod:`reference.engines.torch_engine`: the PyTorch
         twin, on ``device``, and over several processes when started by torchrun).  The checkpoint is the
         same file on both, so a run may resume on the other engine.
     device : torch engine only: "cpu" (default), "cuda" or "cuda:N"
@@ -422,7 +336,7 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
 
     import numba
 
-    from . import __version__
+    from .. import __version__
 
     if command is None:
         command = " ".join([os.path.basename(sys.executable)] + sys.argv)
@@ -510,7 +424,7 @@ def _saved_option(saved: dict, key: str):
     it with ``--rate-threshold 0.1`` is no conflict."""
     value = saved.get(key, _OPTION_DEFAULTS.get(key))
     if key == "rate_threshold" and saved.get("variant") == "paper2020":
-        from .paper2020 import check_rate_threshold
+        from ..paper2020 import check_rate_threshold
         value = check_rate_threshold(value)
     return value
 

@@ -54,7 +54,7 @@ surrogate_step.defvjp(_step_fwd, _step_bwd)
 
 
 class JaxBackend:
-    """Array operations and autodiff of :class:`~reference.autograd.model.TwinModel` in JAX (CPU).
+    """Array operations and autodiff of :class:`~reference.twins.model.TwinModel` in JAX (CPU).
 
     dtype : "float64" (checks to round-off) or "float32" (the authors' precision).
     """

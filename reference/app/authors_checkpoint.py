@@ -94,7 +94,7 @@ def weights_to_state_dict(weights: dict, config) -> dict:
 
 def import_checkpoint(path, config) -> dict[str, np.ndarray]:
     """Read an authors' checkpoint (``{"net": state_dict, ...}`` or a bare state dict) into our weights."""
-    from . import require
+    from ..twins import require
 
     torch = require("torch")
     if not os.path.exists(path):
@@ -125,7 +125,7 @@ def export_checkpoint(weights: dict, config, path, **extra) -> None:
     """Write our weights as an authors' checkpoint ``{"net": state_dict, **extra}`` (e.g. ``epoch``, ``acc``)."""
     import torch
 
-    from ..atomic import atomic_write
+    from .atomic import atomic_write
 
     for name, w in weights.items():
         if not np.all(np.isfinite(np.asarray(w))):

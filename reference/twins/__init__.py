@@ -1,7 +1,8 @@
-"""The TSSL-BP network written a second time, in PyTorch and in JAX, to check our hand-written backward.
+"""The twins that check us: the TSSL-BP network written a second time, in PyTorch and in JAX, to check our
+hand-written backward.
 
-Optional: the core package never imports this.  Install the frameworks with
-``pip install -r requirements-autograd.txt`` (a CPU build of torch, and jax).
+Optional: the algorithm (the modules directly below :mod:`reference`) never imports this.  Install the
+frameworks with ``pip install -r requirements-autograd.txt`` (a CPU build of torch, and jax).
 
 - :mod:`.model`: the network, forward and losses, written once against a small array backend; the
   spiking non-linearity's backward (:func:`.model.tsslbp_backward`) is the only hand-written derivative.
@@ -9,7 +10,11 @@ Optional: the core package never imports this.  Install the frameworks with
   ``jax.custom_vjp``; everything else is the framework's autodiff.
 - :mod:`.check`: the checks behind ``python -m reference gradcheck``.
 - :mod:`.bptt`: TSSL-BP's gradient against a surrogate-gradient BPTT gradient of the same network.
-- :mod:`.checkpoint`: the authors' ``.pth`` checkpoints to our weights and back.
+
+What a green check does and does not prove (the twins follow the same notes as the library) is said at
+the top of lesson 9 (``tutorials/09_autograd_check.py``).  The engine that *trains* with PyTorch is
+:mod:`reference.engines.torch_engine`; the authors' ``.pth`` files are read and written by
+:mod:`reference.app.authors_checkpoint`.
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class SurrogateStep(torch.autograd.Function):
 
 
 class TorchBackend:
-    """Array operations and autodiff of :class:`~reference.autograd.model.TwinModel` in PyTorch, on ``device``.
+    """Array operations and autodiff of :class:`~reference.twins.model.TwinModel` in PyTorch, on ``device``.
 
     dtype : "float64" (checks to round-off) or "float32" (the authors' precision).
     device : where new tensors go ("cpu", "cuda", "cuda:1", or a ``torch.device``).

@@ -24,7 +24,7 @@ Promises, and how they are kept:
   checkpoint without creating anything.
 - **One writer.**  :meth:`RunFolder.lock` takes an exclusive ``flock`` on ``.lock``; a second process gets
   :class:`RunLockedError` naming the holder's pid.  The kernel drops the lock when the holder dies.
-- **Every write is atomic** (:mod:`reference.atomic`): a file is its old self or completely new.
+- **Every write is atomic** (:mod:`reference.app.atomic`): a file is its old self or completely new.
 - **Metrics and checkpoint commit together.**  The metrics rows live inside the checkpoint; ``metrics.csv``
   is derived from it (after each commit, and again on resume), so a kill between two writes can never
   duplicate or lose a row.  ``weights.npz`` and ``best_weights.npz`` are written before the checkpoint:
@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .atomic import atomic_savez, atomic_write_text
-from .config import Config, ConfigError, load_config, load_config_text
-from .options import NetOptions
+from ..config import Config, ConfigError, load_config, load_config_text
+from ..options import NetOptions
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"]
 CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIAGNOSTICS = (
@@ -75,11 +75,6 @@ class RunExistsError(RunError):
 
 class RunLockedError(RunError):
     """Another process holds the folder's lock."""
-
-
-class EngineError(RunError):
-    """A run's engine cannot run as asked (torch missing, no CUDA, a batch that does not split over the
-    processes, an option the engine does not have)."""
 
 
 class CheckpointError(RunError):

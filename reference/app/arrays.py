@@ -24,9 +24,9 @@ import zipfile
 
 import numpy as np
 
-from .config import FRAMES_LAYOUTS, Config
+from ..config import FRAMES_LAYOUTS, Config
 from .data import DataError
-from .evaluation import Split
+from ..engines.evaluation import Split
 
 SPLITS = ("train", "test")
 #: The training split's per-channel statistics by file identity (path, size, mtime), so that loading the
@@ -84,7 +84,7 @@ def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def load_arrays(folder: str, split: str, config: Config, limit: int | None = None, verbose: bool = True) -> Split:
     """One split of a user's own arrays, checked against ``config`` and prepared for the network.
 
-    Returns a :class:`~reference.evaluation.Split` with float32 ``images`` (N, C, H, W) normalised, or
+    Returns a :class:`~reference.engines.evaluation.Split` with float32 ``images`` (N, C, H, W) normalised, or
     (N, C, H, W, T) spike frames, and int64 ``labels`` (N,).  ``limit`` keeps the first samples.
     """
     net = config.network

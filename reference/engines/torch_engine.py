@@ -3,7 +3,7 @@
 The NumPy/Numba engine (:class:`reference.network.Network`) is the reference and the default.  This
 engine trains the same configs with the PyTorch twin (:class:`.model.TwinModel`, whose only hand-written
 derivative is the TSSL-BP ``autograd.Function``) in float32 on a CPU or a GPU, inside the very same
-training loop (:func:`reference.train.train`): the same data order from the seed, kernel loss,
+training loop (:func:`reference.app.train.train`): the same data order from the seed, kernel loss,
 gradient-norm clip 1, AdamW (PyTorch's own, which :class:`reference.optim.AdamW` copies operation by
 operation) with weight decay 0.01, weight clip +-4, dropout masks drawn from the same NumPy generator in
 the same order, the same progress bar, ``metrics.csv``, figures and checkpoint file.  A run started on one
@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from . import require
+from ..twins import require
 
 torch = require("torch")
 import torch.distributed as dist  # noqa: E402
@@ -44,10 +44,10 @@ from ..layers import Dropout  # noqa: E402
 from ..network import Network  # noqa: E402
 from ..options import NetOptions  # noqa: E402
 from ..params import GRAD_NORM_CLIP, WEIGHT_CLIP  # noqa: E402
-from ..evaluation import Split, evaluate as evaluate_one  # noqa: E402
-from ..runs import EngineError  # noqa: E402
-from .model import TwinModel  # noqa: E402
-from .torch_backend import TorchBackend  # noqa: E402
+from .evaluation import Split, evaluate as evaluate_one  # noqa: E402
+from . import EngineError  # noqa: E402
+from ..twins.model import TwinModel  # noqa: E402
+from ..twins.torch_backend import TorchBackend  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------- processes
@@ -216,7 +216,7 @@ class TorchNetwork:
     processes : :class:`Processes` (default: one process on the CPU)
     **options : the Network options of a run (``variant``, ``inter``, ``intra``, ``warmup``,
         ``target_filter``, ``desired_pattern``, ``backward``, ``dropout_unit``); ``input_encoding`` other
-        than "psp" and ``count_of="spikes"`` are refused (:class:`~reference.train.EngineError`).
+        than "psp" and ``count_of="spikes"`` are refused (:class:`~reference.engines.EngineError`).
     """
 
     engine = "torch"
@@ -258,7 +258,7 @@ class TorchNetwork:
                 self.module.w[k].copy_(torch.as_tensor(w))
 
     def numpy_network(self) -> Network:
-        """The NumPy network holding the current weights (for :mod:`reference.diagnostics`)."""
+        """The NumPy network holding the current weights (for :mod:`reference.app.diagnostics`)."""
         self.numpy.set_weights(self.weights)
         return self.numpy
 
@@ -412,7 +412,7 @@ class _Rows:
 
 
 def evaluate(net: TorchNetwork, split: Split, batch_size: int | None = None, progress: bool = False):
-    """:func:`reference.train.evaluate` on the torch engine; several processes each evaluate a share of
+    """:func:`reference.app.train.evaluate` on the torch engine; several processes each evaluate a share of
     the split and gather the predictions, so every process returns the whole split's numbers."""
     procs = net.procs
     if procs.world == 1:
@@ -428,7 +428,7 @@ def evaluate(net: TorchNetwork, split: Split, batch_size: int | None = None, pro
 
 # ------------------------------------------------------------------------------------------ engine
 class TorchEngine:
-    """What :func:`reference.train.train` asks of an engine, on PyTorch (see the module docstring)."""
+    """What :func:`reference.app.train.train` asks of an engine, on PyTorch (see the module docstring)."""
 
     name = "torch"
 

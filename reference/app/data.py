@@ -150,9 +150,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
 
 
 def _write_file(path: Path, blob: bytes) -> None:
-    """Create ``path``'s folder if needed, then write ``blob`` atomically (:mod:`reference.atomic`).
+    """Create ``path``'s folder if needed, then write ``blob`` atomically (:mod:`reference.app.atomic`).
 
-    Raises :class:`~reference.atomic.WriteError` (an OSError) naming the path, e.g. when a parent is a file.
+    Raises :class:`~reference.app.atomic.WriteError` (an OSError) naming the path, e.g. when a parent is a file.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +471,7 @@ def _load_verified(name: str, files: Sequence[str], folder: Path) -> tuple[list,
 
 
 def _store_in_cache(paths: Sequence[Path], folder: Path) -> int:
-    """Copy verified files into the cache folder atomically (:mod:`reference.atomic`); a cached file
+    """Copy verified files into the cache folder atomically (:mod:`reference.app.atomic`); a cached file
     with the same bytes is left alone.  Returns how many files were written; raises OSError."""
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -751,7 +751,7 @@ def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int 
 NMNIST_EVENT_DTYPE = np.dtype([("x", "u1"), ("y", "u1"), ("p", "u1"), ("t", "u4")])
 
 
-#: The N-MNIST camera's width and height in pixels (also ``reference.nmnist.SENSOR``).
+#: The N-MNIST camera's width and height in pixels (also ``reference.app.nmnist.SENSOR``).
 NMNIST_SENSOR = 34
 
 
@@ -761,7 +761,7 @@ def read_nmnist_events(path) -> np.ndarray:
 
     ``DataError`` for a file that is not whole events, or with an event outside the 34 x 34 sensor.
     (Events that the motion removal moves off the sensor are dropped later, as the authors' pipeline
-    does: :func:`reference.nmnist.stabilise`.)"""
+    does: :func:`reference.app.nmnist.stabilise`.)"""
     path = Path(path)
     try:
         blob = path.read_bytes()

@@ -2,12 +2,12 @@
 
 Every command checks its inputs first.  A failure is one line on stderr, ``error: ...``, with exit code 2
 (never a traceback from inside a kernel), and leaves nothing behind: every file is written atomically
-(:mod:`reference.atomic`) and the run folder keeps its promises (:mod:`reference.runs`).  Ctrl-C during
+(:mod:`reference.app.atomic`) and the run folder keeps its promises (:mod:`reference.app.runs`).  Ctrl-C during
 ``train`` saves a checkpoint and exits with 130.
 
 The commands that need PyTorch or JAX (``gradcheck``, ``bptt-compare``, ``import-checkpoint``,
 ``export-checkpoint``) import them only when they run; a missing framework is one line saying how to
-install it.  This is the one CLI module: :mod:`reference.autograd` does not import it.
+install it.  This is the one CLI module: :mod:`reference.twins` does not import it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .atomic import WriteError, atomic_savez
-from .config import ConfigError, load_config
+from ..config import ConfigError, load_config
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -133,7 +133,7 @@ def _output_folder(path: str) -> str:
 def _net_options(args) -> dict:
     """The Network options the user gave explicitly (None means "not given"), checked by
     :class:`~reference.options.NetOptions` (when resuming, together with the run's own, by ``train``)."""
-    from .options import NetOptions
+    from ..options import NetOptions
 
     opts = {}
     for key in ("warmup", "target_filter", "backward", "dropout_unit", "input_encoding", "variant"):
@@ -154,7 +154,7 @@ def _net_options(args) -> dict:
 
 
 def _options_for(ck: dict, given: dict, what: str):
-    """The options of the run a loaded file (:func:`reference.runs.load_checkpoint`) recorded, with the
+    """The options of the run a loaded file (:func:`reference.app.runs.load_checkpoint`) recorded, with the
     options given on the command line (``given``) changing them; a combination that does not exist is
     one line naming ``what``."""
     if not given:
@@ -181,7 +181,7 @@ def _batch(args, config):
 
 
 def _require(framework):
-    from .autograd import require
+    from ..twins import require
 
     try:
         require(framework)
@@ -199,7 +199,7 @@ def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndar
     Returns a dict: ``loss`` (0-d float64), ``grad/<layer>`` (authors' weight layout), ``output/<layer>`` and
     ``delta/<layer>`` (N, C, H, W, T).
     """
-    from .network import Network
+    from ..network import Network
 
     net = Network(config, dtype=dtype, **options)
     net.set_weights(weights)
@@ -307,7 +307,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _load_file(path, config):
-    """:func:`reference.runs.load_checkpoint`, its errors as one line."""
+    """:func:`reference.app.runs.load_checkpoint`, its errors as one line."""
     from .runs import CheckpointError, load_checkpoint
 
     try:
@@ -320,7 +320,7 @@ def _load_run_weights(path, config, given: dict | None = None):
     """(Network with the weights of ``path``, its config, the loaded file) for a run's weights or
     checkpoint file; the network takes every option the run recorded (variant, target, encoding,
     prediction, ...; :class:`~reference.options.NetOptions`), changed by ``given``."""
-    from .network import Network
+    from ..network import Network
 
     ck = _load_file(path, config)
     cfg = ck["config"]
@@ -392,9 +392,9 @@ def _weights(args, config, x, y):
 
     Returns (weights, a description, the NetOptions): the options a run's ``--weights`` file recorded,
     changed by those given on the command line (the steps train with them too)."""
-    from .network import Network
-    from .optim import AdamW, train_step
-    from .options import NetOptions
+    from ..network import Network
+    from ..optim import AdamW, train_step
+    from ..options import NetOptions
 
     given = _net_options(args)
     ck = _load_file(args.weights, config) if args.weights else None
@@ -413,8 +413,8 @@ def _weights(args, config, x, y):
 
 
 def cmd_gradcheck(args) -> int:
-    from .autograd import FRAMEWORKS, backend
-    from .autograd.check import check_finite_differences, check_network, check_parts, format_rows
+    from ..twins import FRAMEWORKS, backend
+    from ..twins.check import check_finite_differences, check_network, check_parts, format_rows
 
     config = _config(args.config)
     frameworks = FRAMEWORKS if args.framework == "all" else (args.framework,)
@@ -461,9 +461,26 @@ def cmd_summarize(args) -> int:
     return 0
 
 
+def _write_bptt_csv(rows, path) -> None:
+    """The rows of :func:`reference.twins.bptt.compare_bptt` as CSV (``t = -1`` marks the weight-gradient rows)."""
+    import csv
+    import io
+    from dataclasses import asdict
+
+    from .atomic import atomic_write_text
+
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=[*asdict(rows[0]), "norm_ratio"], lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**asdict(r), "norm_ratio": r.norm_ratio})
+    atomic_write_text(path, text.getvalue())
+
+
 def cmd_bptt(args) -> int:
-    from .autograd import backend
-    from .autograd.bptt import compare_bptt, format_bptt, plot_bptt, write_csv
+    from ..twins import backend
+    from ..twins.bptt import compare_bptt, format_bptt
+    from .plots import plot_bptt
 
     config = _config(args.config)
     _require(args.framework)
@@ -480,7 +497,7 @@ def cmd_bptt(args) -> int:
     print(format_bptt(rows))
     if args.out:
         _output_folder(args.out)
-        write_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
+        _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
         png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
         print(f"wrote {png} and bptt_compare.csv")
     return 0
@@ -490,7 +507,7 @@ def cmd_import_checkpoint(args) -> int:
     config = _config(args.config)
     _output_file(args.out, args.checkpoint, args.config)
     _require("torch")
-    from .autograd.checkpoint import import_checkpoint
+    from .authors_checkpoint import import_checkpoint
 
     try:
         weights = import_checkpoint(args.checkpoint, config)
@@ -505,7 +522,7 @@ def cmd_export_checkpoint(args) -> int:
     config = _config(args.config)
     _output_file(args.out, args.weights, args.config)
     _require("torch")
-    from .autograd.checkpoint import export_checkpoint
+    from .authors_checkpoint import export_checkpoint
 
     data = check_weights(_read_weights(args.weights), config)  # no NaN/inf exported: import would reject it
     try:
@@ -526,7 +543,7 @@ def _add_variant_option(p):
 
 def _rate(text: str) -> float:
     """argparse type of ``--rate-threshold``: a number in [0, 1]."""
-    from .paper2020 import check_rate_threshold
+    from ..paper2020 import check_rate_threshold
 
     try:
         return check_rate_threshold(text)
@@ -734,10 +751,11 @@ def main(argv=None) -> int:
 def _user_error(err: Exception) -> str | None:
     """The one-line message of an error caused by input or environment; None for a bug (re-raised)."""
     from .data import DataError
-    from .network import SizeError
+    from ..network import SizeError
     from .runs import RunError
+    from ..engines import EngineError
 
-    if isinstance(err, (UsageError, ConfigError, DataError, RunError, WriteError)):
+    if isinstance(err, (UsageError, ConfigError, DataError, RunError, EngineError, WriteError)):
         return str(err)
     if isinstance(err, SizeError):
         return str(err)

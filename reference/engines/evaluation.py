@@ -1,7 +1,7 @@
 """A network's loss and accuracy on a dataset split, and the split itself.
 
-Shared by the training loop (:mod:`reference.train`) and both engines' evaluation (the PyTorch engine,
-:mod:`reference.autograd.engine`, evaluates a share of the split per process with the same function).
+Shared by the training loop (:mod:`reference.app.train`) and both engines' evaluation (the PyTorch engine,
+:mod:`reference.engines.torch_engine`, evaluates a share of the split per process with the same function).
 Application layer: it only calls the network's methods.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import Config
+from ..config import Config
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Split:
     Attributes
     ----------
     images : float32 (N, C, H, W) normalised images, or spike trains (N, C, H, W, T) (any object that
-        ``images[idx]`` turns into such an array, e.g. :class:`reference.nmnist.SpikeFrames`)
+        ``images[idx]`` turns into such an array, e.g. :class:`reference.app.nmnist.SpikeFrames`)
     labels : int64 (N,)
     source : where the data came from
     augment : ``augment(batch, rng) -> batch`` applied to every training batch (CIFAR-10: the authors'
@@ -70,7 +70,7 @@ def evaluate(net, split: Split, batch_size: int | None = None, progress: bool = 
     path :meth:`reference.network.Network.infer`; ``batch_size`` defaults to :func:`eval_batch_size`.
     ``net`` is a :class:`~reference.network.Network` or anything with its ``config``, ``count_of``,
     ``infer``, ``loss``, ``loss_sum`` and ``predict`` (the torch engine's
-    :class:`~reference.autograd.engine.TorchNetwork`).
+    :class:`~reference.engines.torch_engine.TorchNetwork`).
 
     Returns ``(mean loss per sample, accuracy in [0, 1], predictions (N,))``; the loss is the config's,
     summed over samples (:meth:`reference.network.Network.loss_sum`) and divided by their number.
