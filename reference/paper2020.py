@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import as_scalar, kernel, n_chunks, prange
+from ._jit import kernel, n_chunks, prange
 from .neuron import BLOCK, CompactState, NeuronState, psp_kernel
-from .params import WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams
+from .params import NeuronParams
 from .steps import (integrate, inv_du_2020, reset, reset_carry_2020, reset_term_2020, spike_error_add, warmup_f,
                     warmup_z)
-from .tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _exp_clipped, spike_error, warmup_surrogate
+from .tsslbp import (BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, _exp_clipped, kernel_constants, kernel_switches,
+                     spike_error, warmup_surrogate)
 
 #: ``1/du`` is clamped to ``[-10, 10]`` (the final rule — 8).
 MAX_INV_DU_2020 = 10.0
@@ -180,8 +181,7 @@ def warmup_term_2020(grad_a: np.ndarray, u: np.ndarray, threshold: float) -> np.
     return grad_a * warmup_surrogate(u, threshold)
 
 
-def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_du, sigma, z_clip, use_intra,
-                      tsslbp_branch, fast_exp, code_warmup, code_inter, code_intra, chunks, delta, branch):
+def _paper2020_kernel(g, du, s, eps, consts, switches, tsslbp_branch, chunks, delta, branch):
     """:func:`paper2020_delta` for a :class:`reference.neuron.CompactState`, in blocks of neurons (Numba).
 
     ``g``, ``du``, ``delta`` (T, M) floats; ``s`` (T, M) uint8 spikes; ``branch`` (T, M) int8; ``eps``
@@ -190,8 +190,14 @@ def _paper2020_kernel(g, du, s, eps, one, theta_m, decay_m, threshold, max_inv_d
     then, with the operations of the NumPy functions in their order: ``q`` and ``h`` (:func:`reset_error`),
     ``grad_a`` (:func:`spike_error_with_reset`), and the branch's value.  The warm-up's ``exp`` is the
     correctly rounded one of :func:`reference.tsslbp._exp_clipped` for float32 (NumPy's float32 ``exp``
-    may differ by an ulp) and libm's for float64.
+    may differ by an ulp) and libm's for float64.  ``consts`` and ``switches``: the
+    :class:`reference.tsslbp.KernelConstants` (``max_inv_du`` = 10 here; ``theta_s`` and ``warm_a`` unused)
+    and :class:`reference.tsslbp.KernelSwitches` (``use_intra``, ``fast_exp`` and the branch codes read).
     """
+    one, theta_m, decay_m, threshold = consts.one, consts.theta_m, consts.decay_m, consts.threshold
+    max_inv_du, sigma, z_clip = consts.max_inv_du, consts.sigma, consts.z_clip
+    use_intra, fast_exp = switches.use_intra, switches.fast_exp
+    code_warmup, code_inter, code_intra = switches.code_warmup, switches.code_inter, switches.code_intra
     n_steps, n = du.shape
     zero = one - one
     for ch in prange(chunks):
@@ -325,10 +331,8 @@ def _paper2020_compact(g, state, params, threshold, rate_threshold, max_inv_du, 
     delta, branch = np.empty((n_steps, n), dt), np.empty((n_steps, n), np.int8)
     if n:
         with np.errstate(divide="ignore"):
-            _paper2020_kernel(*flat, psp_kernel(n_steps, params.tau_s, dt), as_scalar(1.0, dt),
-                              as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt), as_scalar(thr, dt),
-                              as_scalar(max_inv_du, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
-                              bool(intra), layer_firing_rate(state.spikes) > rate_threshold, bool(dt == np.float32),
-                              as_scalar(BRANCH_WARMUP, np.int8), as_scalar(BRANCH_INTER, np.int8),
-                              as_scalar(BRANCH_INTRA, np.int8), n_chunks(n), delta, branch)
+            _paper2020_kernel(*flat, psp_kernel(n_steps, params.tau_s, dt),
+                              kernel_constants(params, thr, dt, max_inv_du=max_inv_du),
+                              kernel_switches(dt, intra=intra), layer_firing_rate(state.spikes) > rate_threshold,
+                              n_chunks(n), delta, branch)
     return delta.reshape(g.shape), branch.reshape(g.shape)

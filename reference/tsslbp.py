@@ -51,6 +51,7 @@ are options: ``inter=False`` (no spike-timing term), ``intra=False`` (no reset/l
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -327,11 +328,7 @@ _exp_clipped_py = _exp_clipped
 _exp_clipped = kernel(_exp_clipped_py)
 
 
-def _tsslbp_kernel(
-    g, u, du, s, a, eps, one, theta_m, decay_m, threshold, warm_a, max_inv_du, sigma, z_clip,
-    use_inter, use_intra, warmup_mode, mode_always, mode_never, code_warmup, code_inter, code_intra,
-    fast_exp, chunks, delta, branch,
-):
+def _tsslbp_kernel(g, u, du, s, a, eps, consts, switches, chunks, delta, branch):
     """Fused loop of :func:`compose_delta` over a ``(T, M)`` block of neurons, backwards in time.
 
     Inputs ``g, u, du, s, a`` and outputs ``delta`` are ``(T, M)`` arrays of one float dtype, ``branch``
@@ -346,13 +343,18 @@ def _tsslbp_kernel(
 
     Each chunk of neurons owns its carried term ``c`` and spike error ``G``, so chunks run in parallel
     with results independent of scheduling.  Every constant arrives as an argument (Numba would freeze a
-    module global at compile time): the float constants as scalars of the arrays' dtype (``one``,
-    ``decay_m = 1 - theta_m``, ...), so float32 stays float32 throughout; the warm-up mode as
-    ``warmup_mode`` with the codes ``mode_always``, ``mode_never`` of :data:`WARMUP_MODES`; the branch
-    codes ``code_warmup``, ``code_inter``, ``code_intra`` (:data:`BRANCH_WARMUP`, ...) as int8.  The loops
-    over neurons are branch-free (``s`` is 0 or 1, so products and selects choose), which lets LLVM
-    vectorise them; the surrogate's ``exp`` runs in a second loop, only where the warm-up applies.
+    module global at compile time), by name: ``consts`` (:class:`KernelConstants`, the float constants
+    as scalars of the arrays' dtype, so float32 stays float32 throughout) and ``switches``
+    (:class:`KernelSwitches`: the terms kept, the warm-up mode and the codes of :data:`WARMUP_MODES`, the
+    branch codes :data:`BRANCH_WARMUP`, ... as int8).  The loops over neurons are branch-free (``s`` is 0
+    or 1, so products and selects choose), which lets LLVM vectorise them; the surrogate's ``exp`` runs
+    in a second loop, only where the warm-up applies.
     """
+    one, theta_m, decay_m, threshold = consts.one, consts.theta_m, consts.decay_m, consts.threshold
+    warm_a, max_inv_du, sigma, z_clip = consts.warm_a, consts.max_inv_du, consts.sigma, consts.z_clip
+    use_inter, use_intra, fast_exp = switches.use_inter, switches.use_intra, switches.fast_exp
+    warmup_mode, mode_always, mode_never = switches.warmup_mode, switches.mode_always, switches.mode_never
+    code_warmup, code_inter, code_intra = switches.code_warmup, switches.code_inter, switches.code_intra
     n_steps, n = g.shape
     c = np.zeros(n, dtype=g.dtype)
     G = np.zeros(n, dtype=g.dtype)
@@ -401,11 +403,7 @@ _tsslbp_kernel_py = _tsslbp_kernel
 _tsslbp_kernel = kernel(_tsslbp_kernel_py, parallel=True)
 
 
-def _tsslbp_compact_kernel(
-    g, du, s, eps, one, theta_m, decay_m, theta_s, threshold, warm_a, max_inv_du, sigma, z_clip,
-    use_inter, use_intra, warmup_mode, mode_always, mode_never, code_warmup, code_inter, code_intra,
-    fast_exp, pool_k, theta_pool, height, width, n_ch, chunks, delta, branch,
-):
+def _tsslbp_compact_kernel(g, du, s, eps, consts, switches, pool, chunks, delta, branch):
     """:func:`_tsslbp_kernel` on a :class:`reference.neuron.CompactState`: ``u`` and ``a`` recomputed.
 
     ``du`` and ``delta`` are ``(T, M)`` arrays of one float dtype, the spikes ``s`` and ``branch``
@@ -418,15 +416,23 @@ def _tsslbp_compact_kernel(
     16 (``u``, ``du``, ``s``, ``a``) is what makes it faster: the kernel is limited by memory traffic.
     The warm-up choice is a select (not a branch), so the loop vectorises.
 
-    ``g``: with ``pool_k == 0``, ``dL/da`` of these neurons, ``(T, M)``, and a block is
+    ``g``: with ``pool.k`` (``pool_k`` below) ``== 0``, ``dL/da`` of these neurons, ``(T, M)``, and a block is
     :data:`reference.neuron.BLOCK` neurons.  With ``pool_k > 0`` the neurons are a conv layer's
     ``(N, height, width, n_ch)`` followed by ``pool_k x pool_k`` sum-pooling with weight ``theta_pool``,
     and ``g`` is ``dL/d(pooled PSP)``, ``(T, N*(height//pool_k)*(width//pool_k)*n_ch)``: a block is the
     ``pool_k`` neuron rows under one pooled row of one image (plus one block per image for rows no window
     covers), and the pooling's backward (``dL/da = theta_pool g`` spread over each window, 0 outside,
     as :func:`reference.layers._sum_pool_backward` computes it) is done into the block's scratch, so
-    the full-size ``dL/da`` is never written to memory.
+    the full-size ``dL/da`` is never written to memory.  ``consts``, ``switches``: as for
+    :func:`_tsslbp_kernel` (here ``consts.theta_s`` recomputes the PSP); ``pool``: :class:`PoolGeometry`.
     """
+    one, theta_m, decay_m, theta_s = consts.one, consts.theta_m, consts.decay_m, consts.theta_s
+    threshold, warm_a, max_inv_du = consts.threshold, consts.warm_a, consts.max_inv_du
+    sigma, z_clip = consts.sigma, consts.z_clip
+    use_inter, use_intra, fast_exp = switches.use_inter, switches.use_intra, switches.fast_exp
+    warmup_mode, mode_always, mode_never = switches.warmup_mode, switches.mode_always, switches.mode_never
+    code_warmup, code_inter, code_intra = switches.code_warmup, switches.code_inter, switches.code_intra
+    pool_k, theta_pool, height, width, n_ch = pool.k, pool.theta, pool.height, pool.width, pool.n_ch
     n_steps, n = du.shape
     zero = one - one
     k_inter = one if use_inter else zero
@@ -538,6 +544,75 @@ _tsslbp_compact_kernel_py = _tsslbp_compact_kernel
 _tsslbp_compact_kernel = kernel(_tsslbp_compact_kernel_py, parallel=True)
 
 
+class KernelConstants(NamedTuple):
+    """The float constants of a backward kernel, by name; each a scalar of the arrays' dtype.
+
+    Built by :func:`kernel_constants`.  ``one`` (1, so ``zero = one - one`` has the dtype too),
+    ``theta_m = 1/tau_m``, ``decay_m = 1 - theta_m``, ``theta_s = 1/tau_s``, ``threshold`` (the layer's),
+    ``warm_a = 1/(4 tau_s)`` (the warm-up test on the neuron's own PSP), ``max_inv_du`` (the clamp of
+    ``1/du``: :data:`reference.params.MAX_INV_DU`, 10 for the paper-era rule), ``sigma`` and ``z_clip``
+    (the warm-up surrogate's :data:`~reference.params.WARMUP_SIGMA`, :data:`~reference.params.WARMUP_Z_CLIP`).
+    """
+
+    one: float
+    theta_m: float
+    decay_m: float
+    theta_s: float
+    threshold: float
+    warm_a: float
+    max_inv_du: float
+    sigma: float
+    z_clip: float
+
+
+class KernelSwitches(NamedTuple):
+    """What a backward kernel computes, by name: the terms kept, the warm-up mode, the codes it writes.
+
+    ``use_inter``, ``use_intra`` (the ablations), ``warmup_mode`` with ``mode_always`` and ``mode_never``
+    (the codes of :data:`WARMUP_MODES`), ``code_warmup``, ``code_inter``, ``code_intra`` (int8,
+    :data:`BRANCH_WARMUP`, ...), ``fast_exp`` (float32 arrays: :func:`_exp_clipped` instead of ``exp``).
+    """
+
+    use_inter: bool
+    use_intra: bool
+    warmup_mode: int
+    mode_always: int
+    mode_never: int
+    code_warmup: np.int8
+    code_inter: np.int8
+    code_intra: np.int8
+    fast_exp: bool
+
+
+class PoolGeometry(NamedTuple):
+    """The sum-pooling fused into :func:`_tsslbp_compact_kernel`: ``k x k`` windows of weight ``theta``
+    over a conv layer's ``height x width x n_ch`` neurons per image; ``k = 0`` for none."""
+
+    k: int
+    theta: float
+    height: int
+    width: int
+    n_ch: int
+
+
+def kernel_constants(params: NeuronParams, threshold: float, dtype, max_inv_du: float = MAX_INV_DU) -> KernelConstants:
+    """The :class:`KernelConstants` of a layer with ``params`` and ``threshold``, as scalars of ``dtype``."""
+    c = lambda value: as_scalar(value, dtype)
+    return KernelConstants(one=c(1.0), theta_m=c(params.theta_m), decay_m=c(1.0 - params.theta_m),
+                           theta_s=c(params.theta_s), threshold=c(threshold),
+                           warm_a=c(warmup_psp_threshold(params.tau_s)), max_inv_du=c(max_inv_du),
+                           sigma=c(WARMUP_SIGMA), z_clip=c(WARMUP_Z_CLIP))
+
+
+def kernel_switches(dtype, *, inter: bool = True, intra: bool = True, warmup: str = "per-neuron") -> KernelSwitches:
+    """The :class:`KernelSwitches` of the options (as :func:`tsslbp_delta` takes them) for arrays of ``dtype``."""
+    code = lambda value: as_scalar(value, np.int8)
+    return KernelSwitches(use_inter=bool(inter), use_intra=bool(intra), warmup_mode=_warmup_mode(warmup),
+                          mode_always=WARMUP_MODES["always"], mode_never=WARMUP_MODES["never"],
+                          code_warmup=code(BRANCH_WARMUP), code_inter=code(BRANCH_INTER),
+                          code_intra=code(BRANCH_INTRA), fast_exp=bool(np.dtype(dtype) == np.float32))
+
+
 def _kernel_args(
     g: np.ndarray,
     state: NeuronState,
@@ -553,13 +628,13 @@ def _kernel_args(
     twins ``_py``) for one layer: the latter for a :class:`reference.neuron.CompactState`.
 
     Checks the inputs, flattens ``g`` and the state to ``(T, M)`` C-contiguous arrays of ``g``'s dtype,
-    converts every float constant to that dtype and the branch codes to int8 (the ``branch`` array's
-    dtype; the warm-up mode codes stay Python ints), and allocates the outputs: the last two
+    gathers the constants by name (:func:`kernel_constants`, :func:`kernel_switches`, and for the compact
+    kernel a :class:`PoolGeometry`), and allocates the outputs: the last two
     entries are ``delta`` ``(T, M)`` and ``branch`` ``(T, M)`` int8, which the kernel fills.  Parameters as
     :func:`tsslbp_delta`.  The one place that knows the kernels' argument order: ``tsslbp_delta`` and the
     tests call ``kernel(*_kernel_args(...))``.
     """
-    mode = _warmup_mode(warmup)
+    _warmup_mode(warmup)  # a bad mode is named before anything else
     g = np.asarray(g)
     if g.dtype not in (np.float32, np.float64):
         raise TypeError(f"g must be float32 or float64, got {g.dtype}")
@@ -587,22 +662,14 @@ def _kernel_args(
     else:
         flat = [np.ascontiguousarray(x.reshape(n_steps, -1), dtype=dt) for x in (g, state.u, state.du, state.s, state.a)]
     n = flat[1].shape[1]  # neurons (g may be pooled)
-    pool_args = ()  # the compact kernel's pooling geometry: pool_k (0: none), theta_pool, height, width, n_ch
+    consts = kernel_constants(params, thr, dt)
+    switches = kernel_switches(dt, inter=inter, intra=intra, warmup=warmup)
+    geometry = ()  # the compact kernel's pooling
     if compact:
-        pool_args = (int(pool[0]), as_scalar(pool[1], dt), *neurons[2:]) if pool is not None else (
-            0, as_scalar(0.0, dt), 0, 0, 0)
-    code = lambda value: as_scalar(value, np.int8)
-    return (
-        *flat, psp_kernel(n_steps, params.tau_s, dt), as_scalar(1.0, dt),
-        as_scalar(params.theta_m, dt), as_scalar(1.0 - params.theta_m, dt),
-        *((as_scalar(params.theta_s, dt),) if compact else ()), as_scalar(thr, dt),
-        as_scalar(warmup_psp_threshold(params.tau_s), dt),
-        as_scalar(MAX_INV_DU, dt), as_scalar(WARMUP_SIGMA, dt), as_scalar(WARMUP_Z_CLIP, dt),
-        bool(inter), bool(intra), mode, WARMUP_MODES["always"], WARMUP_MODES["never"],
-        code(BRANCH_WARMUP), code(BRANCH_INTER), code(BRANCH_INTRA), bool(dt == np.float32),
-        *pool_args, n_chunks(n),
-        np.empty((n_steps, n), dtype=dt), np.empty((n_steps, n), dtype=np.int8),
-    )
+        geometry = (PoolGeometry(int(pool[0]), as_scalar(pool[1], dt), *neurons[2:]) if pool is not None else
+                    PoolGeometry(0, as_scalar(0.0, dt), 0, 0, 0),)
+    return (*flat, psp_kernel(n_steps, params.tau_s, dt), consts, switches, *geometry, n_chunks(n),
+            np.empty((n_steps, n), dtype=dt), np.empty((n_steps, n), dtype=np.int8))
 
 
 def tsslbp_delta(

@@ -19,7 +19,7 @@ from reference._jit import as_scalar
 from reference.neuron import NeuronState, lif_compact, lif_forward, psp, psp_kernel
 from reference.params import MAX_INV_DU, WARMUP_SIGMA, NeuronParams, warmup_psp_threshold
 from reference.tsslbp import (
-    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, _kernel_args, _tsslbp_compact_kernel_py, _tsslbp_kernel, _tsslbp_kernel_py,
+    BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP, WARMUP_MODES, KernelConstants, KernelSwitches, _kernel_args, _tsslbp_compact_kernel_py, _tsslbp_kernel, _tsslbp_kernel_py,
     branch_fractions, compose_delta, inter_neuron_term, intra_neuron_term, spike_error, spike_advance,
     tsslbp_delta, warmup_mask, warmup_surrogate, warmup_term,
 )
@@ -353,10 +353,15 @@ def test_kernel_args_match_kernel_signature():
     st, g = random_case(0, (5, 3), np.float32)
     args = dict(zip(KERNEL_PARAMS, _kernel_args(g, st, P, 0.7, warmup="always"), strict=True))
     assert args["g"].shape == (5, 3) and args["delta"].shape == (5, 3) and args["branch"].dtype == np.int8
-    assert args["threshold"] == np.float32(0.7) and type(args["threshold"]) is np.float32
-    assert args["warmup_mode"] == args["mode_always"] == WARMUP_MODES["always"]
-    assert args["mode_never"] == WARMUP_MODES["never"]
-    assert (args["code_warmup"], args["code_inter"], args["code_intra"]) == (BRANCH_WARMUP, BRANCH_INTER, BRANCH_INTRA)
+    consts, switches = args["consts"], args["switches"]
+    assert isinstance(consts, KernelConstants) and isinstance(switches, KernelSwitches)
+    assert consts.threshold == np.float32(0.7) and type(consts.threshold) is np.float32
+    assert {type(v) for v in consts} == {np.float32}  # every float constant in the arrays' dtype
+    assert consts.decay_m == np.float32(1 - P.theta_m) and consts.max_inv_du == np.float32(MAX_INV_DU)
+    assert switches.warmup_mode == switches.mode_always == WARMUP_MODES["always"]
+    assert switches.mode_never == WARMUP_MODES["never"]
+    assert (switches.code_warmup, switches.code_inter, switches.code_intra) == (BRANCH_WARMUP, BRANCH_INTER, BRANCH_INTRA)
+    assert switches.fast_exp and switches.use_inter and switches.use_intra
 
 
 @pytest.mark.parametrize("kern", [_tsslbp_kernel, _tsslbp_kernel_py], ids=["compiled", "python"])
@@ -369,8 +374,9 @@ def test_kernel_reads_branch_and_mode_codes_from_its_arguments(dtype, warmup, ke
     args = dict(zip(KERNEL_PARAMS, _kernel_args(g, st, P, warmup=warmup), strict=True))
     relabel = {BRANCH_WARMUP: 7, BRANCH_INTER: -3, BRANCH_INTRA: 5}
     modes = {"per-neuron": 11, "always": 12, "never": 13}
-    args.update(code_warmup=np.int8(7), code_inter=np.int8(-3), code_intra=np.int8(5),
-                warmup_mode=modes[warmup], mode_always=modes["always"], mode_never=modes["never"])
+    args["switches"] = args["switches"]._replace(
+        code_warmup=np.int8(7), code_inter=np.int8(-3), code_intra=np.int8(5),
+        warmup_mode=modes[warmup], mode_always=modes["always"], mode_never=modes["never"])
     with np.errstate(divide="ignore"):
         kern(*args.values())
     np.testing.assert_array_equal(args["branch"], np.vectorize(relabel.get)(branch))
@@ -446,7 +452,8 @@ def test_compact_kernel_args_match_its_signature_and_validate():
     params = list(inspect.signature(_tsslbp_compact_kernel_py).parameters)
     args = dict(zip(params, _kernel_args(g, compact, P, 0.7), strict=True))
     assert args["s"].dtype == np.uint8 and args["du"].dtype == np.float32
-    assert args["theta_s"] == np.float32(1 / 3) and args["threshold"] == np.float32(0.7)
+    assert args["consts"].theta_s == np.float32(1 / 3) and args["consts"].threshold == np.float32(0.7)
+    assert args["pool"] == (0, 0.0, 0, 0, 0) and type(args["pool"].theta) is np.float32  # no pooling
     with pytest.raises(ValueError, match="state.du has shape"):
         tsslbp_delta(g[:, :2], compact, P)
 
