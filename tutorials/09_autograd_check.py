@@ -221,4 +221,81 @@ assert all(f.mean() < -0.5 for f in factors.values()), "and it is not small"
 # A few silent steps have a negative factor too: those whose membrane came within about a tenth of the
 # threshold, where `u f(u)` exceeds 1 without a spike. Which variant of BPTT trains better is an
 # experiment (`python -m reference train --backward bptt-detached ...`).
+#
+# ## 4. The reset's sign: TSSL-BP and BPTT answer the same question oppositely
+#
+# At a spike step both rules pass the error `c` of a later membrane back to `u[k]` through the reset, and
+# they give it opposite signs:
+#
+# - **BPTT** differentiates `u_r = u (1 - s)` with the surrogate `ds/du = f(u)`: a higher membrane makes
+#   the spike "more present" at this step, so the reset removes more charge and the later membrane is
+#   *lower*. Its factor is `-u[k] f(u[k]) < 0`.
+# - **TSSL-BP** keeps the spike all-or-none. A higher membrane cannot make the spike more present; it
+#   makes it come *earlier*, by `min(1/du[k], 8)` per unit of `u` (lesson 4). An earlier reset leaves the
+#   membrane more time to recharge before any later step, so the later membrane is *higher*. Its reset
+#   factor is `+theta_m u[k] min(1/du[k], 8) > 0`, the reset half of the intra term (lesson 5, section 3).
+#
+# In the discrete neuron the true derivative across a spike step is 0 (lesson 5, section 3), so both are
+# models. Which sign is physical? Simulate the neuron with a clock 1000 times finer (as lesson 4 does),
+# raise its membrane a little half a step before its first spike, and see what the later membrane does.
+
+# %%
+from reference.neuron import lif_forward  # noqa: E402
+from reference.params import NeuronParams  # noqa: E402
+
+P1 = NeuronParams(tau_m=5, tau_s=3, threshold=1.0, n_steps=12)
+X_IN = 0.32                                   # a constant input: the neuron fires every 5 steps
+one = lif_forward(np.full((P1.n_steps, 1), X_IN), P1)
+k1 = int(np.flatnonzero(one.s[:, 0])[0])      # its first spike step
+u_k, du_k = float(one.u[k1, 0]), float(one.du[k1, 0])
+factor_tsslbp = P1.theta_m * u_k * min(1 / du_k, 8)
+factor_bptt = -u_k * float(warmup_surrogate(np.array([u_k]), P1.threshold)[0])
+
+DT, NUDGE = 1e-3, 1e-3                        # fine step (in coarse steps) and the raise of the membrane
+n_fine = int(round(P1.n_steps / DT))
+P_fine = NeuronParams(tau_m=P1.tau_m / DT, tau_s=P1.tau_s, threshold=P1.threshold, n_steps=n_fine)
+t_fine = -1 + DT * (np.arange(n_fine) + 1)   # the time of each fine step (coarse step k ends at time k)
+
+
+def fine(nudge):
+    x_fine = np.full((n_fine, 1), X_IN * DT)
+    x_fine[int(round((k1 - 1.5 + 1) / DT)) - 1, 0] += nudge   # at time k1 - 1.5: half a step before the spike
+    return lif_forward(x_fine, P_fine)
+
+
+base, raised = fine(0.0), fine(NUDGE)
+j_later = int(round((k1 + 2 + 1) / DT)) - 1   # the end of coarse step k1 + 2, between the two spikes
+response = float(raised.u[j_later, 0] - base.u[j_later, 0]) / NUDGE
+times = [t_fine[np.flatnonzero(r.s[:, 0])] for r in (base, raised)]
+print(f"coarse neuron: first spike at step {k1}, u = {u_k:.3f}, du = {du_k:.3f}")
+print(f"fine clock: spikes at {np.round(times[0], 3)}, after the raise at {np.round(times[1], 3)}")
+print(f"fine clock: later membrane (time {k1 + 2}) per unit of raise: {response:+.2f}")
+print(f"TSSL-BP's reset factor theta_m u min(1/du, 8): {factor_tsslbp:+.2f};  BPTT's -u f(u): {factor_bptt:+.2f}")
+assert np.all(times[1] < times[0]), "raising the membrane brings both spikes earlier"
+assert response > 0 and factor_tsslbp > 0 > factor_bptt, "the later membrane rises: TSSL-BP's sign, not BPTT's"
+
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 4.6), sharex=True)
+ax1.plot(t_fine, base.u[:, 0], color="k", lw=1, label="fine clock")
+ax1.plot(np.arange(P1.n_steps), one.u[:, 0], "o", color="C0", label="coarse steps u[k]")
+ax1.axhline(P1.threshold, color="gray", ls=":", lw=0.8)
+ax1.set_ylabel("membrane u")
+ax1.legend(fontsize=8, loc="upper left")
+ax2.plot(t_fine, (raised.u[:, 0] - base.u[:, 0]) / NUDGE, color="C2", lw=1)
+ax2.axhline(0, color="k", lw=0.5)
+ax2.plot([k1 + 2], [response], "o", color="C2")
+ax2.annotate(f"later membrane {response:+.2f}\nreset factor: TSSL-BP {factor_tsslbp:+.2f}, BPTT {factor_bptt:+.2f}",
+             (k1 + 2, response), xytext=(k1 + 0.4, 0.2), fontsize=8, arrowprops=dict(arrowstyle="->", lw=0.6))
+ax2.set_xlabel("time (coarse steps)")
+ax2.set_ylabel("change of u per unit\nof the raise")
+ax2.set_ylim(-0.5, 2.6)  # (between the two runs' resets, one fine step each, the change dips far below)
+ax1.set_title(f"Raise the membrane at t = {k1 - 1.5}: the spike comes earlier, the later membrane rises", fontsize=9)
+fig.tight_layout()
+L.save(fig, "reset_sign")
+
+# %% [markdown]
+# The raise brings the first spike earlier, the second follows it, and the later membrane rises (all
+# three asserted): the sign of TSSL-BP's reset factor, opposite to BPTT's. The sizes are of the same
+# order but not equal (the printed numbers); neither rule claims the fine clock's value, since both work
+# on the coarse steps. This is also why section 3's detached BPTT is nearer TSSL-BP than BPTT through the
+# reset: a factor of 0 lies between the two opposite signs.
 L.done()

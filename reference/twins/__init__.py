@@ -11,8 +11,8 @@ frameworks with ``pip install -r requirements-autograd.txt`` (a CPU build of tor
 - :mod:`.check`: the checks behind ``python -m reference gradcheck``.
 - :mod:`.bptt`: TSSL-BP's gradient against a surrogate-gradient BPTT gradient of the same network.
 
-What a green check does and does not prove (the twins follow the same notes as the library) is said at
-the top of lesson 9 (``tutorials/09_autograd_check.py``).  The engine that *trains* with PyTorch is
+A green check tests the plumbing, not the rule: the twins follow the same notes as the library.  Which
+checks are independent is said once, in README's "Checking against PyTorch and JAX".  The engine that *trains* with PyTorch is
 :mod:`reference.engines.torch_engine`; the authors' ``.pth`` files are read and written by
 :mod:`reference.app.authors_checkpoint`.
 """
