@@ -55,6 +55,8 @@ def main():
     d, p = simulate()
     t = d["t"]
     write_csv(NAME, list(d), np.column_stack([d[k] for k in d]).tolist())
+    from reference.app.plots import BRANCH_COLORS  # the lessons' and the explore page's colours of the two terms
+
     fig, ax = plt.subplots(3, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [1, 1.3, 1.1]})
     a0 = ax[0]
     a0.step(t, d["a_pre"], where="post", color="C0", label=r"presynaptic PSP $a_{pre}[t]$")
@@ -86,8 +88,8 @@ def main():
 
     a2 = ax[2]
     width = 0.4
-    a2.bar(t - width / 2, d["inter"], width, color="C2", label=r"inter: $s[k]\min(1/du[k],8)\,G[k]$")
-    a2.bar(t + width / 2, d["intra"], width, color="C4", label=r"intra: carried reset/leak term")
+    a2.bar(t - width / 2, d["inter"], width, color=BRANCH_COLORS["inter (fired)"], label=r"inter: $s[k]\min(1/du[k],8)\,G[k]$")
+    a2.bar(t + width / 2, d["intra"], width, color=BRANCH_COLORS["intra (silent)"], label=r"intra: carried reset/leak term")
     a2.plot(t, d["delta"], "k.-", lw=1, ms=4, label=r"$\delta[k]$ = inter + intra (warm-up off)")
     a2.axhline(0, color="k", lw=0.5)
     a2.set_ylabel(r"$\delta = \partial L/\partial u$")

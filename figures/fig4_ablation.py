@@ -59,6 +59,7 @@ def main(rerun: bool = False):
     ax2.set_ylabel("training loss per sample")
     ax2.set_yscale("log")
     ax2.set_title("training loss")
+    ax2.legend(fontsize=7, loc="upper right")
     from matplotlib.ticker import MaxNLocator
 
     for a in (ax, ax2):

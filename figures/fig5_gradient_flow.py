@@ -89,6 +89,7 @@ def main(rerun: bool = False):
     axes[1].legend(fontsize=6, ncol=2)
     axes[2].set_ylabel("fraction of neuron-steps")
     axes[2].set_title("intra-neuron deltas (silent, carried term)")
+    axes[2].legend(fontsize=7, loc="lower right")
     fig.suptitle("Gradient flow while training the Fashion-MNIST 400-400 MLP (epoch boundaries: thin lines)", y=1.02)
     fig.tight_layout()
     save(fig, NAME)

@@ -77,6 +77,22 @@ def main():
     ax.set_ylabel("firing rate [% of neuron-steps]")
     ax.set_title("(a) Fashion-MNIST CNN, paper-era rule: each layer's firing rate")
     ax.legend(fontsize=6, ncol=2)
+    short = max(len(rows) for run, rows in fm.items() if FMNIST[run] != 0.1)  # the stopped runs' epochs
+    zoom = ax.inset_axes([0.19, 0.5, 0.26, 0.42])  # over empty space: the rates after epoch 15 lie below 20%
+    for (run, rows), ls in zip(fm.items(), styles):
+        rows = [r for r in rows if int(r["epoch"]) <= short]
+        for i, name in enumerate(layers):
+            zoom.plot([int(r["epoch"]) for r in rows], [100 * as_float(r[f"rate/{name}"]) for r in rows],
+                      color=f"C{i}", ls=ls, lw=1.1)
+    for thr in (0.1, 0.05, 0.01):
+        zoom.axhline(100 * thr, color="k", lw=0.6, ls=":")
+    zoom.set_yscale("log")
+    zoom.yaxis.set_major_formatter(ScalarFormatter())
+    zoom.yaxis.set_minor_formatter(NullFormatter())
+    zoom.set_yticks([1, 5, 10, 50])
+    zoom.set_ylim(0.8, 120)
+    zoom.tick_params(labelsize=6)
+    zoom.set_title(f"epochs 1-{short}", fontsize=7)
 
     ax = axes[0, 1]
     branch_strips(fig, ax, {f"switch {FMNIST[run]:g}": rows for run, rows in fm.items()}, layers)
@@ -97,6 +113,16 @@ def main():
     ax.set_ylabel("output layer's firing rate [%]")
     ax.set_title("(c) a trained 10-class output layer stays under the 0.1 switch")
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.87), ncol=2)
+    zoom = ax.inset_axes([0.3, 0.06, 0.4, 0.3])  # under the curves, which lie at 5-6% after epoch 13
+    for i, (run, label) in enumerate(OUTPUTS.items()):
+        rows = [r for r in diag[run] if int(r["epoch"]) <= short]
+        if rows:
+            zoom.plot([int(r["epoch"]) for r in rows], [100 * as_float(r["rate/output"]) for r in rows],
+                      color=f"C{i}", lw=3 if i == 0 else 1.1, alpha=0.45 if i == 0 else 1, zorder=1 if i == 0 else 2)
+    zoom.axhline(100 * ceiling, color="k", ls="--", lw=0.8)
+    zoom.set_ylim(1.5, 7)
+    zoom.tick_params(labelsize=6)
+    zoom.set_title(f"epochs 1-{short}", fontsize=7)
 
     ax = axes[1, 1]
     curves = {"final rule": _read(FINAL, "metrics.csv")}
