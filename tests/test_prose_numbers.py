@@ -96,3 +96,36 @@ def test_fig3_claims_recompute_from_its_data():
     assert f"spans {max(double) - min(double):.2f} points ({min(double):.2f}-{max(double):.2f}%)" in text
     assert max(single) - min(single) < 0.5 < max(double) - min(double)
     assert sorted({t for _, t in best}) == [2, 3, 4, 5, 8, 10] and "T = 2, 3, 4, 5, 8 and 10," in text
+
+
+def _figure_data(name):
+    import csv
+
+    with open(os.path.join(ROOT, "figures", "data", f"{name}.csv")) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_fig2_and_fig4_numbers_recompute_from_their_data():
+    """figures/README's best and last accuracies of figures 2 and 4 (issue 33: numbers from data are
+    generated or asserted), from the committed figures/data CSVs (which `make_all.py --check` keeps equal
+    to the runs)."""
+    text = " ".join(_text("figures/README.md").split())
+    curves = {}
+    for r in _figure_data("fig2_learning_curves"):
+        curves.setdefault(r["run"], []).append((int(r["epoch"]), float(r["test_acc_percent"])))
+    mlp = curves["Fashion-MNIST MLP"]
+    best = max(a for _, a in mlp)
+    assert f"Fashion-MNIST 400-400: best {best:.2f}% (epoch {[e for e, a in mlp if a == best][0]})" in text
+    cnn = curves["MNIST CNN"]
+    best = max(a for _, a in cnn)
+    at = [e for e, a in cnn if a == best]
+    assert f"MNIST CNN, 100 epochs: best {best:.2f}% (epoch {at[0]}, again at {at[1]} and {at[2]}), last {cnn[-1][1]:.2f}%" in text
+    short = {"full TSSL-BP": "full", "(a) no intra-neuron term": "(a)", "(b) warm-up surrogate only (no inter)": "(b)",
+             "(c) surrogate-gradient BPTT": "(c)"}
+    runs = {}
+    for r in _figure_data("fig4_ablation"):
+        runs.setdefault(r["variant"], []).append(float(r["test_acc_percent"]))
+    assert set(runs) == set(short)
+    for label, acc in runs.items():
+        assert len(acc) == 20
+        assert f"{short[label]} {max(acc):.2f} / {acc[-1]:.2f}%" in text, label
