@@ -245,3 +245,26 @@ def test_a_drag_holds_its_axis_and_bad_typing_changes_nothing(explorer):
     assert page.evaluate("() => window.tsslbpExplore.state()") == before
     _shows_the_library(page)
     assert not problems, problems
+
+
+@site
+def test_a_phone_sized_page_keeps_its_plots_readable(browser):
+    """At 400 px wide the plots shrink (viewBox 640): their tick labels still render at least 9 px tall
+    (they were 7 px before the narrow-screen rule of site.css), and display equations wider than the
+    screen scroll inside their box instead of running off the page."""
+    from test_site import _open
+
+    page, problems = _open(browser, "explore.html", wait_math=True)
+    try:
+        page.set_viewport_size({"width": 400, "height": 900})
+        page.wait_for_timeout(300)
+        heights = page.evaluate("""() => Array.from(document.querySelectorAll('svg.explore-plot .tick'))
+            .map(t => t.getBoundingClientRect().height).filter(h => h > 0)""")
+        assert heights and min(heights) >= 9, min(heights)
+        wide = page.evaluate("""() => Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+            .filter(m => m.scrollWidth > m.clientWidth + 1).map(m => getComputedStyle(m).overflowX)""")
+        assert wide and set(wide) == {"auto"}, wide  # some equation is wider than 400 px, and it scrolls
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400 + 1
+        assert not problems, problems
+    finally:
+        page.close()
