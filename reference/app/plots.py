@@ -341,14 +341,14 @@ def layer_firing_rates(runs: dict, ax=None, title=None):
     return ax
 
 
-def save(fig_or_ax, path) -> str:
-    """Save a figure (or an Axes' figure) as PNG at 150 dpi, close it, return the path."""
+def save(fig_or_ax, path, dpi: int = 150) -> str:
+    """Save a figure (or an Axes' figure) as PNG at ``dpi`` (written atomically), close it, return the path."""
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not hasattr(fig_or_ax, "savefig") else fig_or_ax
     from .atomic import atomic_write
 
     fig.tight_layout()
     try:
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=150))
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
     finally:
         plt.close(fig)
     return str(path)
@@ -483,11 +483,4 @@ def plot_bptt(rows, path, title: str = "") -> str:
     ax2.legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
-    from ..app.atomic import atomic_write
-
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
-    finally:
-        plt.close(fig)
-    return str(path)
+    return save(fig, path, dpi=120)
