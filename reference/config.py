@@ -107,6 +107,9 @@ NETWORK_OPTIONAL = {
     # ours: a user's own arrays (dataset "arrays", reference/app/arrays.py, docs/own_data.md)
     "input_shape": None, "frames_layout": None, "normalise": None,
 }
+#: The Network keys whose value is a name (a string, or left out): checked first, so that a list or a mapping
+#: given by mistake gets one line instead of failing deep inside a lookup.
+NETWORK_NAMES = ("dataset", "data_path", "rule", "model", "loss", "event_binning", "frames_layout")
 #: The dataset name of a user's own ``train.npz`` / ``test.npz`` (:mod:`reference.app.arrays`).
 ARRAYS = "arrays"
 #: How a user's spike frames are laid out (:mod:`reference.app.arrays`), or None for static images (N, C, H, W).
@@ -385,6 +388,10 @@ def _check_network(net: dict, where: str) -> dict:
         if key not in net:
             raise ConfigError(f"{where}: Network: missing required key '{key}'")
     out = {**NETWORK_OPTIONAL, **net}
+    for key in NETWORK_NAMES:
+        if out[key] is not None and not isinstance(out[key], str):
+            raise ConfigError(f"{where}: Network: '{key}' must be a name (a string), got {_kind(out[key])}: "
+                              f"{out[key]!r}")
     _positive_int(out, "n_steps", f"{where}: Network")
     if out["n_steps"] > MAX_STEPS:
         raise ConfigError(f"{where}: Network: 'n_steps' is {out['n_steps']}; at most {MAX_STEPS} time steps are "
@@ -437,7 +444,7 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
         if not isinstance(cfg, dict):
             raise ConfigError(f"{ctx}: expected a mapping of settings, got {cfg!r}")
         kind = cfg.get("type")
-        if kind not in LAYER_SCHEMA:
+        if not isinstance(kind, str) or kind not in LAYER_SCHEMA:
             raise ConfigError(f"{ctx}: key 'type': unknown layer type {kind!r}; expected one of {sorted(LAYER_SCHEMA)}")
         required, optional = LAYER_SCHEMA[kind]
         unknown = set(cfg) - set(required) - set(optional) - {"type"}

@@ -66,6 +66,13 @@ def test_problems_are_reported_not_raised(archives, tmp_path, capsys):
     assert "NaN or inf in theirs" in compare_arrays("x", np.zeros(2), np.array([0, np.nan])).problem
     assert compare_arrays("x", np.zeros(2), np.zeros(2)).rel == 0.0
     assert compare_arrays("x", np.ones(2), np.zeros(2)).rel == np.inf
+    # issue 30, item 11: a string array was a ValueError from inside NumPy's float conversion
+    assert compare_arrays("x", np.array(["a", "b"]), np.zeros(2)).problem == "not real numbers: ours holds <U1"
+    assert "theirs holds complex128" in compare_arrays("x", np.zeros(2), np.zeros(2, complex)).problem
+    np.savez(tmp_path / "s.npz", loss=np.array(["x"]))
+    np.savez(tmp_path / "f.npz", loss=np.array([1.0]))
+    assert main(["compare", "--ours", str(tmp_path / "s.npz"), "--theirs", str(tmp_path / "f.npz")]) == 1
+    assert "loss (not real numbers: ours holds <U1)" in capsys.readouterr().out
     partial = {k: v for k, v in g32.items() if not k.startswith("delta/")}
     rows, only_ours, only_theirs = compare(g32, partial)
     text, ok = report(rows, only_ours, only_theirs, 1e-4, g32, partial)

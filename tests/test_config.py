@@ -109,6 +109,11 @@ def _pool_half(c):
     (lambda c: c["Network"].update(rule="STBP"), ["Network", "rule", "STBP"]),
     (lambda c: c["Network"].update(loss="count", desired_count=None), ["Network", "desired_count"]),
     (lambda c: c["Network"].update(dataset="SVHN"), ["dataset", "SVHN", "input_shape"]),
+    # issue 30, item 11: a list or a mapping where a name belongs was a TypeError deep in a lookup
+    (lambda c: c["Network"].update(dataset=[1, 2]), ["Network", "'dataset' must be a name", "a list: [1, 2]"]),
+    (lambda c: c["Network"].update(loss={"kernel": 1}), ["Network", "'loss' must be a name", "a dict"]),
+    (lambda c: c["Network"].update(data_path=5), ["Network", "'data_path' must be a name", "an int"]),
+    (lambda c: c["Layers"]["conv_1"].update(type=["conv"]), ["conv_1", "type"]),
     (lambda c: c["Layers"]["conv_1"].update(threshold="high"), ["conv_1", "threshold"]),
     (lambda c: c["Layers"]["conv_1"].update(stride=0), ["conv_1", "stride"]),
     (lambda c: c["Layers"]["conv_1"].update(kernel_size=29), ["conv_1", "kernel_size"]),

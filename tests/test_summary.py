@@ -68,7 +68,8 @@ def test_cli(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["summarize", str(empty)]) == 2
-    assert "no run folder" in capsys.readouterr().err and os.listdir(empty) == []
+    assert "no run to summarize" in (err := capsys.readouterr().err) and "no folder holds a metrics.csv" in err
+    assert os.listdir(empty) == []
 
 
 def test_summarize_rewrites_the_readme_block_between_its_markers(tmp_path):
@@ -189,3 +190,21 @@ def test_only_finished_or_resumable_runs_count_and_the_rest_are_named(tmp_path, 
     assert main(["summarize", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert err.count("skipped ") == 4 and "nan%" not in (tmp_path / "summary.md").read_text()
+
+
+def test_a_run_recording_options_no_network_has_is_skipped(tmp_path, capsys):
+    """Issue 30, item 11: a settings.json with an unknown variant was summarised as a group 'variant=foo'.
+    A run counts only if its recorded options build a network; the others are skipped with the option's
+    own message, and a folder of only such runs is one line naming that."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    _run(tmp_path, "foo", "MNIST_CNN.yaml", [0.98], 4, options={"variant": "foo"})
+    _run(tmp_path, "typo", "MNIST_CNN.yaml", [0.98], 5, options={"intr": False})
+    skipped = []
+    rows = summarize(str(tmp_path), skipped)
+    assert [r["seeds"] for r in rows] == ["3"]
+    why = {os.path.basename(f): w for f, w in skipped}
+    assert "variant must be one of" in why["foo"] and "'foo'" in why["foo"]
+    assert "unknown network option(s) ['intr']" in why["typo"]
+    shutil.rmtree(tmp_path / "good")
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "the 2 folder(s) with a metrics.csv were skipped" in capsys.readouterr().err

@@ -453,7 +453,9 @@ def cmd_summarize(args) -> int:
     for folder, why in skipped:
         print(f"skipped {folder}: {why}", file=sys.stderr)
     if not rows:
-        raise UsageError(f"no run folder (with a metrics.csv) under {args.directory}")
+        raise UsageError(f"no run to summarize under {args.directory}: " + (
+            f"the {len(skipped)} folder(s) with a metrics.csv were skipped (above)" if skipped else
+            "no folder holds a metrics.csv"))
     from .summary import markdown
 
     print(markdown(rows), end="")

@@ -55,8 +55,13 @@ def computation_order(keys_ours, keys_theirs=()) -> list[str]:
 
 
 def compare_arrays(key: str, ours: np.ndarray, theirs: np.ndarray) -> Row:
-    """One :class:`Row`: errors in float64; a shape mismatch or a NaN/inf is a ``problem``."""
-    a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    """One :class:`Row`: errors in float64; a shape mismatch, a NaN/inf or an array of no real numbers
+    (strings, objects, complex) is a ``problem``."""
+    a, b = np.asarray(ours), np.asarray(theirs)
+    kinds = [f"{who} holds {x.dtype}" for who, x in (("ours", a), ("theirs", b)) if x.dtype.kind not in "biuf"]
+    if kinds:
+        return Row(key, a.shape, problem=f"not real numbers: {' and '.join(kinds)}")
+    a, b = a.astype(np.float64), b.astype(np.float64)
     if a.shape != b.shape:
         return Row(key, a.shape, problem=f"shape {a.shape} (ours) vs {b.shape} (theirs)")
     bad = [who for who, x in (("ours", a), ("theirs", b)) if not np.all(np.isfinite(x))]

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from .atomic import atomic_write_text
 from ..config import load_config
-from .runs import BEST_WEIGHTS, CHECKPOINT, RUN_LOG, SETTINGS, WEIGHTS, read_npz, read_settings_json
+from ..options import NetOptions
+from .runs import BEST_WEIGHTS, CHECKPOINT, RUN_LOG, SETTINGS, WEIGHTS, RunError, read_npz, read_settings_json
 
 #: Columns of ``runs.csv``, one row per run.
 RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
@@ -113,6 +114,10 @@ def not_a_run(folder: str) -> str | None:
         load_config(os.path.join(folder, "config.yaml"))
     except Exception as err:  # missing or broken: ConfigError, OSError
         return f"config.yaml: {err}"
+    try:  # the options it records must be ones a network can be built with (an unknown variant is not a run)
+        NetOptions.from_record(_settings(folder).get("net_options"), where="its recorded net_options")
+    except (ValueError, TypeError, RunError) as err:
+        return str(err)
     try:
         with open(os.path.join(folder, "metrics.csv"), encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
