@@ -419,3 +419,36 @@ def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
     out = _run(tmp_path, "run", splits, epochs=1)
     with pytest.raises(RunError, match=r"train_limit=50 \(the run has all training samples\)"):
         train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, train_limit=50)
+
+
+@pytest.mark.parametrize("edit,words", [
+    ({"epoch": 10 ** 15}, "progress.epoch is 1000000000000000 but it holds 1 epochs' metrics"),
+    ({"batch": -5}, "progress.batch is -5, not a whole number >= 0"),
+    ({"batch": 10 ** 9}, "progress.batch is 1000000000, but an epoch of this run has 5 batches"),
+    ({"epoch": "x"}, "progress.epoch is 'x', not a whole number >= 0"),
+    ({"loss_sum": float("nan")}, "progress.loss_sum is nan, not a finite number"),
+    ({"correct": 7, "seen": 3}, "progress.correct (7) exceeds progress.seen (3)"),
+    ({"best_epoch": 7}, "progress.best_epoch (7) is after its last epoch (1)"),
+    ({"metrics": [{"epoch": 3}]}, "progress.metrics[0] is not epoch 1's row"),
+], ids=["epoch-huge", "batch-negative", "batch-huge", "epoch-text", "loss-nan", "correct-gt-seen", "best-later",
+        "metrics-row"])
+def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words):
+    """Issue 30, item 11: a checkpoint whose recorded epoch or batch is absurd (hand-edited, corrupt) gave an
+    IndexError, a ZeroDivisionError or a TypeError from inside the loop.  Each is refused before training,
+    naming the file and the field; the CLI prints that line and exits 2."""
+    import json
+
+    from reference.app.cli import main
+    from reference.app.runs import CheckpointError
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    path = os.path.join(out, "checkpoint.npz")
+    with np.load(path, allow_pickle=False) as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["meta_json"]))
+    meta["progress"].update(edit)
+    arrays["meta_json"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=__import__("re").escape(words)):
+        train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 2

@@ -42,6 +42,7 @@ import dataclasses
 import errno
 import io
 import json
+import math
 import os
 import signal
 import threading
@@ -138,6 +139,39 @@ class Progress:
             self.best_test_acc, self.best_epoch = row["test_acc"], row["epoch"]
             return True
         return False
+
+    def check(self, where: str, metrics: bool = True) -> "Progress":
+        """Refuse a progress no run can have (a hand-edited or corrupt checkpoint): :class:`CheckpointError`
+        naming ``where`` and the field, before anything trains.  Returns itself.  How many batches an epoch
+        has depends on the data, so :func:`reference.app.train.train` checks ``batch`` against it.  ``metrics``:
+        also check that it holds one metrics row per finished epoch (the first checkpoint format kept them in
+        ``metrics.csv`` only, which may hold fewer)."""
+        def whole(name, value, low=0):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise CheckpointError(f"{where}: progress.{name} is {value!r}, not a whole number >= {low}")
+
+        def real(name, value, low=0.0):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value < low:
+                raise CheckpointError(f"{where}: progress.{name} is {value!r}, not a finite number >= {low}")
+
+        for name in ("epoch", "batch", "correct", "seen", "best_epoch"):
+            whole(name, getattr(self, name))
+        for name in ("loss_sum", "train_seconds", "elapsed_total"):
+            real(name, getattr(self, name))
+        real("best_test_acc", self.best_test_acc, -1.0)
+        if self.correct > self.seen:
+            raise CheckpointError(f"{where}: progress.correct ({self.correct}) exceeds progress.seen ({self.seen})")
+        if not isinstance(self.metrics, list) or (metrics and len(self.metrics) != self.epoch):
+            n = len(self.metrics) if isinstance(self.metrics, list) else self.metrics
+            raise CheckpointError(f"{where}: progress.epoch is {self.epoch} but it holds {n} epochs' metrics")
+        if self.best_epoch > self.epoch:
+            raise CheckpointError(f"{where}: progress.best_epoch ({self.best_epoch}) is after its last epoch "
+                                  f"({self.epoch})")
+        for i, row in enumerate(self.metrics):
+            if not isinstance(row, dict) or set(row) != set(METRIC_COLUMNS) or row["epoch"] != i + 1:
+                raise CheckpointError(f"{where}: progress.metrics[{i}] is not epoch {i + 1}'s row of {METRIC_COLUMNS}")
+        return self
 
 
 # ------------------------------------------------------------------------------------ weights files
@@ -621,7 +655,8 @@ class RunFolder:
             ck["rng"] = meta["rng"]
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"{self.file(CHECKPOINT)}: incomplete training state ({err})") from None
-        ck["settings"], ck["progress"] = settings, progress
+        ck["settings"] = settings
+        ck["progress"] = progress.check(self.file(CHECKPOINT), metrics=meta.get("format") == 2)
         return ck
 
     def _legacy(self, meta: dict):

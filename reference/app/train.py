@@ -23,7 +23,7 @@ from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, no
 from ..engines import make_engine, world_size
 from ..engines.evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
 from ..options import NetOptions
-from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, Progress, ReadOnlyFolder, RunError, RunFolder,
+from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
                    Settings, StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
@@ -451,6 +451,9 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
                 epoch = state.epoch
                 rng = np.random.default_rng([settings.seed, epoch])
                 order = list(iterate_minibatches(n_train, settings.batch_size, rng))
+                if state.batch > len(order):  # only a hand-edited or corrupt checkpoint gets here
+                    raise CheckpointError(f"{folder.file(CHECKPOINT)}: progress.batch is {state.batch}, but an "
+                                          f"epoch of this run has {len(order)} batches")
                 for cb in callbacks:
                     cb.on_epoch_start(epoch, settings.epochs, len(order), state)
                 while state.batch < len(order) and not engine.any(stop.requested):
