@@ -341,6 +341,7 @@ def load_config_(path):
     ("wrong shape", "expected (10, 300)"),
     ("no parameters", "no 'my_parameters"),
     ("not a dict", "expected a dict"),
+    ("huge sparse", "is a torch.sparse_coo tensor of shape (1000000, 1000000), expected (15, 1, 5, 5)"),
 ])
 def test_import_checkpoint_errors(case, words, tmp_path, capsys):
     framework("torch")
@@ -367,12 +368,35 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
         torch.save({"net": {"layers.0.weight": torch.zeros(3)}}, pth)
     elif case == "not a dict":
         torch.save([torch.zeros(3)], pth)
+    elif case == "huge sparse":  # issue 30, item 11: was numpy's TypeError; its shape is refused before densifying
+        big = torch.sparse_coo_tensor(torch.zeros(2, 1, dtype=torch.long), torch.ones(1), (10 ** 6, 10 ** 6),
+                                      check_invariants=True)
+        state = {f"my_parameters.{i}": torch.zeros(s) for i, s in enumerate([(15, 1, 5, 5, 1), (40, 15, 5, 5, 1),
+                                                                            (300, 640), (10, 300)])}
+        torch.save({"net": {**state, "my_parameters.0": big}}, pth)
     del weights
     out = tmp_path / "w.npz"
     assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1 and not out.exists()
     assert not out.exists()
+
+
+def test_a_sparse_checkpoint_tensor_of_the_right_shape_is_read_densely(tmp_path):
+    """Issue 30, item 11: a sparse weight tensor (the right shape) imports as its dense values."""
+    framework("torch")
+    import torch
+
+    from reference.app.authors_checkpoint import import_checkpoint
+
+    weights = Network(CNN, seed=1).weights
+    state = {f"my_parameters.{i}": torch.from_numpy(w if w.ndim == 2 else w[..., None]) for i, w in
+             enumerate(weights.values())}
+    state["my_parameters.2"] = state["my_parameters.2"].to_sparse()
+    torch.save({"net": state}, tmp_path / "s.pth")
+    got = import_checkpoint(tmp_path / "s.pth", load_config_(CNN))
+    for name in weights:
+        np.testing.assert_array_equal(got[name], weights[name])
 
 
 def test_authors_dropout_call_drops_whole_samples_in_this_pytorch():

@@ -8,6 +8,7 @@ array per weighted layer name in the authors' layout without that trailing axis.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -25,6 +26,12 @@ def _config(config) -> Config:
 def expected_shapes(config) -> dict[str, tuple]:
     """Weighted layer name -> our weight shape ((out, in) or (out, in, kh, kw)), in config order."""
     return _config(config).weight_shapes
+
+
+def _torch():
+    import torch  # only reached with a torch tensor in hand, so torch is installed
+
+    return torch
 
 
 def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
@@ -47,6 +54,11 @@ def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
         if hasattr(w, "detach"):
             if w.is_complex() or not w.is_floating_point():
                 raise ValueError(f"my_parameters.{i} (layer {name!r}) has dtype {w.dtype}; expected real floating point")
+            if w.layout != _torch().strided:  # sparse: its shape is checked before it is made dense (memory)
+                if tuple(w.shape)[:len(shapes[name])] != shapes[name] or w.numel() != math.prod(shapes[name]):
+                    raise ValueError(f"my_parameters.{i} (layer {name!r}) is a {w.layout} tensor of shape "
+                                     f"{tuple(w.shape)}, expected {shapes[name]}")
+                w = w.to_dense()
             w = w.detach().cpu().float().numpy()  # .float(): bfloat16/half have no NumPy dtype of their own
         else:
             w = np.asarray(w)
