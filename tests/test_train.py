@@ -452,3 +452,58 @@ def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words
     with pytest.raises(CheckpointError, match=__import__("re").escape(words)):
         train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
     assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 2
+
+
+_KILLED_CHILD = """
+import json, os, signal, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_train import TINY, Split, train
+data = np.load(os.path.join(sys.argv[1], "data", "mnist_fixture.npz"))
+norm = lambda im: ((im / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
+splits = (Split(norm(data["train_images"][:100]), data["train_labels"][:100].astype(np.int64), "fixture"),
+          Split(norm(data["test_images"][:60]), data["test_labels"][:60].astype(np.int64), "fixture"))
+kill_step = int(sys.argv[3])
+def hook(point, step):
+    if step == kill_step:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs: a power cut
+train(TINY, out_dir=sys.argv[2], seed=6, epochs=2, overwrite=True, fault_hook=hook, progress=False,
+      log=lambda *a: None, splits=splits)
+"""
+
+
+def _killed_child(out, step):
+    """``train --overwrite`` into ``out`` in a subprocess that SIGKILLs itself at training step ``step``."""
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, tests, out, str(step)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kill_at", ["first step", "epoch 2"])
+def test_a_killed_overwrite_keeps_the_old_run(tmp_path, splits, kill_at):
+    """Issue 30 (adversarial pass, 7 Dec): --overwrite killed (SIGKILL) before its first step left .replaced/
+    (the old run) beside the new run's start checkpoint; --resume then trained the new run and deleted the
+    old one.  Now the folder is settled under its lock: a new run that never finished a step is removed and
+    the old one put back (resumed as it was); one that committed an epoch keeps going and the old one goes.
+    A new run into the folder is refused with a message naming .replaced/ and what --resume does."""
+    out = str(tmp_path / "run")
+    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    train(TINY, out_dir=out, seed=5, epochs=1, **quiet)
+    old = _files(out)
+
+    _killed_child(out, 0 if kill_at == "first step" else 7)  # step 7: in epoch 2, after epoch 1's commit
+    assert os.path.isdir(os.path.join(out, ".replaced"))
+    with pytest.raises(RunExistsError, match=r"interrupted --overwrite set aside in \.replaced/"):
+        train(TINY, out_dir=out, seed=7, **quiet)
+    result = train(None, out_dir=out, resume=True, **quiet)
+    assert not os.path.exists(os.path.join(out, ".replaced"))
+    seed = load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"]
+    if kill_at == "first step":  # the old run is back, byte for byte, and had nothing left to do
+        assert seed == 5 and _files(out) == {k: v for k, v in old.items()} | {"run.log": _files(out)["run.log"]}
+        assert result["epoch"] == 1
+    else:  # the new run had committed epoch 1: it finished, the old one is gone
+        assert seed == 6 and result["epoch"] == 2

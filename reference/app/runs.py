@@ -435,6 +435,7 @@ class RunFolder:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._lock_fd = None
+        self.recovered = None  # what recover_replaced did when the folder was opened: None, "restored", "dropped"
 
     def file(self, name: str) -> str:
         """Path of one of the run's files."""
@@ -453,6 +454,7 @@ class RunFolder:
         except OSError as err:
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
+        folder.recovered = folder.recover_replaced()
         if overwrite:
             folder.set_aside()
         return folder
@@ -471,6 +473,31 @@ class RunFolder:
         os.mkdir(aside)
         for name in old:
             os.rename(self.file(name), os.path.join(aside, name))
+
+    def recover_replaced(self) -> str | None:
+        """Settle a ``.replaced/`` left by an ``--overwrite`` whose process was killed (SIGKILL, power loss),
+        holding the folder's lock.  If the new run never finished a step (its checkpoint is the one written
+        at the start, or unreadable, or absent), it had nothing of value: its files go and the replaced run
+        is put back (returns "restored").  If it did (a committed epoch), the replaced run goes, as it would
+        have after that step (returns "dropped").  None when there is no ``.replaced/``."""
+        aside = self.file(REPLACED)
+        if not os.path.isdir(aside) or os.path.islink(aside):
+            return None
+        started = False
+        if os.path.isfile(self.file(CHECKPOINT)):
+            try:
+                progress = self.read_checkpoint()["progress"]
+                started = progress.epoch > 0 or progress.batch > 0
+            except (RunError, OSError, ValueError):
+                started = False  # a torn new checkpoint: the replaced run wins
+        if started:
+            self.drop_replaced()
+            return "dropped"
+        self.remove(*RUN_FILES, *DERIVED_FILES)
+        for name in os.listdir(aside):
+            os.rename(os.path.join(aside, name), self.file(name))
+        os.rmdir(aside)
+        return "restored"
 
     def drop_replaced(self) -> None:
         """The new run has finished a step: delete the replaced run set aside by :meth:`set_aside`."""
@@ -505,6 +532,12 @@ class RunFolder:
             raise RunError(f"--out {folder.path} is a file, not a folder")
         folder.refuse_links()
         existing = folder.run_files()
+        if existing and not overwrite and os.path.isdir(folder.file(REPLACED)):
+            raise RunExistsError(
+                f"{folder.path} holds a run that an interrupted --overwrite set aside in {REPLACED}/ and the "
+                f"new run that was to replace it ({', '.join(existing)}); --resume {folder.path} settles it "
+                f"(puts the old run back if the new one never finished a step) and continues, or pass "
+                f"--overwrite to replace the old run again")
         if existing and not overwrite:
             raise RunExistsError(
                 f"{folder.path} already holds a run ({', '.join(existing)}); continue it with "
@@ -522,6 +555,11 @@ class RunFolder:
                            f"start a run with --config ... --out {folder.path})")
         folder.refuse_links()
         folder.lock()
+        folder.recovered = folder.recover_replaced()
+        if folder.recovered == "restored" and not os.path.exists(folder.file(CHECKPOINT)):
+            folder.unlock()
+            raise RunError(f"--resume {folder.path}: put back the run an interrupted --overwrite had set aside "
+                           f"(the new run never finished a step); that run keeps no {CHECKPOINT} to resume")
         return folder
 
     def refuse_links(self) -> None:

@@ -368,6 +368,12 @@ def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
 
 def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     """Network, optimiser, config, settings, progress and engine of the run in ``folder``; refuses conflicts."""
+    if folder.recovered == "restored":
+        log(f"{folder.path}: an --overwrite was stopped before its new run finished a step; put back the run "
+            f"it was to replace, and continuing that one")
+    elif folder.recovered == "dropped":
+        log(f"{folder.path}: deleted the run an interrupted --overwrite had replaced (its new run had committed "
+            f"an epoch)")
     ck = folder.read_checkpoint()
     cfg, settings, state = ck["config"], ck["settings"], ck["progress"]
     on_disk = folder.read_config_file()
