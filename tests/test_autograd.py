@@ -265,6 +265,17 @@ def test_bptt_compare_command_writes_figure(inputs_npz, capsys, tmp_path):
     assert os.path.getsize(tmp_path / "b" / "bptt_compare.png") > 10_000
     lines = (tmp_path / "b" / "bptt_compare.csv").read_text().splitlines()
     assert lines[0].startswith("layer,t,quantity,cos") and len(lines) == 1 + 4 * 6
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "b")]) == 0
+    # issue 30 (adversarial pass): a user's files of those names were replaced; only its own outputs are
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "bptt_compare.csv").write_text("my,table\n1,2\n")
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "u")]) == 2
+    assert "not a CSV this command wrote" in capsys.readouterr().err
+    assert (tmp_path / "u" / "bptt_compare.csv").read_text() == "my,table\n1,2\n"
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "bptt_compare.png").write_bytes(b"\x89PNG my picture")
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "v")]) == 2
+    assert (tmp_path / "v" / "bptt_compare.png").read_bytes() == b"\x89PNG my picture"
 
 
 # ------------------------------------------------------------------------------------- checkpoints

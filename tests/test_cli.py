@@ -355,3 +355,57 @@ def test_evaluate_with_another_config_names_the_config_not_the_blas(cli_data, ca
     assert main(["evaluate", "--checkpoint", "run/weights.npz", "--config", str(other), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "differs from the config inside run/weights.npz (Network: tau_m)" in out and "NumPy" not in out
+
+
+def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): gradients, import-checkpoint and export-checkpoint --out replaced
+    any existing file (a user's notes, their dataset's train.npz, a run's weights with their config), and
+    summarize and bptt-compare their outputs' namesakes.  Each now replaces only a file of its own kind."""
+    tmp_path, net, x, y = files
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")
+    dataset = tmp_path / "train.npz"
+    np.savez(dataset, x=x.astype(np.float32), labels=y)
+    for target in (notes, dataset):
+        before = target.read_bytes()
+        assert run(tmp_path, out=target) == 2
+        assert "is not a gradients archive" in capsys.readouterr().err and target.read_bytes() == before
+    assert run(tmp_path) == 0 and run(tmp_path) == 0  # its own archive is replaced, as before
+    capsys.readouterr()
+    from test_summary import _run as one_run
+
+    summary = tmp_path / "runs"
+    summary.mkdir()
+    one_run(summary, "one", "MNIST_CNN.yaml", [0.99], 3)
+    (summary / "summary.md").write_text("# my notes on these runs\n")
+    assert main(["summarize", str(summary)]) == 2
+    assert "summary.md exists and is not a summary this command wrote" in capsys.readouterr().err
+    assert (summary / "summary.md").read_text() == "# my notes on these runs\n"
+    assert not (summary / "summary.csv").exists()  # refused before anything was written
+    (summary / "summary.md").unlink()
+    assert main(["summarize", str(summary)]) == 0 and main(["summarize", str(summary)]) == 0  # its own: replaced
+
+
+def test_import_and_export_checkpoint_replace_only_their_own_kind(files, capsys):
+    pytest.importorskip("torch")
+    tmp_path, net, x, y = files
+    from reference.app.authors_checkpoint import export_checkpoint
+    from reference.config import load_config
+
+    export_checkpoint(net.weights, load_config(CFG), tmp_path / "a.pth")
+    doc = tmp_path / "doc.txt"
+    doc.write_text("keep\n")
+    for command in (["export-checkpoint", str(tmp_path / "W.npz"), "--config", CFG, "--out", str(doc)],
+                    ["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(doc)]):
+        assert main(command) == 2 and doc.read_text() == "keep\n"
+        assert "exists and is not" in capsys.readouterr().err
+    run_weights = tmp_path / "run_weights.npz"  # a run's weights: arrays and the config they belong to
+    np.savez(run_weights, **net.weights, config_yaml=np.array("Network: {}"))
+    before = run_weights.read_bytes()
+    assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(run_weights)]) == 2
+    assert run_weights.read_bytes() == before
+    out = tmp_path / "imported.npz"
+    for _ in range(2):  # a file import-checkpoint wrote is replaced
+        assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(out)]) == 0
+    for _ in range(2):  # and export-checkpoint replaces its own .pth
+        assert main(["export-checkpoint", str(out), "--config", CFG, "--out", str(tmp_path / "b.pth")]) == 0

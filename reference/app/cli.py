@@ -96,13 +96,38 @@ def check_weights(data: dict, config) -> dict:
     return data
 
 
-def _output_file(path: str, *inputs) -> str:
+def _zip_members(path: str) -> list[str] | None:
+    """The member names of the zip file ``path`` (an ``.npz``, a ``torch.save`` file), read from its
+    directory only; None when it is not a zip."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+#: What each command's ``--out`` file is, for replacing an existing one: a test of the existing file's zip
+#: members (``None`` when it is no zip) and the words for the message.
+OUT_KINDS = {
+    "gradients": (lambda names: names is not None and "loss.npy" in names, "a gradients archive (with loss)"),
+    "weights": (lambda names: names is not None and bool(names) and all(n.endswith(".npy") for n in names)
+                and "config_yaml.npy" not in names, "a weights file import-checkpoint wrote (layer arrays only)"),
+    "pth": (lambda names: names is not None and any(n.endswith("/data.pkl") for n in names),
+            "a PyTorch checkpoint (torch.save's zip)"),
+}
+
+
+def _output_file(path: str, *inputs, kind: str | None = None) -> str:
     """Check that ``path`` may be written as a new or replaced regular file, before any work is done.
 
     Refused: a missing folder; a folder; anything but a regular file (a device such as /dev/null, a FIFO, a
     symlink: the atomic rename would replace the node itself); one of the command's own ``inputs``; a file
     of a run folder (``weights.npz``, ``checkpoint.npz``, ... beside a checkpoint): results are never
-    overwritten by another command.
+    overwritten by another command; and, with ``kind`` (:data:`OUT_KINDS`), an existing file that is not
+    what the command writes (a user's text, a dataset, a run's weights with their config): only a file of
+    the command's own kind is replaced.
     """
     from .runs import CHECKPOINT, RUN_FILES
 
@@ -119,7 +144,28 @@ def _output_file(path: str, *inputs) -> str:
                 raise UsageError(f"--out {path} is one of this command's inputs; give another file name")
         if os.path.basename(path) in RUN_FILES and os.path.exists(os.path.join(folder, CHECKPOINT)):
             raise UsageError(f"--out {path} is a file of the run in {folder}; give a file outside run folders")
+        if kind is not None and os.path.getsize(path) > 0:
+            ours, what = OUT_KINDS[kind]
+            if not ours(_zip_members(path)):
+                raise UsageError(f"--out {path} exists and is not {what}, which is all this command replaces; "
+                                 f"give another file name (or remove it)")
     return path
+
+
+def _own_outputs(csv_path: str, first_column: str, *beside: str) -> None:
+    """Refuse (before writing) to replace ``csv_path`` unless it is absent or a CSV whose header starts
+    with ``first_column`` (what the command writes), and the files ``beside`` it unless they are absent
+    or that CSV is there too (they were written together)."""
+    from .diagnostics import check_own_csv
+
+    try:
+        check_own_csv(csv_path, first_column)
+    except ValueError as err:
+        raise UsageError(f"{err}; give another --out") from None
+    for path in beside:
+        if os.path.lexists(path) and not os.path.isfile(csv_path):
+            raise UsageError(f"{path} exists without the {os.path.basename(csv_path)} this command writes beside "
+                             f"it: it is not this command's; give another --out")
 
 
 def _output_folder(path: str) -> str:
@@ -213,7 +259,7 @@ def compute_gradients(config, weights: dict, inputs: np.ndarray, labels: np.ndar
 
 def cmd_gradients(args) -> int:
     config = _config(args.config)
-    _output_file(args.out, args.inputs, args.weights, args.config)
+    _output_file(args.out, args.inputs, args.weights, args.config, kind="gradients")
     inputs, labels = check_inputs(_load_npz(args.inputs, "inputs"), config)
     ck = _load_file(args.weights, config)
     weights = check_weights(ck["weights"], config)
@@ -499,6 +545,7 @@ def cmd_bptt(args) -> int:
     print(format_bptt(rows))
     if args.out:
         _output_folder(args.out)
+        _own_outputs(os.path.join(args.out, "bptt_compare.csv"), "layer", os.path.join(args.out, "bptt_compare.png"))
         _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
         png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
         print(f"wrote {png} and bptt_compare.csv")
@@ -507,7 +554,7 @@ def cmd_bptt(args) -> int:
 
 def cmd_import_checkpoint(args) -> int:
     config = _config(args.config)
-    _output_file(args.out, args.checkpoint, args.config)
+    _output_file(args.out, args.checkpoint, args.config, kind="weights")
     _require("torch")
     from .authors_checkpoint import import_checkpoint
 
@@ -522,7 +569,7 @@ def cmd_import_checkpoint(args) -> int:
 
 def cmd_export_checkpoint(args) -> int:
     config = _config(args.config)
-    _output_file(args.out, args.weights, args.config)
+    _output_file(args.out, args.weights, args.config, kind="pth")
     _require("torch")
     from .authors_checkpoint import export_checkpoint
 

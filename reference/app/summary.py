@@ -286,6 +286,7 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
             _block(text)  # checked before anything is written
         except ValueError as err:
             raise ValueError(f"{readme}: {err}") from None
+    _refuse_foreign_outputs(directory)  # before anything is written
     out = io.StringIO()
     writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -339,9 +340,31 @@ def embedded(text: str) -> str | None:
     return None if block is None else text[block[0]:block[1]]
 
 
+#: How ``summary.md`` begins (:func:`markdown`): an existing summary.md that does not is a user's file.
+MARKDOWN_START = "Each run's best test accuracy over its epochs"
+
+
+def _refuse_foreign_outputs(directory: str) -> None:
+    """``ValueError`` when ``summary.csv``, ``runs.csv`` or ``summary.md`` in ``directory`` exists and is not
+    what :func:`summarize` writes (a user's file of that name is never replaced)."""
+    from .diagnostics import check_own_csv
+
+    check_own_csv(os.path.join(directory, "summary.csv"), SUMMARY_COLUMNS[0])
+    check_own_csv(os.path.join(directory, "runs.csv"), RUNS_COLUMNS[0])
+    md = os.path.join(directory, "summary.md")
+    if os.path.lexists(md):
+        if os.path.islink(md) or not os.path.isfile(md):
+            raise ValueError(f"{md} is not a regular file")
+        with open(md, "rb") as fh:
+            head = fh.read(len(MARKDOWN_START.encode()))
+        if head and head != MARKDOWN_START.encode():
+            raise ValueError(f"{md} exists and is not a summary this command wrote (it begins "
+                             f"{head[:30].decode('utf-8', 'replace')!r}); move it, or summarize into another folder")
+
+
 def markdown(rows: list[dict]) -> str:
     """The summary as a markdown table (the paper's protocol: mean, std and best of each run's best epoch)."""
-    lines = ["Each run's best test accuracy over its epochs (the paper's protocol), its mean ± sample std and best "
+    lines = [MARKDOWN_START + " (the paper's protocol), its mean ± sample std and best "
              "over the runs of a group, and the last epoch; epochs: the epochs each run has so far (a run still "
              "training counts with those).", "",
              "| dataset | network | config | options | runs (seeds) | epochs | best epoch: mean ± std | best of runs "
