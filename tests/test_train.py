@@ -507,3 +507,19 @@ def test_a_killed_overwrite_keeps_the_old_run(tmp_path, splits, kill_at):
         assert result["epoch"] == 1
     else:  # the new run had committed epoch 1: it finished, the old one is gone
         assert seed == 6 and result["epoch"] == 2
+
+
+@pytest.mark.parametrize("name,words", [("checkpoint.npz", "is not a regular file (a pipe or a device)"),
+                                        ("config.yaml", "is not a regular file (a pipe or a socket)")])
+def test_a_fifo_in_place_of_a_run_file_is_refused_not_waited_on(tmp_path, splits, name, words):
+    """Issue 30 (adversarial pass, 7 Dec): a FIFO planted as checkpoint.npz or config.yaml made --resume
+    block forever in open(); it is refused in one line (run with a timeout, so a regression fails, not hangs)."""
+    import subprocess
+    import sys
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    os.remove(os.path.join(out, name))
+    os.mkfifo(os.path.join(out, name))
+    proc = subprocess.run([sys.executable, "-m", "reference", "train", "--resume", out, "--epochs", "2",
+                           "--no-progress"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-1500:]

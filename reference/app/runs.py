@@ -350,6 +350,8 @@ def read_npz(path, what: str = "file") -> dict:
     if os.path.isdir(path):
         hint = "" if path.endswith(".npz") else f" (e.g. {os.path.join(path, WEIGHTS)})"
         raise CheckpointError(f"{what} file {path} is a folder; give a .npz file{hint}")
+    if not os.path.isfile(path):  # a FIFO would block the open forever, a device never end
+        raise CheckpointError(f"{what} file {path} is not a regular file (a pipe or a device); give a .npz file")
     try:
         with open(path, "rb") as fh:
             is_zip = fh.read(4) == b"PK\x03\x04"
