@@ -356,7 +356,30 @@ def parse_yaml(text: str, where: str):
         raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(err)}") from None
     if raw is None:
         raise ConfigError(f"{where}: the config is empty (no 'Network' and 'Layers' sections)")
+    if _expanded_size(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{where}: expands to more than {MAX_CONFIG_VALUES:,} values (YAML anchors and aliases "
+                          f"repeated into each other, a 'billion laughs'); a config has a few dozen")
     return raw
+
+
+#: Most values (counted with every alias expanded) a parsed config may hold; the authors' have about 60.
+MAX_CONFIG_VALUES = 10_000
+
+
+def _expanded_size(value, limit: int) -> int:
+    """How many values ``value`` holds with every shared (aliased) part counted each time it occurs, as
+    anything that walks it (a check, a repr, ``json.dumps``) would; stops counting past ``limit``, so a
+    structure that expands to 10^9 values costs ``limit`` steps."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        v = stack.pop()
+        count += 1
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return count
 
 
 def load_config_text(text: str, where: str = "<text>") -> Config:

@@ -422,3 +422,27 @@ def test_a_device_or_huge_file_as_config_is_one_line(tmp_path):
     big.write_text("# x\n" * (MAX_CONFIG_BYTES // 4 + 1))
     with pytest.raises(ConfigError, match="not a config file"):
         load_config(str(big))
+
+
+def test_a_billion_laughs_is_refused_at_once(tmp_path):
+    """Issue 30 (adversarial pass, 7 Dec): nine nested aliases (646 bytes) in a value the checks walk made
+    `train` run out of memory (4.4 GB after 90 s).  The parsed config is sized, aliases expanded, with a
+    bounded count first; a config file of this size and the same text inside a weights file fail at once."""
+    import time
+
+    from reference.config import MAX_CONFIG_VALUES, load_config_text
+
+    rows = ["&a [" + ", ".join(["lol"] * 10) + "]"] + [
+        f"&{b} [" + ", ".join([f"*{a}"] * 10) + "]" for a, b in zip("abcdefgh", "bcdefghi")]
+    text = ("Network: {n_steps: 5, tau_m: 5, tau_s: 3, n_class: 10, loss: kernel, dataset: MNIST,\n"
+            f"  batch_size: [{', '.join(rows)}]}}\nLayers: {{out: {{type: linear, n_inputs: 784, n_outputs: 10}}}}\n")
+    path = tmp_path / "laughs.yaml"
+    path.write_text(text)
+    for load in (lambda: load_config(str(path)), lambda: load_config_text(text, "weights.npz:config_yaml")):
+        t0 = time.perf_counter()
+        with pytest.raises(ConfigError, match=f"expands to more than {MAX_CONFIG_VALUES:,} values"):
+            load()
+        assert time.perf_counter() - t0 < 5  # measured 0.01 s; the unbounded walk took minutes
+    for name in os.listdir(os.path.join(ROOT, "configs")):  # the shipped configs stay far below the bound
+        if name.endswith(".yaml"):
+            assert load_config(os.path.join(ROOT, "configs", name))
