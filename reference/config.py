@@ -107,7 +107,7 @@ NETWORK_OPTIONAL = {
     # ours: a user's own arrays (dataset "arrays", reference/app/arrays.py, docs/own_data.md)
     "input_shape": None, "frames_layout": None, "normalise": None,
 }
-#: The Network keys whose value is a name (a string, or left out): checked first, so that a list or a mapping
+#: The Network keys whose value is a name (a string, or left out), checked first, so that a list or a mapping
 #: given by mistake gets one line instead of failing deep inside a lookup.
 NETWORK_NAMES = ("dataset", "data_path", "rule", "model", "loss", "event_binning", "frames_layout")
 #: The dataset name of a user's own ``train.npz`` / ``test.npz`` (:mod:`reference.app.arrays`).

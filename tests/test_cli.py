@@ -409,3 +409,24 @@ def test_import_and_export_checkpoint_replace_only_their_own_kind(files, capsys)
         assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(out)]) == 0
     for _ in range(2):  # and export-checkpoint replaces its own .pth
         assert main(["export-checkpoint", str(out), "--config", CFG, "--out", str(tmp_path / "b.pth")]) == 0
+
+
+@pytest.mark.parametrize("meta,words", [
+    ("[1, 2, 3]", "its meta_json is list, not a mapping"), ('"text"', "its meta_json is str"),
+    ("null", "its meta_json is NoneType"), ('{"net_options": [1]}', "field 'net_options' is [1], not a mapping"),
+    ('{"epoch": "two"}', "field 'epoch' is 'two', not a whole number"),
+    ('{"test_acc": NaN}', "field 'test_acc' is nan, not an accuracy in [0, 1]"),
+    ("[" * 100000 + "]" * 100000, "not valid JSON (RecursionError)"),
+], ids=["list", "str", "null", "options-list", "epoch-text", "acc-nan", "deep"])
+def test_a_weights_file_with_a_broken_record_is_one_line(files, capsys, meta, words):
+    """Issue 30 (adversarial pass, 7 Dec): a weights file whose meta_json is not a mapping of the recorded
+    fields (or a field of the wrong type) gave AttributeError, TypeError, ValueError or RecursionError."""
+    tmp_path, net, x, y = files
+    from reference.config import load_config
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **net.weights, config_yaml=np.array(open(CFG).read()), meta_json=np.array(meta))
+    assert main(["evaluate", "--checkpoint", str(bad), "--limit", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1, err
+    assert load_config(CFG)  # (the config inside is the good one: only the record is broken)

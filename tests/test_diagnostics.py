@@ -222,6 +222,32 @@ def test_a_kill_around_the_checkpoint_loses_no_diagnostics_row(tmp_path, splits,
     assert cut == whole
 
 
+def test_diagnostics_are_part_of_the_run(tmp_path, splits):  # noqa: F811
+    """Issue 30 (adversarial pass, 7 Dec): --diagnostics was not a setting of the run, so a resume without
+    it wrote no more rows, and one with another number mixed rows measured on other samples.  The run
+    records it: a plain resume continues the rows (equal to an uninterrupted run's), another number is refused."""
+    from reference.app.runs import RunError
+
+    class Killed(Exception):
+        pass
+
+    def hook(p, step):
+        if p == "after_checkpoint" and step == 0:
+            raise Killed
+
+    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    train(TINY, out_dir=str(tmp_path / "whole"), seed=5, epochs=3, diagnostics=30, **quiet)
+    with pytest.raises(Killed):
+        train(TINY, out_dir=str(tmp_path / "cut"), seed=5, epochs=3, diagnostics=30, fault_hook=hook, **quiet)
+    with pytest.raises(RunError, match="diagnostics=7 \\(the run has 30\\)"):
+        train(None, out_dir=str(tmp_path / "cut"), resume=True, diagnostics=7, **quiet)
+    train(None, out_dir=str(tmp_path / "cut"), resume=True, **quiet)  # no --diagnostics: the run's 30
+    whole, cut = (read_rows(tmp_path / run / DIAGNOSTICS) for run in ("whole", "cut"))
+    assert [r["epoch"] for r in cut] == [1, 2, 3] and cut == whole
+    ck = load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))
+    assert ck["meta"]["settings"]["diagnostics"] == 30
+
+
 @pytest.mark.parametrize("content", [b"name,score\nada,3\n", b"\x89PNG\r\n\x1a\n\x00\x00binary", b"epoch,loss\n1,0.5\n"])
 def test_diagnose_out_refuses_a_file_it_did_not_write(tmp_path, capsys, content):
     """diagnose --out FILE on someone else's CSV (or a binary file, or a run's diagnostics.csv) is refused

@@ -430,8 +430,12 @@ def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
     ({"correct": 7, "seen": 3}, "progress.correct (7) exceeds progress.seen (3)"),
     ({"best_epoch": 7}, "progress.best_epoch (7) is after its last epoch (1)"),
     ({"metrics": [{"epoch": 3}]}, "progress.metrics[0] is not epoch 1's row"),
+    ({"settings": {"batch_size": 0}}, "settings.batch_size is 0, not a whole number >= 1"),
+    ({"settings": {"epochs": -1}}, "settings.epochs is -1, not a whole number >= 0"),
+    ({"adam_step": -10}, "its meta_json field 'adam_step' is -10"),
+    ({"meta": []}, "its meta_json is list, not a mapping"),
 ], ids=["epoch-huge", "batch-negative", "batch-huge", "epoch-text", "loss-nan", "correct-gt-seen", "best-later",
-        "metrics-row"])
+        "metrics-row", "batch-size-0", "epochs-negative", "adam-step", "meta-list"])
 def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words):
     """Issue 30, item 11: a checkpoint whose recorded epoch or batch is absurd (hand-edited, corrupt) gave an
     IndexError, a ZeroDivisionError or a TypeError from inside the loop.  Each is refused before training,
@@ -446,7 +450,14 @@ def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words
     with np.load(path, allow_pickle=False) as f:
         arrays = dict(f)
     meta = json.loads(str(arrays["meta_json"]))
-    meta["progress"].update(edit)
+    if "meta" in edit:
+        meta = edit["meta"]
+    elif "settings" in edit:
+        meta["settings"].update(edit["settings"])
+    elif "adam_step" in edit:
+        meta.update(edit)
+    else:
+        meta["progress"].update(edit)
     arrays["meta_json"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=__import__("re").escape(words)):

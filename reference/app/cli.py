@@ -108,7 +108,7 @@ def _zip_members(path: str) -> list[str] | None:
         return None
 
 
-#: What each command's ``--out`` file is, for replacing an existing one: a test of the existing file's zip
+#: What each command's ``--out`` file is, for replacing an existing one; a test of the existing file's zip
 #: members (``None`` when it is no zip) and the words for the message.
 OUT_KINDS = {
     "gradients": (lambda names: names is not None and "loss.npy" in names, "a gradients archive (with loss)"),
@@ -295,7 +295,7 @@ def cmd_compare(args) -> int:
 def cmd_train(args) -> int:
     from .train import train
 
-    if args.diagnostics < 0:
+    if args.diagnostics is not None and args.diagnostics < 0:
         raise UsageError(f"--diagnostics N: N is how many training samples to measure after each epoch (0: none), "
                          f"got {args.diagnostics}")
     if args.resume:
@@ -661,9 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout-unit", choices=["feature", "row", "sample"],
                    help="what one dropout mask value covers: a feature (default, paper-notes), a row (the "
                         "authors' code in PyTorch 1.x), a whole sample (their code in PyTorch 2)")
-    p.add_argument("--diagnostics", type=int, default=0, metavar="N",
+    p.add_argument("--diagnostics", type=int, default=None, metavar="N",
                    help="after every epoch, measure the network on the first N training samples (loss parts, "
-                        "spike counts, backward branch shares, norms) into DIR/diagnostics.csv")
+                        "spike counts, backward branch shares, norms) into DIR/diagnostics.csv; part of the "
+                        "run: --resume continues with the run's N")
     p.add_argument("--engine", choices=["numpy", "torch"], default="numpy",
                    help="numpy: the NumPy/Numba reference (default); torch: the PyTorch twin in float32, on "
                         "--device, and on several processes under torchrun (same checkpoints: a run resumes on "

@@ -100,10 +100,37 @@ class Settings:
     tag: str | None = None  # a label, e.g. "demo": the demo replaces only runs it made
     engine: str = "numpy"  # the engine of the latest session: "numpy" or "torch" (the checkpoint is the same)
     data: dict | None = None  # {"train": ..., "test": ...}: the splits' Split.fingerprint (None before 7 Dec 2026)
+    diagnostics: int | None = None  # samples measured into diagnostics.csv after each epoch (0: none; None: not recorded, before 7 Dec 2026)
 
     #: Settings a resume may change (``tag`` is not given on resume; the engine may change between sessions;
     #: ``data`` is compared with the data a resume loads, not given).
     RESUMABLE = ("epochs", "max_seconds", "tag", "engine", "data")
+
+    def check(self, where: str) -> "Settings":
+        """Refuse settings no run can have (a hand-edited or corrupt checkpoint): :class:`CheckpointError`
+        naming ``where`` and the field.  Returns itself."""
+        def bad(name, want):
+            raise CheckpointError(f"{where}: settings.{name} is {getattr(self, name)!r:.60}, not {want}")
+
+        def whole(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not whole(self.seed) or self.seed < 0:
+            bad("seed", "a whole number >= 0")
+        if not whole(self.epochs) or self.epochs < 0:
+            bad("epochs", "a whole number >= 0")
+        if not whole(self.batch_size) or self.batch_size < 1:
+            bad("batch_size", "a whole number >= 1")
+        for name in ("train_limit", "test_limit", "diagnostics"):
+            v = getattr(self, name)
+            if v is not None and (not whole(v) or v < (0 if name == "diagnostics" else 1)):
+                bad(name, "a whole number >= 1" if name != "diagnostics" else "a whole number >= 0")
+        if self.max_seconds is not None and (not isinstance(self.max_seconds, (int, float)) or isinstance(
+                self.max_seconds, bool) or not math.isfinite(self.max_seconds) or self.max_seconds <= 0):
+            bad("max_seconds", "a finite number of seconds > 0")
+        if not isinstance(self.net_options, dict):
+            bad("net_options", "a mapping")
+        return self
 
 
 @dataclass
@@ -226,8 +253,9 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     if "meta_json" in arrays:
         try:
             meta = json.loads(str(arrays.pop("meta_json")))
-        except (ValueError, TypeError) as err:
-            raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({err})") from None
+        except (ValueError, TypeError, RecursionError) as err:
+            raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({type(err).__name__})") from None
+        _check_meta(meta, path)
     own = None
     if "config_yaml" in arrays:
         try:
@@ -255,6 +283,37 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     except ValueError as err:
         raise CheckpointError(str(err)) from None
     return {"config": cfg, "weights": weights, "meta": meta, "adam": adam, "options": options, "own_config": own}
+
+
+#: The fields of a weights or checkpoint file's ``meta_json`` that commands read, and what each must be.
+META_FIELDS = {
+    "epoch": (int, 0), "seed": (int, 0), "test_samples": (int, 0), "adam_step": (int, 0), "format": (int, 1),
+    "test_acc": (float, 0.0), "net_options": (dict, None), "settings": (dict, None), "progress": (dict, None),
+    "blas": (dict, None), "rng": (dict, None), "engine": (str, None),
+}
+
+
+def _check_meta(meta, path) -> None:
+    """:class:`CheckpointError` naming the field when a file's ``meta_json`` is not a mapping, or a field
+    of :data:`META_FIELDS` has the wrong type or is below its least value (a hand-edited or corrupt file);
+    ``test_acc`` must be an accuracy in [0, 1]."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its meta_json is {type(meta).__name__}, not a mapping of recorded fields")
+    for key, (kind, low) in META_FIELDS.items():
+        if key not in meta or meta[key] is None:
+            continue
+        v = meta[key]
+        number = kind in (int, float) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        if kind is int:
+            ok = number and isinstance(v, int) and v >= low
+        elif kind is float:
+            ok = number and math.isfinite(v) and 0.0 <= v <= 1.0
+        else:
+            ok = isinstance(v, kind)
+        if not ok:
+            want = {int: f"a whole number >= {low}", float: "an accuracy in [0, 1]", dict: "a mapping",
+                    str: "a name"}[kind]
+            raise CheckpointError(f"{path}: its meta_json field {key!r} is {v!r:.60}, not {want}")
 
 
 def recorded_net_options(meta: dict) -> dict:
@@ -695,7 +754,7 @@ class RunFolder:
             ck["rng"] = meta["rng"]
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"{self.file(CHECKPOINT)}: incomplete training state ({err})") from None
-        ck["settings"] = settings
+        ck["settings"] = settings.check(self.file(CHECKPOINT))
         ck["progress"] = progress.check(self.file(CHECKPOINT), metrics=meta.get("format") == 2)
         return ck
 

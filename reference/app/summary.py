@@ -340,7 +340,7 @@ def embedded(text: str) -> str | None:
     return None if block is None else text[block[0]:block[1]]
 
 
-#: How ``summary.md`` begins (:func:`markdown`): an existing summary.md that does not is a user's file.
+#: How ``summary.md`` begins (:func:`markdown`); an existing summary.md that does not is a user's file.
 MARKDOWN_START = "Each run's best test accuracy over its epochs"
 
 

@@ -180,7 +180,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           train_limit: int | None = None, test_limit: int | None = None, progress: bool = True,
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
           splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
-          diagnostics: int = 0, engine: str = "numpy", device: str | None = None,
+          diagnostics: int | None = None, engine: str = "numpy", device: str | None = None,
           command: str | None = None) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
@@ -204,7 +204,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     tag : a label stored with a new run (the demo marks its runs "demo", and replaces only those)
     diagnostics : if > 0, after every epoch measure the network on this many training samples and append a
         row to ``diagnostics.csv`` (:mod:`reference.app.diagnostics`: loss parts, spike counts, branch shares,
-        norms); it reads the network only, so the run's results are the same with or without it
+        norms); it reads the network only, so the run's results are the same with or without it.  Part of the
+        run's settings: a resume continues with the run's own (None, the default, means "as the run has it";
+        a new run then measures nothing), and one that asks for another number is refused
     engine : "numpy" (the reference, default) or "torch" (:mod:`reference.engines.torch_engine`: the PyTorch
         twin, on ``device``, and over several processes when started by torchrun).  The checkpoint is the
         same file on both, so a run may resume on the other engine.
@@ -219,7 +221,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     the processes of a distributed run that do not write the folder).
     """
     given = Settings(seed=seed, epochs=epochs, batch_size=batch_size, train_limit=train_limit,
-                     test_limit=test_limit, net_options=net_options, max_seconds=max_seconds, engine=engine)
+                     test_limit=test_limit, net_options=net_options, max_seconds=max_seconds, engine=engine,
+                     diagnostics=diagnostics)
     # with several processes (torchrun), only rank 0 writes (and locks) the folder; the others read it
     writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
     folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
@@ -235,14 +238,15 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                 batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
                                 test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
-                                tag=tag, engine=engine)
+                                tag=tag, engine=engine, diagnostics=diagnostics or 0)
             eng = make_engine(engine, device, settings.batch_size)
             net = eng.network(cfg, settings.seed, settings.net_options)
             net.check_batch_fits(settings.batch_size)
             opt = eng.optimiser(net, cfg.network["lr"])
             state = Progress()
+        diagnostics = settings.diagnostics if eng.writer else 0
         if not eng.writer:
-            log, callbacks, diagnostics = (lambda *a, **k: None), [], 0
+            log, callbacks = (lambda *a, **k: None), []
         # several processes: rank 0 loads (and may download into the shared cache) before the others
         train_set, test_set = splits if splits is not None else eng.first(lambda: (
             load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir,
@@ -391,6 +395,8 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
         if value is None or key in Settings.RESUMABLE:
             continue
         saved = getattr(settings, key)
+        if key == "diagnostics" and saved is None:
+            continue  # a run from before diagnostics were recorded takes the number given now
         if key == "net_options":
             diff = {k: v for k, v in value.items() if _saved_option(saved, k) != v}
             conflicts += [f"{k}={v!r} (the run has {_saved_option(saved, k)!r})" for k, v in diff.items()]
@@ -402,6 +408,8 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     for key in Settings.RESUMABLE:  # a resumed run may be given more epochs or time
         if getattr(given, key) is not None:
             setattr(settings, key, getattr(given, key))
+    if settings.diagnostics is None:
+        settings.diagnostics = given.diagnostics or 0
     eng = make_engine(settings.engine, device, settings.batch_size)
     net = eng.network(cfg, settings.seed, settings.net_options)
     try:
