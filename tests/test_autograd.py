@@ -352,7 +352,9 @@ def load_config_(path):
     ("wrong shape", "expected (10, 300)"),
     ("no parameters", "no 'my_parameters"),
     ("not a dict", "expected a dict"),
-    ("huge sparse", "is a torch.sparse_coo tensor of shape (1000000, 1000000), expected (15, 1, 5, 5)"),
+    ("huge sparse", "has a torch.sparse_coo tensor of shape (1000000, 1000000), expected (15, 1, 5, 5)"),
+    ("stride 0", "has shape (100000, 100000), expected (15, 1, 5, 5)"),
+    ("meta device", "is a tensor on the 'meta' device"),
 ])
 def test_import_checkpoint_errors(case, words, tmp_path, capsys):
     framework("torch")
@@ -385,6 +387,12 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
         state = {f"my_parameters.{i}": torch.zeros(s) for i, s in enumerate([(15, 1, 5, 5, 1), (40, 15, 5, 5, 1),
                                                                             (300, 640), (10, 300)])}
         torch.save({"net": {**state, "my_parameters.0": big}}, pth)
+    elif case in ("stride 0", "meta device"):  # a 37 GiB view of one float, checked before it is materialised
+        state = {f"my_parameters.{i}": torch.zeros(s) for i, s in enumerate([(15, 1, 5, 5, 1), (40, 15, 5, 5, 1),
+                                                                            (300, 640), (10, 300)])}
+        state["my_parameters.0"] = (torch.zeros(1).expand(10 ** 5, 10 ** 5) if case == "stride 0" else
+                                    torch.empty(15, 1, 5, 5, 1, device="meta"))
+        torch.save({"net": state}, pth)
     del weights
     out = tmp_path / "w.npz"
     assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2

@@ -54,10 +54,16 @@ def state_dict_to_weights(state: dict, config) -> dict[str, np.ndarray]:
         if hasattr(w, "detach"):
             if w.is_complex() or not w.is_floating_point():
                 raise ValueError(f"my_parameters.{i} (layer {name!r}) has dtype {w.dtype}; expected real floating point")
-            if w.layout != _torch().strided:  # sparse: its shape is checked before it is made dense (memory)
-                if tuple(w.shape)[:len(shapes[name])] != shapes[name] or w.numel() != math.prod(shapes[name]):
-                    raise ValueError(f"my_parameters.{i} (layer {name!r}) is a {w.layout} tensor of shape "
-                                     f"{tuple(w.shape)}, expected {shapes[name]}")
+            # the shape first, from the tensor's header: a sparse tensor, or a stride-0 view such as
+            # zeros(1).expand(10**5, 10**5), is never materialised at a size the config does not have
+            if w.numel() != math.prod(shapes[name]) or tuple(w.shape)[:len(shapes[name])] != shapes[name]:
+                kind = "" if w.layout == _torch().strided else f"a {w.layout} tensor of "
+                raise ValueError(f"my_parameters.{i} (layer {name!r}) has {kind}shape {tuple(w.shape)}, "
+                                 f"expected {shapes[name]} (or with a trailing 1 for conv)")
+            if w.device.type == "meta":
+                raise ValueError(f"my_parameters.{i} (layer {name!r}) is a tensor on the 'meta' device: it has a "
+                                 f"shape but no values (saved from a model that was never filled)")
+            if w.layout != _torch().strided:
                 w = w.to_dense()
             w = w.detach().cpu().float().numpy()  # .float(): bfloat16/half have no NumPy dtype of their own
         else:
