@@ -126,10 +126,18 @@ class NetOptions:
                                  "it needs variant='paper2020' (--variant paper2020) and "
                                  "backward='tsslbp'")
             object.__setattr__(self, "rate_threshold", check_rate_threshold(self.rate_threshold))
-        if (not self.inter and "inter" not in takes) or (self.warmup != "per-neuron" and "warmup" not in takes):
-            raise ValueError("variant 'paper2020' (--variant paper2020) has its own layer-wise warm-up switch and "
-                             "keeps the inter-neuron term; warmup (--warmup) and inter=False (--no-inter) apply "
-                             "to the final rule")
+        unread = [flag for name, flag, changed in (("inter", "inter=False (--no-inter)", not self.inter),
+                                                   ("intra", "intra=False (--no-intra)", not self.intra),
+                                                   ("warmup", f"warmup={self.warmup!r} (--warmup)",
+                                                    self.warmup != "per-neuron"))
+                  if changed and name not in takes]
+        if unread:
+            why = ("surrogate-gradient BPTT has no inter-neuron, intra-neuron or warm-up term to switch"
+                   if self.backward != "tsslbp" else
+                   "variant 'paper2020' (--variant paper2020) has its own layer-wise warm-up switch and keeps "
+                   "the inter-neuron term")
+            raise ValueError(f"{' and '.join(unread)} {'does' if len(unread) == 1 else 'do'} not apply to the rule "
+                             f"'{self.rule.name}': {why}; these options are the final TSSL-BP rule's")
 
     @classmethod
     def names(cls) -> tuple:

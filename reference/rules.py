@@ -85,6 +85,7 @@ def rule_for(variant: str, backward: str) -> Rule:
     base = RULES[variant]
     if backward == "tsslbp":
         return base
-    # the TSSL-BP options do not apply to BPTT; the final code's are accepted (and ignored), as always
-    return Rule(backward, base.target_filter, base.desired_train, base.init_conv, ("inter", "intra", "warmup"),
+    # the TSSL-BP terms' options do not apply to BPTT: NetOptions refuses them (they were accepted and
+    # ignored until 7 Dec 2026, while files recorded them)
+    return Rule(backward, base.target_filter, base.desired_train, base.init_conv, (),
                 _bptt(backward == "bptt-detached"))

@@ -4,6 +4,8 @@ import json
 import os
 
 import numpy as np
+import re
+
 import pytest
 
 from reference.network import Network
@@ -94,3 +96,14 @@ def test_a_settings_json_with_an_unknown_variant_is_one_line(tmp_path):
     with pytest.raises(CheckpointError, match="variant must be one of") as err:
         load_checkpoint(str(path))
     assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("backward", ["bptt", "bptt-detached"])
+@pytest.mark.parametrize("option,flag", [(dict(inter=False), "--no-inter"), (dict(intra=False), "--no-intra"),
+                                         (dict(warmup="never"), "--warmup"), (dict(warmup="always"), "--warmup")])
+def test_bptt_refuses_the_tsslbp_terms_options(backward, option, flag):
+    """Issue 30 (adversarial pass, 7 Dec): --backward bptt with --no-inter (or --no-intra, --warmup) trained
+    bit for bit as plain BPTT while the files recorded inter=False.  An option no term reads is refused."""
+    with pytest.raises(ValueError, match=re.escape(f"({flag}) does not apply to the rule '{backward}'")):
+        NetOptions(backward=backward, **option)
+    assert NetOptions(backward=backward).rule.name == backward
