@@ -2,10 +2,9 @@
 and every command that rebuilds a network from a file takes all of them from it (issue 30, item 6)."""
 import json
 import os
-
-import numpy as np
 import re
 
+import numpy as np
 import pytest
 
 from reference.network import Network
