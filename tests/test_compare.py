@@ -83,6 +83,9 @@ def test_problems_are_reported_not_raised(archives, tmp_path, capsys):
     assert "share no quantity" in capsys.readouterr().err
     assert main(["compare", "--ours", str(tmp_path / "a.npz"), "--theirs", str(tmp_path / "nope.npz")]) == 2
     assert main(["compare", "--ours", str(tmp_path / "a.npz"), "--theirs", str(tmp_path / "a.npz"), "--rtol", "0"]) == 2
+    for bad in (["--rtol", "inf"], ["--rtol", "nan"], ["--entries", "-2"]):  # issue 30 (adversarial pass)
+        assert main(["compare", "--ours", str(tmp_path / "a.npz"), "--theirs", str(tmp_path / "a.npz"), *bad]) == 2
+        assert bad[0] in capsys.readouterr().err
 
 
 def test_a_partial_archive_is_exit_1_unless_allowed(archives, tmp_path, capsys):

@@ -279,3 +279,18 @@ def test_append_row_refuses_a_foreign_header(tmp_path):
 def test_diagnose_trains_must_not_be_negative(capsys):
     assert main(["diagnose", "w.npz", "--trains", "-1"]) == 2
     assert "--trains must be >= 0" in capsys.readouterr().err
+
+
+def test_diagnose_refuses_files_of_networks_of_other_data(tmp_path, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): diagnose A B with B a network of other data measured B on A's
+    samples and died with a ValueError from inside the network.  Now one line names both."""
+    import os
+
+    from reference.app.runs import save_weights
+
+    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    for name, config in (("a", "MNIST_CNN.yaml"), ("b", "FashionMNIST_400_400.yaml")):
+        save_weights(str(tmp_path / f"{name}.npz"), Network(os.path.join(root, config), seed=0))
+    assert main(["diagnose", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--samples", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "is a network of FashionMNIST (1, 28, 28)" in err and len(err.strip().splitlines()) == 1

@@ -12,6 +12,7 @@ install it.  This is the one CLI module: :mod:`reference.twins` does not import 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -274,8 +275,10 @@ def cmd_gradients(args) -> int:
 def cmd_compare(args) -> int:
     from .compare import compare, report
 
-    if not args.rtol > 0:
-        raise UsageError(f"--rtol must be positive, got {args.rtol}")
+    if not (args.rtol > 0 and math.isfinite(args.rtol)):
+        raise UsageError(f"--rtol must be a positive finite number (inf would pass anything), got {args.rtol}")
+    if args.entries < 0:
+        raise UsageError(f"--entries must be 0 or more (how many of the worst entries to print), got {args.entries}")
     ours, theirs = _load_npz(args.ours, "ours"), _load_npz(args.theirs, "theirs")
     rows, only_ours, only_theirs = compare(ours, theirs)
     if not rows:
@@ -390,13 +393,18 @@ def cmd_diagnose(args) -> int:
             check_own_csv(args.out, "weights")
         except ValueError as err:
             raise UsageError(f"--out {err}; give another file") from None
-    split = None
+    split = first = None
     rows, nets = [], []
     for path in args.checkpoints:
         net, cfg, _ = _load_run_weights(path, config)
         nets.append(net)
         if split is None:
             split = load_split(cfg.network["dataset"], "train", args.samples, args.data_dir, verbose=False, config=cfg)
+            first = (path, cfg)
+        elif (cfg.network["dataset"], cfg.input_shape) != (first[1].network["dataset"], first[1].input_shape):
+            raise UsageError(f"{path} is a network of {cfg.network['dataset']} {cfg.input_shape}, {first[0]} of "
+                             f"{first[1].network['dataset']} {first[1].input_shape}: diagnose measures the files on "
+                             f"the same samples, so they must take the same data; run it once per dataset")
         row = {"weights": path, **diagnostics(net, split.images, split.labels)}
         rows.append(row)
         if args.out:
