@@ -430,3 +430,16 @@ def test_a_weights_file_with_a_broken_record_is_one_line(files, capsys, meta, wo
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1, err
     assert load_config(CFG)  # (the config inside is the good one: only the record is broken)
+
+
+def test_gradients_that_overflow_are_refused_not_written(files, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): inputs of 1e38 (finite in float32) gave all-NaN gradients, written
+    with exit 0.  Non-finite results are named and nothing is written."""
+    tmp_path, net, x, y = files
+    mlp = os.path.join(ROOT, "configs", "FashionMNIST_400_400.yaml")
+    np.savez(tmp_path / "W_mlp.npz", **Network(mlp, seed=1).weights)
+    np.savez(tmp_path / "X.npz", input=np.full(x.shape, 1e38, np.float32), labels=y)
+    assert run(tmp_path, config=mlp, weights=tmp_path / "W_mlp.npz") == 2
+    err = capsys.readouterr().err
+    assert "hold NaN or inf" in err and "overflow float32; nothing written" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "G.npz").exists()

@@ -265,7 +265,13 @@ def cmd_gradients(args) -> int:
     ck = _load_file(args.weights, config)
     weights = check_weights(ck["weights"], config)
     options = _options_for(ck, _net_options(args), args.weights)
-    result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, options=options)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by quantity
+        result = compute_gradients(config, weights, inputs, labels, dtype=args.dtype, options=options)
+    bad = [k for k, v in result.items() if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v))]
+    if bad:
+        raise UsageError(f"{len(bad)} of the {len(result)} quantities hold NaN or inf ({', '.join(bad[:4])}"
+                         f"{', ...' if len(bad) > 4 else ''}): the inputs or weights overflow {args.dtype}; "
+                         f"nothing written")
     atomic_savez(args.out, result)
     note = f" (options {options.record()}, as {args.weights} records them)" if ck["options"].record() else ""
     print(f"loss {float(result['loss']):.6g}; wrote {len(result)} arrays to {args.out}{note}")
