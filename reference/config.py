@@ -25,6 +25,7 @@ import functools
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass, field
 
 from .params import NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
@@ -455,6 +456,12 @@ def _check_network(net: dict, where: str) -> dict:
         if not _is_number(out[key]):
             raise ConfigError(f"{where}: Network: key '{key}' must be a finite number"
                               f"{' (loss count needs it)' if out['loss'] == 'count' else ''}, got {out[key]!r}")
+        if out["loss"] == "count" and not 0 <= out[key] <= out["n_steps"]:
+            raise ConfigError(f"{where}: Network: '{key}' is {out[key]!r}; a neuron fires 0 to n_steps "
+                              f"({out['n_steps']}) times, so a count lies in [0, {out['n_steps']}]")
+    if out["loss"] == "count" and not out["undesired_count"] < out["desired_count"]:
+        raise ConfigError(f"{where}: Network: 'undesired_count' ({out['undesired_count']!r}) must be below "
+                          f"'desired_count' ({out['desired_count']!r}): the label neuron is to fire more than the others")
     if out["rule"] != "TSSLBP":
         raise ConfigError(f"{where}: Network: 'rule' must be 'TSSLBP' (the only rule implemented), got {out['rule']!r}")
     if out["model"] != "LIF":
@@ -467,6 +474,9 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
     shape = in_shape
     for name, cfg in layers.items():
         ctx = f"{where}: layer '{name}'"
+        if not isinstance(name, str) or not LAYER_NAME.match(name):
+            raise ConfigError(f"{ctx}: a layer's name must be letters, digits, '_', '.' or '-', starting with a "
+                              f"letter or '_' (it names the layer's arrays in weights files), got {name!r}")
         if not isinstance(cfg, dict):
             raise ConfigError(f"{ctx}: expected a mapping of settings, got {cfg!r}")
         kind = cfg.get("type")
@@ -486,8 +496,7 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
                 _positive_int(c, key, ctx)
             for key, lo in (("kernel_size", 1), ("stride", 1), ("padding", 0), ("dilation", 1)):
                 c[key] = _pair(c[key], key, ctx, lo)
-            _number(c, "threshold", ctx)
-            _number(c, "weight_scale", ctx)
+            _neuron_numbers(c, ctx)
             if c["in_channels"] != shape[0]:
                 raise ConfigError(
                     f"{ctx}: key 'in_channels' is {c['in_channels']} but the previous layer gives {shape[0]} "
@@ -501,8 +510,7 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
         elif kind == "linear":
             for key in ("n_inputs", "n_outputs"):
                 _positive_int(c, key, ctx)
-            _number(c, "threshold", ctx)
-            _number(c, "weight_scale", ctx)
+            _neuron_numbers(c, ctx)
             if c["n_inputs"] != math.prod(shape):
                 raise ConfigError(
                     f"{ctx}: key 'n_inputs' is {c['n_inputs']} but the previous layer gives "
@@ -536,6 +544,26 @@ def _check_layers(layers: dict, in_shape: tuple, where: str) -> list:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: Largest accepted |weight_scale| (the initial weights' multiplier; the authors use 1 to 5, and training
+#: clips the weights to +-4 after every step, so a larger scale only overflows the first currents).
+MAX_WEIGHT_SCALE = 1000.0
+#: What a layer may be called: it becomes an array name in weights and checkpoint files.
+LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _neuron_numbers(c: dict, ctx: str) -> None:
+    """A spiking layer's ``threshold`` (> 0: at 0 or below a neuron fires with no input at all) and
+    ``weight_scale`` (a finite number up to :data:`MAX_WEIGHT_SCALE` in size)."""
+    _number(c, "threshold", ctx)
+    if not c["threshold"] > 0:
+        raise ConfigError(f"{ctx}: key 'threshold' must be > 0 (a neuron fires when u > threshold; at "
+                          f"{c['threshold']!r} it fires without input), got {c['threshold']!r}")
+    _number(c, "weight_scale", ctx)
+    if abs(c["weight_scale"]) > MAX_WEIGHT_SCALE:
+        raise ConfigError(f"{ctx}: key 'weight_scale' is {c['weight_scale']!r}; at most {MAX_WEIGHT_SCALE:g} in size "
+                          f"(the authors use 1 to 5; weights are clipped to +-4 after each step)")
 
 
 def _number(c: dict, key: str, ctx: str) -> None:

@@ -114,6 +114,15 @@ def _pool_half(c):
     (lambda c: c["Network"].update(loss={"kernel": 1}), ["Network", "'loss' must be a name", "a dict"]),
     (lambda c: c["Network"].update(data_path=5), ["Network", "'data_path' must be a name", "an int"]),
     (lambda c: c["Layers"]["conv_1"].update(type=["conv"]), ["conv_1", "type"]),
+    # the adversarial pass of 7 Dec: values that trained with exit 0 and meant nothing
+    (lambda c: c["Layers"]["conv_1"].update(threshold=0), ["conv_1", "'threshold' must be > 0"]),
+    (lambda c: c["Layers"]["FC_1"].update(threshold=-1), ["FC_1", "'threshold' must be > 0"]),
+    (lambda c: c["Layers"]["FC_1"].update(weight_scale=1e300), ["FC_1", "weight_scale", "at most 1000"]),
+    (lambda c: c["Network"].update(loss="count", desired_count=50, undesired_count=1), ["desired_count", "[0, 5]"]),
+    (lambda c: c["Network"].update(loss="count", desired_count=-3, undesired_count=-1), ["desired_count", "[0, 5]"]),
+    (lambda c: c["Network"].update(loss="count", desired_count=1, undesired_count=4),
+     ["'undesired_count' (4) must be below 'desired_count' (1)"]),
+    (lambda c: c["Layers"].update({"../../etc": c["Layers"].pop("output")}), ["'../../etc'", "a layer's name"]),
     (lambda c: c["Layers"]["conv_1"].update(threshold="high"), ["conv_1", "threshold"]),
     (lambda c: c["Layers"]["conv_1"].update(stride=0), ["conv_1", "stride"]),
     (lambda c: c["Layers"]["conv_1"].update(kernel_size=29), ["conv_1", "kernel_size"]),
@@ -279,6 +288,8 @@ def test_n_class_must_be_the_last_layers_outputs():
 def test_one_time_step_only_without_the_kernel_loss(loss, ok):
     cfg = raw("NMNIST_CNN")
     cfg["Network"].update(n_steps=1, loss=loss)
+    if loss == "count":  # counts that one step can hold (the config's are for its n_steps)
+        cfg["Network"].update(desired_count=1, undesired_count=0)
     if ok:
         assert load_config(cfg).params.n_steps == 1
         return
