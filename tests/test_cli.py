@@ -443,3 +443,18 @@ def test_gradients_that_overflow_are_refused_not_written(files, capsys):
     err = capsys.readouterr().err
     assert "hold NaN or inf" in err and "overflow float32; nothing written" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "G.npz").exists()
+
+
+def test_weights_too_large_to_be_trained_are_one_line(files, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): weights of 1e38 (finite) overflowed the first product, printing
+    NumPy's warnings before 'the input current contains NaN or inf'.  Beyond 1e6 they are refused, named."""
+    import warnings
+
+    tmp_path, net, x, y = files
+    big = {k: v.copy() for k, v in net.weights.items()}
+    big["FC_1"][0, 0] = 1e38
+    np.savez(tmp_path / "W.npz", **big)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert run(tmp_path) == 2
+    assert "weights: layer 'FC_1' holds 1e+38 in size" in capsys.readouterr().err

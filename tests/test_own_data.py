@@ -183,3 +183,20 @@ def test_the_worked_example_config_trains(tmp_path, capsys):
     assert main(["train", "--config", os.path.join(ROOT, "examples", "own_data", "bars.yaml"), "--data-dir",
                  str(tmp_path / "bars_data"), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert _accuracy(capsys.readouterr().out) > 0.9
+
+
+def test_overflowing_data_is_one_line_without_numpy_warnings(tmp_path, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): x holding inf, or float64 values of 1e300, printed NumPy's
+    RuntimeWarning lines (invalid value in subtract, overflow in square) before the error.  Under
+    ``-W error::RuntimeWarning`` (here: a warnings filter) any such warning would now fail the command."""
+    import warnings
+
+    x, y = bars(100, 0)
+    cases = [(np.where(x > 1.1, np.inf, x), "x holds NaN or inf values"),
+             (np.where(x > 1.1, 1e300, x.astype(np.float64)), "statistics overflow; scale the data")]
+    for i, (bad_x, message) in enumerate(cases):
+        sub = tmp_path / f"case{i}"
+        sub.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            assert message in _bad(sub, capsys, train={"x": bad_x, "labels": y}), message

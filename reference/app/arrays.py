@@ -122,7 +122,8 @@ def load_arrays(folder: str, split: str, config: Config, limit: int | None = Non
     if free is not None and need > MEMORY_SHARE * free:
         raise DataError(f"{path}: {len(x)} samples take {need / 2**30:.1f} GiB as float32, more than half of the "
                         f"{free / 2**30:.1f} GiB free: use --train-limit/--test-limit N, or fewer samples per file")
-    images = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf: the test just below
+        images = np.asarray(x, dtype=np.float32)
     if not np.all(np.isfinite(images)):  # one pass over the data; the source array only to say which case
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x))) if np.issubdtype(x.dtype, np.floating) else 0
         if bad:
@@ -158,8 +159,12 @@ def normalisation(train_x, folder: str, config: Config) -> tuple[np.ndarray, np.
         if train_x.ndim != 4 or train_x.shape[1] != c:
             raise DataError(f"{train_path}: x has shape {train_x.shape}; its statistics normalise the test "
                             f"split, so it must be (N, {c}, H, W) too")
-    mean, std = channel_stats(train_x)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf and overflow are the test just below
+        mean, std = channel_stats(train_x)
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        if np.issubdtype(train_x.dtype, np.floating) and np.all(np.isfinite(train_x)):
+            raise DataError(f"{train_path}: x has values so large (up to {float(np.abs(train_x).max()):.3g}) that "
+                            f"their statistics overflow; scale the data, or give 'normalise: [mean, std]'")
         raise DataError(f"{train_path}: x holds NaN or inf values")
     if np.any(std == 0):
         raise DataError(f"{train_path}: channel(s) {np.flatnonzero(std == 0).tolist()} of x are constant "
