@@ -200,3 +200,27 @@ def test_overflowing_data_is_one_line_without_numpy_warnings(tmp_path, capsys):
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
             assert message in _bad(sub, capsys, train={"x": bad_x, "labels": y}), message
+
+
+def test_a_file_declaring_more_than_memory_is_refused_from_its_header(tmp_path, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): a 164 KB train.npz whose x declared (1e9, 1, 8, 8) got 'out of
+    memory (...): use a smaller batch or network', naming no file.  The members' headers are read first and
+    what x declares is weighed against the free memory, before anything is decompressed."""
+    import io
+    import zipfile
+
+    x, y = bars(100, 0)
+    sub = tmp_path / "huge"
+    sub.mkdir()
+    data = _folder(sub / "data")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 9, 1, 8, 8)})
+    labels = io.BytesIO()
+    np.save(labels, y)
+    with zipfile.ZipFile(os.path.join(data, "train.npz"), "w") as z:  # the header only: 238 GiB declared
+        z.writestr("x.npy", header.getvalue())
+        z.writestr("labels.npy", labels.getvalue())
+    code = main(["train", "--config", _config(sub), "--data-dir", data, "--out", str(sub / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.npz: x declares (1000000000, 1, 8, 8) float32" in err
+    assert "checked before reading it" in err and len(err.strip().splitlines()) == 1

@@ -361,13 +361,15 @@ NPZ_FREE_BYTES = 64 << 20
 NPZ_MAX_EXPANSION = 100
 
 
-def check_npz_headers(path) -> dict:
+def check_npz_headers(path, bounded: bool = True) -> dict:
     """Read only the headers of an ``.npz``'s members: ``{name: (dtype, shape)}``, or ``ValueError``.
 
     Before any array is decompressed: every member must be a ``.npy`` array (format 1.0 or 2.0) of plain
-    numbers or text, no Python objects, and may not declare more than :data:`NPZ_FREE_BYTES` unless its
-    stored size is at least 1/:data:`NPZ_MAX_EXPANSION` of what it declares.  So a small file that would
-    decompress to gigabytes, or a member that is not an array, is refused at the cost of its headers.
+    numbers or text, no Python objects, and (with ``bounded``, for weights and checkpoints) may not declare
+    more than :data:`NPZ_FREE_BYTES` unless its stored size is at least 1/:data:`NPZ_MAX_EXPANSION` of what
+    it declares.  So a small file that would decompress to gigabytes, or a member that is not an array, is
+    refused at the cost of its headers.  A user's dataset (``bounded=False``) may compress well; its
+    declared size is weighed against the free memory instead (:mod:`reference.app.arrays`).
     """
     import zipfile
 
@@ -388,7 +390,7 @@ def check_npz_headers(path) -> dict:
             if dtype.hasobject:
                 raise ValueError(f"member {name!r} holds Python objects (a pickle); refused")
             declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if declared > NPZ_FREE_BYTES and declared > NPZ_MAX_EXPANSION * max(info.compress_size, 1):
+            if bounded and declared > NPZ_FREE_BYTES and declared > NPZ_MAX_EXPANSION * max(info.compress_size, 1):
                 raise ValueError(f"member {name!r} declares {shape} {dtype} ({declared / 2**20:.0f} MiB) in "
                                  f"{info.compress_size} stored bytes; refused before decompressing")
             out[name[:-4]] = (dtype, shape)
