@@ -615,3 +615,22 @@ def test_the_network_hint_does_not_say_unset_what_is_unset(toy, tmp_path, monkey
         data.load_dataset("Toy", "train", cache_dir=tmp_path / "c", verbose=False)
     msg = str(info.value)
     assert "unset TSSLBP_OFFLINE" not in msg and "every source above that could go online was tried" in msg
+
+
+def test_reading_stops_past_the_expected_size(tmp_path):
+    """Issue 30 (adversarial pass, 7 Dec): a 17 MB .gz of 4 GB of zeros, in place of an MNIST file, was
+    decompressed whole (8 GB, 19 s) before its checksum failed.  Reading stops one byte past the size the
+    file must have (here a 40 MB stream against 1,000 bytes), gzipped or not."""
+    import gzip
+
+    from reference.app.data import DataError, read_idx_bytes
+
+    bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(bytes(40 * 2 ** 20), compresslevel=1))
+    with pytest.raises(DataError, match="decompresses to more than the expected 1000 bytes"):
+        read_idx_bytes(bomb, max_bytes=1000)
+    raw = tmp_path / "raw"
+    raw.write_bytes(bytes(5000))
+    with pytest.raises(DataError, match="holds more than the expected 1000 bytes"):
+        read_idx_bytes(raw, max_bytes=1000)
+    assert read_idx_bytes(raw, max_bytes=5000) == bytes(5000) and len(read_idx_bytes(bomb)) == 40 * 2 ** 20

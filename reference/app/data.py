@@ -66,21 +66,33 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FIX_HINT = "delete it and rerun (it will be fetched again), or pass --data-dir to a folder with good copies"
 
 
-def read_idx_bytes(path: str | os.PathLike) -> bytes:
+def read_idx_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
     """Return the IDX bytes of ``path``, gunzipped if the file starts with the gzip magic 1f 8b.
 
-    Raises :class:`DataError` if the file cannot be read or its gzip stream is corrupt/truncated.
+    ``max_bytes``: the size the file must have (uncompressed); reading stops one byte past it, so a file
+    that is (or decompresses to) more is refused at that cost, not at its own (a 17 MB gzip of 4 GB).
+    Raises :class:`DataError` if the file cannot be read, is larger than ``max_bytes``, or its gzip stream
+    is corrupt/truncated.
     """
     path = Path(path)
+    limit = -1 if max_bytes is None else max_bytes + 1
     try:
-        blob = path.read_bytes()
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == _GZIP_MAGIC
+            fh.seek(0)
+            if not gz:
+                blob = fh.read(limit)
+            else:
+                try:
+                    with gzip.GzipFile(fileobj=fh) as stream:
+                        blob = stream.read(limit)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise DataError(f"{path}: corrupt gzip data ({exc}); {_FIX_HINT}") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
-    if blob[:2] == _GZIP_MAGIC:
-        try:
-            blob = gzip.decompress(blob)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt gzip data ({exc}); {_FIX_HINT}") from exc
+    if max_bytes is not None and len(blob) > max_bytes:
+        raise DataError(f"{path}: {'decompresses to' if gz else 'holds'} more than the expected {max_bytes} bytes "
+                        f"(stopped reading there); {_FIX_HINT}")
     return blob
 
 
@@ -453,7 +465,7 @@ def _load_verified(name: str, files: Sequence[str], folder: Path) -> tuple[list,
         spec, path = DATASETS[name][stem], find_file(folder, stem)
         if path is None:
             raise SourceUnavailable(f"{folder} lacks {stem}")
-        blob = read_idx_bytes(path)
+        blob = read_idx_bytes(path, max_bytes=spec.nbytes)
         md5 = hashlib.md5(blob).hexdigest()
         if len(blob) != spec.nbytes or md5 != spec.md5:
             raise DataError(f"{path}: checksum mismatch (decompressed {len(blob)} bytes, md5 {md5}; "
