@@ -385,7 +385,10 @@ def _expanded_size(value, limit: int) -> int:
 
 def load_config_text(text: str, where: str = "<text>") -> Config:
     """A validated config from YAML text (e.g. the ``config_yaml`` entry of a weights file)."""
-    config = load_config(parse_yaml(text, where))
+    try:
+        config = load_config(parse_yaml(text, where))
+    except ConfigError as err:  # name the text's source, not "<dict>"
+        raise ConfigError(str(err).replace("<dict>", where, 1)) from None
     config.source = where
     return config
 

@@ -458,3 +458,16 @@ def test_weights_too_large_to_be_trained_are_one_line(files, capsys):
         warnings.simplefilter("error", RuntimeWarning)
         assert run(tmp_path) == 2
     assert "weights: layer 'FC_1' holds 1e+38 in size" in capsys.readouterr().err
+
+
+def test_a_config_yaml_that_is_not_text_is_named(files, capsys):
+    """Issue 30 (adversarial pass, 7 Dec): config_yaml stored as bytes (uint8) or an int was parsed from its
+    repr and reported as '<dict>: the top level is a list', naming neither the file nor the member."""
+    tmp_path, net, x, y = files
+    for i, value in enumerate((np.frombuffer(b"Network: 1", np.uint8), np.array(5), np.array("- 1"))):
+        bad = tmp_path / f"c{i}.npz"
+        np.savez(bad, **net.weights, config_yaml=value)
+        assert main(["evaluate", "--checkpoint", str(bad), "--limit", "4", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"c{i}.npz" in err and "<dict>" not in err, err
+        assert ("not the config's YAML text" in err) if i < 2 else ("(config_yaml): the top level is a list" in err)

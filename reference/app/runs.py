@@ -258,8 +258,12 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
         _check_meta(meta, path)
     own = None
     if "config_yaml" in arrays:
+        text = arrays.pop("config_yaml")
+        if text.dtype.kind != "U" or text.ndim != 0:
+            raise CheckpointError(f"{path}: its config_yaml is a {text.dtype} array of shape {text.shape}, not the "
+                                  f"config's YAML text")
         try:
-            own = load_config_text(str(arrays.pop("config_yaml")), where=f"{path} (config_yaml)")
+            own = load_config_text(str(text), where=f"{path} (config_yaml)")
         except ConfigError as err:
             raise CheckpointError(str(err)) from None
     if config is None and own is None:
