@@ -549,7 +549,7 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-#: Largest accepted |weight_scale| (the initial weights' multiplier; the authors use 1 to 5, and training
+#: Largest accepted size of ``weight_scale`` (the initial weights' multiplier; the authors use 1 to 5, and training
 #: clips the weights to +-4 after every step, so a larger scale only overflows the first currents).
 MAX_WEIGHT_SCALE = 1000.0
 #: What a layer may be called (it becomes an array name in weights and checkpoint files).

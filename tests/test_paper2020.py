@@ -146,7 +146,11 @@ def test_float32_and_compact_state_agree_with_float64():
     np.testing.assert_array_equal(bc, b32)
 
 
-@pytest.mark.parametrize("config,scale", [("FashionMNIST_400_400", 1.0), ("MNIST_CNN", 1.0), ("MNIST_CNN", 0.5)])
+# The CNN at full scale (every layer above the switch, 4 s of naive loops) runs in the integration tier; at
+# half scale it has layers on both sides, in the unit tier.
+@pytest.mark.parametrize("config,scale", [("FashionMNIST_400_400", 1.0),
+                                          pytest.param("MNIST_CNN", 1.0, marks=pytest.mark.integration),
+                                          ("MNIST_CNN", 0.5)])
 def test_network_variant_equals_naive_network(config, scale, mnist_batch):
     """Network(variant="paper2020") in float64 against the naive network on real digits: loss, every
     layer's output and delta, every weight gradient.  Batch of 7: not a multiple of 5 (their code left

@@ -240,6 +240,9 @@ def test_nmnist_config_trains_and_evaluates_through_cli(tmp_path, capsys):
     assert f"accuracy={test_acc:.6f}" in capsys.readouterr().out
 
 
+# The full-size CIFAR-10 network through the CLI: 13 s, 6 of them zlib compressing its random weights.  The
+# CIFAR reader, augmentation and resume are unit-tested on a small network (SMALL_CIFAR) below.
+@pytest.mark.integration
 def test_cifar_config_trains_one_step_through_cli(tmp_path, capsys):
     write_cifar(tmp_path / "c" / "cifar-10-batches-py")
     out = tmp_path / "run"

@@ -102,7 +102,7 @@ def check_weights(data: dict, config) -> dict:
     return data
 
 
-#: Largest |weight| a weights file may hold (training clips to +-WEIGHT_CLIP, 4; far larger ones only
+#: Largest size (absolute value) of a weight a weights file may hold (training clips to +-WEIGHT_CLIP, 4; far larger ones only
 #: overflow float32 in the first layer's product, after NumPy's warnings).
 MAX_ABS_WEIGHT = 1e6
 
