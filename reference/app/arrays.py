@@ -55,23 +55,19 @@ def read_arrays(folder: str, split: str) -> tuple[np.ndarray, np.ndarray, str]:
     if not os.path.isfile(path):
         raise DataError(f"{path} not found: a dataset 'arrays' folder holds train.npz and test.npz, each with "
                         f"x and labels (docs/own_data.md)")
-    try:
-        from .runs import check_npz_headers
+    from .runs import check_npz_headers
 
-        headers = check_npz_headers(path, bounded=False)  # shapes and dtypes, before anything is decompressed
-    except ValueError as err:
-        raise DataError(f"{path}: {err} (x and labels must be plain numeric arrays, not Python objects)") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path} is not a readable .npz file ({err})") from None
-    if "x" in headers:
-        dtype, shape = headers["x"]
-        count = int(np.prod(shape, dtype=object))
-        need, free = count * (dtype.itemsize + 4), _available_bytes()  # the array, then its float32 copy
-        if free is not None and need > MEMORY_SHARE * free:
-            raise DataError(f"{path}: x declares {shape} {dtype}, {need / 2**30:.1f} GiB to read and convert to "
-                            f"float32, more than half of the {free / 2**30:.1f} GiB free (checked before reading "
-                            f"it): write fewer samples per file, or a smaller dtype")
     try:
+        headers = check_npz_headers(path, bounded=False)  # shapes and dtypes, before anything is decompressed
+        # reading a member costs all of it (--train-limit cuts after); its float32 copy is weighed in
+        # load_arrays, where the limit is known
+        if "x" in headers:
+            dtype, shape = headers["x"]
+            need, free = int(np.prod(shape, dtype=object)) * dtype.itemsize, _available_bytes()
+            if free is not None and need > MEMORY_SHARE * free:
+                raise DataError(f"{path}: x declares {shape} {dtype}, {need / 2**30:.1f} GiB to read, more than "
+                                f"half of the {free / 2**30:.1f} GiB free (checked before reading it): write fewer "
+                                f"samples per file, or a smaller dtype")
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("x", "labels") if k not in z.files]
             if missing:

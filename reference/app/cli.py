@@ -95,15 +95,16 @@ def check_weights(data: dict, config) -> dict:
             raise UsageError(f"weights: layer '{name}' must be floating point, got {w.dtype}")
         if not np.all(np.isfinite(w)):
             raise UsageError(f"weights: layer '{name}' contains NaN or inf")
-        if w.size and np.abs(w).max() > MAX_ABS_WEIGHT:
-            raise UsageError(f"weights: layer '{name}' holds {float(np.abs(w).max()):.3g} in size; trained weights "
-                             f"stay within +-{WEIGHT_CLIP:g} (the clip after every step), and beyond "
-                             f"{MAX_ABS_WEIGHT:g} the currents only overflow float32")
+        largest = float(np.abs(w).max()) if w.size else 0.0
+        if largest > MAX_ABS_WEIGHT:
+            raise UsageError(f"weights: layer '{name}' holds {largest:.3g} in size; trained weights stay within "
+                             f"+-{WEIGHT_CLIP:g} (the clip after every step), and beyond {MAX_ABS_WEIGHT:g} the "
+                             f"currents only overflow float32")
     return data
 
 
-#: Largest size (absolute value) of a weight a weights file may hold (training clips to +-WEIGHT_CLIP, 4; far larger ones only
-#: overflow float32 in the first layer's product, after NumPy's warnings).
+#: Largest size (absolute value) of a weight a weights file may hold (training clips to +-WEIGHT_CLIP, 4;
+#: far larger ones only overflow float32 in the first layer's product, after NumPy's warnings).
 MAX_ABS_WEIGHT = 1e6
 
 

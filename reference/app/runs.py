@@ -83,6 +83,16 @@ class CheckpointError(RunError):
 
 
 # ------------------------------------------------------------------------------------------ run state
+def _is_whole(v, low: int = 0) -> bool:
+    """Whether ``v`` is an int (not a bool) of at least ``low``: the test of every recorded count."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_finite(v, low: float = -math.inf, high: float = math.inf) -> bool:
+    """Whether ``v`` is a finite real number (not a bool) in ``[low, high]``: the test of every recorded value."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+
+
 @dataclass
 class Settings:
     """What defines a run; fixed for its whole life (a resume that asks for other values is refused).
@@ -112,21 +122,12 @@ class Settings:
         def bad(name, want):
             raise CheckpointError(f"{where}: settings.{name} is {getattr(self, name)!r:.60}, not {want}")
 
-        def whole(v):
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        if not whole(self.seed) or self.seed < 0:
-            bad("seed", "a whole number >= 0")
-        if not whole(self.epochs) or self.epochs < 0:
-            bad("epochs", "a whole number >= 0")
-        if not whole(self.batch_size) or self.batch_size < 1:
-            bad("batch_size", "a whole number >= 1")
-        for name in ("train_limit", "test_limit", "diagnostics"):
+        for name, low, optional in (("seed", 0, False), ("epochs", 0, False), ("batch_size", 1, False),
+                                    ("train_limit", 1, True), ("test_limit", 1, True), ("diagnostics", 0, True)):
             v = getattr(self, name)
-            if v is not None and (not whole(v) or v < (0 if name == "diagnostics" else 1)):
-                bad(name, "a whole number >= 1" if name != "diagnostics" else "a whole number >= 0")
-        if self.max_seconds is not None and (not isinstance(self.max_seconds, (int, float)) or isinstance(
-                self.max_seconds, bool) or not math.isfinite(self.max_seconds) or self.max_seconds <= 0):
+            if not (optional and v is None) and not _is_whole(v, low):
+                bad(name, f"a whole number >= {low}")
+        if self.max_seconds is not None and not (_is_finite(self.max_seconds) and self.max_seconds > 0):
             bad("max_seconds", "a finite number of seconds > 0")
         if not isinstance(self.net_options, dict):
             bad("net_options", "a mapping")
@@ -173,20 +174,13 @@ class Progress:
         has depends on the data, so :func:`reference.app.train.train` checks ``batch`` against it.  ``metrics``:
         also check that it holds one metrics row per finished epoch (the first checkpoint format kept them in
         ``metrics.csv`` only, which may hold fewer)."""
-        def whole(name, value, low=0):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise CheckpointError(f"{where}: progress.{name} is {value!r}, not a whole number >= {low}")
-
-        def real(name, value, low=0.0):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                    or value < low:
-                raise CheckpointError(f"{where}: progress.{name} is {value!r}, not a finite number >= {low}")
-
         for name in ("epoch", "batch", "correct", "seen", "best_epoch"):
-            whole(name, getattr(self, name))
-        for name in ("loss_sum", "train_seconds", "elapsed_total"):
-            real(name, getattr(self, name))
-        real("best_test_acc", self.best_test_acc, -1.0)
+            if not _is_whole(getattr(self, name)):
+                raise CheckpointError(f"{where}: progress.{name} is {getattr(self, name)!r}, not a whole number >= 0")
+        for name, low in (("loss_sum", 0.0), ("train_seconds", 0.0), ("elapsed_total", 0.0), ("best_test_acc", -1.0)):
+            if not _is_finite(getattr(self, name), low):
+                raise CheckpointError(f"{where}: progress.{name} is {getattr(self, name)!r}, not a finite number "
+                                      f">= {low}")
         if self.correct > self.seen:
             raise CheckpointError(f"{where}: progress.correct ({self.correct}) exceeds progress.seen ({self.seen})")
         if not isinstance(self.metrics, list) or (metrics and len(self.metrics) != self.epoch):
@@ -307,13 +301,7 @@ def _check_meta(meta, path) -> None:
         if key not in meta or meta[key] is None:
             continue
         v = meta[key]
-        number = kind in (int, float) and isinstance(v, (int, float)) and not isinstance(v, bool)
-        if kind is int:
-            ok = number and isinstance(v, int) and v >= low
-        elif kind is float:
-            ok = number and math.isfinite(v) and 0.0 <= v <= 1.0
-        else:
-            ok = isinstance(v, kind)
+        ok = (_is_whole(v, low) if kind is int else _is_finite(v, 0.0, 1.0) if kind is float else isinstance(v, kind))
         if not ok:
             want = {int: f"a whole number >= {low}", float: "an accuracy in [0, 1]", dict: "a mapping",
                     str: "a name"}[kind]
@@ -560,11 +548,18 @@ class RunFolder:
         if started:
             self.drop_replaced()
             return "dropped"
-        self.remove(*RUN_FILES, *DERIVED_FILES)
-        for name in os.listdir(aside):
-            os.rename(os.path.join(aside, name), self.file(name))
-        os.rmdir(aside)
+        self.put_back_replaced()
         return "restored"
+
+    def put_back_replaced(self) -> None:
+        """Remove the new run's files and move the run :meth:`set_aside` kept in ``.replaced/`` back (when
+        there is one): the folder is as it was before the ``--overwrite``."""
+        self.remove(*RUN_FILES, *DERIVED_FILES)
+        aside = self.file(REPLACED)
+        if os.path.isdir(aside) and not os.path.islink(aside):
+            for name in os.listdir(aside):
+                os.rename(os.path.join(aside, name), self.file(name))
+            os.rmdir(aside)
 
     def drop_replaced(self) -> None:
         """The new run has finished a step: delete the replaced run set aside by :meth:`set_aside`."""
@@ -577,12 +572,7 @@ class RunFolder:
     def undo_start(self, created: bool) -> None:
         """A new run failed before its first step: remove every file it wrote, put back a run it was to
         replace, and remove the folder if this run created it; the same command can then be run again."""
-        self.remove(*RUN_FILES, *DERIVED_FILES)
-        aside = self.file(REPLACED)
-        if os.path.isdir(aside) and not os.path.islink(aside):
-            for name in os.listdir(aside):
-                os.rename(os.path.join(aside, name), self.file(name))
-            os.rmdir(aside)
+        self.put_back_replaced()
         self.remove(LOCK)
         self.unlock()
         if created:
