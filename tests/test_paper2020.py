@@ -146,7 +146,7 @@ def test_float32_and_compact_state_agree_with_float64():
     np.testing.assert_array_equal(bc, b32)
 
 
-# The CNN at full scale (every layer above the switch, 4 s of naive loops) runs in the integration tier; at
+# The CNN at full scale (every layer above the switch, 2 s of naive loops) runs in the integration tier; at
 # half scale it has layers on both sides, in the unit tier.
 @pytest.mark.parametrize("config,scale", [("FashionMNIST_400_400", 1.0),
                                           pytest.param("MNIST_CNN", 1.0, marks=pytest.mark.integration),
