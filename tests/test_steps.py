@@ -10,6 +10,7 @@ Skipped with ``NUMBA_DISABLE_JIT=1``: the plain-Python kernels call NumPy's floa
 from the compiled one's libm in the last ulp for some inputs; they are checked against the compiled ones
 to a stated tolerance in the kernels' own tests.
 """
+import functools
 import hashlib
 import os
 
@@ -57,32 +58,52 @@ def _edge_state(dtype):
     return NeuronState(u, du, s, a)
 
 
+@functools.lru_cache(maxsize=None)
+def _states(dt):
+    """The forward state, full and compact, of ``_current(dt)``: computed at a test's first use, not at
+    collection, where each xdist worker would compile the LIF kernels before running any test."""
+    x = _current(dt)
+    return x, lif_forward(x, PARAMS), lif_compact(x, PARAMS)[1]
+
+
 def cases():
+    """``{case name: callable returning its digest}``; nothing is computed until a case is called."""
     out = {}
     for dt in (np.float32, np.float64):
         name = np.dtype(dt).name
-        x = _current(dt)
-        st = lif_forward(x, PARAMS)
-        out[f"lif_forward/{name}"] = lambda st=st: _digest(st.u, st.du, st.s, st.a)
-        out[f"lif_compact/{name}"] = lambda x=x: (lambda a, c: _digest(a, c.du, c.spikes, c.u))(*lif_compact(x, PARAMS))
-        out[f"lif_infer/{name}"] = lambda x=x: _digest(lif_compact(x, PARAMS, record=False)[0])
-        out[f"psp/{name}"] = lambda x=x: _digest(psp(x, PARAMS.tau_s))
-        g = np.random.default_rng(3).normal(0, 0.1, size=x.shape).astype(dt)
-        compact = lif_compact(x, PARAMS)[1]
+
+        def state(dt=dt):
+            return _states(dt)[1]
+
+        def compact(dt=dt):
+            c = _states(dt)[2]
+            return CompactState(c.du, c.spikes, c.a)
+
+        def current(dt=dt):
+            return _states(dt)[0]
+
+        def gradient(dt=dt):
+            return np.random.default_rng(3).normal(0, 0.1, size=_current(dt).shape).astype(dt)
+
+        out[f"lif_forward/{name}"] = lambda st=state: _digest(st().u, st().du, st().s, st().a)
+        out[f"lif_compact/{name}"] = lambda x=current: (lambda a, c: _digest(a, c.du, c.spikes, c.u))(
+            *lif_compact(x(), PARAMS))
+        out[f"lif_infer/{name}"] = lambda x=current: _digest(lif_compact(x(), PARAMS, record=False)[0])
+        out[f"psp/{name}"] = lambda x=current: _digest(psp(x(), PARAMS.tau_s))
         for warmup in ("per-neuron", "always", "never"):
             for inter, intra in ((True, True), (False, True), (True, False)):
                 key = f"{warmup}/inter={inter}/intra={intra}/{name}"
-                out[f"tsslbp_full/{key}"] = lambda g=g, st=st, w=warmup, i=inter, j=intra: _digest(
-                    *tsslbp_delta(g, st, PARAMS, inter=i, intra=j, warmup=w))
-                out[f"tsslbp_compact/{key}"] = lambda g=g, c=compact, w=warmup, i=inter, j=intra: _digest(
-                    *tsslbp_delta(g, CompactState(c.du, c.spikes, c.a), PARAMS, inter=i, intra=j, warmup=w))
-        edge = _edge_state(dt)
-        ge = np.random.default_rng(5).normal(0, 0.1, size=edge.u.shape).astype(dt)
-        out[f"tsslbp_edge/{name}"] = lambda g=ge, e=edge: _digest(*tsslbp_delta(g, e, PARAMS))
+                out[f"tsslbp_full/{key}"] = lambda g=gradient, st=state, w=warmup, i=inter, j=intra: _digest(
+                    *tsslbp_delta(g(), st(), PARAMS, inter=i, intra=j, warmup=w))
+                out[f"tsslbp_compact/{key}"] = lambda g=gradient, c=compact, w=warmup, i=inter, j=intra: _digest(
+                    *tsslbp_delta(g(), c(), PARAMS, inter=i, intra=j, warmup=w))
+        out[f"tsslbp_edge/{name}"] = lambda dt=dt: _digest(*tsslbp_delta(
+            np.random.default_rng(5).normal(0, 0.1, size=_edge_state(dt).u.shape).astype(dt), _edge_state(dt),
+            PARAMS))
         for rate in (0.0, 0.5):  # the layer switch: TSSL-BP branch, warm-up branch
             for intra in (True, False):
-                out[f"paper2020/{rate}/intra={intra}/{name}"] = lambda g=g, c=compact, r=rate, j=intra: _digest(
-                    *paper2020_delta(g, CompactState(c.du, c.spikes, c.a), PARAMS, rate_threshold=r, intra=j))
+                out[f"paper2020/{rate}/intra={intra}/{name}"] = lambda g=gradient, c=compact, r=rate, j=intra: _digest(
+                    *paper2020_delta(g(), c(), PARAMS, rate_threshold=r, intra=j))
     x, y = load_mnist(8)
     for config, opts in (("FashionMNIST_400_400.yaml", {}), ("MNIST_CNN.yaml", {}),
                          ("MNIST_CNN.yaml", {"warmup": "always"}), ("MNIST_CNN.yaml", {"intra": False}),
