@@ -215,6 +215,33 @@ def test_weights_file_reproduces_recorded_accuracy(tmp_path, splits):
         assert os.path.getsize(os.path.join(out, png)) > 1000
 
 
+def test_figures_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, splits, monkeypatch):
+    """A short session draws its two figures once, at its end (also when stopped by Ctrl-C after an epoch),
+    showing the last epoch; with an interval of 0 they follow every epoch."""
+    from reference.app import plots
+    from reference.app.train import Figures
+
+    drawn = []
+    real_save = plots.save
+    monkeypatch.setattr(plots, "save", lambda ax, path, **k: drawn.append(os.path.basename(path)) or real_save(ax, path, **k))
+    _run(tmp_path, "short", splits, epochs=3)
+    assert drawn == ["learning_curve.png", "confusion_matrix.png"]
+    monkeypatch.setattr(Figures, "every_seconds", 0.0)
+    drawn.clear()
+    _run(tmp_path, "every", splits, epochs=3)
+    assert drawn == ["learning_curve.png", "confusion_matrix.png"] * 3
+    monkeypatch.setattr(Figures, "every_seconds", 1e9)
+    drawn.clear()
+
+    def ctrl_c_after_the_first_epoch(point, step):
+        if point == "after_checkpoint" and step == 0:
+            signal.raise_signal(signal.SIGINT)
+
+    out = _run(tmp_path, "stopped", splits, epochs=3, fault_hook=ctrl_c_after_the_first_epoch)
+    assert drawn == ["learning_curve.png", "confusion_matrix.png"]
+    assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
+
+
 def test_stop_while_the_run_starts_leaves_no_half_started_folder(tmp_path, splits, monkeypatch):
     """Ctrl-C (or a full disk) during the first checkpoint: the new folder is removed, a rerun just works."""
     from reference.app.runs import RunFolder

@@ -8,7 +8,8 @@ A run folder holds::
     metrics.csv           one row per finished epoch, rewritten from the checkpoint after each commit
     weights.npz           the weights after the last finished epoch (and the config)
     best_weights.npz      the weights of the epoch with the best test accuracy so far
-    learning_curve.png, confusion_matrix.png   redrawn after each epoch
+    learning_curve.png, confusion_matrix.png   of the last epoch: redrawn at most every 30 s and when a
+                          session ends (:class:`reference.app.train.Figures`)
     settings.json         the run's record once its bulk files are gone (results/): seed, net_options, the
                           epochs it was started for, its command and the SHA-256 of its weights files
                           (:func:`read_settings_json`); beside files written before the settings went
