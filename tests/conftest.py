@@ -1,6 +1,8 @@
 """Shared test helpers: `import naive` (the slow twins), the real MNIST fixture, a relative-error measure."""
 import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -79,3 +81,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("site") is not None:
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_configure(config):
+    """With two or more xdist workers, compile the kernels into Numba's cache before the workers start.
+
+    On a fresh clone nothing is cached, and every worker compiled the kernels it met first, mostly the
+    same ones at the same time (about 15 s of the 2 cores of the unit tier went to compiling kernels
+    twice).  ``warm_kernels.py`` compiles them once, the float32 and the float64 signatures in one
+    process each, at once; the workers then load them from the cache.  With the cache warm this costs
+    about 3 s.  A failure is a note: the tests that use the kernel report it.
+    """
+    workers = getattr(config.option, "numprocesses", None) or 0
+    if (hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2
+            or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0") or config.option.collectonly):
+        return
+    start = time.perf_counter()
+    script = os.path.join(TESTS_DIR, "warm_kernels.py")
+    procs = [subprocess.Popen([sys.executable, script, dtype], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, cwd=ROOT) for dtype in ("float32", "float64")]
+    outputs = [p.communicate()[0] for p in procs]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print
+    for proc, out in zip(procs, outputs):
+        if proc.returncode != 0:
+            say(f"note: compiling the kernels before the workers failed ({proc.args[-1]}):\n" + out[-2000:])
+    say(f"kernels compiled into Numba's cache before the {workers} workers started: "
+        f"{time.perf_counter() - start:.1f} s")

@@ -224,12 +224,12 @@ def test_figures_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, spl
     drawn = []
     real_save = plots.save
     monkeypatch.setattr(plots, "save", lambda ax, path, **k: drawn.append(os.path.basename(path)) or real_save(ax, path, **k))
-    _run(tmp_path, "short", splits, epochs=3)
+    _run(tmp_path, "short", splits)
     assert drawn == ["learning_curve.png", "confusion_matrix.png"]
     monkeypatch.setattr(Figures, "every_seconds", 0.0)
     drawn.clear()
-    _run(tmp_path, "every", splits, epochs=3)
-    assert drawn == ["learning_curve.png", "confusion_matrix.png"] * 3
+    _run(tmp_path, "every", splits)
+    assert drawn == ["learning_curve.png", "confusion_matrix.png"] * 2
     monkeypatch.setattr(Figures, "every_seconds", 1e9)
     drawn.clear()
 
@@ -237,7 +237,7 @@ def test_figures_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, spl
         if point == "after_checkpoint" and step == 0:
             signal.raise_signal(signal.SIGINT)
 
-    out = _run(tmp_path, "stopped", splits, epochs=3, fault_hook=ctrl_c_after_the_first_epoch)
+    out = _run(tmp_path, "stopped", splits, fault_hook=ctrl_c_after_the_first_epoch)
     assert drawn == ["learning_curve.png", "confusion_matrix.png"]
     assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
 
