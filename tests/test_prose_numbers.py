@@ -129,3 +129,114 @@ def test_fig2_and_fig4_numbers_recompute_from_their_data():
     for label, acc in runs.items():
         assert len(acc) == 20
         assert f"{short[label]} {max(acc):.2f} / {acc[-1]:.2f}%" in text, label
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}"
+
+
+def test_fig8_floor_as_quoted():
+    """The double-filtered target's floor (its nearest train, ``00101``) as figures/ and results/README quote it."""
+    floors = {round(float(r["label_floor"]), 4) for r in _figure_data("fig8_loss_rise")}
+    assert floors == {0.0277}
+    assert "costs\n0.0277 per sample" in _text("figures/README.md") or "costs 0.0277 per sample" in " ".join(
+        _text("figures/README.md").split())
+    assert "costs 0.0277" in " ".join(_text("results/README.md").split())
+
+
+def test_fig9_numbers_recompute_from_their_data():
+    """figures/README's reading of figure 9 (the paper-era CNN's layer switch), from figures/data."""
+    text = " ".join(_text("figures/README.md").split())
+    runs = {}
+    for r in _figure_data("fig9_layer_switch"):
+        runs.setdefault(r["run"], []).append(r)
+    at_01 = runs["fmnist_cnn_paper2020_kernel"]
+    first = min(int(r["epoch"]) for r in at_01 if float(r["warmup/conv_1"]) == 1)
+    assert all(float(r["warmup/conv_1"]) == 1 for r in at_01 if int(r["epoch"]) >= first)
+    assert all(float(r[f"warmup/{k}"]) == 1 for r in at_01 for k in ("conv_2", "FC_1", "output"))
+    assert f"conv_2, FC_1 and the output layer train with the warm-up surrogate in every epoch and conv_1 joins them from epoch {first}" in text
+    at_001 = runs["fmnist_cnn_paper2020_kernel_rate001"]
+    assert all(float(r[f"warmup/{k}"]) == 0 for r in at_001 for k in ("conv_1", "conv_2", "FC_1", "output"))
+    acc = [100 * float(r["test_acc"]) for r in at_001]
+    assert f"conv_2 to {_pct(max(float(r['rate/conv_2']) for r in at_001))}%" in text
+    assert f"stays at {min(acc):.0f}-{max(acc):.0f}%" in text
+    at_005 = runs["fmnist_cnn_paper2020_kernel_rate005"]
+    out = [100 * float(r["rate/output"]) for r in at_005]
+    tsslbp_share = 1 - np.mean([float(r["warmup/output"]) for r in at_005])
+    best = max(at_005, key=lambda r: float(r["test_acc"]))
+    crossing = next(int(r["epoch"]) for r in at_005 if float(r["rate/conv_2"]) > 0.1)
+    after = [100 * float(r["test_acc"]) for r in at_005 if int(r["epoch"]) >= crossing]
+    assert f"whose rate ({min(out):.1f}-{max(out):.1f}%) straddles it, takes the TSSL-BP delta in {_pct(tsslbp_share)}% of the measured batches" in text
+    assert f"({100 * float(best['test_acc']):.2f}% at epoch {best['epoch']})" in text
+    assert f"past the switch at epoch {crossing}, after which the accuracy falls to {np.mean(after):.0f}%" in text
+    assert max(after) < 100 * float(best["test_acc"]) - 3  # "falls": every epoch after it at least 3 points lower
+    # the output layer's rate at the 0.1 switch in every kernel-loss run drawn: "near 6% in every recorded epoch"
+    rates = [float(r["rate/output"]) for name, rows in runs.items() if "rate00" not in name for r in rows]
+    assert 0.054 <= min(rates) and max(rates) <= 0.063, (min(rates), max(rates))
+
+
+def _mlp_runs():
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "figures"))
+    try:
+        import fig10_mlp_differences
+    finally:
+        sys.path.pop(0)
+    return fig10_mlp_differences._runs()
+
+
+def test_fig10_numbers_recompute_from_their_data():
+    """figures/README's and results/README's numbers of the Fashion-MNIST MLP's single differences, from
+    figures/data (panel a) and the runs' committed diagnostics.csv (panels b-d)."""
+    import csv
+    import statistics
+
+    fig = " ".join(_text("figures/README.md").split())
+    res = " ".join(_text("results/README.md").split())
+    groups = {}
+    for r in _figure_data("fig10_mlp_differences"):
+        groups.setdefault(r["group"], []).append(r)
+    base = [float(r["best_percent"]) for r in groups["paper-era rule"]]
+    quoted = f"{statistics.mean(base):.2f}% ± {statistics.stdev(base):.2f}"
+    assert f"({quoted} over seeds 3-7)" in fig and quoted in res
+    for group, words in (("double target", "the double-filtered target costs"), ("tau_s 3", "tau_s 3 nothing ("),
+                         ("switch at 0.05", "the switch at 0.05 less than the seeds' spread (")):
+        d = [float(r["best_minus_paper_era_same_seed"]) for r in groups[group]]
+        pair = f"{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}"
+        assert f"{words} {pair}" in fig or f"{words}{pair}" in fig, group
+        assert pair + " (" + ", ".join(f"{x:+.2f}" for x in d) + ")" in res, group
+    assert all(float(r["best_minus_paper_era_same_seed"]) < 0 for r in groups["double target"])  # "every seed loses"
+
+    found = _mlp_runs()
+
+    def diagnostics(group, seed):
+        path = os.path.join(found[group][seed][0], "diagnostics.csv")
+        with open(path) as fh:
+            return list(csv.DictReader(fh))
+
+    def exact_share(group):  # each run's mean over its last ten epochs, then the range over seeds
+        means = [100 * np.mean([float(r["label_at_best"]) for r in diagnostics(group, s)[-10:]])
+                 for s in sorted(found[group]) if os.path.isfile(os.path.join(found[group][s][0], "diagnostics.csv"))]
+        return f"{min(means):.0f}" if len(means) == 1 else f"{min(means):.0f}-{max(means):.0f}"
+
+    assert exact_share("paper-era rule") == "88" and "88% with the paper-era rule (seed 6" in fig
+    assert f"{exact_share('tau_s 3')}% with tau_s 3" in fig
+    assert f"{exact_share('switch at 0.05')}% with the switch at 0.05" in fig
+    assert f"{exact_share('double target')}% with the double-filtered target" in fig
+    for group in ("tau_s 3", "switch at 0.05", "double target"):
+        assert f"{exact_share(group)}%" in res, group
+
+    def rates(group, layer):
+        return np.array([float(r[f"rate/{layer}"]) for r in diagnostics(group, 6)])
+
+    h2 = rates("paper-era rule", "hidden_2")
+    assert f"hidden_2 rides the switch at {100 * h2.min():.0f}-{100 * h2.max():.0f}% for all 100 epochs" in fig
+    assert f"hidden_2 sits at {100 * h2.min():.1f}-{100 * h2.max():.1f}% for all 100 epochs" in res
+    h1 = rates("paper-era rule", "hidden_1")
+    assert np.argmax(h1 <= 0.1) + 1 <= 10 and "hidden_1 sinks under it by epoch 10" in fig
+    assert f"hidden_1 falls from {100 * h1[0]:.1f}% to {100 * h1[9]:.1f}% by epoch 10" in res
+    h1_005 = rates("switch at 0.05", "hidden_1")
+    assert f"hidden_1's rate climbs back to {100 * h1_005[-1]:.0f}%" in fig
+    out_005 = rates("switch at 0.05", "output")
+    assert f"the output layer ({100 * out_005.mean():.0f}% of its neuron-steps fire)" in fig
