@@ -28,7 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .params import NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
+from .params import MAX_TAU, NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
 
 #: YAML 1.2 floats — PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
 _FLOAT_RE = r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -430,8 +430,9 @@ def _check_network(net: dict, where: str) -> dict:
     _positive_int(out, "batch_size", f"{where}: Network")
     _positive_int(out, "epochs", f"{where}: Network")
     for key in ("tau_m", "tau_s"):
-        if not _is_number(out[key]) or out[key] < 1:
-            raise ConfigError(f"{where}: Network: '{key}' must be a number >= 1 (time steps), got {out[key]!r}")
+        if not _is_number(out[key]) or not 1 <= out[key] <= MAX_TAU:
+            raise ConfigError(f"{where}: Network: '{key}' must be a number of time steps from 1 to {MAX_TAU:g} "
+                              f"(the authors use 2 to 5), got {out[key]!r}")
     if not _is_number(out["lr"]) or not 0 < out["lr"] <= MAX_LR:
         raise ConfigError(
             f"{where}: Network.lr must be a positive number no larger than {MAX_LR} (AdamW's step size; "

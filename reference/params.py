@@ -22,6 +22,11 @@ WEIGHT_CLIP = 4.0
 GRAD_NORM_CLIP = 1.0
 #: Default fixed weight of the sum-pooling layers (config key ``theta``).
 POOL_THETA = 1.1
+#: Largest ``tau_m`` and ``tau_s`` accepted, in time steps.  A membrane with ``tau_m = 1e6`` leaks 1% over
+#: the longest simulation a config may ask for (10,000 steps), so it is already leak-free in practice;
+#: larger values only push ``1/tau`` (the leak, the PSP's gain) toward float32's underflow, and ``tau_s`` of
+#: 1e308 made every PSP zero and the network silent without a word.
+MAX_TAU = 1e6
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
@@ -58,8 +63,8 @@ class NeuronParams:
     def __post_init__(self):
         for name in ("tau_m", "tau_s"):
             value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 1.0):
-                raise ValueError(f"{name} must be a finite number >= 1 time step, got {value!r}")
+            if not (np.isfinite(value) and 1.0 <= value <= MAX_TAU):
+                raise ValueError(f"{name} must be a number of time steps from 1 to {MAX_TAU:g}, got {value!r}")
         if not np.isfinite(self.threshold):
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
         if int(self.n_steps) != self.n_steps or self.n_steps < 1:

@@ -102,6 +102,9 @@ def _pool_half(c):
     (lambda c: c["Network"].update(momentum=0.9), ["Network", "momentum"]),
     (lambda c: c["Network"].update(n_steps=0), ["Network", "n_steps"]),
     (lambda c: c["Network"].update(tau_m=0.5), ["Network", "tau_m"]),
+    # issue 30: tau_s = 1e308 made every PSP zero (a silent network, no error); at most MAX_TAU
+    (lambda c: c["Network"].update(tau_s=1e308), ["Network", "tau_s", "1e+308", "1e+06"]),
+    (lambda c: c["Network"].update(tau_m=float("inf")), ["Network", "tau_m", "inf"]),
     (lambda c: c["Network"].update(lr=-1), ["Network", "lr"]),
     (lambda c: c["Network"].update(lr=1e300), ["Network.lr", "1e+300"]),
     (lambda c: c["Network"].update(n_class=12), ["Network.n_class", "12", "output", "10"]),

@@ -5,6 +5,8 @@ algebraic form, e.g. ``-mem/tau_m`` against ``(-theta_m) * mem``: a few ulps per
 margin); golden rationals 2e-15 (five recursion steps, at most an ulp each); scipy's lfilter 1e-15 of the
 input scale (another order of the same float64 operations); spike decisions exact.
 """
+import re
+
 import numpy as np
 import pytest
 from scipy.signal import lfilter
@@ -285,3 +287,13 @@ def test_float32_kernel_against_the_recurrences_it_stands_for(n_steps, tau_s, vs
     for other, expected in ((_authors_syn_a(n_steps, tau_s), vs_authors), (psp(impulse, tau_s), vs_forward)):
         ulps = np.abs(ours.astype(np.float64) - other) / np.spacing(other)
         assert ulps.max() == expected
+
+
+@pytest.mark.parametrize("tau", [0.5, 1e308, float("inf"), float("nan")])
+def test_neuron_params_refuse_time_constants_outside_1_to_max_tau(tau):
+    """Issue 30: tau = 1e308 was accepted (1/tau underflows: a silent network); the bound is MAX_TAU."""
+    from reference.params import MAX_TAU
+    for key in ("tau_m", "tau_s"):
+        with pytest.raises(ValueError, match=re.escape(f"{key} must be a number of time steps from 1 to {MAX_TAU:g}")):
+            NeuronParams(**{key: tau})
+    assert NeuronParams(tau_m=MAX_TAU, tau_s=MAX_TAU).theta_m == 1 / MAX_TAU
