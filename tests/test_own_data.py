@@ -224,3 +224,25 @@ def test_a_file_declaring_more_than_memory_is_refused_from_its_header(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and "train.npz: x declares (1000000000, 1, 8, 8) float32" in err
     assert "checked before reading it" in err and len(err.strip().splitlines()) == 1
+
+
+def test_channel_statistics_in_chunks_equal_the_whole_array_and_bound_the_copy(monkeypatch):
+    """Issue 30: the statistics made a float64 copy of the whole split (8x a uint8 file, 3x with std's
+    temporary).  Past STATS_CHUNK_BYTES they are summed per chunk of samples: equal to the one-copy result to
+    1e-12 relative (float64 sums of a few million terms in another order: about 1e-16 per term), and the
+    largest allocation is about one chunk, not the split (tracemalloc counts NumPy's buffers)."""
+    import tracemalloc
+
+    from reference.app import arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(300, 3, 16, 16), dtype=np.uint8)
+    whole = arrays.channel_stats(x)  # 1.8 MB as float64: one copy
+    monkeypatch.setattr(arrays, "STATS_CHUNK_BYTES", 64 * 1024)  # 10 samples per chunk
+    tracemalloc.start()
+    chunked = arrays.channel_stats(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    for a, b in zip(chunked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert peak < 4 * 64 * 1024 < x.size * 8 // 4, peak  # a chunk and its squared deviations, not the split

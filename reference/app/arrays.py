@@ -87,10 +87,32 @@ def _numeric(arr: np.ndarray, what: str) -> None:
         raise DataError(f"{what} has dtype {arr.dtype}; it must hold real numbers (bool, integers or floats)")
 
 
+#: Largest float64 copy of ``x`` that :func:`channel_stats` makes at once, in bytes (128 MiB).
+STATS_CHUNK_BYTES = 128 << 20
+
+
 def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (float64, shape (C,)) of static images ``x`` (N, C, H, W)."""
-    x = np.asarray(x, dtype=np.float64)
-    return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
+    """Per-channel mean and std (float64, shape (C,)) of static images ``x`` (N, C, H, W).
+
+    Up to :data:`STATS_CHUNK_BYTES` as float64, ``x.mean`` and ``x.std`` of one float64 copy.  A larger
+    ``x`` is read in chunks of samples, twice (the sum, then the squared deviations from the mean): a
+    float64 copy of a whole uint8 split took 8 times its size, three times over with ``std``'s temporary,
+    so a file that fitted in memory could still exhaust it here.
+    """
+    per_sample = max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * 8)
+    if len(x) * per_sample <= STATS_CHUNK_BYTES:
+        x = np.asarray(x, dtype=np.float64)
+        return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
+    step = max(1, STATS_CHUNK_BYTES // per_sample)
+    count = len(x) * x.shape[2] * x.shape[3]
+    total = np.zeros(x.shape[1])
+    for i in range(0, len(x), step):
+        total += np.asarray(x[i:i + step], dtype=np.float64).sum(axis=(0, 2, 3))
+    mean = total / count
+    squares = np.zeros(x.shape[1])
+    for i in range(0, len(x), step):
+        squares += np.square(np.asarray(x[i:i + step], dtype=np.float64) - mean[None, :, None, None]).sum(axis=(0, 2, 3))
+    return mean, np.sqrt(squares / count)
 
 
 def load_arrays(folder: str, split: str, config: Config, limit: int | None = None, verbose: bool = True) -> Split:
@@ -142,8 +164,9 @@ def load_arrays(folder: str, split: str, config: Config, limit: int | None = Non
             raise DataError(f"{path}: x holds {bad} NaN or inf values")
         raise DataError(f"{path}: x has values beyond float32's range ({np.finfo(np.float32).max:.3g})")
     if layout is None:
-        mean, std = stats
-        images = ((images - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+        mean, std = stats  # in place (float32 op float32, the same values): no temporaries of the split's size
+        images -= mean[None, :, None, None]
+        images /= std[None, :, None, None]
     elif layout == "NTCHW":
         images = np.ascontiguousarray(images.transpose(0, 2, 3, 4, 1))
     if verbose:
