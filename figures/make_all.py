@@ -47,11 +47,19 @@ def main(argv=None) -> int:
         return check(chosen)
     for name in chosen:
         t0 = time.perf_counter()
-        mod = importlib.import_module(name)
+        mod = _figure_module(name)
         kwargs = {"rerun": args.rerun} if "rerun" in inspect.signature(mod.main).parameters else {}
         mod.main(**kwargs)
         print(f"[{name}] {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
+
+
+def _figure_module(name: str):
+    """The module of figure script ``name`` (``figures/<name>.py``), also when this file was imported from
+    elsewhere (a test) rather than run as a script, whose folder Python then puts on ``sys.path``."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    return importlib.import_module(name)
 
 
 def check(chosen: list[str], committed_dir: str | None = None) -> int:
@@ -69,7 +77,7 @@ def check(chosen: list[str], committed_dir: str | None = None) -> int:
             if name in NOT_CHECKED:
                 print(f"[{name}] not checked: its data file is the recording of its own training run")
                 continue
-            importlib.import_module(name).main()
+            _figure_module(name).main()
             made = sorted(f for f in os.listdir(os.path.join(scratch, "data")) if f.startswith(name + "."))
             for f in made:
                 committed = os.path.join(committed_dir or os.path.join(HERE, "data"), f)
