@@ -2,7 +2,8 @@
 ``docs/_build/html`` from the project's own files, nothing written twice:
 
 * the ten lessons (``tutorials/NN_*.py``, percent-format scripts) are read as notebooks by MyST-NB through
-  jupytext and executed at build time (fast mode, ``TUTORIAL_FAST=1``, unless ``DOCS_FULL=1``), so each page
+  jupytext and executed at build time (in full with ``DOCS_FULL=1``, as ``make docs`` does; otherwise in
+  their fast mode, ``TUTORIAL_FAST=1``, as CI does, and each page of a lesson with a fast mode says so), so each page
   shows the lesson's text, code, printed output and figures; each page links its ``.py`` and ``.ipynb``;
 * the figures gallery: one page per section of ``figures/README.md`` (its caption), with the PNG and the script;
 * the API reference from the docstrings (autodoc, numpydoc-style sections through napoleon);
@@ -152,6 +153,12 @@ def _lesson_names() -> list[str]:
     return sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "tutorials")) if re.match(r"\d\d_.*\.py$", f))
 
 
+def _has_fast_mode(name: str) -> bool:
+    """Whether lesson ``name`` reads ``L.fast`` (some lessons have no fast mode: they run the same either way)."""
+    with open(os.path.join(ROOT, "tutorials", f"{name}.py"), encoding="utf-8") as fh:
+        return re.search(r"\bFAST\b|\bL\.fast\b", fh.read()) is not None
+
+
 def _write_downloads(app, exception) -> None:
     """Copy every lesson's .py and a jupytext .ipynb into the site (``_downloads/lessons/``)."""
     if exception is not None or app.builder.format != "html":
@@ -173,7 +180,7 @@ def _download_links(app, pagename, templatename, context, doctree) -> None:
     if name not in _lesson_names():
         return
     base = "../_downloads/lessons/"
-    if not FULL:  # say on the page what the reader sees: the lesson's fast mode, not its full run
+    if not FULL and _has_fast_mode(name):  # say on the page what the reader sees: the fast mode, not the full run
         context["body"] = ('<p class="lesson-fast-mode" role="note">This page ran the lesson in its fast mode '
                            '(<code>TUTORIAL_FAST=1</code>: fewer digits, steps or epochs, so the site builds in '
                            'minutes). Numbers printed here can differ from the lesson run in full '

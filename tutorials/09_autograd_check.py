@@ -25,7 +25,7 @@ import sys
 from _lesson import Lesson, mnist_images
 
 L = Lesson("09_autograd_check")
-FAST, OUT, ROOT = L.fast, L.out, L.root
+OUT, ROOT = L.out, L.root
 
 from reference.twins import available, backend  # noqa: E402
 
