@@ -634,3 +634,14 @@ def test_reading_stops_past_the_expected_size(tmp_path):
     with pytest.raises(DataError, match="holds more than the expected 1000 bytes"):
         read_idx_bytes(raw, max_bytes=1000)
     assert read_idx_bytes(raw, max_bytes=5000) == bytes(5000) and len(read_idx_bytes(bomb)) == 40 * 2 ** 20
+
+
+def test_paths_under_home_print_as_tilde(monkeypatch):
+    """The data layer's messages (and so the lessons' pages) show ``~/...``, not a machine's home folder."""
+    from reference.app.data import home_relative
+
+    monkeypatch.setenv("HOME", "/home/ada")
+    assert home_relative("/home/ada/.cache/tsslbp-reference/MNIST") == "~/.cache/tsslbp-reference/MNIST"
+    assert home_relative("/home/ada") == "~"
+    assert home_relative("/home/adam/data") == "/home/adam/data"  # only the home folder itself, not a prefix
+    assert home_relative("/tmp/data") == "/tmp/data"

@@ -240,3 +240,20 @@ def test_fig10_numbers_recompute_from_their_data():
     assert f"hidden_1's rate climbs back to {100 * h1_005[-1]:.0f}%" in fig
     out_005 = rates("switch at 0.05", "output")
     assert f"the output layer ({100 * out_005.mean():.0f}% of its neuron-steps fire)" in fig
+
+
+def test_fig5_reading_holds_on_its_data():
+    """figures/README's reading of figure 5: each layer's inter-neuron share rises above its start, the
+    hidden layers' fall back from their peak, hidden_1 ends below its start, hidden_2 and output above."""
+    shares = {}
+    for r in _figure_data("fig5_gradient_flow"):
+        if r["inter_fraction"]:
+            shares.setdefault(r["layer"], []).append(float(r["inter_fraction"]))
+    assert set(shares) == {"hidden_1", "hidden_2", "output"}
+    for layer, v in shares.items():
+        assert max(v) > v[0], layer
+    for layer in ("hidden_1", "hidden_2"):
+        assert shares[layer][-1] < max(shares[layer]) - 0.03, layer
+    assert shares["hidden_1"][-1] < shares["hidden_1"][0]
+    assert shares["hidden_2"][-1] > shares["hidden_2"][0] and shares["output"][-1] > shares["output"][0]
+    assert "first rises, in every layer" in " ".join(_text("figures/README.md").split())

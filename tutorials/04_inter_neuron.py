@@ -167,6 +167,12 @@ print(f"x = {X_SHOW}: the coarse neuron fires at step k = {k_spk} with du[k] = {
 print(f"nudge {NUDGE_SHOW} at time {k_spk - 1}: t* moves by {t_star_n[0] - t_star[0]:+.4f}; "
       f"the rule predicts -min(1/du, 8) * nudge = {-min(1 / du_k, MAX_INV_DU) * NUDGE_SHOW:+.4f}")
 
+# %% [markdown]
+# The nudge is large so that the picture shows it, and then the move is not the derivative: the crossing
+# moves to where the membrane rises faster, so a finite nudge moves it less than `1/du` times the nudge
+# (here the rule's straight line over-predicts the move). Section 3 measures the derivative itself, with
+# nudges small enough to be linear, and there the rule's `1/du` is the smaller of the two.
+
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 kk = np.arange(-1, k_spk + 1)
@@ -486,8 +492,10 @@ L.save(fig, "partial_a_sign")
 
 # %% [markdown]
 # So `-eps[m-k]/tau_s` is exactly the change of `a[m]` (for `m >= k`) when the spike comes one step
-# **earlier** (the picture above): the tail decays one step more. Per unit of `t_k` that is `+eps[m-k]/tau_s`, the positive sign
-# of the continuous case. The authors' `partial_a` is the change per step of *advance*, and it is
+# **earlier** (the picture above): the tail decays one step more. Read the other way, a spike one step
+# *later* raises the tail by `+eps[m-k]/tau_s`: the positive sign of the continuous case, though not its
+# size (the continuous slope printed above, `ln(1/(1 - theta_s)) eps`, is about 1.2 times larger at
+# tau_s = 3: a one-step difference of a decaying exponential is not its slope). The authors' `partial_a` is the change per step of *advance*, and it is
 # multiplied by `partial_u = d t_k/d u = -1/du`, a change of *time*. Counted consistently, raising the
 # membrane advances the spike and **lowers** the PSP at every step after it: the true timing derivative
 # of the tail is `-eps[m-k]/(tau_s du[k]) < 0`. The rule's product has the opposite sign,

@@ -82,7 +82,7 @@ result = train(CONFIG, out_dir=RUN, epochs=EPOCHS, batch_size=BATCH, seed=SEED, 
                splits=(train_set, test_set), overwrite=True)  # overwrite: this lesson's run of last time
 after = result["net"]
 print(f"\ntrained: test accuracy {result['test_acc']:.2%} after {result['epoch']} epochs "
-      f"({sum(read_metrics(os.path.join(RUN, 'metrics.csv'))['seconds']):.0f} s of training)")
+      f"({sum(read_metrics(os.path.join(RUN, 'metrics.csv'))['seconds']):.1f} s of training)")
 assert result["test_acc"] > acc_before + 0.3  # training did something
 
 # %% [markdown]
@@ -303,7 +303,8 @@ _, acc, preds = evaluate(fresh, test_set)
 print(f"test accuracy from {os.path.relpath(os.path.join(RUN, 'weights.npz'), L.root)}: {acc:.2%} "
       f"({int(np.sum(preds == test_set.labels))} of {len(test_set.labels)} test digits)")
 assert acc == result["test_acc"]
-print(f"files of the run: {sorted(os.listdir(RUN))}")
+internals = {".lock", "checkpoint.npz"}  # the lock of a running train, and the resume point (README: the run folder)
+print(f"files of the run to read: {sorted(f for f in os.listdir(RUN) if f not in internals)}")
 
 # %% [markdown]
 # `train` also drew the confusion matrix of the last epoch (`run/confusion_matrix.png`); here it is

@@ -191,7 +191,8 @@ assert all(cos_detached[a] < cos_detached[b] for a, b in zip(names, names[1:])),
 # Why does detaching help? Look at the factor the reset puts on the error that reaches earlier steps
 # through the membrane, `d u_r[t] / d u[t] = (1 - s[t]) - u[t] f(u[t])`. At a spike step `s = 1`, so it is
 # `-u[t] f(u[t])`: negative, and since `u` has just crossed the threshold where the surrogate `f` peaks
-# (at 1.25), about as large as the factor 1 a silent step passes on. Through the reset, the error reaches
+# (at 1.25), about as large as the factor 1 a silent step passes on (the leak's `1 - theta_m` then acts on
+# both alike, on the way to the step before). Through the reset, the error reaches
 # the steps before a spike with its sign flipped. Detaching sets this factor to 0 at spike steps, which is
 # what TSSL-BP does too: its intra-neuron term lets a spike's error reach earlier steps only through the
 # spike *time* (lesson 5), never through a flipped surrogate. Measured on the lesson's digits:
@@ -229,7 +230,8 @@ assert all(f.mean() < -0.5 for f in factors.values()), "and it is not small"
 #
 # - **BPTT** differentiates `u_r = u (1 - s)` with the surrogate `ds/du = f(u)`: a higher membrane makes
 #   the spike "more present" at this step, so the reset removes more charge and the later membrane is
-#   *lower*. Its factor is `-u[k] f(u[k]) < 0`.
+#   *lower*. Its factor on the next step's membrane is `-(1 - theta_m) u[k] f(u[k]) < 0` (the reset, then
+#   the leak that carries `u_r[k]` into step k + 1).
 # - **TSSL-BP** keeps the spike all-or-none. A higher membrane cannot make the spike more present; it
 #   makes it come *earlier*, by `min(1/du[k], 8)` per unit of `u` (lesson 4). An earlier reset leaves the
 #   membrane more time to recharge before any later step, so the later membrane is *higher*. Its reset
@@ -237,7 +239,8 @@ assert all(f.mean() < -0.5 for f in factors.values()), "and it is not small"
 #
 # In the discrete neuron the true derivative across a spike step is 0 (lesson 5, section 3), so both are
 # models. Which sign is physical? Simulate the neuron with a clock 1000 times finer (as lesson 4 does),
-# raise its membrane a little half a step before its first spike, and see what the later membrane does.
+# raise its membrane a little half a step before the coarse step in which it first fires begins (at time
+# `k1 - 1.5`, coarse step `k` covering the time from `k - 1` to `k`), and see what the later membrane does.
 
 # %%
 from reference.neuron import lif_forward  # noqa: E402
@@ -249,7 +252,7 @@ one = lif_forward(np.full((P1.n_steps, 1), X_IN), P1)
 k1 = int(np.flatnonzero(one.s[:, 0])[0])      # its first spike step
 u_k, du_k = float(one.u[k1, 0]), float(one.du[k1, 0])
 factor_tsslbp = P1.theta_m * u_k * min(1 / du_k, 8)
-factor_bptt = -u_k * float(warmup_surrogate(np.array([u_k]), P1.threshold)[0])
+factor_bptt = -(1 - P1.theta_m) * u_k * float(warmup_surrogate(np.array([u_k]), P1.threshold)[0])
 
 DT, NUDGE = 1e-3, 1e-3                        # fine step (in coarse steps) and the raise of the membrane
 n_fine = int(round(P1.n_steps / DT))
@@ -259,7 +262,7 @@ t_fine = -1 + DT * (np.arange(n_fine) + 1)   # the time of each fine step (coars
 
 def fine(nudge):
     x_fine = np.full((n_fine, 1), X_IN * DT)
-    x_fine[int(round((k1 - 1.5 + 1) / DT)) - 1, 0] += nudge   # at time k1 - 1.5: half a step before the spike
+    x_fine[int(round((k1 - 1.5 + 1) / DT)) - 1, 0] += nudge   # at time k1 - 1.5: half a step before step k1 begins
     return lif_forward(x_fine, P_fine)
 
 
@@ -270,7 +273,8 @@ times = [t_fine[np.flatnonzero(r.s[:, 0])] for r in (base, raised)]
 print(f"coarse neuron: first spike at step {k1}, u = {u_k:.3f}, du = {du_k:.3f}")
 print(f"fine clock: spikes at {np.round(times[0], 3)}, after the raise at {np.round(times[1], 3)}")
 print(f"fine clock: later membrane (time {k1 + 2}) per unit of raise: {response:+.2f}")
-print(f"TSSL-BP's reset factor theta_m u min(1/du, 8): {factor_tsslbp:+.2f};  BPTT's -u f(u): {factor_bptt:+.2f}")
+print(f"TSSL-BP's reset factor theta_m u min(1/du, 8): {factor_tsslbp:+.2f};  "
+      f"BPTT's -(1 - theta_m) u f(u): {factor_bptt:+.2f}")
 assert np.all(times[1] < times[0]), "raising the membrane brings both spikes earlier"
 assert response > 0 and factor_tsslbp > 0 > factor_bptt, "the later membrane rises: TSSL-BP's sign, not BPTT's"
 
@@ -298,4 +302,6 @@ L.save(fig, "reset_sign")
 # order but not equal (the printed numbers); neither rule claims the fine clock's value, since both work
 # on the coarse steps. This is also why section 3's detached BPTT is nearer TSSL-BP than BPTT through the
 # reset: a factor of 0 lies between the two opposite signs.
+
+# %%
 L.done()

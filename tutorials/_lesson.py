@@ -125,7 +125,8 @@ class Lesson:
 
     def done(self) -> None:
         """Print where the lesson's figures are (call it last)."""
-        print(f"{len(self.saved)} figures in {self.shown(self.out)}")
+        n = len(self.saved)
+        print(f"{n} figure{'s' * (n != 1)} in {self.shown(self.out)}")
 
 
 def mnist_images(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

@@ -428,6 +428,15 @@ class NpmSource:
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
+def home_relative(path) -> str:
+    """``path`` as the data layer prints it: under the home folder as ``~/...`` (the same on every
+    machine, and no user's name in a log or a lesson page), else as it is."""
+    text, home = os.fspath(path), os.path.expanduser("~")
+    if home not in ("", "~", os.sep) and (text == home or text.startswith(home.rstrip(os.sep) + os.sep)):
+        return "~" + text[len(home.rstrip(os.sep)):]
+    return text
+
+
 def default_sources(name: str, data_dir=None, cache_dir=None) -> list:
     """The sources tried by :func:`load_dataset`, in order:
 
@@ -540,7 +549,7 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
                 if getattr(src, "explicit", False) and getattr(src, "folder", None) is not None:
                     notes.append(f"{src.name} {src.folder} was not used: {exc}")
                 continue
-            where = f"{src.name} ({folder})"
+            where = f"{src.name} ({home_relative(folder)})"
             if not getattr(src, "is_cache", False):
                 for other in SPLITS.values():  # also keep the other split if this source has it
                     if other == files or all(find_file(cache, f) for f in other):
@@ -551,7 +560,8 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
                         pass
                 try:
                     written = _store_in_cache(paths, cache)
-                    where += f", copied to cache {cache}" if written else f", same as cache {cache}"
+                    where += (f", copied to cache {home_relative(cache)}" if written
+                              else f", same as cache {home_relative(cache)}")
                 except OSError as exc:
                     log.warning("could not write the cache %s: %s", cache, exc)
         msg = f"{name} {split}: {len(labels)} samples from {where}"

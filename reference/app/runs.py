@@ -61,7 +61,8 @@ CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIA
     "run.log", "diagnostics.csv")
 #: Files that make a folder "a run" — their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
-#: Files a run may also hold, removed with the others by ``overwrite``.
+#: Files a run may also hold, removed with the others by ``overwrite`` (``train.log`` is the progress
+#: output that runs made before December 2026 kept; nothing writes it now).
 DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
 #: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.
 REPLACED = ".replaced"
