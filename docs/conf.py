@@ -191,7 +191,47 @@ def _download_links(app, pagename, templatename, context, doctree) -> None:
                        f'(notebook)</p>\n' + context["body"])
 
 
+#: numpydoc sections whose entries this project writes as ``name : description``.
+_FIELD_SECTIONS = ("Parameters", "Attributes", "Returns", "Yields", "Raises", "Other Parameters")
+_TYPE = re.compile(r"^(\{|bool|int|float|str|dict|list|tuple|callable|ndarray|array|path|Path|None|np\.|[A-Z]\w*\b(?! \w+ \w+ \w+))")
+_FIELD = re.compile(r"^(?P<name>[A-Za-z_*][\w*]*(?:, [A-Za-z_*][\w*]*)*) : (?P<text>.+)$")
+
+
+def _fields_as_descriptions(app, what, name, obj, options, lines) -> None:
+    """Read ``name : text`` in a Parameters/Attributes/Returns section as a name and its description.
+
+    The docstrings write the description after the colon (``seed : seeds weight initialisation, ...``),
+    where numpydoc expects a type; napoleon then put a wrapped description's first line in the type slot,
+    in parentheses, and cut it off (``config (..., with resume optional (then it must equal the) - run's
+    config``).  Rewritten as numpydoc's ``name`` line and an indented description before napoleon reads it;
+    a real type (short, with its description indented below) stays.  An entry naming several parameters
+    (``inter, intra : bool``) becomes one entry per name, which napoleon's fields need (it showed
+    ``intra (inter,)``).
+    """
+    out, section, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and lines[i + 1].strip() and set(lines[i + 1].strip()) == {"-"}:
+            section = line.strip()
+        match = _FIELD.match(line) if section in _FIELD_SECTIONS else None
+        if match is None:
+            out.append(line)
+            i += 1
+            continue
+        text, names = match["text"], match["name"].split(", ")
+        body = []
+        while i + 1 < len(lines) and lines[i + 1].startswith("    "):
+            i += 1
+            body.append(lines[i])
+        typed = bool(body) and _TYPE.match(text) is not None and len(text) <= 60
+        for one in names:
+            out += ([f"{one} : {text}"] if typed else [one, "    " + text]) + body
+        i += 1
+    lines[:] = out
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _fields_as_descriptions, priority=400)  # before napoleon (500)
     app.connect("builder-inited", _prepare)
     app.connect("html-page-context", _download_links)
     app.connect("build-finished", _write_downloads)

@@ -61,9 +61,12 @@ from .params import MAX_INV_DU, WARMUP_SIGMA, WARMUP_Z_CLIP, NeuronParams, warmu
 from .steps import (carry, integrate, intra_term, inter_term, inv_du_clamped, psp_step, reset, spike_error_add,
                     warmup_f, warmup_z)
 
-#: Branch codes of ``delta`` — warm-up surrogate; fired at k (inter-neuron term + reset); silent at k, so
-#: only the carried leak term (intra-neuron).
-BRANCH_WARMUP, BRANCH_INTER, BRANCH_INTRA = 0, 1, 2
+#: Branch code of a ``delta`` made by the warm-up surrogate ``G f(u)`` (a quiet neuron).
+BRANCH_WARMUP = 0
+#: Branch code of a ``delta`` at a step where the neuron fired (the inter-neuron term and the reset).
+BRANCH_INTER = 1
+#: Branch code of a ``delta`` at a silent step that is not on warm-up (only the carried leak term, intra-neuron).
+BRANCH_INTRA = 2
 BRANCH_NAMES = {BRANCH_WARMUP: "warm-up", BRANCH_INTER: "inter (fired)", BRANCH_INTRA: "intra (silent)"}
 WARMUP_MODES = {"per-neuron": 0, "always": 1, "never": 2}
 

@@ -121,10 +121,14 @@ def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | N
     meta : the weights file's metadata; ``train`` records ``epoch``, ``test_acc``, ``test_samples``,
         ``engine`` and ``blas`` (:func:`blas_info`) there
     accuracy : the accuracy just measured, in [0, 1], on ``samples`` test images
+    samples : the number of test images it was measured on
 
-    Returns None unless the file records an accuracy measured on the same number of test images; else one
-    line: that the number is reproduced, or how many images differ and, when the two BLAS kernels differ,
-    the ``OPENBLAS_CORETYPE`` that picks the recorded one.
+    Returns
+    -------
+    str or None
+        None unless the file records an accuracy measured on the same number of test images; else one
+        line saying that the number is reproduced, or how many images differ and, when the two BLAS
+        kernels differ, the ``OPENBLAS_CORETYPE`` that picks the recorded one.
     """
     recorded, n = meta.get("test_acc"), meta.get("test_samples")
     if recorded is None or n != samples:

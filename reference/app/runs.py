@@ -1,22 +1,23 @@
 """The run folder: what ``train`` writes, and the promises it keeps.
 
-A run folder holds::
+A run folder holds:
 
-    config.yaml           the network config (the authors' schema), written once when the run starts
-    checkpoint.npz        the commit point: weights, AdamW state, the generator's state, the settings,
-                          the position in the epoch and EVERY epoch's metrics row
-    metrics.csv           one row per finished epoch, rewritten from the checkpoint after each commit
-    weights.npz           the weights after the last finished epoch (and the config)
-    best_weights.npz      the weights of the epoch with the best test accuracy so far
-    learning_curve.png, confusion_matrix.png   of the last epoch: redrawn at most every 30 s and when a
-                          session ends (:class:`reference.app.train.Figures`)
-    settings.json         the run's record once its bulk files are gone (results/): seed, net_options, the
-                          epochs it was started for, its command and the SHA-256 of its weights files
-                          (:func:`read_settings_json`); beside files written before the settings went
-                          inside them (November 2026) :func:`load_checkpoint` reads its seed and options
-    run.log               one JSON line per training session: command, seed, epochs, seconds, BLAS and its
-                          kernel, thread counts, versions (:func:`append_run_log`)
-    .lock                 held (``flock``) by the process that trains in the folder
+- ``config.yaml``: the network config (the authors' schema), written once when the run starts;
+- ``checkpoint.npz``: the commit point: weights, AdamW state, the generator's state, the settings, the
+  position in the epoch and EVERY epoch's metrics row;
+- ``metrics.csv``: one row per finished epoch, rewritten from the checkpoint after each commit;
+- ``weights.npz``: the weights after the last finished epoch (and the config);
+- ``best_weights.npz``: the weights of the epoch with the best test accuracy so far;
+- ``learning_curve.png``, ``confusion_matrix.png``: of the last epoch, redrawn at most every 30 s and when
+  a session ends (:class:`reference.app.train.Figures`);
+- ``diagnostics.csv``: with ``--diagnostics N``, one row per epoch (:mod:`reference.app.diagnostics`);
+- ``settings.json``: the run's record once its bulk files are gone (results/): seed, net_options, the
+  epochs it was started for, its command and the SHA-256 of its weights files (:func:`read_settings_json`);
+  beside files written before the settings went inside them (November 2026) :func:`load_checkpoint` reads
+  its seed and options;
+- ``run.log``: one JSON line per training session: command, seed, epochs, seconds, BLAS and its kernel,
+  thread counts, versions (:func:`append_run_log`);
+- ``.lock``: held (``flock``) by the process that trains in the folder.
 
 Promises, and how they are kept:
 
