@@ -28,6 +28,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .params import MAX_TAU, NeuronParams, conv_output_size  # NumPy only.  Not `.layers`: it imports Numba, and Numba imports PyYAML
 
 #: YAML 1.2 floats — PyYAML (YAML 1.1) reads ``5e-4`` as a string, it wants ``5.0e-4``.
@@ -355,6 +357,8 @@ def parse_yaml(text: str, where: str):
         raise ConfigError(f"{where}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(err)}") from None
+    except RecursionError:  # PyYAML parses nesting recursively: 500 nested '[' exhausted Python's stack
+        raise ConfigError(f"{where}: nested too deeply to be a config (a config is two levels of mappings)") from None
     if raw is None:
         raise ConfigError(f"{where}: the config is empty (no 'Network' and 'Layers' sections)")
     if _expanded_size(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
@@ -564,6 +568,10 @@ def _neuron_numbers(c: dict, ctx: str) -> None:
     if not c["threshold"] > 0:
         raise ConfigError(f"{ctx}: key 'threshold' must be > 0 (a neuron fires when u > threshold; at "
                           f"{c['threshold']!r} it fires without input), got {c['threshold']!r}")
+    tiny, big = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    if not tiny <= c["threshold"] <= big:  # float32 would make it 0 (fires without input) or inf (never fires)
+        raise ConfigError(f"{ctx}: key 'threshold' is {c['threshold']!r}, outside float32's range "
+                          f"({tiny:.3g} to {big:.3g}), where the network computes; the authors use 1")
     _number(c, "weight_scale", ctx)
     if abs(c["weight_scale"]) > MAX_WEIGHT_SCALE:
         raise ConfigError(f"{ctx}: key 'weight_scale' is {c['weight_scale']!r}; at most {MAX_WEIGHT_SCALE:g} in size "

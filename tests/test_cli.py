@@ -355,6 +355,16 @@ def test_evaluate_with_another_config_names_the_config_not_the_blas(cli_data, ca
     assert main(["evaluate", "--checkpoint", "run/weights.npz", "--config", str(other), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "differs from the config inside run/weights.npz (Network: tau_m)" in out and "NumPy" not in out
+    # diagnose and gradients used such a --config without a word (issue 30, second pass): now a note
+    assert main(["diagnose", "run/weights.npz", "--config", str(other), "--samples", "8"]) == 0
+    assert "note: --config " + str(other) + " differs from the config inside run/weights.npz (Network: tau_m)" in \
+        capsys.readouterr().err
+    x, y = np.zeros((2, 1, 28, 28), np.float32), np.array([0, 1])
+    np.savez(tmp_path / "inputs.npz", input=x, labels=y)
+    assert main(["gradients", "--config", str(other), "--weights", "run/weights.npz", "--inputs",
+                 str(tmp_path / "inputs.npz"), "--out", str(tmp_path / "g.npz")]) == 0
+    assert "differs from the config inside run/weights.npz (Network: tau_m): these gradients are for --config" in \
+        capsys.readouterr().err
 
 
 def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsys):

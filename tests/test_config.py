@@ -105,6 +105,9 @@ def _pool_half(c):
     # issue 30: tau_s = 1e308 made every PSP zero (a silent network, no error); at most MAX_TAU
     (lambda c: c["Network"].update(tau_s=1e308), ["Network", "tau_s", "1e+308", "1e+06"]),
     (lambda c: c["Network"].update(tau_m=float("inf")), ["Network", "tau_m", "inf"]),
+    # issue 30: thresholds float32 makes inf (never fires) or 0 (fires without input) were accepted
+    (lambda c: c["Layers"]["output"].update(threshold=1e39), ["output", "threshold", "1e+39", "float32"]),
+    (lambda c: c["Layers"]["output"].update(threshold=1e-300), ["output", "threshold", "1e-300", "float32"]),
     (lambda c: c["Network"].update(lr=-1), ["Network", "lr"]),
     (lambda c: c["Network"].update(lr=1e300), ["Network.lr", "1e+300"]),
     (lambda c: c["Network"].update(n_class=12), ["Network.n_class", "12", "output", "10"]),
@@ -460,3 +463,11 @@ def test_a_billion_laughs_is_refused_at_once(tmp_path):
     for name in os.listdir(os.path.join(ROOT, "configs")):  # the shipped configs stay far below the bound
         if name.endswith(".yaml"):
             assert load_config(os.path.join(ROOT, "configs", name))
+
+
+def test_a_config_nested_too_deeply_is_one_line(tmp_path):
+    """Issue 30: 500 nested '[' made PyYAML's recursive parser raise RecursionError (a traceback)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("Network: " + "[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(str(path))

@@ -561,3 +561,47 @@ def test_a_fifo_in_place_of_a_run_file_is_refused_not_waited_on(tmp_path, splits
     proc = subprocess.run([sys.executable, "-m", "reference", "train", "--resume", out, "--epochs", "2",
                            "--no-progress"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-1500:]
+
+
+# ------------------------------------------------------------------------------ issue 30, second pass
+def test_a_folder_with_a_users_figures_or_log_but_no_run_is_refused(tmp_path, splits):
+    """A new run wrote over a user's learning_curve.png and appended to their run.log in a folder without
+    run files: now refused before anything is written; --overwrite replaces them as it replaces a run."""
+    for name in ("learning_curve.png", "run.log"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_text("mine\n")
+        with pytest.raises(RunExistsError, match=f"holds no run but files a run writes \\({name}\\)"):
+            _run(folder, "", splits, epochs=1)
+        assert sorted(os.listdir(folder)) == [name] and (folder / name).read_text() == "mine\n"
+    _run(tmp_path / "run_log", "", splits, epochs=1, overwrite=True)
+    assert "mine" not in (tmp_path / "run_log" / "run.log").read_text()
+
+
+def test_the_demo_leaves_a_users_files_of_its_figure_names(tmp_path, splits, monkeypatch):
+    from reference.app import demo
+
+    monkeypatch.setattr(demo, "train", lambda config, **kw: train(config, **{**kw, "splits": splits, "log": lambda *a: None}))
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "spike_raster.png").write_text("my raster")
+    with pytest.raises(RunExistsError, match="spike_raster.png"):
+        demo.run_demo(out_dir=str(out), epochs=1, progress=False)
+    assert os.listdir(out) == ["spike_raster.png"] and (out / "spike_raster.png").read_text() == "my raster"
+
+
+def test_a_replaced_folder_with_foreign_files_is_never_deleted(tmp_path, splits):
+    """A plain --resume deleted any .replaced/ (taking it for a run an --overwrite set aside), even one
+    holding a user's notes; now it refuses, naming the files, and deletes nothing."""
+    out = _run(tmp_path, "r", splits, epochs=1)
+    aside = os.path.join(out, ".replaced")
+    os.mkdir(aside)
+    with open(os.path.join(aside, "notes.txt"), "w") as fh:
+        fh.write("my notes")
+    for attempt in (lambda: train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None,
+                                  splits=splits),
+                    lambda: _run(tmp_path, "r", splits, epochs=1, overwrite=True)):
+        with pytest.raises(RunError, match="holds files no --overwrite put there \\(notes.txt\\)"):
+            attempt()
+        assert os.listdir(aside) == ["notes.txt"]
+    assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1

@@ -284,9 +284,27 @@ def cmd_gradients(args) -> int:
                          f"{', ...' if len(bad) > 4 else ''}): the inputs or weights overflow {args.dtype}; "
                          f"nothing written")
     atomic_savez(args.out, result)
-    note = f" (options {options.record()}, as {args.weights} records them)" if ck["options"].record() else ""
+    recorded, given = ck["options"].record(), _net_options(args)
+    from_file = {k: v for k, v in recorded.items() if k not in given}
+    parts = ([f"{from_file} as {args.weights} records them"] if from_file else []) + \
+        ([f"{given} from the command line"] if given else [])
+    note = f" (options {'; '.join(parts)})" if parts else ""
     print(f"loss {float(result['loss']):.6g}; wrote {len(result)} arrays to {args.out}{note}")
+    differs = _config_differs(args.config, config, ck, args.weights)
+    if differs:
+        print(f"note: {differs}: these gradients are for --config", file=sys.stderr)
     return 0
+
+
+def _config_differs(config_path, config, ck, path) -> str | None:
+    """What differs between ``--config`` and the config a weights file keeps inside it (None when the
+    file keeps none, or the same): evaluate, diagnose and gradients all say so."""
+    own = ck.get("own_config")
+    if config is None or own is None or own.raw == config.raw:
+        return None
+    changed = sorted(k for k in set(own.network) | set(config.network) if own.network.get(k) != config.network.get(k))
+    return (f"--config {config_path} differs from the config inside {path}"
+            f"{' (Network: ' + ', '.join(changed) + ')' if changed else ' (its layers)'}")
 
 
 def cmd_compare(args) -> int:
@@ -358,12 +376,10 @@ def cmd_evaluate(args) -> int:
     loss, acc, _ = evaluate(net, split, progress=not args.no_progress)
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "
           f"{len(split.labels) / (time.perf_counter() - t0):.0f} samples/s")
-    own = ck.get("own_config")
-    if config is not None and own is not None and own.raw != config.raw:
-        changed = sorted(k for k in set(own.network) | set(config.network) if own.network.get(k) != config.network.get(k))
-        print(f"--config {args.config} differs from the config inside {args.checkpoint}"
-              f"{' (Network: ' + ', '.join(changed) + ')' if changed else ' (its layers)'}: the accuracy the run "
-              f"recorded is for its own config; leave --config out to evaluate the run as it was trained")
+    differs = _config_differs(args.config, config, ck, args.checkpoint)
+    if differs:
+        print(f"{differs}: the accuracy the run recorded is for its own config; leave --config out to "
+              f"evaluate the run as it was trained")
     elif args.split == "test" and dataset == cfg.network["dataset"]:
         note = recorded_accuracy_note(ck["meta"], acc, len(split.labels))
         if note:
@@ -413,7 +429,10 @@ def cmd_diagnose(args) -> int:
     split = first = None
     rows, nets = [], []
     for path in args.checkpoints:
-        net, cfg, _ = _load_run_weights(path, config)
+        net, cfg, ck = _load_run_weights(path, config)
+        differs = _config_differs(args.config, config, ck, path)
+        if differs:
+            print(f"note: {differs}: diagnosing it with --config", file=sys.stderr)
         nets.append(net)
         if split is None:
             split = load_split(cfg.network["dataset"], "train", args.samples, args.data_dir, verbose=False, config=cfg)

@@ -25,6 +25,10 @@ DEMO_TAG = "demo"
 DEMO_CONFIG = str(resources.files("reference") / "configs" / "demo_MNIST_MLP.yaml")
 
 
+#: The figures :func:`draw_network_activity` writes into the demo's folder (besides the run's own).
+DEMO_FIGURES = ("membrane_traces.png", "spike_raster.png")
+
+
 def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, prefix: str = "") -> list[str]:
     """Membrane traces and spike rasters of ``net`` on ONE image (C, H, W); returns the PNG paths."""
     import matplotlib.pyplot as plt
@@ -71,6 +75,11 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     config = load_config(DEMO_CONFIG)
     folder = RunFolder(out_dir)
     earlier_demo = False
+    if not folder.run_files():  # the demo's own figures are not a run's: a user's files of those names stay
+        mine = [name for name in DEMO_FIGURES if os.path.lexists(os.path.join(out_dir, name))]
+        if mine:
+            raise RunExistsError(f"{out_dir} holds no demo run but files the demo writes ({', '.join(mine)}); "
+                                 f"give the demo another --out")
     if folder.run_files():
         try:
             earlier_demo = folder.read_checkpoint()["settings"].tag == DEMO_TAG

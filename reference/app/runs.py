@@ -512,9 +512,13 @@ class RunFolder:
         except OSError as err:
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
-        folder.recovered = folder.recover_replaced()
-        if overwrite:
-            folder.set_aside()
+        try:
+            folder.recovered = folder.recover_replaced()
+            if overwrite:
+                folder.set_aside()
+        except BaseException:
+            folder.unlock()
+            raise
         return folder
 
     def set_aside(self) -> None:
@@ -541,6 +545,7 @@ class RunFolder:
         aside = self.file(REPLACED)
         if not os.path.isdir(aside) or os.path.islink(aside):
             return None
+        self.check_replaced_is_ours()
         started = False
         if os.path.isfile(self.file(CHECKPOINT)):
             try:
@@ -553,6 +558,18 @@ class RunFolder:
             return "dropped"
         self.put_back_replaced()
         return "restored"
+
+    def check_replaced_is_ours(self) -> None:
+        """:class:`RunError` when ``.replaced/`` holds a file that :meth:`set_aside` never puts there: such a
+        folder is not a run set aside by ``--overwrite``, and nothing may delete or move its files."""
+        aside = self.file(REPLACED)
+        try:
+            foreign = sorted(set(os.listdir(aside)) - set(RUN_FILES) - set(DERIVED_FILES))
+        except OSError as err:
+            raise RunError(f"cannot read {aside}: {err.strerror or err}") from None
+        if foreign:
+            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(foreign[:5])}); a run "
+                           f"never deletes them: move that folder out of {self.path}, then retry")
 
     def put_back_replaced(self) -> None:
         """Remove the new run's files and move the run :meth:`set_aside` kept in ``.replaced/`` back (when
@@ -570,6 +587,7 @@ class RunFolder:
 
         aside = self.file(REPLACED)
         if os.path.isdir(aside) and not os.path.islink(aside):
+            self.check_replaced_is_ours()
             shutil.rmtree(aside)
 
     def undo_start(self, created: bool) -> None:
@@ -600,8 +618,13 @@ class RunFolder:
                 f"--overwrite to replace the old run again")
         if existing and not overwrite:
             raise RunExistsError(
-                f"{folder.path} already holds a run ({', '.join(existing)}); continue it with "
-                f"--resume {folder.path}, choose another --out, or pass --overwrite to replace it")
+                f"{folder.path} already holds a run's files ({', '.join(existing)}); continue the run with "
+                f"--resume {folder.path}, choose another --out, or pass --overwrite to replace them")
+        derived = [name for name in DERIVED_FILES if os.path.lexists(folder.file(name))]
+        if derived and not overwrite:  # a run would write over them (the figures) or append to them (run.log)
+            raise RunExistsError(
+                f"{folder.path} holds no run but files a run writes ({', '.join(derived)}); choose another "
+                f"--out, or pass --overwrite to replace them")
         return folder
 
     @classmethod
@@ -615,7 +638,11 @@ class RunFolder:
                            f"start a run with --config ... --out {folder.path})")
         folder.refuse_links()
         folder.lock()
-        folder.recovered = folder.recover_replaced()
+        try:
+            folder.recovered = folder.recover_replaced()
+        except BaseException:
+            folder.unlock()
+            raise
         if folder.recovered == "restored" and not os.path.exists(folder.file(CHECKPOINT)):
             folder.unlock()
             raise RunError(f"--resume {folder.path}: put back the run an interrupted --overwrite had set aside "
