@@ -133,6 +133,7 @@ def test_train_cli_refuses_to_lose_a_run(cli_data, capsys):
     (["train", "--config", "tiny.yaml", "--out", "tiny.yaml"], "is a file"),
     (["evaluate", "--checkpoint", "."], "is a folder"),
     (["evaluate", "--checkpoint", "junk.npz"], "not a readable .npz"),
+    (["evaluate", "--checkpoint", "notes.npz"], "not an .npz archive (it does not start as a zip file does)"),
     (["evaluate", "--checkpoint", "plain.npz"], "give --config"),
     (["evaluate", "--checkpoint", "badconfig.npz"], "config_yaml"),
 ])
@@ -142,6 +143,7 @@ def test_cli_errors_are_one_line_exit_2_and_leave_nothing(cli_data, capsys, argv
     from reference.network import Network
 
     open("junk.npz", "wb").write(b"PK\x03\x04 truncated")
+    open("notes.npz", "w").write("my notes\n")  # NumPy's own message suggested allow_pickle=True for it
     net = Network(str(cli_data), seed=0)
     np.savez("plain.npz", **net.weights)
     np.savez("badconfig.npz", config_yaml=np.array("Network: [unclosed"), **net.weights)
@@ -381,6 +383,10 @@ def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsy
         assert run(tmp_path, out=target) == 2
         assert "is not a gradients archive" in capsys.readouterr().err and target.read_bytes() == before
     assert run(tmp_path) == 0 and run(tmp_path) == 0  # its own archive is replaced, as before
+    log = tmp_path / "log.npz"  # second pass: any .npz with a 'loss' member was taken for a gradients archive
+    np.savez(log, loss=np.linspace(1, 0, 100))
+    before = log.read_bytes()
+    assert run(tmp_path, out=log) == 2 and log.read_bytes() == before
     capsys.readouterr()
     from test_summary import _run as one_run
 
@@ -414,6 +420,17 @@ def test_import_and_export_checkpoint_replace_only_their_own_kind(files, capsys)
     before = run_weights.read_bytes()
     assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(run_weights)]) == 2
     assert run_weights.read_bytes() == before
+    # second pass: any .npz of arrays was taken for imported weights, any torch.save zip for an export
+    inputs = tmp_path / "my_inputs.npz"
+    np.savez(inputs, input=x.astype(np.float32), labels=y)
+    model = tmp_path / "model.pth"
+    import torch
+    torch.save({"model": torch.arange(3)}, model)
+    for command, target in ((["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG], inputs),
+                            (["export-checkpoint", str(tmp_path / "W.npz"), "--config", CFG], model)):
+        before = target.read_bytes()
+        assert main(command + ["--out", str(target)]) == 2 and target.read_bytes() == before
+        assert "exists and is not" in capsys.readouterr().err
     out = tmp_path / "imported.npz"
     for _ in range(2):  # a file import-checkpoint wrote is replaced
         assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(out)]) == 0

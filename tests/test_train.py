@@ -446,6 +446,10 @@ def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
     out = _run(tmp_path, "run", splits, epochs=1)
     with pytest.raises(RunError, match=r"train_limit=50 \(the run has all training samples\)"):
         train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, train_limit=50)
+    # second pass: an unset network option said "(the run has None)"
+    with pytest.raises(RunError, match=r"target_filter='single' \(the run has the final rule's target filter, 'double'\)"):
+        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits,
+              net_options={"target_filter": "single"})
 
 
 @pytest.mark.parametrize("edit,words", [
@@ -461,8 +465,10 @@ def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
     ({"settings": {"epochs": -1}}, "settings.epochs is -1, not a whole number >= 0"),
     ({"adam_step": -10}, "its meta_json field 'adam_step' is -10"),
     ({"meta": []}, "its meta_json is list, not a mapping"),
+    ({"best_test_acc": 5.0}, "progress.best_test_acc is 5.0, not an accuracy in [0, 1]"),  # froze best_weights
+    ({"settings": {"engine": "cuda-magic"}}, "settings.engine is 'cuda-magic', not one of ['numpy', 'torch']"),
 ], ids=["epoch-huge", "batch-negative", "batch-huge", "epoch-text", "loss-nan", "correct-gt-seen", "best-later",
-        "metrics-row", "batch-size-0", "epochs-negative", "adam-step", "meta-list"])
+        "metrics-row", "batch-size-0", "epochs-negative", "adam-step", "meta-list", "best-acc-5", "engine-unknown"])
 def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words):
     """Issue 30, item 11: a checkpoint whose recorded epoch or batch is absurd (hand-edited, corrupt) gave an
     IndexError, a ZeroDivisionError or a TypeError from inside the loop.  Each is refused before training,

@@ -120,18 +120,52 @@ def _zip_members(path: str) -> list[str] | None:
         return None
 
 
-#: What each command's ``--out`` file is, for replacing an existing one; a test of the existing file's zip
-#: members (``None`` when it is no zip) and the words for the message.
+def _weighted_layers(config) -> list[str]:
+    """The names of ``config``'s layers that hold weights (conv and linear), as a weights file keys them."""
+    return [name for name, c in config.layers if c["type"] in ("conv", "linear")]
+
+
+def _is_gradients_archive(path: str, names, layers) -> bool:
+    """What ``gradients`` writes: ``loss`` and ``grad/``, ``delta/``, ``output/`` arrays, nothing else."""
+    return (names is not None and "loss.npy" in names and any(n.startswith("grad/") for n in names)
+            and all(n == "loss.npy" or n.split("/", 1)[0] in ("grad", "delta", "output") for n in names))
+
+
+def _is_imported_weights(path: str, names, layers) -> bool:
+    """What ``import-checkpoint`` writes: one array per weighted layer of the config, nothing else (a
+    user's ``{input, labels}`` or a run's weights with their config are not)."""
+    return names is not None and layers is not None and sorted(names) == sorted(f"{k}.npy" for k in layers)
+
+
+def _is_authors_checkpoint(path: str, names, layers) -> bool:
+    """What ``export-checkpoint`` writes: a ``torch.save`` zip whose pickle holds ``net`` and
+    ``my_parameters.N`` keys.  The pickle's bytes are searched for the key names, never unpickled."""
+    import zipfile
+
+    pickles = [n for n in names or () if n.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.getinfo(pickles[0]).file_size > 1 << 20:  # a state_dict's pickle is a few KB
+                return False
+            data = z.read(pickles[0])
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError):
+        return False
+    return b"my_parameters." in data and b"net" in data
+
+
+#: What each command's ``--out`` file is, for replacing an existing one: a test of the existing file
+#: (its path, its zip members or None when it is no zip, the config's weighted layers or None) and the
+#: words for the message.
 OUT_KINDS = {
-    "gradients": (lambda names: names is not None and "loss.npy" in names, "a gradients archive (with loss)"),
-    "weights": (lambda names: names is not None and bool(names) and all(n.endswith(".npy") for n in names)
-                and "config_yaml.npy" not in names, "a weights file import-checkpoint wrote (layer arrays only)"),
-    "pth": (lambda names: names is not None and any(n.endswith("/data.pkl") for n in names),
-            "a PyTorch checkpoint (torch.save's zip)"),
+    "gradients": (_is_gradients_archive, "a gradients archive (loss and grad/, delta/, output/ arrays only)"),
+    "weights": (_is_imported_weights, "a weights file import-checkpoint wrote (one array per layer of --config)"),
+    "pth": (_is_authors_checkpoint, "an authors'-format checkpoint export-checkpoint wrote ({'net': my_parameters.N})"),
 }
 
 
-def _output_file(path: str, *inputs, kind: str | None = None) -> str:
+def _output_file(path: str, *inputs, kind: str | None = None, layers=None) -> str:
     """Check that ``path`` may be written as a new or replaced regular file, before any work is done.
 
     Refused: a missing folder; a folder; anything but a regular file (a device such as /dev/null, a FIFO, a
@@ -158,7 +192,7 @@ def _output_file(path: str, *inputs, kind: str | None = None) -> str:
             raise UsageError(f"--out {path} is a file of the run in {folder}; give a file outside run folders")
         if kind is not None and os.path.getsize(path) > 0:
             ours, what = OUT_KINDS[kind]
-            if not ours(_zip_members(path)):
+            if not ours(path, _zip_members(path), layers):
                 raise UsageError(f"--out {path} exists and is not {what}, which is all this command replaces; "
                                  f"give another file name (or remove it)")
     return path
@@ -598,7 +632,7 @@ def cmd_bptt(args) -> int:
 
 def cmd_import_checkpoint(args) -> int:
     config = _config(args.config)
-    _output_file(args.out, args.checkpoint, args.config, kind="weights")
+    _output_file(args.out, args.checkpoint, args.config, kind="weights", layers=_weighted_layers(config))
     _require("torch")
     from .authors_checkpoint import import_checkpoint
 

@@ -134,6 +134,9 @@ class Settings:
             bad("max_seconds", "a finite number of seconds > 0")
         if not isinstance(self.net_options, dict):
             bad("net_options", "a mapping")
+        from ..engines import ENGINES
+        if self.engine not in ENGINES:
+            bad("engine", f"one of {sorted(ENGINES)}")
         return self
 
 
@@ -186,6 +189,9 @@ class Progress:
                                       f">= {low}")
         if self.correct > self.seen:
             raise CheckpointError(f"{where}: progress.correct ({self.correct}) exceeds progress.seen ({self.seen})")
+        if self.best_test_acc > 1:  # an accuracy (or -1 before the first epoch): 5.0 froze best_weights.npz
+            raise CheckpointError(f"{where}: progress.best_test_acc is {self.best_test_acc!r}, not an accuracy "
+                                  f"in [0, 1] (or -1 before the first epoch)")
         if not isinstance(self.metrics, list) or (metrics and len(self.metrics) != self.epoch):
             n = len(self.metrics) if isinstance(self.metrics, list) else self.metrics
             raise CheckpointError(f"{where}: progress.epoch is {self.epoch} but it holds {n} epochs' metrics")
@@ -410,14 +416,20 @@ def read_npz(path, what: str = "file") -> dict:
         raise CheckpointError(f"{what} file {path} is not a regular file (a pipe or a device); give a .npz file")
     try:
         with open(path, "rb") as fh:
-            is_zip = fh.read(4) == b"PK\x03\x04"
+            magic = fh.read(6)
+        is_zip = magic[:4] == b"PK\x03\x04"
         if is_zip:
             check_npz_headers(path)
+        elif magic != b"\x93NUMPY":  # NumPy takes anything else for a pickle and suggests allow_pickle=True
+            raise CheckpointError(f"{what} file {path} is not an .npz archive (it does not start as a zip "
+                                  f"file does); nothing in it was loaded")
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive of named arrays")
         with data:
             return {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
+    except CheckpointError:
+        raise
     except Exception as err:  # zip, CRC, EOF and format errors come in many types
         raise CheckpointError(f"{what} file {path} is not a readable .npz archive ({type(err).__name__}: {err})") from None
 

@@ -428,7 +428,7 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             continue  # a run from before diagnostics were recorded takes the number given now
         if key == "net_options":
             diff = {k: v for k, v in value.items() if _saved_option(saved, k) != v}
-            conflicts += [f"{k}={v!r} (the run has {_saved_option(saved, k)!r})" for k, v in diff.items()]
+            conflicts += [f"{k}={v!r} (the run has {_describe_option(saved, k)})" for k, v in diff.items()]
         elif saved != value:
             conflicts.append(f"{key}={value!r} (the run has {_UNSET.get(key, 'the default') if saved is None else repr(saved)})")
     if conflicts:
@@ -470,6 +470,18 @@ def _saved_option(saved: dict, key: str):
         from ..paper2020 import check_rate_threshold
         value = check_rate_threshold(value)
     return value
+
+
+def _describe_option(saved: dict, key: str) -> str:
+    """A run's network option for a message: its value, or for an unset one (None, "the variant's") the
+    value the run's variant gives it (a refusal said "the run has None")."""
+    value = _saved_option(saved, key)
+    if value is not None:
+        return repr(value)
+    variant = saved.get("variant", _OPTION_DEFAULTS.get("variant"))
+    if key == "target_filter":
+        return f"the {variant} rule's target filter, {'single' if variant == 'paper2020' else 'double'!r}"
+    return f"the {variant} rule's default"
 
 
 #: Tags the random stream of the data augmentation (seeded per run, epoch and batch).
