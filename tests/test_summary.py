@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -208,3 +209,27 @@ def test_a_run_recording_options_no_network_has_is_skipped(tmp_path, capsys):
     shutil.rmtree(tmp_path / "good")
     assert main(["summarize", str(tmp_path)]) == 2
     assert "the 2 folder(s) with a metrics.csv were skipped" in capsys.readouterr().err
+
+
+def test_runs_of_another_batch_size_or_limit_and_copies_are_not_pooled(tmp_path):
+    """Issue 30, second pass: a run trained with --batch-size 2 on 500 images was pooled with batch-100
+    runs under the config's "batch 100", and a copied run folder counted as a second seed."""
+    from reference.app.summary import read_runs
+
+    _run(tmp_path, "a_seed3", "FashionMNIST_400_400.yaml", [0.80, 0.90], 3)
+    _run(tmp_path, "b_seed4", "FashionMNIST_400_400.yaml", [0.70, 0.88], 4)
+    _run(tmp_path, "small_seed5", "FashionMNIST_400_400.yaml", [0.5, 0.6], 5)
+    settings = json.loads((tmp_path / "small_seed5" / "settings.json").read_text())
+    settings["command"] = ("python -m reference train --config configs/FashionMNIST_400_400.yaml --seed 5 "
+                           "--batch-size 2 --train-limit 500 --test-limit 200")
+    (tmp_path / "small_seed5" / "settings.json").write_text(json.dumps(settings))
+    for name in ("a_seed3", "small_seed5"):
+        np.savez(tmp_path / name / "weights.npz", w=np.full(3, len(name), np.float32))
+    shutil.copytree(tmp_path / "a_seed3", tmp_path / "c_copy")
+    skipped = []
+    runs = read_runs(str(tmp_path), skipped)
+    assert [r.folder for r in runs] == ["a_seed3", "b_seed4", "small_seed5"]
+    assert skipped == [(str(tmp_path / "c_copy"), skipped[0][1])] and "a copy of a_seed3" in skipped[0][1]
+    small = next(r for r in runs if r.folder == "small_seed5")
+    assert "batch 2, kernel loss, train limit 500, test limit 200" in small.config
+    assert len({r.group for r in runs}) == 2  # the two full runs together, the small one apart

@@ -89,14 +89,16 @@ def _settings(folder: str) -> dict:
     if os.path.exists(ck):
         meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
         meta = meta.get("settings", meta)  # format 2 nests them; the first format kept them flat
-        return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}, "epochs": meta.get("epochs")}
+        return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}, "epochs": meta.get("epochs"),
+                **{k: meta.get(k) for k in ("batch_size", "train_limit", "test_limit")},
+                "command": recorded and recorded.get("command")}
     w = os.path.join(folder, "weights.npz")
     if os.path.exists(w):
         arrays = read_npz(w, "weights")
         meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
         if "net_options" in meta:
             return {"seed": meta.get("seed"), "net_options": meta["net_options"],
-                    "epochs": recorded and recorded["epochs"]}
+                    "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command")}
     if recorded is not None:
         return recorded
     return {"seed": None, "net_options": {}}
@@ -146,25 +148,67 @@ def read_run(folder: str) -> RunResult | None:
         m = re.search(r"_seed(\d+)$", os.path.basename(os.path.normpath(folder)))
         seed = int(m.group(1)) if m else None
     options = ", ".join(f"{k}={v}" for k, v in sorted((settings.get("net_options") or {}).items()))
+    trained = _trained_with(settings, folder)
+    batch = trained.get("batch_size") or net["batch_size"]
+    limits = "".join(f", {k.replace('_', ' ')} {trained[k]}" for k in ("train_limit", "test_limit") if trained.get(k))
     config = (f"T {net['n_steps']}, tau_m {net['tau_m']:g}, tau_s {net['tau_s']:g}, lr {net['lr']:g}, "
-              f"batch {net['batch_size']}, {net['loss']} loss")
+              f"batch {batch}, {net['loss']} loss{limits}")
     accs = [float(r["test_acc"]) for r in rows]
     return RunResult(os.path.basename(os.path.normpath(folder)), net["dataset"], _network_name(cfg), config,
                      options or "defaults", seed, len(rows), max(accs), accs[-1],
                      int(settings.get("epochs") or len(rows)), tuple(accs))
 
 
+def _trained_with(settings: dict, folder: str) -> dict:
+    """The batch size and the train/test limits a run trained with (None where not given): from its
+    checkpoint's settings, else from the command its ``settings.json`` or ``run.log`` records.  Runs that
+    differ in them are not seeds of one experiment (a batch-2 run on 500 images was pooled with batch-100
+    runs, under the config's "batch 100")."""
+    import shlex
+
+    if any(k in settings for k in ("batch_size", "train_limit", "test_limit")):
+        return {k: settings.get(k) for k in ("batch_size", "train_limit", "test_limit")}
+    command = settings.get("command") or _first_command(folder) or ""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    out = {}
+    for flag, key in (("--batch-size", "batch_size"), ("--train-limit", "train_limit"), ("--test-limit", "test_limit")):
+        for i, w in enumerate(words):
+            value = w.split("=", 1)[1] if w.startswith(flag + "=") else (words[i + 1] if w == flag and i + 1 < len(words) else None)
+            if value is not None and value.isdigit():
+                out[key] = int(value)
+    return out
+
+
+def _weights_identity(folder: str) -> str | None:
+    """The SHA-256 of a run's weights (recorded in ``settings.json``, else of ``weights.npz``), or None."""
+    side = os.path.join(folder, SETTINGS)
+    if os.path.exists(side):
+        recorded = read_settings_json(side).get("weights_sha256")
+        if recorded:
+            return recorded
+    w = os.path.join(folder, WEIGHTS)
+    return sha256_file(w) if os.path.isfile(w) else None
+
+
 def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
     """The :class:`RunResult` of every run folder directly under ``directory`` (a folder with a
     ``metrics.csv`` that counts as a run, :func:`not_a_run`), in the order of the folders' names.
     ``skipped``, if given, receives ``(folder, why)`` for each folder with a metrics.csv that does not."""
-    runs = []
+    runs, seen = [], {}
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
         if os.path.isfile(os.path.join(folder, "metrics.csv")):
             why = not_a_run(folder)
+            identity = _weights_identity(folder) if why is None else None
+            if identity is not None and identity in seen:  # a copied folder is not a second seed
+                why = f"a copy of {seen[identity]} (the same weights, SHA-256 {identity[:12]}...)"
             if why is None:
                 runs.append(read_run(folder))
+                if identity is not None:
+                    seen[identity] = name
             elif skipped is not None:
                 skipped.append((folder, why))
     return runs
