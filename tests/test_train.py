@@ -611,3 +611,31 @@ def test_a_replaced_folder_with_foreign_files_is_never_deleted(tmp_path, splits)
             attempt()
         assert os.listdir(aside) == ["notes.txt"]
     assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
+
+
+def test_a_resume_on_other_thread_counts_says_it_is_no_longer_bit_for_bit(tmp_path, splits, monkeypatch):
+    """Issue 30, second pass: resuming with other OpenBLAS or Numba thread counts changed the weights'
+    last bits (3e-8) without a word; the resume now says so, naming both settings."""
+    import json
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    lines = open(os.path.join(out, "run.log")).read().splitlines()
+    last = json.loads(lines[-1])
+    last["threads"]["openblas"] = last["threads"]["openblas"] + 7  # as if the first session had more threads
+    with open(os.path.join(out, "run.log"), "w") as fh:
+        fh.write("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+    said = []
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, splits=splits)
+    note = [s for s in said if s.startswith("note: this session runs with")]
+    assert len(note) == 1 and "OpenBLAS threads" in note[0] and "not bit for bit" in note[0], said
+    said.clear()
+    train(None, out_dir=out, resume=True, epochs=3, progress=False, log=said.append, splits=splits)
+    assert not [s for s in said if s.startswith("note: this session")]  # the same as its last session: quiet
+
+
+def test_an_out_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, splits):
+    """Issue 30, second pass: an --out nested past PATH_MAX failed but left 272 empty folders."""
+    deep = os.path.join(str(tmp_path / "deep"), *(["abcdefghijklmn"] * 300))
+    with pytest.raises(RunError, match="cannot create the run folder"):
+        train(TINY, out_dir=deep, seed=5, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    assert os.listdir(tmp_path) == []

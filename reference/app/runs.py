@@ -519,9 +519,18 @@ class RunFolder:
         Raises RunExistsError, RunLockedError, or RunError (a file in the way, folder not writable).
         """
         folder = cls.check_new(path, overwrite)
+        missing, parent = [], folder.path
+        while parent and not os.path.lexists(parent) and parent != os.path.dirname(parent):
+            missing.append(parent)  # deepest first
+            parent = os.path.dirname(parent)
         try:
             os.makedirs(folder.path, exist_ok=True)
         except OSError as err:
+            for made in missing:  # leave the file system as found (a path too long failed 28 levels deep)
+                try:
+                    os.rmdir(made)
+                except OSError:
+                    pass
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
         try:

@@ -23,7 +23,7 @@ from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, no
 from ..engines import make_engine, world_size
 from ..engines.evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
 from ..options import NetOptions
-from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
+from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, RUN_LOG, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
                    Settings, StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
@@ -451,7 +451,35 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     folder.write_metrics(state.metrics)  # metrics.csv is derived from the checkpoint: repair a torn write
     if eng.writer:
         log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
+        if eng.name == "numpy":
+            changed = _bits_setting_changed(folder)
+            if changed:
+                log(f"note: {changed}; float32 round-off then differs, so the resumed run is not bit for bit "
+                    f"what one uninterrupted session would have made (set them as before to keep it so)")
     return net, opt, cfg, settings, state, eng
+
+
+def _bits_setting_changed(folder) -> str | None:
+    """What differs between this process and the run's last recorded session in what decides float32 bits
+    (OpenBLAS's kernel, its and Numba's thread counts; ``run.log``), or None (same, or not recorded)."""
+    import json
+
+    import numba
+
+    try:
+        with open(folder.file(RUN_LOG), encoding="utf-8") as fh:
+            lines = [line for line in fh if line.strip()]
+        last = json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    now = {"kernel": blas_info().get("core"), "OpenBLAS threads": openblas_threads(),
+           "Numba threads": numba.get_num_threads()}
+    was = {"kernel": (last.get("blas") or {}).get("core"),
+           "OpenBLAS threads": (last.get("threads") or {}).get("openblas"),
+           "Numba threads": (last.get("threads") or {}).get("numba")}
+    diff = [f"{k} {now[k]} (the run's last session: {was[k]})" for k in now
+            if was[k] is not None and now[k] is not None and was[k] != now[k]]
+    return "this session runs with " + ", ".join(diff) if diff else None
 
 
 #: What an unset (None) setting of a run means, for the messages of a refused resume.
