@@ -246,3 +246,13 @@ def test_channel_statistics_in_chunks_equal_the_whole_array_and_bound_the_copy(m
     for a, b in zip(chunked, whole):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert peak < 4 * 64 * 1024 < x.size * 8 // 4, peak  # a chunk and its squared deviations, not the split
+
+
+def test_a_fifo_in_place_of_a_split_is_named_as_such(tmp_path):
+    """Issue 30, second pass: a train.npz that is a FIFO was reported as 'not found'."""
+    from reference.app.arrays import read_arrays
+    from reference.app.data import DataError
+
+    os.mkfifo(tmp_path / "train.npz")
+    with pytest.raises(DataError, match="is not a regular file"):
+        read_arrays(str(tmp_path), "train")

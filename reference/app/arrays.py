@@ -52,6 +52,8 @@ def read_arrays(folder: str, split: str) -> tuple[np.ndarray, np.ndarray, str]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = os.path.join(os.fspath(folder), f"{split}.npz")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or a device was reported "not found"
+        raise DataError(f"{path} is not a regular file (a folder, a pipe or a device); give the .npz file itself")
     if not os.path.isfile(path):
         raise DataError(f"{path} not found: a dataset 'arrays' folder holds train.npz and test.npz, each with "
                         f"x and labels (docs/own_data.md)")

@@ -583,8 +583,18 @@ def cmd_summarize(args) -> int:
     from .summary import markdown
 
     print(markdown(rows), end="")
-    print(f"wrote {os.path.join(args.directory, 'summary.csv')} and summary.md ({len(rows)} groups)")
+    readme = os.path.join(args.directory, "README.md")
+    also = ", and the table into README.md" if os.path.isfile(readme) and _has_summary_block(readme) else ""
+    print(f"wrote {os.path.join(args.directory, 'summary.csv')}, summary.md ({len(rows)} groups) and runs.csv "
+          f"(one row per run){also}")
     return 0
+
+
+def _has_summary_block(readme: str) -> bool:
+    from .summary import BLOCK_START
+
+    with open(readme, encoding="utf-8", errors="replace") as fh:
+        return BLOCK_START in fh.read()
 
 
 def _write_bptt_csv(rows, path) -> None:
