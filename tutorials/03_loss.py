@@ -36,7 +36,7 @@ from reference.tsslbp import spike_error
 
 L = Lesson("03_loss")
 rng = np.random.default_rng(0)
-tau_s = 3.0                       # all the authors' configs
+tau_s = 3.0                       # the authors' final configs for static images (N-MNIST's: 4)
 Ts = (2, 3, 4, 5, 8, 10)
 
 # %% [markdown]
