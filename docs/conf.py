@@ -230,8 +230,16 @@ def _fields_as_descriptions(app, what, name, obj, options, lines) -> None:
     lines[:] = out
 
 
+def _skip_namedtuple_fields(app, what, name, obj, skip, options):
+    """A NamedTuple's fields carry Python's own docstring, "Alias for field number N", which tells a reader
+    nothing; the class docstring describes them (KernelConstants, KernelSwitches, PoolGeometry)."""
+    doc = getattr(obj, "__doc__", None) or ""
+    return True if doc.startswith("Alias for field number") else None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _fields_as_descriptions, priority=400)  # before napoleon (500)
+    app.connect("autodoc-skip-member", _skip_namedtuple_fields)
     app.connect("builder-inited", _prepare)
     app.connect("html-page-context", _download_links)
     app.connect("build-finished", _write_downloads)
