@@ -155,7 +155,7 @@ def _is_authors_checkpoint(path: str, names, layers) -> bool:
     return b"my_parameters." in data and b"net" in data
 
 
-#: What each command's ``--out`` file is, for replacing an existing one: a test of the existing file
+#: What each command's ``--out`` file is, for replacing an existing one; a test of the existing file
 #: (its path, its zip members or None when it is no zip, the config's weighted layers or None) and the
 #: words for the message.
 OUT_KINDS = {
