@@ -10,7 +10,7 @@ from reference.network import Network
 from reference.app.train import load_checkpoint, train
 from reference.tsslbp import BRANCH_INTER, BRANCH_INTRA, BRANCH_WARMUP
 from test_core import TINY_CNN, mnist
-from test_train import TINY, splits  # noqa: F401  (fixture)
+from test_train import NO_FIGURES, TINY, splits  # noqa: F401  (fixture)
 
 
 @pytest.mark.parametrize("variant", ["final", "paper2020"])
@@ -45,7 +45,7 @@ def test_diagnostics_equal_direct_computation(variant):
 
 
 def test_recording_diagnostics_leaves_the_run_unchanged(tmp_path, splits):  # noqa: F811
-    quiet = dict(seed=5, progress=False, log=lambda *a: None, splits=splits)
+    quiet = dict(seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     train(TINY, out_dir=str(tmp_path / "plain"), **quiet)
     train(TINY, out_dir=str(tmp_path / "diag"), diagnostics=30, epochs=1, **quiet)
     train(None, out_dir=str(tmp_path / "diag"), resume=True, epochs=2, diagnostics=30,
@@ -63,7 +63,7 @@ def test_recording_diagnostics_leaves_the_run_unchanged(tmp_path, splits):  # no
 
 
 def test_diagnose_command(tmp_path, splits, capsys):  # noqa: F811
-    train(TINY, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    train(TINY, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     # the command reads real MNIST (the first training samples): check it runs and prints every key
     assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "40",
                  "--out", str(tmp_path / "d.csv")]) == 0
@@ -168,7 +168,7 @@ def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, c
     from reference.app.diagnostics import count_train_loss
 
     cfg = {**TINY, "Network": {**TINY["Network"], "loss": "count", "desired_count": 4, "undesired_count": 1}}
-    train(cfg, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    train(cfg, out_dir=str(tmp_path / "run"), seed=1, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "40", "--trains", "3"]) == 0
     text = capsys.readouterr().out
     assert "loss_label" in text and "(count loss, desired count 4)" in text
@@ -177,7 +177,7 @@ def test_diagnose_lists_the_label_trains_of_a_count_loss_run(tmp_path, splits, c
     for t, _, _, _, loss in listed:  # "  11110   24.50%  label loss 0.0220"
         assert float(loss) == pytest.approx(count_train_loss(t, 3, 4), abs=5e-5)
     soft = {**TINY, "Network": {**TINY["Network"], "loss": "softmax"}}
-    train(soft, out_dir=str(tmp_path / "soft"), seed=1, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    train(soft, out_dir=str(tmp_path / "soft"), seed=1, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     assert main(["diagnose", str(tmp_path / "soft" / "weights.npz"), "--samples", "10", "--trains", "3"]) == 2
     assert "kernel- or count-loss" in capsys.readouterr().err
 
@@ -212,7 +212,7 @@ def test_a_kill_around_the_checkpoint_loses_no_diagnostics_row(tmp_path, splits,
         if p == point and step == 0:
             raise Killed
 
-    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     train(TINY, out_dir=str(tmp_path / "whole"), seed=5, epochs=2, diagnostics=30, **quiet)
     with pytest.raises(Killed):
         train(TINY, out_dir=str(tmp_path / "cut"), seed=5, epochs=2, diagnostics=30, fault_hook=hook, **quiet)
@@ -235,7 +235,7 @@ def test_diagnostics_are_part_of_the_run(tmp_path, splits):  # noqa: F811
         if p == "after_checkpoint" and step == 0:
             raise Killed
 
-    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     train(TINY, out_dir=str(tmp_path / "whole"), seed=5, epochs=3, diagnostics=30, **quiet)
     with pytest.raises(Killed):
         train(TINY, out_dir=str(tmp_path / "cut"), seed=5, epochs=3, diagnostics=30, fault_hook=hook, **quiet)

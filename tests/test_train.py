@@ -19,6 +19,11 @@ TINY = {
                "output": {"type": "linear", "n_inputs": 64, "n_outputs": 10, "weight_scale": 1, "threshold": 1}},
 }
 
+#: No callbacks: no progress bar and no figures.  Drawing the two figures at the end of a session took
+#: about 0.6 s, more than the tiny run itself; the tests that check the figures pass ``callbacks=None``
+#: (the default ones), the others have no use for them.
+NO_FIGURES = []
+
 
 @pytest.fixture(scope="module")
 def splits():
@@ -30,7 +35,8 @@ def splits():
 
 def _run(tmp_path, name, splits, **kw):
     out = str(tmp_path / name)
-    train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, **kw)
+    train(TINY, out_dir=out, seed=5, **{"progress": False, "log": lambda *a: None, "callbacks": NO_FIGURES,
+                                        "splits": splits, **kw})
     return out
 
 
@@ -47,7 +53,7 @@ def test_same_seed_same_result(tmp_path, splits):
 def test_resume_after_epoch_equals_uninterrupted(tmp_path, splits):
     full = _run(tmp_path, "full", splits)
     part = _run(tmp_path, "part", splits, epochs=1)
-    train(None, out_dir=part, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    train(None, out_dir=part, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     for k, w in _weights(full).items():
         np.testing.assert_array_equal(w, _weights(part)[k])
     m_full, m_part = read_metrics(os.path.join(full, "metrics.csv")), read_metrics(os.path.join(part, "metrics.csv"))
@@ -102,13 +108,13 @@ def test_sigint_at_random_points_then_resume_is_bit_for_bit(tmp_path, splits, un
                 fired.append(point)
                 os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag: the step completes
 
-        result = train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
+        result = train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=hook)
         assert fired and result["interrupted"], (at_step, at_phase)
         ck = load_checkpoint(os.path.join(out, "checkpoint.npz"))
         done = at_step + 1  # the step in which the signal came was finished, no more
         assert ck["meta"]["progress"]["epoch"] * 5 + ck["meta"]["progress"]["batch"] == done
         assert ck["adam"]["step"] == done  # AdamW's count agrees with the batch counter
-        resumed = train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+        resumed = train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
         assert not resumed["interrupted"]
         _assert_same_run(out, uninterrupted)
 
@@ -123,9 +129,9 @@ def test_killed_between_commit_writes_then_resume(tmp_path, splits, uninterrupte
             raise Killed
 
     with pytest.raises(Killed):
-        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=hook)
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # no partial file left behind
-    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     _assert_same_run(out, uninterrupted)
 
 
@@ -138,8 +144,8 @@ def test_killed_mid_step_then_resume(tmp_path, splits, uninterrupted):
             raise Killed
 
     with pytest.raises(Killed):
-        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook)
-    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=hook)
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     _assert_same_run(out, uninterrupted)
 
 
@@ -169,25 +175,25 @@ def test_resume_refuses_conflicting_settings_and_edited_config(tmp_path, splits)
     for kw, word in [({"seed": 6}, "seed"), ({"batch_size": 10}, "batch_size"), ({"train_limit": 50}, "train_limit"),
                      ({"net_options": {"warmup": "never"}}, "warmup")]:
         with pytest.raises(RunError, match=word):
-            train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, **kw)
+            train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, **kw)
     other = {**TINY, "Network": {**TINY["Network"], "lr": 0.001}}
     with pytest.raises(RunError, match="--config"):
-        train(other, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+        train(other, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     # the same settings spelled out are fine, and more epochs are allowed
     train(TINY, out_dir=out, resume=True, seed=5, epochs=2, net_options={"warmup": "per-neuron"},
-          progress=False, log=lambda *a: None, splits=splits)
+          progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     with open(os.path.join(out, "config.yaml"), "a") as fh:
         fh.write("# edited\n")  # a comment changes nothing
-    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     text = open(os.path.join(out, "config.yaml")).read().replace("lr: 0.0005", "lr: 0.001")
     open(os.path.join(out, "config.yaml"), "w").write(text)
     with pytest.raises(RunError, match="config.yaml"):
-        train(None, out_dir=out, resume=True, epochs=3, progress=False, log=lambda *a: None, splits=splits)
+        train(None, out_dir=out, resume=True, epochs=3, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
 
 
 def test_resume_without_checkpoint_creates_nothing(tmp_path, splits):
     with pytest.raises(RunError, match="no such run folder"):
-        train(None, out_dir=str(tmp_path / "none"), resume=True, progress=False, log=lambda *a: None, splits=splits)
+        train(None, out_dir=str(tmp_path / "none"), resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     assert not (tmp_path / "none").exists()
 
 
@@ -205,7 +211,7 @@ def test_read_only_folder_is_one_clear_error(tmp_path, splits):
 
 
 def test_weights_file_reproduces_recorded_accuracy(tmp_path, splits):
-    out = _run(tmp_path, "w", splits)
+    out = _run(tmp_path, "w", splits, callbacks=None)
     ck = load_checkpoint(os.path.join(out, "weights.npz"))
     net = Network(ck["config"])
     net.set_weights(ck["weights"])
@@ -224,11 +230,11 @@ def test_figures_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, spl
     drawn = []
     real_save = plots.save
     monkeypatch.setattr(plots, "save", lambda ax, path, **k: drawn.append(os.path.basename(path)) or real_save(ax, path, **k))
-    _run(tmp_path, "short", splits)
+    _run(tmp_path, "short", splits, callbacks=None)
     assert drawn == ["learning_curve.png", "confusion_matrix.png"]
     monkeypatch.setattr(Figures, "every_seconds", 0.0)
     drawn.clear()
-    _run(tmp_path, "every", splits)
+    _run(tmp_path, "every", splits, callbacks=None)
     assert drawn == ["learning_curve.png", "confusion_matrix.png"] * 2
     monkeypatch.setattr(Figures, "every_seconds", 1e9)
     drawn.clear()
@@ -237,7 +243,7 @@ def test_figures_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, spl
         if point == "after_checkpoint" and step == 0:
             signal.raise_signal(signal.SIGINT)
 
-    out = _run(tmp_path, "stopped", splits, fault_hook=ctrl_c_after_the_first_epoch)
+    out = _run(tmp_path, "stopped", splits, fault_hook=ctrl_c_after_the_first_epoch, callbacks=None)
     assert drawn == ["learning_curve.png", "confusion_matrix.png"]
     assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
 
@@ -297,7 +303,7 @@ def test_run_log_has_one_line_per_session(tmp_path, splits, monkeypatch):
 
     monkeypatch.setenv("OPENBLAS_CORETYPE", blas_info()["core"] or "Haswell")
     out = _run(tmp_path, "logged", splits, epochs=1, command="python -m reference train --config tiny.yaml")
-    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits,
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits,
           command="python -m reference train --resume logged")
     with open(os.path.join(out, "run.log")) as fh:
         first, second = [json.loads(line) for line in fh]
@@ -322,9 +328,9 @@ def test_a_session_stopped_hard_after_its_first_step_is_still_logged(tmp_path, s
             raise stop
 
     with pytest.raises(stop):
-        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, splits=splits, fault_hook=hook,
+        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=hook,
               command="first")
-    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, command="second")
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, command="second")
     with open(os.path.join(out, "run.log")) as fh:
         lines = [json.loads(line) for line in fh]
     with open(os.path.join(uninterrupted, "metrics.csv")) as fh:
@@ -349,7 +355,7 @@ def test_run_log_refuses_a_planted_link(tmp_path, splits):
     os.unlink(os.path.join(done, ".lock"))
     os.symlink(target, os.path.join(done, ".lock"))
     with pytest.raises(RunError, match=".lock is a link"):
-        train(None, out_dir=done, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+        train(None, out_dir=done, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     assert target.read_text() == "keep me\n"
 
 
@@ -394,7 +400,7 @@ def test_a_new_run_that_fails_at_its_first_step_leaves_nothing(tmp_path, splits)
     """Issue 30, item 4: the failed start left checkpoint.npz and config.yaml, so the corrected rerun was
     refused. Now the folder it created is gone and the same command runs."""
     out = str(tmp_path / "new")
-    quiet = dict(seed=5, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    quiet = dict(seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     with pytest.raises(FirstStepFails):
         train(TINY, out_dir=out, fault_hook=_fail_first_step, **quiet)
     assert not os.path.exists(out)
@@ -409,7 +415,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, spl
     """--overwrite set the old run aside, not deleted: a new run failing at its first step puts it back
     byte for byte; one that trains replaces it and leaves no .replaced folder."""
     out = str(tmp_path / "run")
-    quiet = dict(progress=False, log=lambda *a: None, splits=splits, epochs=1)
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     train(TINY, out_dir=out, seed=5, **quiet)
     old = _files(out)
     with pytest.raises(FirstStepFails):
@@ -428,7 +434,7 @@ def test_resume_on_other_data_is_refused(tmp_path, splits):
     from reference.app.runs import RunError
 
     out = str(tmp_path / "run")
-    quiet = dict(progress=False, log=lambda *a: None)
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES)
     train(TINY, out_dir=out, seed=5, epochs=1, splits=splits, **quiet)
     ck = load_checkpoint(os.path.join(out, "checkpoint.npz"))
     assert ck["meta"]["settings"]["data"] == {"train": splits[0].fingerprint(), "test": splits[1].fingerprint()}
@@ -445,10 +451,10 @@ def test_a_refused_resume_names_what_an_unset_setting_means(tmp_path, splits):
     """'the run has None' said nothing: an unset limit is named for what it is (issue 30, messages)."""
     out = _run(tmp_path, "run", splits, epochs=1)
     with pytest.raises(RunError, match=r"train_limit=50 \(the run has all training samples\)"):
-        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits, train_limit=50)
+        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, train_limit=50)
     # second pass: an unset network option said "(the run has None)"
     with pytest.raises(RunError, match=r"target_filter='single' \(the run has the final rule's target filter, 'double'\)"):
-        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits,
+        train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits,
               net_options={"target_filter": "single"})
 
 
@@ -494,7 +500,7 @@ def test_an_absurd_checkpoint_progress_is_one_line(tmp_path, splits, edit, words
     arrays["meta_json"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=__import__("re").escape(words)):
-        train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+        train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 2
 
 
@@ -535,7 +541,7 @@ def test_a_killed_overwrite_keeps_the_old_run(tmp_path, splits, kill_at):
     the old one put back (resumed as it was); one that committed an epoch keeps going and the old one goes.
     A new run into the folder is refused with a message naming .replaced/ and what --resume does."""
     out = str(tmp_path / "run")
-    quiet = dict(progress=False, log=lambda *a: None, splits=splits)
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     train(TINY, out_dir=out, seed=5, epochs=1, **quiet)
     old = _files(out)
 
@@ -604,7 +610,7 @@ def test_a_replaced_folder_with_foreign_files_is_never_deleted(tmp_path, splits)
     os.mkdir(aside)
     with open(os.path.join(aside, "notes.txt"), "w") as fh:
         fh.write("my notes")
-    for attempt in (lambda: train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None,
+    for attempt in (lambda: train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
                                   splits=splits),
                     lambda: _run(tmp_path, "r", splits, epochs=1, overwrite=True)):
         with pytest.raises(RunError, match="holds files no --overwrite put there \\(notes.txt\\)"):
@@ -625,11 +631,11 @@ def test_a_resume_on_other_thread_counts_says_it_is_no_longer_bit_for_bit(tmp_pa
     with open(os.path.join(out, "run.log"), "w") as fh:
         fh.write("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
     said = []
-    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, splits=splits)
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
     note = [s for s in said if s.startswith("note: this session runs with")]
     assert len(note) == 1 and "OpenBLAS threads" in note[0] and "not bit for bit" in note[0], said
     said.clear()
-    train(None, out_dir=out, resume=True, epochs=3, progress=False, log=said.append, splits=splits)
+    train(None, out_dir=out, resume=True, epochs=3, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
     assert not [s for s in said if s.startswith("note: this session")]  # the same as its last session: quiet
 
 
@@ -637,5 +643,5 @@ def test_an_out_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, sp
     """Issue 30, second pass: an --out nested past PATH_MAX failed but left 272 empty folders."""
     deep = os.path.join(str(tmp_path / "deep"), *(["abcdefghijklmn"] * 300))
     with pytest.raises(RunError, match="cannot create the run folder"):
-        train(TINY, out_dir=deep, seed=5, progress=False, log=lambda *a: None, splits=splits, epochs=1)
+        train(TINY, out_dir=deep, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     assert os.listdir(tmp_path) == []
