@@ -35,8 +35,8 @@ def splits():
 
 def _run(tmp_path, name, splits, **kw):
     out = str(tmp_path / name)
-    train(TINY, out_dir=out, seed=5, **{"progress": False, "log": lambda *a: None, "callbacks": NO_FIGURES,
-                                        "splits": splits, **kw})
+    train(TINY, out_dir=out, **{"seed": 5, "progress": False, "log": lambda *a: None, "callbacks": NO_FIGURES,
+                                "splits": splits, **kw})
     return out
 
 
@@ -645,3 +645,131 @@ def test_an_out_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, sp
     with pytest.raises(RunError, match="cannot create the run folder"):
         train(TINY, out_dir=deep, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ issue 30, third pass
+def _killed_after_set_aside(out, monkeypatch=None, after_renames=None):
+    """The state a SIGKILL leaves right after --overwrite moved the old run into .replaced/ (or, with
+    ``after_renames=k``, in the middle of moving it, after k renames): the process dies holding the lock,
+    nothing of the new run written yet.  The kernel drops the lock; here ``unlock`` stands for that."""
+    from reference.app.runs import RunFolder
+
+    if after_renames is None:
+        RunFolder.create(out, overwrite=True).unlock()
+        return
+    real, done = os.rename, []
+
+    def rename(a, b):
+        if len(done) == after_renames:
+            raise Killed
+        done.append(a)
+        real(a, b)
+
+    monkeypatch.setattr(os, "rename", rename)
+    folder = RunFolder(out)
+    folder.lock()
+    with pytest.raises(Killed):
+        folder.set_aside()  # no cleanup: a kill runs none
+    folder.unlock()
+    monkeypatch.setattr(os, "rename", real)
+
+
+def test_a_kill_right_after_the_old_run_was_set_aside_loses_nothing(tmp_path, splits):
+    """Third pass F1/F8: SIGKILL right after --overwrite made .replaced/ left only .lock and .replaced/; a
+    plain new run then exited 0 over the old run, and --resume said "no checkpoint" without naming
+    .replaced/.  Now the new run is refused naming .replaced/, and --resume puts the old run back."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    old = _files(out)
+    _killed_after_set_aside(out)
+    assert sorted(os.listdir(out)) == [".lock", ".replaced"]
+    with pytest.raises(RunExistsError, match=r"interrupted --overwrite set aside in \.replaced/;"):
+        _run(tmp_path, "run", splits, epochs=1)
+    assert sorted(os.listdir(out)) == [".lock", ".replaced"]
+    result = train(None, out_dir=out, resume=True, epochs=1, progress=False, log=lambda *a: None,
+                   callbacks=NO_FIGURES, splits=splits)
+    assert result["epoch"] == 1 and not os.path.exists(os.path.join(out, ".replaced"))
+    assert {k: v for k, v in _files(out).items() if k != "run.log"} == {k: v for k, v in old.items() if k != "run.log"}
+
+
+@pytest.mark.parametrize("after_renames", [0, 2])
+def test_a_kill_while_setting_the_old_run_aside_loses_nothing(tmp_path, splits, monkeypatch, after_renames):
+    """A kill between the renames of set_aside: the old run is split between the folder and .replaced/
+    (its mark says "moving"); the next --overwrite or --resume moves the part back first, deleting nothing."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    old = _files(out)
+    _killed_after_set_aside(out, monkeypatch, after_renames)
+    assert os.path.isdir(os.path.join(out, ".replaced"))
+    train(None, out_dir=out, resume=True, epochs=1, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits)
+    assert not os.path.exists(os.path.join(out, ".replaced"))
+    assert {k: v for k, v in _files(out).items() if k != "run.log"} == {k: v for k, v in old.items() if k != "run.log"}
+    _killed_after_set_aside(out, monkeypatch, after_renames)
+    _run(tmp_path, "run", splits, epochs=1, overwrite=True, seed=8)  # replaces the old run, now that it is whole
+    assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 8
+
+
+@pytest.mark.parametrize("planted", ["run files, no mark", "a folder inside", "a mark naming a folder"])
+def test_a_replaced_folder_an_overwrite_did_not_make_is_never_touched(tmp_path, splits, planted):
+    """Third pass F2/F3: a .replaced/ holding a user's files named like run files was taken for one an
+    --overwrite made (put back over the run, or deleted), and folders inside it were rmtree'd.  Now only a
+    .replaced/ with set_aside's mark, holding the regular files it names, is moved or deleted."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    aside = tmp_path / "run" / ".replaced"
+    aside.mkdir()
+    (aside / "metrics.csv").write_text("my own metrics\n")
+    if planted != "run files, no mark":
+        (aside / "config.yaml").mkdir()
+        (aside / "config.yaml" / "notes.txt").write_text("my notes")
+        (aside / ".set-aside").write_text("moved\nmetrics.csv\n" + ("config.yaml\n" if "naming" in planted else ""))
+    before = sorted(str(p.relative_to(aside)) for p in aside.rglob("*"))
+    run_before = _files(out)
+    for attempt in (lambda: train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None,
+                                  callbacks=NO_FIGURES, splits=splits),
+                    lambda: _run(tmp_path, "run", splits, epochs=1, overwrite=True),
+                    lambda: _run(tmp_path, "run", splits, epochs=1)):
+        with pytest.raises(RunError, match="no --overwrite put there"):
+            attempt()
+        assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*")) == before
+        assert (aside / "metrics.csv").read_text() == "my own metrics\n" and _files(out) == run_before
+
+
+def test_a_users_lock_file_is_never_written_over(tmp_path, splits):
+    """Third pass F6: a user's own .lock (text that is no pid) was truncated and given a pid.  Now refused;
+    a stale .lock of a killed run (a pid) is taken as before."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / ".lock").write_text("my notes about locks\n")
+    with pytest.raises(RunError, match=r"is not a run's lock file"):
+        _run(tmp_path, "mine", splits, epochs=1)
+    assert os.listdir(folder) == [".lock"] and (folder / ".lock").read_text() == "my notes about locks\n"
+    (folder / ".lock").write_text("12345")  # what a killed run leaves
+    _run(tmp_path, "mine", splits, epochs=1)
+    assert (folder / ".lock").read_text() == str(os.getpid())
+
+
+def test_a_refused_start_leaves_no_lock_file(tmp_path, splits):
+    """Third pass F17: an --overwrite refused after taking the lock left a .lock in the folder (and in a
+    folder it made).  Now a start that fails before writing removes the .lock it created."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    os.remove(os.path.join(out, ".lock"))
+    os.mkdir(os.path.join(out, "metrics.csv.d"))
+    os.rename(os.path.join(out, "metrics.csv"), os.path.join(out, "metrics.csv.d", "m"))
+    os.rename(os.path.join(out, "metrics.csv.d"), os.path.join(out, "metrics.csv"))  # a folder named metrics.csv
+    with pytest.raises(RunError, match="is a folder, not a run's file"):
+        _run(tmp_path, "run", splits, epochs=1, overwrite=True)
+    assert ".lock" not in os.listdir(out) and not os.path.exists(os.path.join(out, ".replaced"))
+
+
+def test_temporaries_a_killed_write_left_are_removed_under_the_lock(tmp_path, splits):
+    """Third pass F18: a SIGKILL during an atomic write left .weights.npz.<random>.tmp for good.  The next
+    session, holding the lock, removes such files of the run's own names, and nothing else."""
+    out = _run(tmp_path, "run", splits, epochs=1)
+    stale = [".weights.npz.k3j_x9ab.tmp", ".checkpoint.npz.0a1b2c3d.tmp"]
+    kept = [".notes.txt.k3j_x9ab.tmp", ".weights.npz.k3j.tmp", "weights.npz.k3j_x9ab.tmp"]
+    for name in stale + kept:
+        with open(os.path.join(out, name), "w") as fh:
+            fh.write("x")
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits)
+    names = os.listdir(out)
+    assert not set(stale) & set(names) and set(kept) <= set(names)

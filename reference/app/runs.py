@@ -67,6 +67,10 @@ RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
 #: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.
 REPLACED = ".replaced"
+#: The file :meth:`RunFolder.set_aside` writes first into ``.replaced/``: the names it moves there, under a
+#: first line that says whether it has moved them all (``moved``) or was still moving them (``moving``).
+#: A ``.replaced/`` without it was not made by ``--overwrite``, and a run never moves or deletes its files.
+REPLACED_MARK = ".set-aside"
 
 
 class RunError(Exception):
@@ -505,6 +509,7 @@ class RunFolder:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._lock_fd = None
+        self._made_lock = False  # whether lock() created .lock (a failed start then removes it)
         self.recovered = None  # what recover_replaced did when the folder was opened: None, "restored", "dropped"
 
     def file(self, name: str) -> str:
@@ -536,37 +541,101 @@ class RunFolder:
         try:
             folder.recovered = folder.recover_replaced()
             if overwrite:
-                folder.set_aside()
+                try:
+                    folder.set_aside()
+                except BaseException:
+                    state = folder._replaced_state()
+                    if state is not None and state[0] == "moving":  # stopped mid-way (Ctrl-C, a full disk)
+                        folder._move_back(state[1])
+                    raise
+            folder.remove_stale_temporaries()
         except BaseException:
-            folder.unlock()
+            folder.release(created=False)
+            for made in missing:  # the folders this call made, deepest first (only when empty)
+                try:
+                    os.rmdir(made)
+                except OSError:
+                    pass
             raise
         return folder
 
     def set_aside(self) -> None:
         """``--overwrite``: move the old run's files into ``.replaced/`` of the folder (renames, nothing is
         copied), where they stay until the new run has finished a step (:meth:`drop_replaced`) and from
-        where a new run that fails before that puts them back (:meth:`undo_start`)."""
+        where a new run that fails before that puts them back (:meth:`undo_start`).
+
+        :data:`REPLACED_MARK` is written before the first rename (``moving`` and the names) and again after
+        the last (``moved``), so that a kill at any moment leaves a state :meth:`recover_replaced` settles
+        without losing a file of either run."""
         old = [name for name in (*RUN_FILES, *DERIVED_FILES) if os.path.lexists(self.file(name))]
         if not old:
             return
+        folders = [name for name in old if os.path.isdir(self.file(name)) and not os.path.islink(self.file(name))]
+        if folders:
+            raise RunError(f"{self.file(folders[0])} is a folder, not a run's file; a run never moves or deletes "
+                           f"folders: move it out of {self.path}, then retry")
         aside = self.file(REPLACED)
         if os.path.lexists(aside):  # left by a process killed before its first step: the older run wins
             raise RunError(f"{aside} holds a run set aside by an --overwrite that never finished a step; "
                            f"move its files back into {self.path} or delete it, then retry")
         os.mkdir(aside)
+        mark = os.path.join(aside, REPLACED_MARK)
+        atomic_write_text(mark, "\n".join(["moving", *old]) + "\n")
         for name in old:
             os.rename(self.file(name), os.path.join(aside, name))
+        atomic_write_text(mark, "\n".join(["moved", *old]) + "\n")
+
+    def _replaced_state(self) -> tuple[str, list[str]] | None:
+        """What ``.replaced/`` holds, checked: ``("moving" | "moved", names present in it)``; None when there
+        is none or it is empty (a kill between its ``mkdir`` and the mark: nothing was moved).
+
+        Raises :class:`RunError` (and nothing is touched) unless it is one :meth:`set_aside` made: its mark,
+        and besides it only regular files or links it names (never a folder)."""
+        aside = self.file(REPLACED)
+        if not os.path.lexists(aside):
+            return None
+        if os.path.islink(aside) or not os.path.isdir(aside):
+            raise RunError(f"{aside} is not a folder an --overwrite made (a link or a file); a run never "
+                           f"follows or deletes it: move it out of {self.path}, then retry")
+        try:
+            entries = sorted(os.listdir(aside))
+            if not entries:
+                return None
+            mark = os.path.join(aside, REPLACED_MARK)
+            lines = None
+            if os.path.isfile(mark) and not os.path.islink(mark) and os.path.getsize(mark) <= 4096:
+                with open(mark, "rb") as fh:
+                    lines = fh.read().decode("utf-8", errors="replace").split()
+        except OSError as err:
+            raise RunError(f"cannot read {aside}: {err.strerror or err}") from None
+        allowed = set(RUN_FILES) | set(DERIVED_FILES)
+        if not lines or lines[0] not in ("moving", "moved") or not set(lines[1:]) <= allowed:
+            shown = [e for e in entries if e != REPLACED_MARK] or entries
+            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(shown[:5])}) and no "
+                           f"{REPLACED_MARK} of one; a run never moves or deletes them: move that folder out "
+                           f"of {self.path}, then retry")
+        names = [e for e in entries if e != REPLACED_MARK]
+        foreign = [e for e in names if e not in lines[1:] or
+                   (os.path.isdir(os.path.join(aside, e)) and not os.path.islink(os.path.join(aside, e)))]
+        if foreign:
+            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(foreign[:5])}); a run "
+                           f"never moves or deletes them: move that folder out of {self.path}, then retry")
+        return lines[0], names
 
     def recover_replaced(self) -> str | None:
         """Settle a ``.replaced/`` left by an ``--overwrite`` whose process was killed (SIGKILL, power loss),
-        holding the folder's lock.  If the new run never finished a step (its checkpoint is the one written
-        at the start, or unreadable, or absent), it had nothing of value: its files go and the replaced run
-        is put back (returns "restored").  If it did (a committed epoch), the replaced run goes, as it would
-        have after that step (returns "dropped").  None when there is no ``.replaced/``."""
-        aside = self.file(REPLACED)
-        if not os.path.isdir(aside) or os.path.islink(aside):
+        holding the folder's lock.  If the new run never finished a step (it was still setting the old run
+        aside, or its checkpoint is the one written at the start, or unreadable, or absent), it had nothing
+        of value: its files go and the replaced run is put back (returns "restored").  If it did (a committed
+        epoch), the replaced run goes, as it would have after that step (returns "dropped").  None when there
+        is no ``.replaced/`` (or an empty one, which is removed)."""
+        state = self._replaced_state()
+        if state is None:
+            self._remove_empty_replaced()
             return None
-        self.check_replaced_is_ours()
+        if state[0] == "moving":  # killed while moving the old run aside: the new run wrote nothing yet
+            self._move_back(state[1])
+            return "restored"
         started = False
         if os.path.isfile(self.file(CHECKPOINT)):
             try:
@@ -581,35 +650,46 @@ class RunFolder:
         return "restored"
 
     def check_replaced_is_ours(self) -> None:
-        """:class:`RunError` when ``.replaced/`` holds a file that :meth:`set_aside` never puts there: such a
-        folder is not a run set aside by ``--overwrite``, and nothing may delete or move its files."""
-        aside = self.file(REPLACED)
-        try:
-            foreign = sorted(set(os.listdir(aside)) - set(RUN_FILES) - set(DERIVED_FILES))
-        except OSError as err:
-            raise RunError(f"cannot read {aside}: {err.strerror or err}") from None
-        if foreign:
-            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(foreign[:5])}); a run "
-                           f"never deletes them: move that folder out of {self.path}, then retry")
+        """:class:`RunError` when ``.replaced/`` is not one :meth:`set_aside` made (see :meth:`_replaced_state`)."""
+        self._replaced_state()
 
     def put_back_replaced(self) -> None:
         """Remove the new run's files and move the run :meth:`set_aside` kept in ``.replaced/`` back (when
         there is one): the folder is as it was before the ``--overwrite``."""
+        state = self._replaced_state()
+        if state is not None and state[0] == "moving":
+            self._move_back(state[1])  # the new run has written nothing: the folder's files are the old run's
+            return
         self.remove(*RUN_FILES, *DERIVED_FILES)
+        if state is not None:
+            self._move_back(state[1])
+        self._remove_empty_replaced()
+
+    def _move_back(self, names: list[str]) -> None:
         aside = self.file(REPLACED)
-        if os.path.isdir(aside) and not os.path.islink(aside):
-            for name in os.listdir(aside):
-                os.rename(os.path.join(aside, name), self.file(name))
-            os.rmdir(aside)
+        for name in names:
+            if os.path.lexists(self.file(name)):
+                raise RunError(f"{self.file(name)} exists and so does the one {REPLACED}/ keeps; a run never "
+                               f"chooses between two files: move one of them, then retry")
+            os.rename(os.path.join(aside, name), self.file(name))
+        self.remove(os.path.join(REPLACED, REPLACED_MARK))
+        self._remove_empty_replaced()
+
+    def _remove_empty_replaced(self) -> None:
+        try:
+            os.rmdir(self.file(REPLACED))  # only when empty: a folder holding anything is never removed
+        except OSError:
+            pass
 
     def drop_replaced(self) -> None:
-        """The new run has finished a step: delete the replaced run set aside by :meth:`set_aside`."""
-        import shutil
-
-        aside = self.file(REPLACED)
-        if os.path.isdir(aside) and not os.path.islink(aside):
-            self.check_replaced_is_ours()
-            shutil.rmtree(aside)
+        """The new run has finished a step: delete the replaced run set aside by :meth:`set_aside` (file by
+        file, the names it recorded; never a folder or anything else)."""
+        state = self._replaced_state()
+        if state is None:
+            self._remove_empty_replaced()
+            return
+        self.remove(*(os.path.join(REPLACED, name) for name in state[1]), os.path.join(REPLACED, REPLACED_MARK))
+        self._remove_empty_replaced()
 
     def undo_start(self, created: bool) -> None:
         """A new run failed before its first step: remove every file it wrote, put back a run it was to
@@ -631,12 +711,13 @@ class RunFolder:
             raise RunError(f"--out {folder.path} is a file, not a folder")
         folder.refuse_links()
         existing = folder.run_files()
-        if existing and not overwrite and os.path.isdir(folder.file(REPLACED)):
+        if not overwrite and os.path.lexists(folder.file(REPLACED)):
+            folder.check_replaced_is_ours()
+            new_run = f" and the new run that was to replace it ({', '.join(existing)})" if existing else ""
             raise RunExistsError(
-                f"{folder.path} holds a run that an interrupted --overwrite set aside in {REPLACED}/ and the "
-                f"new run that was to replace it ({', '.join(existing)}); --resume {folder.path} settles it "
-                f"(puts the old run back if the new one never finished a step) and continues, or pass "
-                f"--overwrite to replace the old run again")
+                f"{folder.path} holds a run that an interrupted --overwrite set aside in {REPLACED}/{new_run}; "
+                f"--resume {folder.path} settles it (puts the old run back if the new one never finished a "
+                f"step) and continues, or pass --overwrite to replace the old run again")
         if existing and not overwrite:
             raise RunExistsError(
                 f"{folder.path} already holds a run's files ({', '.join(existing)}); continue the run with "
@@ -654,15 +735,19 @@ class RunFolder:
         folder = cls(path)
         if not os.path.isdir(folder.path):
             raise RunError(f"--resume {folder.path}: no such run folder")
-        if not os.path.exists(folder.file(CHECKPOINT)):
+        aside = os.path.lexists(folder.file(REPLACED))
+        if not os.path.exists(folder.file(CHECKPOINT)) and not aside:
             raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT} (nothing to resume; "
                            f"start a run with --config ... --out {folder.path})")
         folder.refuse_links()
+        if aside:
+            folder.check_replaced_is_ours()  # before the lock: a foreign .replaced/ leaves no .lock behind
         folder.lock()
         try:
             folder.recovered = folder.recover_replaced()
+            folder.remove_stale_temporaries()
         except BaseException:
-            folder.unlock()
+            folder.release(created=False)
             raise
         if folder.recovered == "restored" and not os.path.exists(folder.file(CHECKPOINT)):
             folder.unlock()
@@ -677,6 +762,39 @@ class RunFolder:
             path = self.file(name)
             if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
                 raise RunError(f"{path} is a link or not a regular file; a run writes only its own files: remove it")
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete the temporary files of :func:`~reference.app.atomic.atomic_write` that a killed process
+        (SIGKILL, power loss) left beside the run's files (``.weights.npz.k3j_x9ab.tmp``), holding the lock:
+        only regular files of exactly that pattern and of the run's own file names."""
+        import re
+
+        names = "|".join(re.escape(n) for n in (*RUN_FILES, *DERIVED_FILES))
+        pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
+        try:
+            entries = os.listdir(self.path)
+        except OSError:
+            return
+        for entry in entries:
+            path = self.file(entry)
+            if pattern.fullmatch(entry) and os.path.isfile(path) and not os.path.islink(path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    def release(self, created: bool) -> None:
+        """Undo :meth:`lock` after a start that failed before writing anything: unlock, and remove the
+        ``.lock`` file and the folder when this process made them."""
+        made_lock = self._made_lock
+        self.unlock()
+        if made_lock:
+            self.remove(LOCK)
+        if created:
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
 
     def remove(self, *names: str) -> None:
         """Delete these files of the folder where they exist."""
@@ -696,10 +814,22 @@ class RunFolder:
         import fcntl
 
         path = self.file(LOCK)
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | nofollow, 0o644)
+                self._made_lock = True
+            except FileExistsError:
+                fd = os.open(path, os.O_RDWR | nofollow)
+                self._made_lock = False
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise RunError(f"{path} is a link; a run writes only its own files: remove it") from None
             raise RunError(f"cannot write in the run folder {self.path}: {err.strerror or err}") from None
+        if not self._made_lock and not self._is_a_lock(fd):
+            os.close(fd)
+            raise RunError(f"{path} is not a run's lock file (it holds something other than a pid); a run "
+                           f"never writes over it: move or remove it, then retry")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -715,6 +845,17 @@ class RunFolder:
         except OSError:
             pass  # the pid is only informative
         self._lock_fd = fd
+
+    @staticmethod
+    def _is_a_lock(fd) -> bool:
+        """Whether the open file is a regular file holding nothing or a pid (what :meth:`lock` writes)."""
+        import stat
+
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 32:
+            return False
+        text = os.pread(fd, 32, 0).strip()
+        return not text or text.isdigit()
 
     def unlock(self) -> None:
         """Release the lock (also released by the kernel when the process ends)."""
