@@ -67,7 +67,7 @@ RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
 #: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.
 REPLACED = ".replaced"
-#: The file :meth:`RunFolder.set_aside` writes first into ``.replaced/``: the names it moves there, under a
+#: The file that RunFolder.set_aside writes first into ``.replaced/``, the names it moves there under a
 #: first line that says whether it has moved them all (``moved``) or was still moving them (``moving``).
 #: A ``.replaced/`` without it was not made by ``--overwrite``, and a run never moves or deletes its files.
 REPLACED_MARK = ".set-aside"
