@@ -431,11 +431,26 @@ def test_import_and_export_checkpoint_replace_only_their_own_kind(files, capsys)
         before = target.read_bytes()
         assert main(command + ["--out", str(target)]) == 2 and target.read_bytes() == before
         assert "exists and is not" in capsys.readouterr().err
+    # third pass F4/F7: an authors' training checkpoint (net, optimizer, epoch) and a user's own weights of
+    # the config's layer names were replaced; now only files carrying the command's mark are
+    training = tmp_path / "authors_training.pth"
+    state = {f"my_parameters.{i}": torch.zeros(2) for i in range(len(net.weights))}
+    torch.save({"net": state, "optimizer": {"lr": 5e-4}, "epoch": 40}, training)
+    own = tmp_path / "my_weights.npz"
+    np.savez(own, **net.weights)  # the very arrays and names import-checkpoint writes, but not its file
+    for command, target in ((["export-checkpoint", str(tmp_path / "W.npz"), "--config", CFG], training),
+                            (["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG], own)):
+        before = target.read_bytes()
+        assert main(command + ["--out", str(target)]) == 2 and target.read_bytes() == before
+        assert "exists and is not" in capsys.readouterr().err
     out = tmp_path / "imported.npz"
     for _ in range(2):  # a file import-checkpoint wrote is replaced
         assert main(["import-checkpoint", str(tmp_path / "a.pth"), "--config", CFG, "--out", str(out)]) == 0
+    with np.load(out) as got:  # the mark is the zip's comment: the file holds the layers' arrays only
+        assert sorted(got) == sorted(net.weights)
     for _ in range(2):  # and export-checkpoint replaces its own .pth
         assert main(["export-checkpoint", str(out), "--config", CFG, "--out", str(tmp_path / "b.pth")]) == 0
+    assert sorted(torch.load(tmp_path / "b.pth", weights_only=True)) == ["net", "written_by"]
 
 
 @pytest.mark.parametrize("meta,words", [

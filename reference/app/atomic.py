@@ -80,15 +80,37 @@ def atomic_write_text(path, text: str) -> str:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def atomic_savez(path, arrays: dict, compressed: bool = False) -> str:
+def atomic_savez(path, arrays: dict, compressed: bool = False, comment: bytes = b"") -> str:
     """``numpy.savez`` (or ``savez_compressed``) of ``arrays`` to ``path`` atomically.
 
     ``path`` is used as given (no ``.npz`` is appended, unlike ``numpy.savez`` with a file name).
+    ``comment`` becomes the zip archive's comment, which ``numpy.load`` ignores: a command marks the files
+    it writes with it, to know them again (:func:`zip_comment`) without adding an array to them.
     """
+    import io
+    import zipfile
+
     import numpy as np
 
     save = np.savez_compressed if compressed else np.savez
-    return atomic_write(path, lambda fh: save(fh, **arrays))
+    if not comment:
+        return atomic_write(path, lambda fh: save(fh, **arrays))
+    buf = io.BytesIO()
+    save(buf, **arrays)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.comment = comment
+    return atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def zip_comment(path) -> bytes:
+    """The archive comment of the zip file ``path`` (b"" when it has none or is no zip); reads its end only."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.comment
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return b""
 
 
 def _umask() -> int:

@@ -131,15 +131,26 @@ def _is_gradients_archive(path: str, names, layers) -> bool:
             and all(n == "loss.npy" or n.split("/", 1)[0] in ("grad", "delta", "output") for n in names))
 
 
+#: The zip comment of the weights files import-checkpoint writes (numpy.load ignores it).
+IMPORTED_MARK = b"tsslbp-reference import-checkpoint"
+#: The key export-checkpoint adds beside ``net`` in the dict it saves (the authors' code reads ``net`` only).
+EXPORTED_KEY, EXPORTED_BY = "written_by", "tsslbp-reference export-checkpoint"
+
+
 def _is_imported_weights(path: str, names, layers) -> bool:
-    """What ``import-checkpoint`` writes: one array per weighted layer of the config, nothing else (a
-    user's ``{input, labels}`` or a run's weights with their config are not)."""
-    return names is not None and layers is not None and sorted(names) == sorted(f"{k}.npy" for k in layers)
+    """What ``import-checkpoint`` writes: one array per weighted layer of the config, nothing else, under
+    its zip comment :data:`IMPORTED_MARK` (a user's ``{input, labels}``, a run's weights with their config,
+    or a user's own weights of the same layer names are not)."""
+    from .atomic import zip_comment
+
+    return (names is not None and layers is not None and sorted(names) == sorted(f"{k}.npy" for k in layers)
+            and zip_comment(path) == IMPORTED_MARK)
 
 
 def _is_authors_checkpoint(path: str, names, layers) -> bool:
-    """What ``export-checkpoint`` writes: a ``torch.save`` zip whose pickle holds ``net`` and
-    ``my_parameters.N`` keys.  The pickle's bytes are searched for the key names, never unpickled."""
+    """What ``export-checkpoint`` writes: a ``torch.save`` zip whose pickle holds ``net``,
+    ``my_parameters.N`` keys and :data:`EXPORTED_BY` (an authors' training checkpoint, with its optimizer
+    and epoch, has no such mark).  The pickle's bytes are searched for them, never unpickled."""
     import zipfile
 
     pickles = [n for n in names or () if n.endswith("/data.pkl")]
@@ -152,7 +163,7 @@ def _is_authors_checkpoint(path: str, names, layers) -> bool:
             data = z.read(pickles[0])
     except (zipfile.BadZipFile, OSError, KeyError, ValueError):
         return False
-    return b"my_parameters." in data and b"net" in data
+    return b"my_parameters." in data and b"net" in data and EXPORTED_BY.encode() in data
 
 
 #: What each command's ``--out`` file is, for replacing an existing one; a test of the existing file
@@ -160,8 +171,10 @@ def _is_authors_checkpoint(path: str, names, layers) -> bool:
 #: words for the message.
 OUT_KINDS = {
     "gradients": (_is_gradients_archive, "a gradients archive (loss and grad/, delta/, output/ arrays only)"),
-    "weights": (_is_imported_weights, "a weights file import-checkpoint wrote (one array per layer of --config)"),
-    "pth": (_is_authors_checkpoint, "an authors'-format checkpoint export-checkpoint wrote ({'net': my_parameters.N})"),
+    "weights": (_is_imported_weights, "a weights file import-checkpoint wrote (one array per layer of --config, "
+                                      "marked in its zip comment)"),
+    "pth": (_is_authors_checkpoint, "an authors'-format checkpoint export-checkpoint wrote ({'net': my_parameters.N, "
+                                    f"'{EXPORTED_KEY}': '{EXPORTED_BY}'}})"),
 }
 
 
@@ -650,7 +663,7 @@ def cmd_import_checkpoint(args) -> int:
         weights = import_checkpoint(args.checkpoint, config)
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
-    atomic_savez(args.out, weights)
+    atomic_savez(args.out, weights, comment=IMPORTED_MARK)
     print(f"wrote {len(weights)} layers ({', '.join(weights)}) to {args.out}")
     return 0
 
@@ -663,10 +676,11 @@ def cmd_export_checkpoint(args) -> int:
 
     data = check_weights(_read_weights(args.weights), config)  # no NaN/inf exported: import would reject it
     try:
-        export_checkpoint(data, config, args.out)
+        export_checkpoint(data, config, args.out, **{EXPORTED_KEY: EXPORTED_BY})
     except ValueError as err:
         raise UsageError(str(err)) from None
-    print(f"wrote {args.out} (authors' format: {{'net': state_dict}} with my_parameters.0..{len(data) - 1})")
+    print(f"wrote {args.out} (authors' format: {{'net': state_dict, '{EXPORTED_KEY}': '{EXPORTED_BY}'}} with "
+          f"my_parameters.0..{len(data) - 1})")
     return 0
 
 
