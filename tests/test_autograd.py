@@ -272,6 +272,11 @@ def test_bptt_compare_command_writes_figure(inputs_npz, capsys, tmp_path):
     assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "u")]) == 2
     assert "not a CSV this command wrote" in capsys.readouterr().err
     assert (tmp_path / "u" / "bptt_compare.csv").read_text() == "my,table\n1,2\n"
+    (tmp_path / "u" / "bptt_compare.csv").write_text("layer,my notes\n1,2\n")  # third pass F5: first column only
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "u")]) == 2
+    captured = capsys.readouterr()
+    assert "which this command never writes" in captured.err and "TSSL-BP vs" not in captured.out  # before the work
+    assert (tmp_path / "u" / "bptt_compare.csv").read_text() == "layer,my notes\n1,2\n"
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "bptt_compare.png").write_bytes(b"\x89PNG my picture")
     assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "v")]) == 2

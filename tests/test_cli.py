@@ -400,6 +400,13 @@ def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsy
     assert not (summary / "summary.csv").exists()  # refused before anything was written
     (summary / "summary.md").unlink()
     assert main(["summarize", str(summary)]) == 0 and main(["summarize", str(summary)]) == 0  # its own: replaced
+    for name, header in (("summary.csv", "group,my notes\n"), ("runs.csv", "run,my own column\n")):
+        own = (summary / name).read_bytes()  # third pass F5: a CSV was recognised by its first column only
+        (summary / name).write_text(header + "a,b\n")
+        assert main(["summarize", str(summary)]) == 2
+        assert f"{name} exists and is not a CSV this command wrote" in capsys.readouterr().err
+        assert (summary / name).read_text() == header + "a,b\n"
+        (summary / name).write_bytes(own)
 
 
 def test_import_and_export_checkpoint_replace_only_their_own_kind(files, capsys):

@@ -248,7 +248,12 @@ def test_diagnostics_are_part_of_the_run(tmp_path, splits):  # noqa: F811
     assert ck["meta"]["settings"]["diagnostics"] == 30
 
 
-@pytest.mark.parametrize("content", [b"name,score\nada,3\n", b"\x89PNG\r\n\x1a\n\x00\x00binary", b"epoch,loss\n1,0.5\n"])
+@pytest.mark.parametrize("content", [
+    b"name,score\nada,3\n", b"\x89PNG\r\n\x1a\n\x00\x00binary", b"epoch,loss\n1,0.5\n",
+    # third pass F9/F10: right header, then bytes that are no UTF-8, a field beyond csv's limit, or a line
+    # with more fields than the header; each failed with a traceback after the whole run
+    b"weights,loss\nw.npz,0.5\n\xff\xfe\x00\n", b"weights,loss\nw.npz," + b"9" * 200_000 + b"\n",
+    b"weights,loss\nw.npz,0.5,1,2\n"])
 def test_diagnose_out_refuses_a_file_it_did_not_write(tmp_path, capsys, content):
     """diagnose --out FILE on someone else's CSV (or a binary file, or a run's diagnostics.csv) is refused
     in one line before any work, and the file is left byte for byte (issue 30, item 2: it merged the

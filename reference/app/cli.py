@@ -211,14 +211,14 @@ def _output_file(path: str, *inputs, kind: str | None = None, layers=None) -> st
     return path
 
 
-def _own_outputs(csv_path: str, first_column: str, *beside: str) -> None:
-    """Refuse (before writing) to replace ``csv_path`` unless it is absent or a CSV whose header starts
-    with ``first_column`` (what the command writes), and the files ``beside`` it unless they are absent
-    or that CSV is there too (they were written together)."""
+def _own_outputs(csv_path: str, columns, *beside: str) -> None:
+    """Refuse (before any work) to replace ``csv_path`` unless it is absent or a CSV of the command's
+    ``columns`` (:func:`~reference.app.diagnostics.check_own_csv`), and the files ``beside`` it unless they
+    are absent or that CSV is there too (they were written together)."""
     from .diagnostics import check_own_csv
 
     try:
-        check_own_csv(csv_path, first_column)
+        check_own_csv(csv_path, columns[0], columns)
     except ValueError as err:
         raise UsageError(f"{err}; give another --out") from None
     for path in beside:
@@ -610,6 +610,15 @@ def _has_summary_block(readme: str) -> bool:
         return BLOCK_START in fh.read()
 
 
+def _bptt_columns() -> tuple[str, ...]:
+    """Columns of ``bptt_compare.csv``: the fields of :class:`reference.twins.bptt.BpttRow` and ``norm_ratio``."""
+    from dataclasses import fields
+
+    from ..twins.bptt import BpttRow
+
+    return (*(f.name for f in fields(BpttRow)), "norm_ratio")
+
+
 def _write_bptt_csv(rows, path) -> None:
     """The rows of :func:`reference.twins.bptt.compare_bptt` as CSV (``t = -1`` marks the weight-gradient rows)."""
     import csv
@@ -619,7 +628,7 @@ def _write_bptt_csv(rows, path) -> None:
     from .atomic import atomic_write_text
 
     text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=[*asdict(rows[0]), "norm_ratio"], lineterminator="\n")
+    w = csv.DictWriter(text, fieldnames=_bptt_columns(), lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({**asdict(r), "norm_ratio": r.norm_ratio})
@@ -639,6 +648,7 @@ def cmd_bptt(args) -> int:
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
             raise UsageError(f"--out {args.out}: its parent folder {parent} does not exist")
+        _own_outputs(os.path.join(args.out, "bptt_compare.csv"), _bptt_columns(), os.path.join(args.out, "bptt_compare.png"))
     x, y, data = _batch(args, config)
     weights, what, options = _weights(args, config, x, y)
     rows, ts, _ = compare_bptt(config, backend(args.framework, "float64"), weights, x, y, options.record())
@@ -646,7 +656,6 @@ def cmd_bptt(args) -> int:
     print(format_bptt(rows))
     if args.out:
         _output_folder(args.out)
-        _own_outputs(os.path.join(args.out, "bptt_compare.csv"), "layer", os.path.join(args.out, "bptt_compare.png"))
         _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
         png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
         print(f"wrote {png} and bptt_compare.csv")

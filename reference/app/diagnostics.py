@@ -191,30 +191,56 @@ def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def check_own_csv(path, first_column) -> None:
-    """Refuse to append to ``path`` unless it is absent, empty, or a CSV whose header starts with
-    ``first_column`` (a str, or a collection of allowed names: a file :func:`append_row` wrote with such
-    rows): ``ValueError`` naming what is there.
+#: Largest CSV a command appends to or replaces: its own hold a row per epoch, file or run (a few KB).
+MAX_OWN_CSV_BYTES = 16 << 20
 
-    Reads at most the first 64 KiB; a link, a folder or a device is refused without being opened for writing.
+
+def check_own_csv(path, first_column, columns=None) -> None:
+    """Refuse to append to or replace ``path`` unless it is absent, empty, or a CSV this command wrote:
+    ``ValueError`` naming what is there, before any work is done.
+
+    A CSV of ours is UTF-8 text of at most :data:`MAX_OWN_CSV_BYTES` whose header starts with
+    ``first_column`` (a str, or a collection of allowed names: a file :func:`append_row` wrote with such
+    rows), whose header names only ``columns`` when they are given (the command's known columns), and
+    whose every line parses with no more fields than the header (so an append never fails on it after
+    the work).  A link, a folder or a device is refused without being opened.
     """
     if not os.path.lexists(path):
         return
     if os.path.islink(path) or not os.path.isfile(path):
         raise ValueError(f"{path} is not a regular file")
-    if os.path.getsize(path) == 0:
+    size = os.path.getsize(path)
+    if size == 0:
         return
+    if size > MAX_OWN_CSV_BYTES:
+        raise ValueError(f"{path} exists and is not a CSV this command wrote ({size / 2**20:.0f} MiB; its own "
+                         f"are a few KB)")
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")
+        blob = fh.read()
     try:
-        first = head.decode("utf-8").split(",", 1)[0]
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a text CSV (binary data)") from None
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text CSV this command wrote (binary data at byte {err.start})") from None
+    head = text.split("\n", 1)[0].rstrip("\r")
     allowed = {first_column} if isinstance(first_column, str) else set(first_column)
-    if first not in allowed:
+    try:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:  # a field beyond csv's limit (128 KiB), a NUL byte
+        raise ValueError(f"{path} exists and is not a CSV this command wrote ({err})") from None
+    header = lines[0] if lines else []
+    if not header or header[0] not in allowed:
         want = first_column if isinstance(first_column, str) else "one of its columns"
         raise ValueError(f"{path} exists and is not a CSV this command wrote (its header should start with "
-                         f"{want!r}, its first line starts with {head[:40].decode('utf-8', 'replace')!r})")
+                         f"{want!r}, its first line starts with {head[:40]!r})")
+    if columns is not None:
+        foreign = [c for c in header if c not in set(columns)]
+        if foreign:
+            raise ValueError(f"{path} exists and is not a CSV this command wrote (its header has "
+                             f"{', '.join(map(repr, foreign[:3]))}, which this command never writes)")
+    long = next((i for i, line in enumerate(lines[1:], 2) if len(line) > len(header)), None)
+    if long is not None:
+        raise ValueError(f"{path} exists and is not a CSV this command wrote (line {long} has more fields "
+                         f"than its header)")
 
 
 def append_row(path, row: dict) -> None:

@@ -393,8 +393,8 @@ def _refuse_foreign_outputs(directory: str) -> None:
     what :func:`summarize` writes (a user's file of that name is never replaced)."""
     from .diagnostics import check_own_csv
 
-    check_own_csv(os.path.join(directory, "summary.csv"), SUMMARY_COLUMNS[0])
-    check_own_csv(os.path.join(directory, "runs.csv"), RUNS_COLUMNS[0])
+    check_own_csv(os.path.join(directory, "summary.csv"), SUMMARY_COLUMNS[0], SUMMARY_COLUMNS)
+    check_own_csv(os.path.join(directory, "runs.csv"), RUNS_COLUMNS[0], RUNS_COLUMNS)
     md = os.path.join(directory, "summary.md")
     if os.path.lexists(md):
         if os.path.islink(md) or not os.path.isfile(md):
