@@ -233,3 +233,60 @@ def test_runs_of_another_batch_size_or_limit_and_copies_are_not_pooled(tmp_path)
     small = next(r for r in runs if r.folder == "small_seed5")
     assert "batch 2, kernel loss, train limit 500, test limit 200" in small.config
     assert len({r.group for r in runs}) == 2  # the two full runs together, the small one apart
+
+
+# ------------------------------------------------------------------------------ issue 30, third pass
+@pytest.mark.parametrize("damage", ["run.log [1,2]", "no seconds", "meta_json [1]", "settings nested deep"])
+def test_a_folder_that_cannot_be_read_is_skipped_and_nothing_is_written_before(tmp_path, capsys, damage):
+    """Third pass F11-F14: summarize stopped with a traceback on a run.log whose first line is [1,2], a
+    metrics.csv without its seconds column, a checkpoint whose meta_json is [1] or a settings.json nested
+    100 000 deep, after it had rewritten summary.csv.  Each folder is now skipped with why (or, for the
+    missing seconds, listed with its time unknown), and every table is read before any is written."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    _run(tmp_path, "bad", "MNIST_CNN.yaml", [0.97], 4)
+    bad = tmp_path / "bad"
+    if damage == "run.log [1,2]":
+        (bad / "run.log").write_text("[1, 2]\n")
+    elif damage == "no seconds":
+        (bad / "metrics.csv").write_text("epoch,test_acc\n1,0.97\n")
+    elif damage == "meta_json [1]":
+        np.savez(bad / "checkpoint.npz", meta_json=np.array("[1]"))
+    else:
+        (bad / "settings.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["summarize", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    with open(tmp_path / "runs.csv") as fh:
+        runs = {r["run"]: r for r in csv.DictReader(fh)}
+    if damage in ("run.log [1,2]", "no seconds"):  # still a run: its command or its time is unknown
+        assert set(runs) == {"good", "bad"} and "skipped" not in err
+        assert runs["bad"]["command" if damage == "run.log [1,2]" else "seconds"] == ""
+    else:
+        assert set(runs) == {"good"} and f"skipped {bad}:" in err and len(err.strip().splitlines()) == 1
+
+
+def test_runs_whose_configs_differ_beyond_the_shown_settings_are_not_pooled(tmp_path):
+    """Third pass F15: runs with another threshold, weight_scale or desired count were pooled as seeds of
+    one group.  They are apart now, each group's config naming the setting that differs."""
+    import yaml
+
+    _run(tmp_path, "a_seed3", "MNIST_CNN.yaml", [0.98], 3)
+    _run(tmp_path, "b_seed4", "MNIST_CNN.yaml", [0.97], 4)
+    _run(tmp_path, "c_seed5", "MNIST_CNN.yaml", [0.50], 5)
+    cfg = yaml.safe_load((tmp_path / "c_seed5" / "config.yaml").read_text())
+    cfg["Layers"]["FC_1"]["threshold"] = 2
+    cfg["Network"]["epochs"] = 7  # not a setting of the experiment: still pooled when it alone differs
+    (tmp_path / "c_seed5" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg["Layers"]["FC_1"]["threshold"] = 1
+    (tmp_path / "b_seed4" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rows = summarize(str(tmp_path))
+    assert sorted((r["seeds"], r["config"].split("; ")[-1]) for r in rows) == [
+        ("3 4", "Layers.FC_1.threshold=1"), ("5", "Layers.FC_1.threshold=2")]
+
+
+def test_a_readme_that_is_not_utf8_is_named(tmp_path, capsys):
+    """Third pass F19: a README.md of Latin-1 bytes gave 'utf-8 codec can't decode' without the file."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98], 3)
+    (tmp_path / "README.md").write_bytes("Résumé des essais\n".encode("latin-1"))
+    assert main(["summarize", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'README.md'} is not UTF-8 text" in err and not (tmp_path / "summary.csv").exists()

@@ -348,10 +348,11 @@ def read_settings_json(path) -> dict:
     """
     path = os.fspath(path)
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable settings file ({type(err).__name__}: {err})") from None
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested past Python's stack
+        raise CheckpointError(f"{path} is not a readable settings file ({type(err).__name__}: "
+                              f"{str(err)[:120]})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("net_options", {}), dict):
         raise CheckpointError(f"{path}: expected {{\"seed\": ..., \"net_options\": {{...}}}}, got {raw!r:.80}")
     out = {key: raw.get(key, default) for key, default in SETTINGS_KEYS.items()}

@@ -60,10 +60,54 @@ class RunResult:
     planned_epochs: int
     #: the test accuracy of every epoch, in order (``best`` is their max, ``last`` the final one)
     accuracies: tuple = ()
+    #: the config's other settings (``(("Layers.hidden.threshold", 1), ...)``, :func:`_config_items`):
+    #: runs that differ in them are not seeds of one experiment (:func:`groups_of`)
+    config_items: tuple = ()
 
     @property
     def group(self) -> str:
         return " | ".join(x for x in (self.dataset, self.network, self.config, self.options) if x)
+
+
+#: Config keys that do not make two runs different experiments (``epochs``: a run is summarised with
+#: the epochs it has; ``data_path``: where the same dataset was read from) or that ``config`` already
+#: shows (the trained batch size, which a command may override).
+_NOT_THE_EXPERIMENT = {"Network.epochs", "Network.data_path", "Network.batch_size"}
+
+
+def _config_items(raw: dict, prefix: str = "") -> tuple:
+    """The settings of a config as sorted ``(dotted key, value)`` pairs, leaves only, without
+    :data:`_NOT_THE_EXPERIMENT`."""
+    items = []
+    for k, v in raw.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            items.extend(_config_items(v, key + "."))
+        elif key not in _NOT_THE_EXPERIMENT:
+            items.append((key, repr(v) if isinstance(v, (list, tuple)) else v))
+    return tuple(sorted(items, key=lambda kv: kv[0]))
+
+
+def groups_of(runs: list[RunResult]) -> dict[str, list[RunResult]]:
+    """The runs by experiment: their :attr:`RunResult.group`, split further where the members' configs
+    differ in another setting (a threshold, a weight scale, the desired counts); such a group's label
+    then ends with the settings that tell its runs apart (``... | Layers.hidden.threshold=2``)."""
+    by_label: dict[str, list[RunResult]] = {}
+    for run in runs:
+        by_label.setdefault(run.group, []).append(run)
+    out: dict[str, list[RunResult]] = {}
+    for label, members in by_label.items():
+        kinds = list(dict.fromkeys(r.config_items for r in members))
+        if len(kinds) == 1:
+            out[label] = members
+            continue
+        keys = sorted({k for kind in kinds for k, _ in kind})
+        differ = [k for k in keys if len({dict(kind).get(k, "(none)") for kind in kinds}) > 1]
+        for kind in kinds:
+            d = dict(kind)
+            tag = ", ".join(f"{k}={d.get(k, '(none)')}" for k in differ)
+            out[f"{label} | {tag}"] = [r for r in members if r.config_items == kind]
+    return out
 
 
 def _network_name(cfg) -> str:
@@ -87,21 +131,28 @@ def _settings(folder: str) -> dict:
     recorded = read_settings_json(side) if os.path.exists(side) else None
     ck = os.path.join(folder, "checkpoint.npz")
     if os.path.exists(ck):
-        meta = json.loads(str(read_npz(ck, "checkpoint")["meta_json"]))
-        meta = meta.get("settings", meta)  # format 2 nests them; the first format kept them flat
+        meta = _mapping(json.loads(str(read_npz(ck, "checkpoint")["meta_json"])), ck)
+        meta = _mapping(meta.get("settings", meta), ck)  # format 2 nests them; the first format kept them flat
         return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}, "epochs": meta.get("epochs"),
                 **{k: meta.get(k) for k in ("batch_size", "train_limit", "test_limit")},
                 "command": recorded and recorded.get("command")}
     w = os.path.join(folder, "weights.npz")
     if os.path.exists(w):
         arrays = read_npz(w, "weights")
-        meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
+        meta = _mapping(json.loads(str(arrays["meta_json"])), w) if "meta_json" in arrays else {}
         if "net_options" in meta:
             return {"seed": meta.get("seed"), "net_options": meta["net_options"],
                     "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command")}
     if recorded is not None:
         return recorded
     return {"seed": None, "net_options": {}}
+
+
+def _mapping(meta, path) -> dict:
+    """``meta`` when it is a mapping (a file's recorded settings), else :class:`RunError` naming the file."""
+    if not isinstance(meta, dict):
+        raise RunError(f"{path}: its meta_json is {type(meta).__name__}, not a mapping of recorded fields")
+    return meta
 
 
 def not_a_run(folder: str) -> str | None:
@@ -118,8 +169,8 @@ def not_a_run(folder: str) -> str | None:
         return f"config.yaml: {err}"
     try:  # the options it records must be ones a network can be built with (an unknown variant is not a run)
         NetOptions.from_record(_settings(folder).get("net_options"), where="its recorded net_options")
-    except (ValueError, TypeError, RunError) as err:
-        return str(err)
+    except (ValueError, TypeError, RunError, RecursionError) as err:
+        return str(err) or type(err).__name__
     try:
         with open(os.path.join(folder, "metrics.csv"), encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
@@ -132,6 +183,21 @@ def not_a_run(folder: str) -> str | None:
     if bad:
         return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
     return None
+
+
+#: What reading a folder's files may raise beyond :class:`RunError` when they are not what train wrote
+#: (hand-edited, truncated, of another program): the folder is skipped with the error as the reason.
+UNREADABLE = (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, csv.Error)
+
+
+def _read_or_why(folder: str) -> tuple[RunResult | None, str | None]:
+    """``(run, None)`` for a folder that counts as a run, ``(None, why)`` for one that does not or whose
+    files cannot be read (:data:`UNREADABLE`): a summary never stops on one folder."""
+    try:
+        why = not_a_run(folder)
+        return (read_run(folder), None) if why is None else (None, why)
+    except (RunError, *UNREADABLE) as err:
+        return None, f"{type(err).__name__}: {str(err)[:160]}"
 
 
 def read_run(folder: str) -> RunResult | None:
@@ -156,7 +222,7 @@ def read_run(folder: str) -> RunResult | None:
     accs = [float(r["test_acc"]) for r in rows]
     return RunResult(os.path.basename(os.path.normpath(folder)), net["dataset"], _network_name(cfg), config,
                      options or "defaults", seed, len(rows), max(accs), accs[-1],
-                     int(settings.get("epochs") or len(rows)), tuple(accs))
+                     int(settings.get("epochs") or len(rows)), tuple(accs), _config_items(cfg.raw))
 
 
 def _trained_with(settings: dict, folder: str) -> dict:
@@ -201,12 +267,17 @@ def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
         if os.path.isfile(os.path.join(folder, "metrics.csv")):
-            why = not_a_run(folder)
-            identity = _weights_identity(folder) if why is None else None
+            run, why = _read_or_why(folder)
+            identity = None
+            if why is None:
+                try:
+                    identity = _weights_identity(folder)
+                except (RunError, *UNREADABLE) as err:
+                    run, why = None, f"{type(err).__name__}: {str(err)[:160]}"
             if identity is not None and identity in seen:  # a copied folder is not a second seed
                 why = f"a copy of {seen[identity]} (the same weights, SHA-256 {identity[:12]}...)"
             if why is None:
-                runs.append(read_run(folder))
+                runs.append(run)
                 if identity is not None:
                     seen[identity] = name
             elif skipped is not None:
@@ -235,48 +306,76 @@ def _first_command(folder: str) -> str | None:
             if line.strip():
                 try:
                     entry = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     return None
-                if not entry.get("command"):
-                    return None
-                env = " ".join(f"{k}={v}" for k, v in sorted((entry.get("env") or {}).items()))
+                if not isinstance(entry, dict) or not isinstance(entry.get("command"), str) or not entry["command"]:
+                    return None  # a line this project did not write: no command to report
+                env = entry.get("env")
+                env = " ".join(f"{k}={v}" for k, v in sorted(env.items())) if isinstance(env, dict) else ""
                 return f"{env} {entry['command']}" if env else entry["command"]
     return None
 
 
-def run_rows(directory: str) -> list[dict]:
+def run_rows(directory: str, skipped: list | None = None) -> list[dict]:
     """One :data:`RUNS_COLUMNS` row per run folder at any depth under ``directory`` (a folder with a
-    ``metrics.csv`` and at least one epoch), in the order of their paths; accuracies as fractions, as in
-    ``metrics.csv``, ``seconds`` the training time summed over the epochs."""
+    ``metrics.csv`` that counts as a run, :func:`not_a_run`), in the order of their paths; accuracies as
+    fractions, as in ``metrics.csv``, ``seconds`` the training time summed over the epochs (empty when
+    its metrics.csv has no such column).  ``skipped`` receives ``(folder, why)`` for the others."""
     rows = []
     for here, dirs, files in sorted(os.walk(directory)):
         dirs.sort()
         if "metrics.csv" not in files:
             continue
-        run = read_run(here)
+        run, why = _read_or_why(here)
         if run is None:
+            if skipped is not None:
+                skipped.append((here, why))
             continue
-        with open(os.path.join(here, "metrics.csv")) as fh:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(fh))
-        side = os.path.join(here, SETTINGS)
-        recorded = read_settings_json(side) if os.path.exists(side) else {}
-        opts = dict(_settings(here).get("net_options") or {})
-        variant = opts.pop("variant", "final")
-        hashes = {}
-        for column, name in (("weights_sha256", WEIGHTS), ("best_weights_sha256", BEST_WEIGHTS)):
-            path = os.path.join(here, name)
-            hashes[column] = sha256_file(path) if os.path.isfile(path) else (recorded.get(column) or "")
-        best_epoch = 1 + max(range(len(run.accuracies)), key=lambda i: run.accuracies[i])  # the first best
-        rows.append({
-            "run": os.path.relpath(here, directory).replace(os.sep, "/"), "dataset": run.dataset,
-            "network": run.network, "variant": variant,
-            "options": ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "defaults",
-            "seed": "" if run.seed is None else run.seed, "epochs": run.epochs,
-            "best_acc": f"{run.best:.6f}", "best_epoch": best_epoch, "last_acc": f"{run.last:.6f}",
-            "seconds": f"{seconds:.1f}", **hashes,
-            "command": _first_command(here) or recorded.get("command") or "",
-        })
+        try:
+            rows.append(_run_row(directory, here, run))
+        except (RunError, *UNREADABLE) as err:
+            if skipped is not None:
+                skipped.append((here, f"{type(err).__name__}: {str(err)[:160]}"))
     return rows
+
+
+def _run_row(directory: str, here: str, run: RunResult) -> dict:
+    """The :data:`RUNS_COLUMNS` row of the run folder ``here`` (:func:`run_rows`)."""
+    with open(os.path.join(here, "metrics.csv"), encoding="utf-8") as fh:
+        seconds = _seconds(csv.DictReader(fh))
+    side = os.path.join(here, SETTINGS)
+    recorded = read_settings_json(side) if os.path.exists(side) else {}
+    opts = dict(_settings(here).get("net_options") or {})
+    variant = opts.pop("variant", "final")
+    hashes = {}
+    for column, name in (("weights_sha256", WEIGHTS), ("best_weights_sha256", BEST_WEIGHTS)):
+        path = os.path.join(here, name)
+        hashes[column] = sha256_file(path) if os.path.isfile(path) else (recorded.get(column) or "")
+    best_epoch = 1 + max(range(len(run.accuracies)), key=lambda i: run.accuracies[i])  # the first best
+    return {
+        "run": os.path.relpath(here, directory).replace(os.sep, "/"), "dataset": run.dataset,
+        "network": run.network, "variant": variant,
+        "options": ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "defaults",
+        "seed": "" if run.seed is None else run.seed, "epochs": run.epochs,
+        "best_acc": f"{run.best:.6f}", "best_epoch": best_epoch, "last_acc": f"{run.last:.6f}",
+        "seconds": "" if seconds is None else f"{seconds:.1f}", **hashes,
+        "command": _first_command(here) or recorded.get("command") or "",
+    }
+
+
+def _seconds(rows) -> float | None:
+    """The training seconds summed over a metrics file's rows; None when a row has no such number (a
+    metrics.csv without the column, or with text in it, is not one train wrote: its time is unknown)."""
+    total = 0.0
+    for r in rows:
+        try:
+            v = float(r.get("seconds"))
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(v) or v < 0:
+            return None
+        total += v
+    return total
 
 
 def runs_csv(rows: list[dict]) -> str:
@@ -302,16 +401,14 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
     anything is written, for a README whose markers are unpaired or out of order.  ``skipped`` receives
     the folders that do not count as runs, with why (:func:`read_runs`)."""
     runs = read_runs(directory, skipped)
-    groups: dict[str, list[RunResult]] = {}
-    for run in runs:
-        groups.setdefault(run.group, []).append(run)
     rows = []
-    for group, members in groups.items():
+    for group, members in groups_of(runs).items():
         best_mean, best_std = _mean_std([100 * r.best for r in members])
         last_mean, last_std = _mean_std([100 * r.last for r in members])
         first = members[0]
         rows.append({
-            "group": group, "dataset": first.dataset, "network": first.network, "config": first.config,
+            "group": group, "dataset": first.dataset, "network": first.network,
+            "config": first.config + group[len(first.group):].replace(" | ", "; ", 1),
             "options": first.options, "runs": len(members),
             "seeds": " ".join(str(r.seed) for r in members), "epochs": " ".join(str(r.epochs) for r in members),
             "best_mean": round(best_mean, 3), "best_std": round(best_std, 3),
@@ -324,19 +421,24 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
     readme = os.path.join(directory, "README.md")
     text = None
     if os.path.isfile(readme):
-        with open(readme, encoding="utf-8", newline="") as fh:  # newline="": a CRLF file stays CRLF
-            text = fh.read()
+        try:
+            with open(readme, encoding="utf-8", newline="") as fh:  # newline="": a CRLF file stays CRLF
+                text = fh.read()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{readme} is not UTF-8 text (byte {err.start}); summarize writes its table into "
+                             f"a README only between its marker lines: fix or move it") from None
         try:
             _block(text)  # checked before anything is written
         except ValueError as err:
             raise ValueError(f"{readme}: {err}") from None
     _refuse_foreign_outputs(directory)  # before anything is written
+    every_run = runs_csv(run_rows(directory))  # read before anything is written, too
     out = io.StringIO()
     writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(os.path.join(directory, "summary.csv"), out.getvalue())
-    atomic_write_text(os.path.join(directory, "runs.csv"), runs_csv(run_rows(directory)))
+    atomic_write_text(os.path.join(directory, "runs.csv"), every_run)
     table = markdown(rows)
     atomic_write_text(os.path.join(directory, "summary.md"), table)
     if text is not None:
