@@ -520,3 +520,11 @@ def test_a_config_yaml_that_is_not_text_is_named(files, capsys):
         err = capsys.readouterr().err
         assert f"c{i}.npz" in err and "<dict>" not in err, err
         assert ("not the config's YAML text" in err) if i < 2 else ("(config_yaml): the top level is a list" in err)
+
+
+def test_an_out_below_a_file_names_the_file(files, capsys):
+    """Third pass F20: --out afile/x said "output folder does not exist" of a path that does exist, as a file."""
+    tmp_path = files[0]
+    (tmp_path / "afile").write_text("mine\n")
+    assert run(tmp_path, out=tmp_path / "afile" / "G.npz") == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err

@@ -773,3 +773,11 @@ def test_temporaries_a_killed_write_left_are_removed_under_the_lock(tmp_path, sp
           splits=splits)
     names = os.listdir(out)
     assert not set(stale) & set(names) and set(kept) <= set(names)
+
+
+def test_a_run_folder_below_a_file_names_the_file(tmp_path, splits):
+    """Third pass F20: --out afile/x/y failed with "Not a directory" without naming which part is a file."""
+    (tmp_path / "afile").write_text("mine\n")
+    with pytest.raises(RunError, match="afile is a file, not a folder"):
+        _run(tmp_path, "afile/x/y", splits, epochs=1)
+    assert (tmp_path / "afile").read_text() == "mine\n"

@@ -192,6 +192,11 @@ def _output_file(path: str, *inputs, kind: str | None = None, layers=None) -> st
 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
+        above = folder
+        while above and not os.path.lexists(above) and above != os.path.dirname(above):
+            above = os.path.dirname(above)
+        if os.path.lexists(above) and not os.path.isdir(above):
+            raise UsageError(f"--out {path}: {above} is a file, not a folder")
         raise UsageError(f"output folder does not exist: {folder}")
     if os.path.isdir(path):
         raise UsageError(f"--out {path} is a folder; give a file name")

@@ -537,6 +537,9 @@ class RunFolder:
                     os.rmdir(made)
                 except OSError:
                     pass
+            if err.errno == errno.ENOTDIR and parent and os.path.lexists(parent):
+                raise RunError(f"cannot create the run folder {folder.path}: {parent} is a file, not a "
+                               f"folder") from None
             raise RunError(f"cannot create the run folder {folder.path}: {err.strerror or err}") from None
         folder.lock()
         try:
