@@ -154,9 +154,13 @@ def _lesson_names() -> list[str]:
 
 
 def _has_fast_mode(name: str) -> bool:
-    """Whether lesson ``name`` reads ``L.fast`` (some lessons have no fast mode: they run the same either way)."""
-    with open(os.path.join(ROOT, "tutorials", f"{name}.py"), encoding="utf-8") as fh:
-        return re.search(r"\bFAST\b|\bL\.fast\b", fh.read()) is not None
+    """Whether lesson ``name`` has a fast mode (``tutorials/_lesson.py``'s ``has_fast_mode``)."""
+    sys.path.insert(0, os.path.join(ROOT, "tutorials"))
+    try:
+        from _lesson import has_fast_mode
+    finally:
+        sys.path.pop(0)
+    return has_fast_mode(os.path.join(ROOT, "tutorials", f"{name}.py"))
 
 
 def _write_downloads(app, exception) -> None:

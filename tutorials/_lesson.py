@@ -25,6 +25,19 @@ if ROOT not in sys.path:
 import matplotlib  # noqa: E402
 
 
+#: How a lesson reads its fast mode (``L.fast``, or a ``FAST`` of its own); a lesson without either runs
+#: the same in both modes, and its site page must not say it ran in the fast mode.
+FAST_MODE_USE = r"\bFAST\b|\bL\.fast\b"
+
+
+def has_fast_mode(path) -> bool:
+    """Whether the lesson script at ``path`` has a fast mode (reads :data:`FAST_MODE_USE`)."""
+    import re
+
+    with open(path, encoding="utf-8") as fh:
+        return re.search(FAST_MODE_USE, fh.read()) is not None
+
+
 def in_notebook() -> bool:
     """Whether the lesson runs inside an IPython kernel (Jupyter, VS Code notebooks), not as a script."""
     return "ipykernel" in sys.modules
