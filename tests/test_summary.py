@@ -290,3 +290,18 @@ def test_a_readme_that_is_not_utf8_is_named(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'README.md'} is not UTF-8 text" in err and not (tmp_path / "summary.csv").exists()
+
+
+def test_a_copy_kept_without_its_weights_is_still_a_copy(tmp_path):
+    """Third pass F16: a copied run folder whose weights.npz was left out (and that records no hash)
+    counted as a second seed.  Its metrics.csv and seed are the original's, which two runs never share."""
+    from reference.app.summary import read_runs
+
+    _run(tmp_path, "a_seed3", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    np.savez(tmp_path / "a_seed3" / "weights.npz", w=np.ones(3, np.float32))
+    shutil.copytree(tmp_path / "a_seed3", tmp_path / "b_copy")
+    (tmp_path / "b_copy" / "weights.npz").unlink()
+    _run(tmp_path, "c_seed4", "MNIST_CNN.yaml", [0.98, 0.99], 4)  # the same numbers, another seed: a run
+    skipped = []
+    assert [r.folder for r in read_runs(str(tmp_path), skipped)] == ["a_seed3", "c_seed4"]
+    assert len(skipped) == 1 and "a copy of a_seed3 (the same seed and metrics.csv" in skipped[0][1]

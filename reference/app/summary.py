@@ -248,15 +248,23 @@ def _trained_with(settings: dict, folder: str) -> dict:
     return out
 
 
-def _weights_identity(folder: str) -> str | None:
-    """The SHA-256 of a run's weights (recorded in ``settings.json``, else of ``weights.npz``), or None."""
+def _identities(folder: str, run: RunResult) -> list[tuple[str, str]]:
+    """What makes two folders one run: ``("weights", SHA-256)`` of its weights (recorded in
+    ``settings.json``, else of ``weights.npz``), and ``("metrics", SHA-256)`` of its ``metrics.csv`` with
+    its seed (every epoch's losses, accuracies and seconds: a copy kept without its weights files has
+    them, an independent run does not)."""
+    out = []
     side = os.path.join(folder, SETTINGS)
-    if os.path.exists(side):
-        recorded = read_settings_json(side).get("weights_sha256")
-        if recorded:
-            return recorded
+    recorded = read_settings_json(side).get("weights_sha256") if os.path.exists(side) else None
     w = os.path.join(folder, WEIGHTS)
-    return sha256_file(w) if os.path.isfile(w) else None
+    weights = recorded or (sha256_file(w) if os.path.isfile(w) else None)
+    if weights:
+        out.append(("weights", weights))
+    h = hashlib.sha256(f"seed {run.seed}\n".encode())
+    with open(os.path.join(folder, "metrics.csv"), "rb") as fh:
+        h.update(fh.read())
+    out.append(("metrics", h.hexdigest()))
+    return out
 
 
 def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
@@ -268,18 +276,19 @@ def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
         folder = os.path.join(directory, name)
         if os.path.isfile(os.path.join(folder, "metrics.csv")):
             run, why = _read_or_why(folder)
-            identity = None
+            identities = []
             if why is None:
                 try:
-                    identity = _weights_identity(folder)
+                    identities = _identities(folder, run)
                 except (RunError, *UNREADABLE) as err:
                     run, why = None, f"{type(err).__name__}: {str(err)[:160]}"
-            if identity is not None and identity in seen:  # a copied folder is not a second seed
-                why = f"a copy of {seen[identity]} (the same weights, SHA-256 {identity[:12]}...)"
+            same = next((i for i in identities if i in seen), None)
+            if same is not None:  # a copied folder is not a second seed
+                what = "weights" if same[0] == "weights" else "seed and metrics.csv"
+                why = f"a copy of {seen[same]} (the same {what}, SHA-256 {same[1][:12]}...)"
             if why is None:
                 runs.append(run)
-                if identity is not None:
-                    seen[identity] = name
+                seen.update((i, name) for i in identities)
             elif skipped is not None:
                 skipped.append((folder, why))
     return runs
