@@ -20,6 +20,7 @@ trained it (from ``run.log``, else ``settings.json``).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -257,7 +258,7 @@ def _identities(folder: str, run: RunResult) -> list[tuple[str, str]]:
     side = os.path.join(folder, SETTINGS)
     recorded = read_settings_json(side).get("weights_sha256") if os.path.exists(side) else None
     w = os.path.join(folder, WEIGHTS)
-    weights = recorded or (sha256_file(w) if os.path.isfile(w) else None)
+    weights = recorded or (_sha256_once(w) if os.path.isfile(w) else None)
     if weights:
         out.append(("weights", weights))
     h = hashlib.sha256(f"seed {run.seed}\n".encode())
@@ -292,6 +293,18 @@ def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
             elif skipped is not None:
                 skipped.append((folder, why))
     return runs
+
+
+def _sha256_once(path: str) -> str:
+    """:func:`sha256_file`, computed once per file version (path, size, mtime) while the process lives:
+    a summary reads each weights file for its group and again for runs.csv."""
+    info = os.stat(path)
+    return _sha256_cached(os.path.realpath(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def sha256_file(path: str) -> str:
@@ -359,7 +372,7 @@ def _run_row(directory: str, here: str, run: RunResult) -> dict:
     hashes = {}
     for column, name in (("weights_sha256", WEIGHTS), ("best_weights_sha256", BEST_WEIGHTS)):
         path = os.path.join(here, name)
-        hashes[column] = sha256_file(path) if os.path.isfile(path) else (recorded.get(column) or "")
+        hashes[column] = _sha256_once(path) if os.path.isfile(path) else (recorded.get(column) or "")
     best_epoch = 1 + max(range(len(run.accuracies)), key=lambda i: run.accuracies[i])  # the first best
     return {
         "run": os.path.relpath(here, directory).replace(os.sep, "/"), "dataset": run.dataset,
