@@ -781,3 +781,31 @@ def test_a_run_folder_below_a_file_names_the_file(tmp_path, splits):
     with pytest.raises(RunError, match="afile is a file, not a folder"):
         _run(tmp_path, "afile/x/y", splits, epochs=1)
     assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+def test_a_full_disk_at_the_checkpoint_leaves_the_weights_of_the_last_commit(tmp_path, splits, monkeypatch):
+    """Second pass F1: ENOSPC while writing an epoch's checkpoint left weights.npz and best_weights.npz
+    of that epoch beside the checkpoint of the one before (evaluate then reported another epoch's
+    accuracy than metrics.csv).  They are put back; a resume then equals an uninterrupted run."""
+    from reference.app.atomic import WriteError
+    from reference.app.runs import RunFolder
+
+    full = _run(tmp_path, "full", splits)
+    out = _run(tmp_path, "cut", splits, epochs=1)
+    before = _files(out)
+    real = RunFolder.checkpoint
+
+    def disk_full(self, *a, **k):
+        raise WriteError(f"cannot write {self.file('checkpoint.npz')}: No space left on device")
+
+    monkeypatch.setattr(RunFolder, "checkpoint", disk_full)
+    with pytest.raises(WriteError, match="No space left"):
+        train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None,
+              callbacks=NO_FIGURES, splits=splits)
+    after = _files(out)
+    assert {k: after[k] for k in before if k != "run.log"} == {k: before[k] for k in before if k != "run.log"}
+    assert not [n for n in os.listdir(out) if n.endswith(".prev")]
+    monkeypatch.setattr(RunFolder, "checkpoint", real)
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits)
+    _assert_same_run(full, out)

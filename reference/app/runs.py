@@ -30,7 +30,9 @@ Promises, and how they are kept:
 - **Metrics and checkpoint commit together.**  The metrics rows live inside the checkpoint; ``metrics.csv``
   is derived from it (after each commit, and again on resume), so a kill between two writes can never
   duplicate or lose a row.  ``weights.npz`` and ``best_weights.npz`` are written before the checkpoint:
-  a run killed after them redoes that epoch bit for bit and writes the same files again.
+  a run killed after them redoes that epoch bit for bit and writes the same files again, and a checkpoint
+  that cannot be written (a full disk) puts them back as they were with the last commit (hard links kept
+  while the epoch commits, ``.weights.npz.prev``).
 - **Resume is exact.**  Checkpoints are only taken between whole training steps (Ctrl-C only sets a flag,
   :class:`StopSignal`), so weights, AdamW moments and step count, the dropout generator and the batch
   counter always describe the same moment.
@@ -71,6 +73,11 @@ REPLACED = ".replaced"
 #: first line that says whether it has moved them all (``moved``) or was still moving them (``moving``).
 #: A ``.replaced/`` without it was not made by ``--overwrite``, and a run never moves or deletes its files.
 REPLACED_MARK = ".set-aside"
+
+
+def _previous_name(name: str) -> str:
+    """Where :meth:`RunFolder.commit_epoch` keeps a weights file of the last commit while it writes the next."""
+    return f".{name}.prev"
 
 
 class RunError(Exception):
@@ -769,12 +776,13 @@ class RunFolder:
 
     def remove_stale_temporaries(self) -> None:
         """Delete the temporary files of :func:`~reference.app.atomic.atomic_write` that a killed process
-        (SIGKILL, power loss) left beside the run's files (``.weights.npz.k3j_x9ab.tmp``), holding the lock:
-        only regular files of exactly that pattern and of the run's own file names."""
+        (SIGKILL, power loss) left beside the run's files (``.weights.npz.k3j_x9ab.tmp``), and the
+        ``.weights.npz.prev`` links of :meth:`commit_epoch`, holding the lock: only regular files of
+        exactly those patterns and of the run's own file names."""
         import re
 
         names = "|".join(re.escape(n) for n in (*RUN_FILES, *DERIVED_FILES))
-        pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
+        pattern = re.compile(rf"\.(?:{names})\.(?:[a-z0-9_]{{8}}\.tmp|prev)")
         try:
             entries = os.listdir(self.path)
         except OSError:
@@ -895,15 +903,45 @@ class RunFolder:
         last = progress.metrics[-1]
         extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options,
                  "seed": settings.seed, **(record or {})}
-        save_weights(self.file(WEIGHTS), net, extra)
-        if is_best:  # the paper reports the best epoch: keep its weights
-            save_weights(self.file(BEST_WEIGHTS), net, extra)
-        if hook:
-            hook("before_checkpoint")
-        self.checkpoint(net, opt, settings, progress)
+        names = (WEIGHTS, BEST_WEIGHTS) if is_best else (WEIGHTS,)
+        kept = self._keep_previous(names)
+        try:
+            save_weights(self.file(WEIGHTS), net, extra)
+            if is_best:  # the paper reports the best epoch: keep its weights
+                save_weights(self.file(BEST_WEIGHTS), net, extra)
+            if hook:
+                hook("before_checkpoint")
+            self.checkpoint(net, opt, settings, progress)
+        except (OSError, KeyboardInterrupt):  # a full disk, a second Ctrl-C: the epoch is not committed, so
+            self._put_previous_back(kept)      # its weights files go back to the checkpoint's epoch
+            raise
+        self.remove(*(_previous_name(n) for n in kept))
         if hook:
             hook("after_checkpoint")
         self.write_metrics(progress.metrics)
+
+    def _keep_previous(self, names) -> list[str]:
+        """Hard-link each existing file of ``names`` to ``.<name>.prev`` (no data is copied; the link
+        keeps the old file when the atomic write replaces the name); the names that were kept."""
+        kept = []
+        for name in names:
+            prev = self.file(_previous_name(name))
+            try:
+                if os.path.lexists(prev):
+                    os.unlink(prev)
+                if os.path.isfile(self.file(name)):
+                    os.link(self.file(name), prev)
+                    kept.append(name)
+            except OSError:
+                pass  # no hard links here: a kill or full disk then leaves the weights a commit ahead (resume redoes it)
+        return kept
+
+    def _put_previous_back(self, kept) -> None:
+        for name in kept:
+            try:
+                os.replace(self.file(_previous_name(name)), self.file(name))
+            except OSError:
+                pass
 
     def log_session(self, entry: dict) -> None:
         """Append one JSON line to ``run.log`` (see :func:`session_record`).
