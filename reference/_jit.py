@@ -20,7 +20,11 @@ import hashlib
 import inspect
 import os
 
-import numba
+try:
+    import numba
+except ImportError:  # a base requirement: say how to install it, once, instead of a chain of tracebacks
+    raise ImportError("tsslbp-reference needs Numba for its kernels, which is not installed here: "
+                      "pip install -r requirements.txt (or pip install numba)") from None
 import numpy as np
 
 #: True when ``NUMBA_DISABLE_JIT=1`` — kernels then run as plain Python.

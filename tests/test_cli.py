@@ -528,3 +528,20 @@ def test_an_out_below_a_file_names_the_file(files, capsys):
     (tmp_path / "afile").write_text("mine\n")
     assert run(tmp_path, out=tmp_path / "afile" / "G.npz") == 2
     assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_missing_numba_is_one_line(tmp_path):
+    """Second pass F13: without Numba every command ended in a chain of two tracebacks; now one line
+    saying how to install it (a stand-in package that fails to import plays the missing one)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('No module named numba', name='numba')\n")
+    proc = subprocess.run([sys.executable, "-m", "reference", "evaluate", "--checkpoint", "w.npz"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: tsslbp-reference needs Numba for its kernels, which is not installed here: "
+        "pip install -r requirements.txt (or pip install numba)"]

@@ -906,6 +906,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: every write is atomic
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ImportError as err:
+        if "pip install" not in str(err):  # ours say how to install what is missing (Numba, PyTorch, JAX)
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as err:
         message = _user_error(err)
         if message is None:
