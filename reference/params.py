@@ -41,23 +41,15 @@ def warmup_psp_threshold(tau_s: float) -> float:
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """Constants of the LIF neuron with first-order synaptic PSP (paper-notes section 1).
+    """Constants of the LIF neuron with first-order synaptic PSP (paper-notes section 1)."""
 
-    Attributes
-    ----------
-    tau_m : float
-        Membrane time constant, in time steps (``theta_m = 1/tau_m`` is the leak per step).
-    tau_s : float
-        Synaptic time constant, in time steps (``theta_s = 1/tau_s``).
-    threshold : float
-        Firing threshold ``V_th`` (dimensionless membrane units); a spike needs ``u > threshold``.
-    n_steps : int
-        Number of time steps ``T`` of one simulation.
-    """
-
+    #: Membrane time constant, in time steps (``theta_m = 1/tau_m`` is the leak per step).
     tau_m: float = 5.0
+    #: Synaptic time constant, in time steps (``theta_s = 1/tau_s``).
     tau_s: float = 3.0
+    #: Firing threshold ``V_th`` (dimensionless membrane units); a spike needs ``u > threshold``.
     threshold: float = 1.0
+    #: Number of time steps ``T`` of one simulation.
     n_steps: int = 5
 
     def __post_init__(self):

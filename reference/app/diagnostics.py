@@ -191,7 +191,7 @@ def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-#: Largest CSV a command appends to or replaces: its own hold a row per epoch, file or run (a few KB).
+#: Largest CSV a command appends to or replaces (its own hold a row per epoch, file or run, a few KB).
 MAX_OWN_CSV_BYTES = 16 << 20
 
 

@@ -61,8 +61,8 @@ class RunResult:
     planned_epochs: int
     #: the test accuracy of every epoch, in order (``best`` is their max, ``last`` the final one)
     accuracies: tuple = ()
-    #: the config's other settings (``(("Layers.hidden.threshold", 1), ...)``, :func:`_config_items`):
-    #: runs that differ in them are not seeds of one experiment (:func:`groups_of`)
+    #: the config's other settings as (key, value) pairs, see _config_items; runs that differ in them
+    #: are not seeds of one experiment (:func:`groups_of`)
     config_items: tuple = ()
 
     @property
@@ -70,8 +70,8 @@ class RunResult:
         return " | ".join(x for x in (self.dataset, self.network, self.config, self.options) if x)
 
 
-#: Config keys that do not make two runs different experiments (``epochs``: a run is summarised with
-#: the epochs it has; ``data_path``: where the same dataset was read from) or that ``config`` already
+#: Config keys that do not make two runs different experiments (``epochs`` since a run is summarised with
+#: the epochs it has, ``data_path`` where the same dataset was read from) or that ``config`` already
 #: shows (the trained batch size, which a command may override).
 _NOT_THE_EXPERIMENT = {"Network.epochs", "Network.data_path", "Network.batch_size"}
 
