@@ -40,7 +40,7 @@ class Rule:
     options : tuple of str
         The rule's own options it reads from :class:`~reference.options.NetOptions` (of ``inter``,
         ``intra``, ``warmup``, ``rate_threshold``); giving another one a non-default value is refused.  The
-        BPTT baselines accept the final code's three and ignore them (their backward has no such terms).
+        BPTT baselines read none of them (their backward has no such terms), so they refuse all four.
     make_delta : callable ``NetOptions -> delta``
         Builds the spiking layers' backward, ``delta(g, state, params, threshold) -> (delta, branch)``, for
         a run's options (which terms, which warm-up, the layer switch).  The clamp of ``1/du`` is the

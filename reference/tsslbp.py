@@ -139,8 +139,8 @@ def inter_neuron_term(G: np.ndarray, du: np.ndarray, s: np.ndarray) -> np.ndarra
 
     The neuron's PSP ``a[m]`` depends on the time of its spike at k.  The authors multiply
     ``-eps[m-k]/tau_s`` (``partial_a``), the change of ``a[m]`` when the spike comes one step *earlier*,
-    by ``d t_k/d u[k] = -1/du[k]`` (``partial_u``); the two minus signs and the ``tau_s`` cancel, leaving
-    this product.  Since an earlier spike leaves less of its decaying tail at later steps, the tail's true
+    by ``d t_k/d u[k] = -1/du[k]`` (``partial_u``), and multiply the result back by ``tau_s``: the two
+    minus signs cancel, and so does the ``1/tau_s``, leaving this product.  Since an earlier spike leaves less of its decaying tail at later steps, the tail's true
     timing derivative ``d a[m]/d u[k]`` is negative; the rule's product is positive: it treats a higher
     membrane as a spike made more present (``ds/du ~ 1/du``), the direction learning needs (lesson 4,
     section 5, measures both).

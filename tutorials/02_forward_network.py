@@ -343,7 +343,7 @@ assert rates_trained["output"] > rates_init["output"]
 # ## 6. The same code for the 400-400 MLP
 #
 # Nothing above is specific to convolutions. The demo network (`configs/demo_MNIST_MLP.yaml`, the authors'
-# 400-400 architecture) is built and read the same way; its layers are `(T, N, F)`.
+# Fashion-MNIST 400-400 architecture, here on MNIST) is built and read the same way; its layers are `(T, N, F)`.
 
 # %%
 mlp = Network(L.path("configs", "demo_MNIST_MLP.yaml"), seed=0)

@@ -208,8 +208,8 @@ L.save(fig, "silent_vs_desired")
 # %% [markdown]
 # ## 4. Three losses on a network's output
 #
-# Now a real output. We take the demo network (`configs/demo_MNIST_MLP.yaml`, the authors' 400-400 MLP on
-# MNIST), train it for a few quick steps on the fixture's 300 training digits so that its output neurons
+# Now a real output. We take the demo network (`configs/demo_MNIST_MLP.yaml`, the authors' Fashion-MNIST
+# 400-400 MLP, here on MNIST), train it for a few quick steps on the fixture's 300 training digits so that its output neurons
 # fire (`train_step`, lesson 2), and run test digits through it. The output PSP `out` has shape
 # `(T, N, n_class)`. The authors' code offers three losses on it (config key `loss`):
 #

@@ -170,7 +170,7 @@ print(f"nudge {NUDGE_SHOW} at time {k_spk - 1}: t* moves by {t_star_n[0] - t_sta
 # %% [markdown]
 # The nudge is large so that the picture shows it, and then the move is not the derivative: the crossing
 # moves to where the membrane rises faster, so a finite nudge moves it less than `1/du` times the nudge
-# (here the rule's straight line over-predicts the move). Section 3 measures the derivative itself, with
+# (here the rule's straight line over-predicts the move). The rest of this section measures the derivative itself, with
 # nudges small enough to be linear, and there the rule's `1/du` is the smaller of the two.
 
 # %%

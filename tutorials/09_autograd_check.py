@@ -193,9 +193,10 @@ assert all(cos_detached[a] < cos_detached[b] for a, b in zip(names, names[1:])),
 # `-u[t] f(u[t])`: negative, and since `u` has just crossed the threshold where the surrogate `f` peaks
 # (at 1.25), about as large as the factor 1 a silent step passes on (the leak's `1 - theta_m` then acts on
 # both alike, on the way to the step before). Through the reset, the error reaches
-# the steps before a spike with its sign flipped. Detaching sets this factor to 0 at spike steps, which is
-# what TSSL-BP does too: its intra-neuron term lets a spike's error reach earlier steps only through the
-# spike *time* (lesson 5), never through a flipped surrogate. Measured on the lesson's digits:
+# the steps before a spike with its sign flipped. Detaching sets this factor to 0 at spike steps: the
+# error of later steps then stops at a spike instead of coming back negated. TSSL-BP does not set it to 0;
+# it gives it the other sign, through the spike *time* (section 4 below, and lesson 5, section 3), never
+# through a flipped surrogate. Measured on the lesson's digits:
 
 # %%
 fwd = Network(config)

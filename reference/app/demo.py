@@ -2,8 +2,8 @@
 
     python -m reference demo --out demo_output
 
-Trains ``configs/demo_MNIST_MLP.yaml`` (the authors' 400-400 MLP on MNIST, T = 5) for 3 epochs (about a
-minute on 2 cores), then writes to the output folder: the learning curve and confusion matrix, membrane
+Trains ``configs/demo_MNIST_MLP.yaml`` (the authors' Fashion-MNIST 400-400 MLP, here on MNIST, T = 5) for 3
+epochs (README.md gives the time it takes), then writes to the output folder: the learning curve and confusion matrix, membrane
 traces of a few hidden and output neurons on one real test digit (before reset, threshold and spikes
 marked), and the spike raster of every layer on that digit.
 """
