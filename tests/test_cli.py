@@ -383,6 +383,11 @@ def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsy
         assert run(tmp_path, out=target) == 2
         assert "is not a gradients archive" in capsys.readouterr().err and target.read_bytes() == before
     assert run(tmp_path) == 0 and run(tmp_path) == 0  # its own archive is replaced, as before
+    yours = tmp_path / "G_yours.npz"  # fourth pass F1: a user's own archive of the same keys, compare's --theirs
+    np.savez(yours, loss=np.float32(1), **{"grad/conv_1": np.ones((15, 1, 5, 5), np.float32)})
+    before = yours.read_bytes()
+    assert run(tmp_path, out=yours) == 2 and yours.read_bytes() == before
+    assert "is not a gradients archive this command wrote" in capsys.readouterr().err
     log = tmp_path / "log.npz"  # second pass: any .npz with a 'loss' member was taken for a gradients archive
     np.savez(log, loss=np.linspace(1, 0, 100))
     before = log.read_bytes()

@@ -305,3 +305,20 @@ def test_a_copy_kept_without_its_weights_is_still_a_copy(tmp_path):
     skipped = []
     assert [r.folder for r in read_runs(str(tmp_path), skipped)] == ["a_seed3", "c_seed4"]
     assert len(skipped) == 1 and "a copy of a_seed3 (the same seed and metrics.csv" in skipped[0][1]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "folder"])
+def test_a_metrics_csv_that_is_no_regular_file_is_skipped_with_why(tmp_path, capsys, kind):
+    """Fourth pass F2-F4, F12: summarize blocked forever on a FIFO metrics.csv, read /dev/zero until memory
+    ran out, and dropped a run whose metrics.csv is a folder without a word.  Each is skipped, saying so."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98], 3)
+    _run(tmp_path, "odd", "MNIST_CNN.yaml", [0.97], 4)
+    metrics = tmp_path / "odd" / "metrics.csv"
+    metrics.unlink()
+    {"fifo": lambda: os.mkfifo(metrics), "/dev/zero": lambda: metrics.symlink_to("/dev/zero"),
+     "folder": metrics.mkdir}[kind]()
+    assert main(["summarize", str(tmp_path)]) == 0  # a blocking read would hang here (the CI's timeout)
+    assert f"skipped {tmp_path / 'odd'}: metrics.csv is not a regular file" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "good")
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "the 1 folder(s) with a metrics.csv were skipped" in capsys.readouterr().err

@@ -126,11 +126,18 @@ def _weighted_layers(config) -> list[str]:
 
 
 def _is_gradients_archive(path: str, names, layers) -> bool:
-    """What ``gradients`` writes: ``loss`` and ``grad/``, ``delta/``, ``output/`` arrays, nothing else."""
+    """What ``gradients`` writes: ``loss`` and ``grad/``, ``delta/``, ``output/`` arrays, nothing else,
+    under its zip comment :data:`GRADIENTS_MARK` (a user's own archive of those keys, the ``--theirs`` of
+    ``compare``, is not)."""
+    from .atomic import zip_comment
+
     return (names is not None and "loss.npy" in names and any(n.startswith("grad/") for n in names)
-            and all(n == "loss.npy" or n.split("/", 1)[0] in ("grad", "delta", "output") for n in names))
+            and all(n == "loss.npy" or n.split("/", 1)[0] in ("grad", "delta", "output") for n in names)
+            and zip_comment(path) == GRADIENTS_MARK)
 
 
+#: The zip comment of the archives the gradients command writes (numpy.load ignores it).
+GRADIENTS_MARK = b"tsslbp-reference gradients"
 #: The zip comment of the weights files import-checkpoint writes (numpy.load ignores it).
 IMPORTED_MARK = b"tsslbp-reference import-checkpoint"
 #: The key export-checkpoint adds beside ``net`` in the dict it saves (the authors' code reads ``net`` only).
@@ -170,7 +177,8 @@ def _is_authors_checkpoint(path: str, names, layers) -> bool:
 #: (its path, its zip members or None when it is no zip, the config's weighted layers or None) and the
 #: words for the message.
 OUT_KINDS = {
-    "gradients": (_is_gradients_archive, "a gradients archive (loss and grad/, delta/, output/ arrays only)"),
+    "gradients": (_is_gradients_archive, "a gradients archive this command wrote (loss and grad/, delta/, output/ "
+                                         "arrays only, marked in its zip comment)"),
     "weights": (_is_imported_weights, "a weights file import-checkpoint wrote (one array per layer of --config, "
                                       "marked in its zip comment)"),
     "pth": (_is_authors_checkpoint, "an authors'-format checkpoint export-checkpoint wrote ({'net': my_parameters.N, "
@@ -335,7 +343,7 @@ def cmd_gradients(args) -> int:
         raise UsageError(f"{len(bad)} of the {len(result)} quantities hold NaN or inf ({', '.join(bad[:4])}"
                          f"{', ...' if len(bad) > 4 else ''}): the inputs or weights overflow {args.dtype}; "
                          f"nothing written")
-    atomic_savez(args.out, result)
+    atomic_savez(args.out, result, comment=GRADIENTS_MARK)
     recorded, given = ck["options"].record(), _net_options(args)
     from_file = {k: v for k, v in recorded.items() if k not in given}
     parts = ([f"{from_file} as {args.weights} records them"] if from_file else []) + \

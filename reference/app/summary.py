@@ -156,12 +156,26 @@ def _mapping(meta, path) -> dict:
     return meta
 
 
+#: Largest metrics.csv a summary reads (a row per epoch is about 80 bytes).
+MAX_METRICS_BYTES = 16 << 20
+
+
+def _holds_metrics(folder: str) -> bool:
+    """Whether ``folder`` has an entry named ``metrics.csv`` of any kind (a file, a link, a folder, a FIFO)."""
+    return os.path.lexists(os.path.join(folder, "metrics.csv"))
+
+
 def not_a_run(folder: str) -> str | None:
     """Why ``folder`` (which holds a ``metrics.csv``) does not count as a run, or None when it does.
 
     A run counts when it is finished or resumable: a readable ``config.yaml``, at least one epoch in
     ``metrics.csv`` with every test accuracy a number in [0, 1], and its weights, checkpoint or record
     (``weights.npz``, ``checkpoint.npz`` or ``settings.json``)."""
+    metrics = os.path.join(folder, "metrics.csv")
+    if not os.path.isfile(metrics):  # a FIFO would block, /dev/zero never end (a link is followed)
+        return "metrics.csv is not a regular file (a folder, a pipe or a device)"
+    if os.path.getsize(metrics) > MAX_METRICS_BYTES:
+        return f"metrics.csv holds {os.path.getsize(metrics) / 2**20:.0f} MiB, not a run's rows (a few KB)"
     if not any(os.path.isfile(os.path.join(folder, f)) for f in (WEIGHTS, CHECKPOINT, SETTINGS)):
         return "no weights.npz, checkpoint.npz or settings.json (not a finished or resumable run)"
     try:
@@ -275,7 +289,7 @@ def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
     runs, seen = [], {}
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
-        if os.path.isfile(os.path.join(folder, "metrics.csv")):
+        if _holds_metrics(folder):
             run, why = _read_or_why(folder)
             identities = []
             if why is None:
@@ -346,7 +360,7 @@ def run_rows(directory: str, skipped: list | None = None) -> list[dict]:
     rows = []
     for here, dirs, files in sorted(os.walk(directory)):
         dirs.sort()
-        if "metrics.csv" not in files:
+        if "metrics.csv" not in files and "metrics.csv" not in dirs:
             continue
         run, why = _read_or_why(here)
         if run is None:
