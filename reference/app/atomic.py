@@ -113,6 +113,46 @@ def zip_comment(path) -> bytes:
         return b""
 
 
+def temporary_pattern(names) -> str:
+    """A regular expression that matches exactly the temporary files :func:`atomic_write` makes for the
+    targets ``names`` (``.weights.npz.k3j_x9ab.tmp``), and the ``.<name>.prev`` links of
+    :func:`keep_previous`: what a killed process (SIGKILL, power loss) can leave behind."""
+    import re
+
+    alternatives = "|".join(re.escape(n) for n in names)
+    return rf"\.(?:{alternatives})\.(?:[a-z0-9_]{{8}}\.tmp|prev)"
+
+
+def previous_path(path) -> str:
+    """Where :func:`keep_previous` keeps the file ``path``: ``.<name>.prev`` beside it."""
+    path = os.fspath(path)
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.prev")
+
+
+def keep_previous(path) -> bool:
+    """Hard-link ``path`` to :func:`previous_path` before atomic writes replace it (no data is copied:
+    the link keeps the old file), so that :func:`put_back` can undo a group of writes that did not all
+    succeed.  False when there is no such file or the file system has no hard links."""
+    prev = previous_path(path)
+    try:
+        if os.path.lexists(prev):
+            os.unlink(prev)
+        if not os.path.isfile(path):
+            return False
+        os.link(path, prev)
+        return True
+    except OSError:
+        return False
+
+
+def put_back(path) -> None:
+    """Put the file :func:`keep_previous` kept back in place of ``path`` (atomically)."""
+    try:
+        os.replace(previous_path(path), path)
+    except OSError:
+        pass
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -32,7 +32,7 @@ Promises, and how they are kept:
   duplicate or lose a row.  ``weights.npz`` and ``best_weights.npz`` are written before the checkpoint:
   a run killed after them redoes that epoch bit for bit and writes the same files again, and a checkpoint
   that cannot be written (a full disk) puts them back as they were with the last commit (hard links kept
-  while the epoch commits, ``.weights.npz.prev``).
+  while the epoch commits, :func:`~reference.app.atomic.keep_previous`).
 - **Resume is exact.**  Checkpoints are only taken between whole training steps (Ctrl-C only sets a flag,
   :class:`StopSignal`), so weights, AdamW moments and step count, the dropout generator and the batch
   counter always describe the same moment.
@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_savez, atomic_write_text
+from .atomic import atomic_savez, atomic_write_text, keep_previous, previous_path, put_back, temporary_pattern
 from ..config import Config, ConfigError, load_config, load_config_text
 from ..options import NetOptions
 
@@ -73,11 +73,6 @@ REPLACED = ".replaced"
 #: first line that says whether it has moved them all (``moved``) or was still moving them (``moving``).
 #: A ``.replaced/`` without it was not made by ``--overwrite``, and a run never moves or deletes its files.
 REPLACED_MARK = ".set-aside"
-
-
-def _previous_name(name: str) -> str:
-    """Where :meth:`RunFolder.commit_epoch` keeps a weights file of the last commit while it writes the next."""
-    return f".{name}.prev"
 
 
 class RunError(Exception):
@@ -775,14 +770,11 @@ class RunFolder:
                 raise RunError(f"{path} is a link or not a regular file; a run writes only its own files: remove it")
 
     def remove_stale_temporaries(self) -> None:
-        """Delete the temporary files of :func:`~reference.app.atomic.atomic_write` that a killed process
-        (SIGKILL, power loss) left beside the run's files (``.weights.npz.k3j_x9ab.tmp``), and the
-        ``.weights.npz.prev`` links of :meth:`commit_epoch`, holding the lock: only regular files of
-        exactly those patterns and of the run's own file names."""
+        """Delete what a killed process (SIGKILL, power loss) left beside the run's files, holding the
+        lock: :func:`~reference.app.atomic.temporary_pattern` of the run's own file names, regular files only."""
         import re
 
-        names = "|".join(re.escape(n) for n in (*RUN_FILES, *DERIVED_FILES))
-        pattern = re.compile(rf"\.(?:{names})\.(?:[a-z0-9_]{{8}}\.tmp|prev)")
+        pattern = re.compile(temporary_pattern((*RUN_FILES, *DERIVED_FILES)))
         try:
             entries = os.listdir(self.path)
         except OSError:
@@ -904,7 +896,8 @@ class RunFolder:
         extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options,
                  "seed": settings.seed, **(record or {})}
         names = (WEIGHTS, BEST_WEIGHTS) if is_best else (WEIGHTS,)
-        kept = self._keep_previous(names)
+        kept = [name for name in names if keep_previous(self.file(name))]  # no hard links: a full disk then
+        # leaves the weights a commit ahead, as a kill does (a resume redoes that epoch)
         try:
             save_weights(self.file(WEIGHTS), net, extra)
             if is_best:  # the paper reports the best epoch: keep its weights
@@ -913,35 +906,14 @@ class RunFolder:
                 hook("before_checkpoint")
             self.checkpoint(net, opt, settings, progress)
         except (OSError, KeyboardInterrupt):  # a full disk, a second Ctrl-C: the epoch is not committed, so
-            self._put_previous_back(kept)      # its weights files go back to the checkpoint's epoch
+            for name in kept:                  # its weights files go back to the checkpoint's epoch
+                put_back(self.file(name))
             raise
-        self.remove(*(_previous_name(n) for n in kept))
+        for name in kept:
+            self.remove(os.path.basename(previous_path(self.file(name))))
         if hook:
             hook("after_checkpoint")
         self.write_metrics(progress.metrics)
-
-    def _keep_previous(self, names) -> list[str]:
-        """Hard-link each existing file of ``names`` to ``.<name>.prev`` (no data is copied; the link
-        keeps the old file when the atomic write replaces the name); the names that were kept."""
-        kept = []
-        for name in names:
-            prev = self.file(_previous_name(name))
-            try:
-                if os.path.lexists(prev):
-                    os.unlink(prev)
-                if os.path.isfile(self.file(name)):
-                    os.link(self.file(name), prev)
-                    kept.append(name)
-            except OSError:
-                pass  # no hard links here: a kill or full disk then leaves the weights a commit ahead (resume redoes it)
-        return kept
-
-    def _put_previous_back(self, kept) -> None:
-        for name in kept:
-            try:
-                os.replace(self.file(_previous_name(name)), self.file(name))
-            except OSError:
-                pass
 
     def log_session(self, entry: dict) -> None:
         """Append one JSON line to ``run.log`` (see :func:`session_record`).
