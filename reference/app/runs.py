@@ -663,10 +663,8 @@ class RunFolder:
         """Remove the new run's files and move the run :meth:`set_aside` kept in ``.replaced/`` back (when
         there is one): the folder is as it was before the ``--overwrite``."""
         state = self._replaced_state()
-        if state is not None and state[0] == "moving":
-            self._move_back(state[1])  # the new run has written nothing: the folder's files are the old run's
-            return
-        self.remove(*RUN_FILES, *DERIVED_FILES)
+        if state is None or state[0] == "moved":  # "moving": the new run wrote nothing yet, the folder's
+            self.remove(*RUN_FILES, *DERIVED_FILES)  # files are still the old run's
         if state is not None:
             self._move_back(state[1])
         self._remove_empty_replaced()
