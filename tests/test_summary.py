@@ -322,3 +322,33 @@ def test_a_metrics_csv_that_is_no_regular_file_is_skipped_with_why(tmp_path, cap
     shutil.rmtree(tmp_path / "good")
     assert main(["summarize", str(tmp_path)]) == 2
     assert "the 1 folder(s) with a metrics.csv were skipped" in capsys.readouterr().err
+
+
+def test_a_repeated_or_missing_epoch_row_is_not_a_run(tmp_path, capsys):
+    """Issue 30, fifth pass F5: a metrics.csv with epoch 2 written twice counted as a 3-epoch run. A run's
+    rows are epochs 1, 2, ..., n as train writes them; any other order is skipped, naming the row."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    _run(tmp_path, "twice", "MNIST_CNN.yaml", [0.97, 0.98], 4)
+    with open(tmp_path / "twice" / "metrics.csv", "a") as fh:
+        fh.write("2,0.1,0.9,0.1,0.98,1,1\n")
+    _run(tmp_path, "gap", "MNIST_CNN.yaml", [0.97, 0.98], 5)
+    text = (tmp_path / "gap" / "metrics.csv").read_text().replace("\n2,", "\n3,")
+    (tmp_path / "gap" / "metrics.csv").write_text(text)
+    skipped = []
+    rows = summarize(str(tmp_path), skipped)
+    assert [r["seeds"] for r in rows] == ["3"] and rows[0]["epochs"] == "2"
+    why = {os.path.basename(f): w for f, w in skipped}
+    assert "row 3 is epoch '2', not 3" in why["twice"] and "row 2 is epoch '3', not 2" in why["gap"]
+
+
+def test_a_readme_that_is_a_link_is_refused_before_anything_is_written(tmp_path):
+    """Issue 30, fourth pass F6: summarize replaced a README.md symlink by a regular file (the link's target
+    kept the old table, and the link was gone). It is refused, as linked runs.csv and summary.md are."""
+    _run(tmp_path, "good", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    target = tmp_path.parent / (tmp_path.name + "_readme.md")
+    target.write_text("# mine\n")
+    (tmp_path / "README.md").symlink_to(target)
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        summarize(str(tmp_path))
+    assert (tmp_path / "README.md").is_symlink() and target.read_text() == "# mine\n"
+    assert not (tmp_path / "summary.csv").exists()

@@ -190,10 +190,15 @@ def not_a_run(folder: str) -> str | None:
         with open(os.path.join(folder, "metrics.csv"), encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         accs = [float(r["test_acc"]) for r in rows]
+        epochs = [r["epoch"] for r in rows]
     except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as err:
         return f"metrics.csv is not a metrics file ({type(err).__name__}: {err})"
     if not rows:
         return "no epoch yet"
+    wrong = next((i for i, e in enumerate(epochs) if e != str(i + 1)), None)  # train writes 1, 2, ..., n
+    if wrong is not None:
+        return (f"metrics.csv: row {wrong + 1} is epoch {epochs[wrong]!r}, not {wrong + 1} "
+                "(epochs must run 1, 2, ... with no row repeated or missing)")
     bad = [i + 1 for i, a in enumerate(accs) if not 0.0 <= a <= 1.0]  # also NaN
     if bad:
         return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
@@ -456,6 +461,9 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
         return rows  # nothing to summarise: no files written
     readme = os.path.join(directory, "README.md")
     text = None
+    if os.path.islink(readme):  # replacing it would turn the link into a file and leave its target stale
+        raise ValueError(f"{readme} is a symbolic link; summarize writes its table only into a regular "
+                         f"README.md: summarize into the folder that holds the file, or replace the link by it")
     if os.path.isfile(readme):
         try:
             with open(readme, encoding="utf-8", newline="") as fh:  # newline="": a CRLF file stays CRLF
