@@ -4,6 +4,7 @@ Tolerances are those of :mod:`reference.twins.check` (justified there): float64 
 (1e-12) and the full network (1e-10), 1e-7 for central differences, 1e-4 for the full network in float32.
 """
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -351,7 +352,8 @@ def load_config_(path):
     ("missing", "not found"),
     ("garbage", "is not a PyTorch checkpoint (neither torch.save's zip nor a pickle"),
     ("text", "is not a PyTorch checkpoint"),
-    ("code", "holds Python objects or code beyond tensors"),
+    ("code", "holds Python objects or pickle instructions beyond tensors and numbers"),
+    ("plain pickle", "holds Python objects or pickle instructions beyond tensors and numbers (torch.load"),
     ("truncated zip", "not a readable PyTorch checkpoint"),
     ("wrong config", "is it the right config"),
     ("wrong shape", "expected (10, 300)"),
@@ -373,6 +375,10 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
         pth.write_text("epoch: 3\n")  # torch.load read it as a pickle and failed with KeyError: 101
     elif case == "code":
         torch.save({"net": _Code()}, pth)
+    elif case == "plain pickle":  # pickle.dump, not torch.save: torch printed a UserWarning before refusing it
+        import pickle
+
+        pth.write_bytes(pickle.dumps({"net": {}}, protocol=4))
     elif case == "truncated zip":
         torch.save({"net": {}}, pth)
         pth.write_bytes(pth.read_bytes()[:200])
@@ -400,10 +406,12 @@ def test_import_checkpoint_errors(case, words, tmp_path, capsys):
         torch.save({"net": state}, pth)
     del weights
     out = tmp_path / "w.npz"
-    assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
+    with warnings.catch_warnings(record=True) as seen:  # a warning would print a second line to a user
+        warnings.simplefilter("always")
+        assert main(["import-checkpoint", str(pth), "--config", CNN, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1 and not out.exists()
-    assert not out.exists()
+    assert [str(w.message)[:80] for w in seen] == []
 
 
 def test_a_sparse_checkpoint_tensor_of_the_right_shape_is_read_densely(tmp_path):

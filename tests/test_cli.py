@@ -134,6 +134,7 @@ def test_train_cli_refuses_to_lose_a_run(cli_data, capsys):
     (["evaluate", "--checkpoint", "."], "is a folder"),
     (["evaluate", "--checkpoint", "junk.npz"], "not a readable .npz"),
     (["evaluate", "--checkpoint", "notes.npz"], "not an .npz archive (it does not start as a zip file does)"),
+    (["evaluate", "--checkpoint", "empty.npz"], "is an .npz archive that holds no arrays"),  # was "not an .npz"
     (["evaluate", "--checkpoint", "plain.npz"], "give --config"),
     (["evaluate", "--checkpoint", "badconfig.npz"], "config_yaml"),
 ])
@@ -146,6 +147,7 @@ def test_cli_errors_are_one_line_exit_2_and_leave_nothing(cli_data, capsys, argv
     open("notes.npz", "w").write("my notes\n")  # NumPy's own message suggested allow_pickle=True for it
     net = Network(str(cli_data), seed=0)
     np.savez("plain.npz", **net.weights)
+    np.savez("empty.npz")
     np.savez("badconfig.npz", config_yaml=np.array("Network: [unclosed"), **net.weights)
     before = sorted(_os.listdir("."))
     assert main(argv) == 2

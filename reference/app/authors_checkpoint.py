@@ -122,14 +122,21 @@ def import_checkpoint(path, config) -> dict[str, np.ndarray]:
     if head != b"PK\x03\x04" and head[:1] != b"\x80":  # a zip (torch.save) or a legacy pickle stream
         raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip nor a pickle: starts "
                          f"with {head!r})")
+    import warnings
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a pickle protocol before it refuses the file
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle and zip errors come in many types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "weights_only" in str(err) or "Unsupported global" in str(err) or "GLOBAL" in str(err):
-            raise ValueError(f"{path} holds Python objects or code beyond tensors (torch.load with "
-                             f"weights_only=True refused it, nothing of it was run); a checkpoint of the authors' "
-                             f"code holds tensors and numbers only") from None
+            why = re.search(r"WeightsUnpickler error: \s*(.+)", str(err))
+            why = f": {why.group(1).strip()[:120]}" if why else ""
+            raise ValueError(f"{path} holds Python objects or pickle instructions beyond tensors and numbers "
+                             f"(torch.load with weights_only=True refused it{why}; nothing of it was run); a "
+                             f"checkpoint of the authors' code, saved by torch.save, holds tensors and numbers "
+                             f"only") from None
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {first[:200]})") from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict (the authors save {{'net': state_dict, ...}}), got {type(ckpt).__name__}")

@@ -425,6 +425,8 @@ def read_npz(path, what: str = "file") -> dict:
         with open(path, "rb") as fh:
             magic = fh.read(6)
         is_zip = magic[:4] == b"PK\x03\x04"
+        if magic[:4] == b"PK\x05\x06":  # a zip's end record first: an archive of no members (np.savez())
+            raise CheckpointError(f"{what} file {path} is an .npz archive that holds no arrays")
         if is_zip:
             check_npz_headers(path)
         elif magic != b"\x93NUMPY":  # NumPy takes anything else for a pickle and suggests allow_pickle=True
