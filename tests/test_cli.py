@@ -123,6 +123,11 @@ def test_train_cli_refuses_to_lose_a_run(cli_data, capsys):
     assert "seed=4" in capsys.readouterr().err
     assert main(["train", "--resume", "run", "--epochs", "2", "--no-progress"]) == 0
     assert len(open("run/metrics.csv").read().splitlines()) == 3  # header + 2 epochs
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", "--no-progress"]) == 0  # finished: it said "resuming" first
+    said = capsys.readouterr()
+    assert "nothing to do: the run has finished 2 epochs" in said.err + said.out
+    assert "resuming" not in said.err + said.out
 
 
 @pytest.mark.parametrize("argv,message", [
