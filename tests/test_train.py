@@ -760,6 +760,19 @@ def test_a_refused_start_leaves_no_lock_file(tmp_path, splits):
     assert ".lock" not in os.listdir(out) and not os.path.exists(os.path.join(out, ".replaced"))
 
 
+def test_a_folder_named_like_a_run_file_is_refused_without_suggesting_overwrite(tmp_path, splits):
+    """Fourth pass F11: a folder named weights.npz in --out got "pass --overwrite to replace them", and
+    --overwrite then refused it.  A new run, with or without --overwrite, says it never moves folders."""
+    out = tmp_path / "mine"
+    (out / "weights.npz").mkdir(parents=True)
+    (out / "weights.npz" / "notes.txt").write_text("mine\n")
+    for overwrite in (False, True):
+        with pytest.raises(RunError, match="weights.npz is a folder, not a run's file") as err:
+            _run(tmp_path, "mine", splits, epochs=1, overwrite=overwrite)
+        assert "--overwrite" not in str(err.value)
+    assert sorted(os.listdir(out)) == ["weights.npz"] and os.listdir(out / "weights.npz") == ["notes.txt"]
+
+
 def test_temporaries_a_killed_write_left_are_removed_under_the_lock(tmp_path, splits):
     """Third pass F18: a SIGKILL during an atomic write left .weights.npz.<random>.tmp for good.  The next
     session, holding the lock, removes such files of the run's own names, and nothing else."""

@@ -716,6 +716,11 @@ class RunFolder:
         if os.path.exists(folder.path) and not os.path.isdir(folder.path):
             raise RunError(f"--out {folder.path} is a file, not a folder")
         folder.refuse_links()
+        folders = [n for n in (*RUN_FILES, *DERIVED_FILES)
+                   if os.path.isdir(folder.file(n)) and not os.path.islink(folder.file(n))]
+        if folders:  # --overwrite would refuse it too (set_aside): say so now, not "pass --overwrite"
+            raise RunError(f"{folder.file(folders[0])} is a folder, not a run's file; a run never moves or deletes "
+                           f"folders: move it out of {folder.path}, or choose another --out")
         existing = folder.run_files()
         if not overwrite and os.path.lexists(folder.file(REPLACED)):
             folder.check_replaced_is_ours()
