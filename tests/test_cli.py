@@ -1,4 +1,5 @@
 """Command line: the gradients export (contents, layouts) and its errors (message, exit code 2, nothing written)."""
+import importlib.util
 import os
 
 import numpy as np
@@ -557,3 +558,27 @@ def test_a_missing_numba_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: tsslbp-reference needs Numba for its kernels, which is not installed here: "
         "pip install -r requirements.txt (or pip install numba)"]
+
+
+def test_no_command_but_train_writes_into_a_run_folder(cli_data, capsys):
+    """Issue 30, fourth pass F13: gradients refused only a run's own file names in a run folder, while
+    diagnose --out RUN/diagnostics.csv (the run's own diagnostics) and bptt-compare --out RUN wrote there.
+    Every other command's output is now refused anywhere in a run folder, before any work."""
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    x, y = mnist(4)
+    np.savez("X.npz", input=x.astype(np.float32), labels=y)
+    before = {name: open(os.path.join("run", name), "rb").read() for name in os.listdir("run")}
+    capsys.readouterr()
+    commands = [["gradients", "--config", str(cli_data), "--weights", "run/weights.npz", "--inputs", "X.npz",
+                 "--out", "run/G.npz"],
+                ["diagnose", "run/weights.npz", "--samples", "4", "--out", "run/diagnostics.csv"],
+                ["diagnose", "run/weights.npz", "--samples", "4", "--out", "run/mine.csv"]]
+    if importlib.util.find_spec("torch"):
+        commands += [["bptt-compare", "--config", str(cli_data), "--inputs", "X.npz", "--out", "run"],
+                     ["bptt-compare", "--config", str(cli_data), "--inputs", "X.npz", "--out", "run/bptt"]]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "is in the run folder" in err and "where only train writes" in err and err.count("\n") == 1
+    assert {name: open(os.path.join("run", name), "rb").read() for name in os.listdir("run")} == before
+    assert main(commands[0][:-1] + ["G.npz"]) == 0  # outside the run folder, as before

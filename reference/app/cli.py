@@ -196,8 +196,6 @@ def _output_file(path: str, *inputs, kind: str | None = None, layers=None) -> st
     what the command writes (a user's text, a dataset, a run's weights with their config): only a file of
     the command's own kind is replaced.
     """
-    from .runs import CHECKPOINT, RUN_FILES
-
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         above = folder
@@ -208,20 +206,30 @@ def _output_file(path: str, *inputs, kind: str | None = None, layers=None) -> st
         raise UsageError(f"output folder does not exist: {folder}")
     if os.path.isdir(path):
         raise UsageError(f"--out {path} is a folder; give a file name")
+    _outside_run_folders(path, folder)
     if os.path.lexists(path):
         if os.path.islink(path) or not os.path.isfile(path):
             raise UsageError(f"--out {path} exists and is not a regular file (a link, device or pipe); give a file name")
         for src in inputs:
             if src and os.path.exists(src) and os.path.samefile(src, path):
                 raise UsageError(f"--out {path} is one of this command's inputs; give another file name")
-        if os.path.basename(path) in RUN_FILES and os.path.exists(os.path.join(folder, CHECKPOINT)):
-            raise UsageError(f"--out {path} is a file of the run in {folder}; give a file outside run folders")
         if kind is not None and os.path.getsize(path) > 0:
             ours, what = OUT_KINDS[kind]
             if not ours(path, _zip_members(path), layers):
                 raise UsageError(f"--out {path} exists and is not {what}, which is all this command replaces; "
                                  f"give another file name (or remove it)")
     return path
+
+
+def _outside_run_folders(out: str, folder: str) -> None:
+    """:class:`UsageError` when ``folder``, where ``--out out`` would write, is a run folder
+    (:func:`~reference.app.runs.is_run_folder`): only train and demo write there, so no other command's
+    result ever replaces or sits among a run's files."""
+    from .runs import is_run_folder
+
+    if is_run_folder(folder):
+        raise UsageError(f"--out {out} is in the run folder {folder}, where only train writes; give a place "
+                         f"outside run folders")
 
 
 def _own_outputs(csv_path: str, columns, *beside: str) -> None:
@@ -482,6 +490,7 @@ def cmd_diagnose(args) -> int:
         raise UsageError("--samples must be at least 1")
     config = _config(args.config) if args.config else None
     if args.out:  # append only to a file diagnose wrote; anything else is refused before any work
+        _outside_run_folders(args.out, os.path.dirname(os.path.abspath(args.out)))
         try:
             check_own_csv(args.out, "weights")
         except ValueError as err:
@@ -661,6 +670,8 @@ def cmd_bptt(args) -> int:
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
             raise UsageError(f"--out {args.out}: its parent folder {parent} does not exist")
+        for where in (args.out, parent):  # neither the folder itself nor a folder made inside a run
+            _outside_run_folders(args.out, where)
         _own_outputs(os.path.join(args.out, "bptt_compare.csv"), _bptt_columns(), os.path.join(args.out, "bptt_compare.png"))
     x, y, data = _batch(args, config)
     weights, what, options = _weights(args, config, x, y)

@@ -482,6 +482,12 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def is_run_folder(folder) -> bool:
+    """Whether ``folder`` holds a run: its checkpoint, weights or record (``settings.json``) as a regular
+    file.  Only ``train`` and ``demo`` write into such a folder; every other command's output goes elsewhere."""
+    return any(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (CHECKPOINT, WEIGHTS, SETTINGS))
+
+
 def is_training(folder) -> bool:
     """Whether a live process holds the run folder's lock now (asked of the kernel with a non-blocking
     ``flock``, so a stale ``.lock`` of a killed run, or a pid reused by another process, does not count).

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from .atomic import atomic_write_text
 from ..config import load_config
 from ..options import NetOptions
-from .runs import BEST_WEIGHTS, CHECKPOINT, RUN_LOG, SETTINGS, WEIGHTS, RunError, read_npz, read_settings_json
+from .runs import (BEST_WEIGHTS, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder, read_npz,
+                   read_settings_json)
 
 #: Columns of ``runs.csv``, one row per run.
 RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
@@ -176,7 +177,7 @@ def not_a_run(folder: str) -> str | None:
         return "metrics.csv is not a regular file (a folder, a pipe or a device)"
     if os.path.getsize(metrics) > MAX_METRICS_BYTES:
         return f"metrics.csv holds {os.path.getsize(metrics) / 2**20:.0f} MiB, not a run's rows (a few KB)"
-    if not any(os.path.isfile(os.path.join(folder, f)) for f in (WEIGHTS, CHECKPOINT, SETTINGS)):
+    if not is_run_folder(folder):
         return "no weights.npz, checkpoint.npz or settings.json (not a finished or resumable run)"
     try:
         load_config(os.path.join(folder, "config.yaml"))
