@@ -281,6 +281,16 @@ def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
     demo.run_demo(out_dir=out, epochs=1, progress=False)
     demo.run_demo(out_dir=out, epochs=1, progress=False)  # again: its own earlier run is replaced
     assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 1
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
+    demo.run_demo(out_dir=out, epochs=1, progress=False)  # a resume with nothing to do adds no epoch
+    # fourth pass F7: a demo run the user trained further with train --resume was replaced like a demo's own
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits, command="python -m reference train --resume demo --epochs 2")
+    weights = open(os.path.join(out, "weights.npz"), "rb").read()
+    with pytest.raises(RunExistsError, match=r"continued with train --resume \(run.log shows 1 resumed session"):
+        demo.run_demo(out_dir=out, epochs=1, progress=False)
+    assert open(os.path.join(out, "weights.npz"), "rb").read() == weights
+    assert len(read_metrics(os.path.join(out, "metrics.csv"))["epoch"]) == 2
 
 
 def test_eval_batch_size_keeps_one_layer_near_the_budget():

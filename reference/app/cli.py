@@ -845,7 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train a small network on real MNIST for about a minute and draw its figures")
     p.add_argument("--out", default="demo_output", help="folder for the demo's run and figures (replaced if it "
-                   "holds an earlier demo run)")
+                   "holds an earlier demo run that train --resume did not continue)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plots
 from ..config import load_config
-from .runs import RunError, RunExistsError, RunFolder
+from .runs import RUN_LOG, RunError, RunExistsError, RunFolder
 from .train import train
 
 #: The demo's config, shipped inside the package (``configs/demo_MNIST_MLP.yaml`` links to it), so the demo
@@ -65,11 +65,30 @@ def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, pref
     return paths
 
 
+def _continued_sessions(folder: RunFolder) -> str | None:
+    """What in ``run.log`` shows that a demo run was trained further by hand (a resumed session that
+    finished an epoch; the demo itself always starts afresh), or None.  A ``run.log`` that cannot be read counts as continued: the demo
+    replaces a run only when it can tell the run is all its own."""
+    import json
+
+    path = folder.file(RUN_LOG)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            sessions = [json.loads(line) for line in fh if line.strip()]
+        resumed = [s["command"] for s in sessions if s["resumed"] and s["epochs"][0] <= s["epochs"][1]]
+    except (OSError, ValueError, TypeError, KeyError) as err:  # ValueError: JSON, UTF-8; the others: not a record
+        return f"its {RUN_LOG} cannot be read: {type(err).__name__}"
+    return f"{RUN_LOG} shows {len(resumed)} resumed session(s), the last: {resumed[-1]}" if resumed else None
+
+
 def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_dir=None, train_limit=None,
              test_limit=None, progress: bool = True) -> dict:
     """Train the demo network and write its figures; prints and returns the folder and the accuracy.
 
-    Running the demo again replaces an earlier DEMO run in ``out_dir``; a folder that holds any other run
+    Running the demo again replaces an earlier DEMO run in ``out_dir`` (not one continued with ``train
+    --resume``, :func:`_continued_sessions`); a folder that holds any other run
     is refused (:class:`reference.app.runs.RunExistsError`), so the demo never overwrites real results.
     """
     config = load_config(DEMO_CONFIG)
@@ -88,6 +107,10 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
         if not earlier_demo:
             raise RunExistsError(f"{out_dir} holds a run the demo did not make ({', '.join(folder.run_files())}); "
                                  f"give the demo another --out")
+        continued = _continued_sessions(folder)
+        if continued:
+            raise RunExistsError(f"{out_dir} holds a demo run continued with train --resume ({continued}); the "
+                                 f"demo replaces only its own runs: give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
                    test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
     if result["interrupted"]:
