@@ -299,3 +299,13 @@ def test_diagnose_refuses_files_of_networks_of_other_data(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--samples", "5"]) == 2
     err = capsys.readouterr().err
     assert "is a network of FashionMNIST (1, 28, 28)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_more_diagnostics_samples_than_training_samples_is_said(tmp_path, splits):  # noqa: F811
+    """Fourth pass: --diagnostics 100000000 was taken without a word (it measures every training sample)."""
+    said = []
+    train(TINY, out_dir=str(tmp_path / "d"), seed=5, epochs=1, diagnostics=10 ** 8, progress=False,
+          log=said.append, callbacks=NO_FIGURES, splits=splits)
+    n_train = len(splits[0].labels)
+    assert f"note: --diagnostics 100000000 is more than the {n_train} training samples" in "\n".join(said)
+    assert len(read_rows(tmp_path / "d" / DIAGNOSTICS)) == 1

@@ -303,6 +303,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             cbs = list(callbacks) if callbacks is not None else [ProgressBar(progress), Figures()]
             if diagnostics:
                 from .diagnostics import DiagnosticsLog
+                if diagnostics > len(train_set.labels):
+                    log(f"note: --diagnostics {diagnostics} is more than the {len(train_set.labels)} training "
+                        f"samples; each epoch's diagnostics measure all of them")
                 cbs.append(DiagnosticsLog(net, train_set, diagnostics))
             first_epoch, wall0 = state.epoch, time.perf_counter()
             committed = _Committed(state.epoch)
