@@ -352,3 +352,14 @@ def test_a_readme_that_is_a_link_is_refused_before_anything_is_written(tmp_path)
         summarize(str(tmp_path))
     assert (tmp_path / "README.md").is_symlink() and target.read_text() == "# mine\n"
     assert not (tmp_path / "summary.csv").exists()
+
+
+def test_a_seed_that_appears_twice_in_a_group_is_said(tmp_path, capsys):
+    """Fourth pass: two runs of one config and one seed (a run trained again, on other threads) were pooled
+    as two seeds without a word.  They still count (they are two runs), and summarize says so."""
+    _run(tmp_path, "a", "MNIST_CNN.yaml", [0.90, 0.91], 0)
+    _run(tmp_path, "b", "MNIST_CNN.yaml", [0.80, 0.92], 0)
+    _run(tmp_path, "c", "MNIST_CNN.yaml", [0.80, 0.93], 1)
+    assert main(["summarize", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: seed 0 appears in 2 runs of one group (a, b)" in err and "seed 1" not in err

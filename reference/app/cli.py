@@ -611,6 +611,13 @@ def cmd_summarize(args) -> int:
         raise UsageError(str(err)) from None
     for folder, why in skipped:
         print(f"skipped {folder}: {why}", file=sys.stderr)
+    for row in rows:  # the paper's statistics are over seeds; a seed twice is the same run trained again
+        seeds, folders = row["seeds"].split(), row["folders"].split()
+        twice = sorted({s for s in seeds if seeds.count(s) > 1 and s != "None"})
+        for seed in twice:
+            same = [f for f, s in zip(folders, seeds) if s == seed]
+            print(f"note: seed {seed} appears in {len(same)} runs of one group ({', '.join(same)}): their mean and "
+                  f"std count it {len(same)} times, not once per independent seed", file=sys.stderr)
     if not rows:
         raise UsageError(f"no run to summarize under {args.directory}: " + (
             f"the {len(skipped)} folder(s) with a metrics.csv were skipped (above)" if skipped else
