@@ -169,9 +169,12 @@ def intra_neuron_term(inter: np.ndarray, u: np.ndarray, du: np.ndarray, s: np.nd
         \\mathrm{intra}[k] &= c\\,\\theta_m u[k] \\min(1/du[k], 8)\\, s[k] + c (1-\\theta_m)(1-s[k])\\\\
         c &\\leftarrow (\\mathrm{inter}[k] + \\mathrm{intra}[k])\\, s[k] + c (1-s[k])(1-\\theta_m)
 
-    First term: moving a spike at k moves the reset, which changes the later membrane (the reset removes
-    ``u[k]``, and a leak of ``theta_m u[k]`` per step would otherwise have acted on it).  Second term:
-    no spike at k, so the membrane leaks, scaled by ``1 - theta_m``, into the next step.
+    ``c`` is ``dL/du[k+1]`` when step k is processed, before the leak factor ``1 - theta_m``.  First
+    term: a higher ``u[k]`` brings the spike, and with it the reset, earlier by ``min(1/du[k], 8)``
+    steps per unit; the ``u[k]`` the reset removes then fades with the leak for longer, ``theta_m u[k]``
+    per step of advance, so the later membrane is higher (lesson 5, section 3b, derives it and checks
+    the continuous-time version on a fine clock).  Second term: no spike at k, so the membrane leaks,
+    scaled by ``1 - theta_m``, into the next step (exact: lesson 5, section 3).
 
     Parameters
     ----------

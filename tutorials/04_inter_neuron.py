@@ -249,6 +249,10 @@ print(f"the coarse spike step k is the step containing t* for {np.sum(k_c == k_f
       f"largest |k - ceil(t*)| = {np.max(np.abs(k_c - k_fine))} steps")
 assert rel_fine < 1e-3
 assert np.all(ratio <= 1 + 1e-3), "for a neuron starting at rest, du[k] is at least the slope at the crossing"
+u_c = st_c.u[k_c, np.arange(M)]
+line = (P.threshold - (u_c - du_c)) / du_c ** 2  # |d t/d u| of the straight line whose slope moves with u[k]
+print(f"the straight line with a moving slope, over 1/du[k]: from {(line * du_c).min():.2f} to {(line * du_c).max():.2f}")
+assert np.all(line <= 1 / du_c * (1 + 1e-12)), "a moving slope moves the crossing less than 1/du"
 
 # %% [markdown]
 # What the numbers say:
@@ -264,6 +268,12 @@ assert np.all(ratio <= 1 + 1e-3), "for a neuron starting at rest, du[k] is at le
 #   `theta_m (threshold - u_r[k-1])` relative to `du[k]`: nil when the membrane enters the step already at
 #   the threshold, largest when it enters far below it (just after a reset, or from rest as here) with an
 #   input not much larger than the leak.
+# - `du[k]` itself depends on `x[k]`, yet the rule uses it as a constant: `1/du[k]` is the slope of the
+#   membrane held fixed where it crosses, `d t/d u` of a line of fixed slope, which is what the fine clock
+#   measures. (Differentiating the straight line between the two coarse points instead, with its slope
+#   moving with `u[k]`, gives `-(threshold - u_r[k-1]) / du[k]^2`: a different number, equal to `-1/du[k]`
+#   only when `u[k]` lands exactly on the threshold, and further from the fine clock's slope than
+#   `1/du` is.) Like every other factor of the backward, `du[k]` is read from the forward pass.
 # - The coarse neuron is the same equation integrated with steps of 1, so it does not fire at the same
 #   time as the fine one: its spike step `k` need not be the step that contains `t*` (count printed
 #   above), and the curves below show a saw-tooth each time the coarse spike step `k` changes.

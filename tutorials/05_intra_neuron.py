@@ -65,7 +65,10 @@ L.explore(x, g, P)  # this neuron and its error on the site's page, every term p
 #
 # ([`docs/paper-notes.md`](../docs/paper-notes.md) section 3, item 2.) Walk backwards in time,
 # `k = T-1 .. 0`, with `c = 0` before the last step (nothing comes after it).
-# `c` is the error carried on the neuron's state from the later steps. At step `k`:
+# `c` is the error carried on the neuron's state from the later steps: when step `k` is processed it is
+# `dL/du[k+1]`, the error on the next step's membrane, *before* the factor `1 - theta_m` by which
+# `u[k]` leaks into `u[k+1]` (the silent branch below applies that factor; the fired branch does not).
+# At step `k`:
 #
 #     intra[k] = c theta_m u[k] min(1/du[k], 8) s[k]  +  c (1 - theta_m) (1 - s[k])
 #     pre[k]   = inter[k] + intra[k]
@@ -221,8 +224,9 @@ assert max(checked) < 1e-6
 # So the leak half of the intra term is exact: it is backpropagation through the membrane's leak, from the
 # next spike. The **reset half**, `c theta_m u[k] min(1/du[k], 8)` at a fired step, has no finite-difference
 # counterpart in the discrete neuron: like the spike itself, the reset happens all-or-none at a step, and
-# `J` is exactly 0 across it. It is TSSL-BP's model (in the authors' code) of what a moving spike time does
-# to the later membrane, and the only way error from later spikes reaches the input before a spike.
+# `J` is exactly 0 across it. It is TSSL-BP's model of what a moving spike time does to the later
+# membrane (derived in section 3b below), and the only way error from later spikes reaches the input
+# before a spike.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -262,6 +266,87 @@ ax.set_ylim(min(0, np.nanmin(intra)) - 0.02, 1.35 * np.max(intra))
 ax.legend(fontsize=8, loc="upper right")
 fig.tight_layout()
 L.save(fig, "finite_differences")
+
+# %% [markdown]
+# ## 3b. Where the reset factor `theta_m u[k] min(1/du[k], 8)` comes from
+#
+# Think of the reset as an input like any other: at its spike the neuron receives `-r`, with `r = u[k]`
+# the membrane the reset removes. From then on that `-r` fades with the leak like any charge, by
+# `1 - theta_m` per step. Now raise `u[k]` a little, by `du_in`. The spike stays (all-or-none) but comes
+# earlier, by `min(1/du[k], 8) du_in` steps (lesson 4). An earlier `-r` has had longer to fade by the time
+# a later membrane is read: `theta_m r` less of it per step of advance. So the later membrane is higher by
+#
+#     theta_m u[k] min(1/du[k], 8) du_in      (times the leak from there on)
+#
+# and the error `c = dL/du[k+1]` waiting there sends `c theta_m u[k] min(1/du[k], 8)` back to `u[k]`:
+# the reset half of the intra term, with its sign (positive: an earlier reset leaves a higher membrane;
+# lesson 9, section 4, sets it beside BPTT's negative one). The leak "from there on" is what `c`'s own
+# recursion supplies, a factor `1 - theta_m` per silent step; for the step from `k` to `k + 1` the rule
+# applies none.
+#
+# The same argument in continuous time can be checked exactly. For the neuron of lesson 4,
+# `du/dt = -theta_m u + x` with constant `x`, the reset removes `V_th` at the crossing `t*` and the
+# membrane then rises at `u'(t*) = x - theta_m V_th`. A raise before the crossing changes the membrane at
+# a later time `t` (before the next spike) by
+#
+#     exp(-theta_m (t - t*)) (1 + theta_m V_th / u'(t*))      per unit of the raise.
+#
+# The second term is the argument above: the removed `V_th` fades longer, `theta_m V_th` per unit of
+# time, and the crossing moves by `1/u'(t*)` per unit of membrane. The `1` is the raise itself, which in
+# continuous time survives the reset (the reset removes `V_th` whatever the membrane held). In the
+# discrete neuron it does not: the reset sets `u_r[k] = 0` and takes the raise with it (`J = 0` across a
+# spike, above), and TSSL-BP, like the discrete neuron, passes nothing through the reset but the timing
+# term. So the rule is: the discrete neuron's own derivative (0 across the reset) plus the timing
+# term, with the coarse neuron's `u[k]` for `V_th` and its `du[k]` for the slope `u'(t*)`.
+#
+# The formula, measured on a clock 100,000 times finer (as in lesson 4: `lif_forward` with `tau_m/dt`
+# and `x dt`), with a raise of `+-1e-3` a hundredth of a step before the crossing:
+
+# %%
+X_C, DT_FINE = 0.45, 1e-5                            # a constant input; the fine step (in coarse steps)
+n_fine = int(round(6 / DT_FINE))                     # six coarse steps: time -1 .. 5
+P_fine = P.replace(tau_m=P.tau_m / DT_FINE, n_steps=n_fine)
+t_fine = -1 + DT_FINE * (np.arange(n_fine) + 1)      # the time of each fine step (coarse step k ends at k)
+
+
+def fine_clock(raise_by=0.0, at=0):
+    """The fine neuron on the constant input X_C, its membrane raised by raise_by at fine step at."""
+    x_fine = np.full((n_fine, 1), X_C * DT_FINE)
+    x_fine[at, 0] += raise_by
+    return lif_forward(x_fine, P_fine)
+
+
+base = fine_clock()
+n_star = int(np.argmax(base.s[:, 0] > 0))
+t_star = t_fine[n_star]
+slope = (base.u[n_star, 0] - base.u[n_star - 1, 0]) / DT_FINE   # u'(t*) = x - theta_m V_th
+at = n_star - 1000                                   # a hundredth of a step before the crossing
+H_RAISE = 1e-3
+up, down = fine_clock(H_RAISE, at), fine_clock(-H_RAISE, at)
+t_next = t_fine[np.flatnonzero(base.s[:, 0])[1]]
+after = np.array([0.25, 0.5, 1.0, 2.0])              # read the membrane this long after t* (before t_next)
+j_read = n_star + np.round(after / DT_FINE).astype(int)
+measured = (up.u[j_read, 0] - down.u[j_read, 0]) / (2 * H_RAISE)
+faded = np.exp(-P.theta_m * (t_star - t_fine[at]))  # the raise's own leak before the crossing
+predicted = faded * np.exp(-P.theta_m * (t_fine[j_read] - t_star)) * (1 + P.theta_m * P.threshold / slope)
+gap = np.max(np.abs(measured / predicted - 1))
+print(f"fine clock: crossing at t* = {t_star:.4f}, slope u'(t*) = {slope:.4f}, next spike at {t_next:.3f}")
+for a_, m_, p_ in zip(after, measured, predicted):
+    print(f"  membrane at t* + {a_:4.2f}: measured {m_:.4f} per unit of raise, formula {p_:.4f}")
+print(f"largest relative gap {gap:.1e}; the timing part theta_m V_th / u'(t*) = {P.theta_m * P.threshold / slope:.4f}")
+assert gap < 5e-3 and t_next > t_star + after[-1]
+coarse = lif_forward(np.full((T, 1), X_C), P)
+k_c = int(np.argmax(coarse.s[:, 0] > 0))
+reset_factor = P.theta_m * coarse.u[k_c, 0] * spike_advance(coarse.du, coarse.s)[k_c, 0]
+print(f"coarse neuron: fires at step {k_c}, u = {coarse.u[k_c, 0]:.3f}, du = {coarse.du[k_c, 0]:.3f}; "
+      f"TSSL-BP's reset factor theta_m u min(1/du, 8) = {reset_factor:.4f}")
+assert abs(reset_factor / (P.theta_m * P.threshold / slope) - 1) < 0.1
+
+# %% [markdown]
+# The formula holds on the fine clock (the largest gap is printed; the raise is small but finite), and
+# the coarse rule's reset factor is within a few percent of its timing part (both printed; asserted within
+# 10%): `u[k]` is a little above `V_th` and `du[k]` a little above the slope at the crossing. What the rule leaves out is
+# the `1`, which the discrete neuron, whose reset happens at a step boundary, does not have.
 
 # %% [markdown]
 # ## 4. In a real network

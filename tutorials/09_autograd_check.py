@@ -234,9 +234,10 @@ assert all(f.mean() < -0.5 for f in factors.values()), "and it is not small"
 #   *lower*. Its factor on the next step's membrane is `-(1 - theta_m) u[k] f(u[k]) < 0` (the reset, then
 #   the leak that carries `u_r[k]` into step k + 1).
 # - **TSSL-BP** keeps the spike all-or-none. A higher membrane cannot make the spike more present; it
-#   makes it come *earlier*, by `min(1/du[k], 8)` per unit of `u` (lesson 4). An earlier reset leaves the
-#   membrane more time to recharge before any later step, so the later membrane is *higher*. Its reset
-#   factor is `+theta_m u[k] min(1/du[k], 8) > 0`, the reset half of the intra term (lesson 5, section 3).
+#   makes it come *earlier*, by `min(1/du[k], 8)` per unit of `u` (lesson 4). The `u[k]` an earlier reset
+#   removes has faded with the leak for longer by the time a later step reads the membrane, so the later
+#   membrane is *higher*. Its reset factor is `+theta_m u[k] min(1/du[k], 8) > 0`, the reset half of the
+#   intra term (derived in lesson 5, section 3b).
 #
 # In the discrete neuron the true derivative across a spike step is 0 (lesson 5, section 3), so both are
 # models. Which sign is physical? Simulate the neuron with a clock 1000 times finer (as lesson 4 does),
@@ -299,9 +300,11 @@ L.save(fig, "reset_sign")
 
 # %% [markdown]
 # The raise brings the first spike earlier, the second follows it, and the later membrane rises (all
-# three asserted): the sign of TSSL-BP's reset factor, opposite to BPTT's. The sizes are of the same
-# order but not equal (the printed numbers); neither rule claims the fine clock's value, since both work
-# on the coarse steps. This is also why section 3's detached BPTT is nearer TSSL-BP than BPTT through the
+# three asserted): the sign of TSSL-BP's reset factor, opposite to BPTT's. The sizes are not equal (the
+# printed numbers), and neither coarse rule claims the fine clock's value: in continuous time the raise
+# itself also survives the reset (the reset removes the threshold, whatever the membrane held), a part
+# the discrete neuron's reset to 0 does not have. Lesson 5, section 3b, splits the fine clock's response
+# into that part and the timing part, which is the one TSSL-BP keeps. This is also why section 3's detached BPTT is nearer TSSL-BP than BPTT through the
 # reset: a factor of 0 lies between the two opposite signs.
 
 # %%
