@@ -61,20 +61,21 @@ def estimate(config_name, paper_epochs):
 
 def collect():
     """One row per ROWS entry: the paper's numbers and ours over the row's group of seeds (the runs that
-    differ from the named folder only in their seed, as ``python -m reference summarize`` groups them)."""
+    differ from the named folder only in their seed: ``python -m reference summarize``'s groups,
+    :func:`reference.app.summary.groups_of`)."""
     import statistics
 
-    from reference.app.summary import read_runs
+    from reference.app.summary import groups_of, read_runs
 
     runs = read_runs(os.path.join(ROOT, "results"))
-    by_folder = {r.folder: r for r in runs}
+    group_of = {r.folder: members for members in groups_of(runs).values() for r in members}  # summarize's groups
     rows = []
     for label, rule, key, folder, config in ROWS:
         paper = PAPER[key]
         authors = AUTHORS_CODE.get(key) if rule == "final" and folder == ROWS_FINAL.get(key, folder) else None
         theirs = f"{authors['best']:.2f} ({authors['epochs']} ep.)" if authors else ""
-        if folder in by_folder:
-            group = [r for r in runs if r.group == by_folder[folder].group]
+        if folder in group_of:
+            group = group_of[folder]
             bests, lasts = [100 * r.best for r in group], [100 * r.last for r in group]
             std = f"{statistics.stdev(bests):.2f}" if len(bests) > 1 else ""
             epochs = sorted({r.epochs for r in group})
