@@ -1,8 +1,8 @@
 """How the site reads a lesson: jupytext's percent format, without the linter's ``# noqa`` remarks.
 
-The lessons import after ``L = Lesson(...)`` has put the project on ``sys.path``, so their imports carry
-``# noqa: E402`` for flake8; on a rendered page that remark is noise to a reader.  The download links
-(``docs/conf.py``) give the lesson file unchanged.
+The lessons import after ``L = Lesson(...)`` has put the project on ``sys.path``; pyproject.toml tells
+the linter so, and the lessons carry no ``# noqa`` remarks.  Should one be added, it stays out of the
+rendered page, where it is noise to a reader (the download links, ``docs/conf.py``, give the file as is).
 """
 import re
 

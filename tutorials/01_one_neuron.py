@@ -20,7 +20,7 @@
 import numpy as np
 import matplotlib.pyplot as plt
 
-from _lesson import Lesson, mnist_images  # noqa: F401  (mnist_images: used from lesson 2 on)
+from _lesson import Lesson
 
 from reference.app import plots
 from reference.neuron import lif_forward, psp, psp_kernel

@@ -282,7 +282,7 @@ assert np.all(line <= 1 / du_c * (1 + 1e-12)), "a moving slope moves the crossin
 #   true but unreliable sensitivity (a grazing membrane may just as well lose its spike) for a bounded one.
 
 # %%
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 X_TICKS = [0.2, 0.3, 0.4, 0.6, 1.0, 1.5]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})

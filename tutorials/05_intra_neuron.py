@@ -472,7 +472,7 @@ L.save(fig, "network")
 # Below: one neuron of 10 steps, its spikes, the matrix `D`, and `g` against `h`.
 
 # %%
-from reference.paper2020 import reset_error, reset_record  # noqa: E402
+from reference.paper2020 import reset_error, reset_record
 
 P20 = NeuronParams(tau_m=5.0, tau_s=2.0, n_steps=T)  # the paper-era tau_s
 x20 = np.array([0.9, 0.7, 0.2, 0.6, 0.9, 0.1, 0.0, 1.3, 0.4, 1.2])  # input current of one neuron

@@ -21,7 +21,7 @@
 #   the paper and the authors' final code differ.
 
 # %%
-from _lesson import Lesson, mnist_images  # noqa: F401  (mnist_images: the small fixture, unused here)
+from _lesson import Lesson
 
 import time
 

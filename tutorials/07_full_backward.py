@@ -28,11 +28,11 @@ from _lesson import Lesson, mnist_images
 
 L = Lesson("07_full_backward")
 
-from reference.app import plots  # noqa: E402
-from reference.network import Network  # noqa: E402
-from reference.neuron import psp  # noqa: E402
-from reference.optim import AdamW, train_step  # noqa: E402
-from reference.tsslbp import BRANCH_INTER, branch_fractions, tsslbp_delta  # noqa: E402
+from reference.app import plots
+from reference.network import Network
+from reference.neuron import psp
+from reference.optim import AdamW, train_step
+from reference.tsslbp import BRANCH_INTER, branch_fractions, tsslbp_delta
 
 # %% [markdown]
 # ## 0. One delta with pencil and paper
@@ -71,8 +71,8 @@ from reference.tsslbp import BRANCH_INTER, branch_fractions, tsslbp_delta  # noq
 # step 2, where it fired too much. The library must agree:
 
 # %%
-from reference.neuron import lif_forward  # noqa: E402
-from reference.params import NeuronParams  # noqa: E402
+from reference.neuron import lif_forward
+from reference.params import NeuronParams
 
 P3 = NeuronParams(n_steps=3)
 st3 = lif_forward(np.array([[0.6], [0.7], [1.2]]), P3)

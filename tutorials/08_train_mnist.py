@@ -29,11 +29,11 @@ from _lesson import Lesson
 
 L = Lesson("08_train_mnist")
 
-from reference.app import plots  # noqa: E402
-from reference.losses import desired_spike_train, kernel_target  # noqa: E402
-from reference.network import Network  # noqa: E402
-from reference.neuron import psp  # noqa: E402
-from reference.app.train import evaluate, load_checkpoint, load_split, read_metrics, train  # noqa: E402
+from reference.app import plots
+from reference.losses import desired_spike_train, kernel_target
+from reference.network import Network
+from reference.neuron import psp
+from reference.app.train import evaluate, load_checkpoint, load_split, read_metrics, train
 
 # %% [markdown]
 # ## 1. Data and network
@@ -337,7 +337,7 @@ L.save(fig, "confusion_matrix")
 # neurons whose delta moved the most.
 
 # %%
-from reference.optim import AdamW, train_step  # noqa: E402
+from reference.optim import AdamW, train_step
 
 watch = Network(CONFIG, seed=SEED)
 watch_opt = AdamW(watch.weights, lr=watch.config.network["lr"])

@@ -27,7 +27,7 @@ from _lesson import Lesson, mnist_images
 L = Lesson("09_autograd_check")
 OUT, ROOT = L.out, L.root
 
-from reference.twins import available, backend  # noqa: E402
+from reference.twins import available, backend
 
 if not available("torch"):
     NEED = "this lesson needs PyTorch (and, for section 1b, JAX): pip install -r requirements-autograd.txt"
@@ -43,8 +43,8 @@ if not available("torch"):
 # (on 8, the differences it measures are smaller than the noise of so few digits).
 
 # %%
-from reference.network import Network  # noqa: E402
-from reference.optim import AdamW, train_step  # noqa: E402
+from reference.network import Network
+from reference.optim import AdamW, train_step
 
 n = 32
 x_train, y_train = mnist_images(n, "train")   # to train on
@@ -65,7 +65,7 @@ print(f"weights after {opt.step_count} AdamW steps on {n} MNIST training images;
 # order of the sums; in float32 (the authors' precision) by rounding.
 
 # %%
-from reference.twins.check import check_network, check_parts, format_rows  # noqa: E402
+from reference.twins.check import check_network, check_parts, format_rows
 
 rows = check_parts(backend("torch", "float64"))
 rows += check_network(config, backend("torch", "float64"), weights, x, y, dtype="float64")
@@ -99,8 +99,8 @@ else:
 # BPTT uses the sigmoid surrogate everywhere and unrolls the membrane. How alike are they?
 
 # %%
-from reference.app.plots import plot_bptt  # noqa: E402
-from reference.twins.bptt import compare_bptt, format_bptt  # noqa: E402
+from reference.app.plots import plot_bptt
+from reference.twins.bptt import compare_bptt, format_bptt
 
 brows, ts, bp = compare_bptt(config, backend("torch", "float64"), weights, x, y)
 print(format_bptt(brows))
@@ -119,7 +119,7 @@ print(f"wrote {L.shown(png)}")
 # Which one trains better on the same budget is figure 4 of `figures/` (the ablation).
 
 # %%
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 layers = list(dict.fromkeys(r.layer for r in brows))
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -152,9 +152,9 @@ L.save(fig, "norm_ratio_per_step")
 # `--backward`). On the lesson's digits, how far apart are they, and which is nearer TSSL-BP?
 
 # %%
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reference.tsslbp import warmup_surrogate  # noqa: E402
+from reference.tsslbp import warmup_surrogate
 
 grads = {}
 for rule in ("tsslbp", "bptt", "bptt-detached"):
@@ -245,8 +245,8 @@ assert all(f.mean() < -0.5 for f in factors.values()), "and it is not small"
 # `k1 - 1.5`, coarse step `k` covering the time from `k - 1` to `k`), and see what the later membrane does.
 
 # %%
-from reference.neuron import lif_forward  # noqa: E402
-from reference.params import NeuronParams  # noqa: E402
+from reference.neuron import lif_forward
+from reference.params import NeuronParams
 
 P1 = NeuronParams(tau_m=5, tau_s=3, threshold=1.0, n_steps=12)
 X_IN = 0.32                                   # a constant input: the neuron fires every 5 steps

@@ -31,7 +31,7 @@ from _lesson import Lesson
 
 L = Lesson("10_step_through")
 
-from reference import _jit, tsslbp  # noqa: E402
+from reference import _jit, tsslbp
 
 # %% [markdown]
 # ## 1. One kernel, two lives
@@ -101,7 +101,7 @@ def line_of(snippet: str) -> int:
 # the `np.exp` branch, float32 arrays a branch-free copy that LLVM can vectorise, `fast_exp`):
 
 # %%
-from reference import steps  # noqa: E402
+from reference import steps
 
 READING = [
     ("G[k] = sum_{m>=k} eps[m-k] g[m]", steps.spike_error_add, "G[m] = spike_error_add(G[m], e, g[k + j, m])"),
@@ -225,7 +225,7 @@ with open(os.path.join(L.out, "pdb_transcript.txt"), "w") as fh:
 # `reference/steps.py` on their equations' lines, and that every pair agrees to the printed digits.
 
 # %%
-import re  # noqa: E402
+import re
 
 assert f"tsslbp.py({pre_line})_tsslbp_kernel()" in run.stdout, run.stdout + run.stderr
 assert f"tsslbp.py({warm_line})_tsslbp_kernel()" in run.stdout
@@ -250,12 +250,12 @@ print(f"pdb stopped at {path}:{pre_line} and {path}:{warm_line}, and in {steps_p
 # must be the twins' values at those steps.
 
 # %%
-import runpy  # noqa: E402
+import runpy
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from reference.app import plots  # noqa: E402
-from reference.neuron import psp_kernel  # noqa: E402
+from reference.app import plots
+from reference.neuron import psp_kernel
 
 ns = runpy.run_path(script)  # the script's globals: state, g, delta, branch, params
 st, prm = ns["state"], ns["params"]
