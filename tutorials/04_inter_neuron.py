@@ -326,7 +326,8 @@ L.save(fig, "spike_time_derivative")
 # every later step `m`. The paper only says that `d a[m]/d t_k` is proportional to the kernel `eps[m-k]`;
 # the authors' code writes it as `d a[m]/d t_k = -eps[m-k]/tau_s` (their `partial_a`) and uses
 # `d t_k/d u[k] = -min(1/du[k], 8)` where it fires (authors' `partial_u`); the two minus signs and the
-# `tau_s` (which the authors multiply back) cancel, and summing over `m` with the errors `g[m]` gives
+# `tau_s` (which the authors multiply back where they sum over `m`, a remnant of their code's history:
+# paper-notes section 7) cancel, and summing over `m` with the errors `g[m]` gives
 #
 #     inter[k] = s[k] min(1/du[k], 8) G[k]               (inter_neuron_term)
 #
