@@ -9,8 +9,11 @@ the pair is simulated with the library's own forward pass, and the backward term
   only where it fires) and its intra-neuron part (reset and leak carried back by ``c``), for a kernel
   loss asking the postsynaptic neuron to follow a desired spike train.
 
-Inter-neuron dependency: the postsynaptic membrane depends on the presynaptic spike *times* through
-``a_pre``; intra-neuron: a postsynaptic spike resets the neuron and so shapes its later membrane.
+Inter-neuron dependency: a neuron's spike *times* shape the PSP it sends to the neurons it feeds (the top
+panel: ``a_pre`` drives the postsynaptic current).  In the backward of a layer the inter term is the
+other end of that link: the layer's own spike times, through the PSP the next layer (here the loss)
+reads; so the bottom panel's inter term is through the postsynaptic neuron's own spikes.  Intra-neuron:
+a postsynaptic spike resets the neuron and so shapes its later membrane.
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ def main():
     a0.plot(t[d["s_pre"] > 0], np.full(int(d["s_pre"].sum()), 0.02), "|", color="C0", ms=12, mew=2,
             label="presynaptic spikes")
     a0.set_ylabel(r"$a_{pre}$")
-    a0.set_title("Inter-neuron dependency: the presynaptic spike times shape the current $x = w\\,a_{pre}$")
+    a0.set_title("Inter-neuron dependency: spike times shape the PSP a neuron sends ($x = w\\,a_{pre}$)")
     a0.set_ylim(-0.02, 1.4 * float(d["a_pre"].max()))  # room above the trace for the legend
     a0.legend(loc="upper center", fontsize=8, ncol=2)
 
@@ -88,7 +91,7 @@ def main():
 
     a2 = ax[2]
     width = 0.4
-    a2.bar(t - width / 2, d["inter"], width, color=BRANCH_COLORS["inter (fired)"], label=r"inter: $s[k]\min(1/du[k],8)\,G[k]$")
+    a2.bar(t - width / 2, d["inter"], width, color=BRANCH_COLORS["inter (fired)"], label=r"inter: own spike times, $s[k]\min(1/du[k],8)\,G[k]$")
     a2.bar(t + width / 2, d["intra"], width, color=BRANCH_COLORS["intra (silent)"], label=r"intra: carried reset/leak term")
     a2.plot(t, d["delta"], "k.-", lw=1, ms=4, label=r"$\delta[k]$ = inter + intra (warm-up off)")
     a2.axhline(0, color="k", lw=0.5)
@@ -96,7 +99,7 @@ def main():
     a2.set_xlabel("time step $t$")
     a2.set_xticks(range(0, len(t), 2))
     a2.set_xlim(-0.6, len(t) - 0.4)
-    a2.set_title("The postsynaptic neuron's TSSL-BP delta for a kernel loss asking for the desired spikes")
+    a2.set_title("The postsynaptic neuron's delta: its spike times shape the PSP the loss reads", fontsize=11)
     a2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), fontsize=8, ncol=3, frameon=False)
     fig.tight_layout()
     save(fig, NAME)
