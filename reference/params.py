@@ -3,6 +3,14 @@
 Every bare number of the authors' ``functions/tsslbp.py`` has a name here, with the paper-notes section
 (``docs/paper-notes.md``) that defines it.  Kernels never read these globals: Numba freezes globals
 at compile time, so every value is passed to a kernel as an argument.
+
+Why these values: the authors' code gives no reason for them (and the paper could not be checked
+here); they are the values their code uses (the paper-era code clamped ``1/du`` at 10, paper-notes section 7).  What each does is
+shown where it acts: the ``1/du`` clamp binds only for spikes whose membrane barely crossed the
+threshold (lesson 4, section 3, measures for which inputs); the surrogate's width sets how far from
+the threshold a silent neuron still gets error (lesson 6, section 2); the warm-up switch ``1/(4 tau_s)`` is a
+PSP that one spike leaves only after a few silent steps (:func:`reference.tsslbp.warmup_mask`); the weight
+and gradient-norm clips are the authors' training loop (paper-notes section 3).
 """
 from __future__ import annotations
 
