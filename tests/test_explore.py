@@ -268,3 +268,22 @@ def test_a_phone_sized_page_keeps_its_plots_readable(browser):
         assert not problems, problems
     finally:
         page.close()
+
+
+@site
+def test_the_control_panel_can_be_unpinned_and_no_equation_is_cut(explorer):
+    """Issue 34 (R5): on a wide screen the sticky control panel took a third of the window and cut its own
+    table, with no way to let it scroll away; and a display equation ran past the page's right edge.  The
+    pin button releases and restores the panel, and every display equation fits its column."""
+    page, problems = explorer
+    position = "() => getComputedStyle(document.getElementById('explore-app')).position"
+    assert page.evaluate(position) == "sticky"
+    page.click("#explore-pin")
+    assert page.evaluate(position) == "static"
+    assert page.get_attribute("#explore-pin", "aria-pressed") == "false"
+    page.click("#explore-pin")
+    assert page.evaluate(position) == "sticky" and page.get_attribute("#explore-pin", "aria-pressed") == "true"
+    cut = page.evaluate("""() => Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+        .filter(m => m.scrollWidth > m.clientWidth + 1).map(m => m.textContent.slice(0, 40))""")
+    assert cut == [], cut
+    assert problems == []

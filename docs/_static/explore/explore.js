@@ -321,7 +321,14 @@
   function update() { draw(); }
 
   function start() {
-    if (!document.getElementById("explore-app")) return;
+    const app = document.getElementById("explore-app");
+    if (!app) return;
+    const pin = document.getElementById("explore-pin");  // a view preference, not part of the state in the address
+    if (pin) pin.addEventListener("click", () => {
+      const pinned = pin.getAttribute("aria-pressed") !== "true";
+      pin.setAttribute("aria-pressed", String(pinned));
+      app.classList.toggle("unpinned", !pinned);
+    });
     bind();
     state = decode(location.hash) || fromPreset("lesson7");
     update();
