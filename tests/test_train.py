@@ -832,3 +832,56 @@ def test_a_full_disk_at_the_checkpoint_leaves_the_weights_of_the_last_commit(tmp
     train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
           splits=splits)
     _assert_same_run(full, out)
+
+
+_SIGNALLED_CHILD = """
+import os, sys
+import numpy as np
+import yaml
+sys.path.insert(0, sys.argv[1])
+from test_train import TINY, Split
+from reference.app import train as train_mod
+from reference.app.cli import main
+data = np.load(os.path.join(sys.argv[1], "data", "mnist_fixture.npz"))
+norm = lambda im: ((im / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
+split = Split(norm(data["train_images"][:100]), data["train_labels"][:100].astype(np.int64), "fixture")
+train_mod.load_split = lambda *a, **k: split
+cfg = os.path.join(sys.argv[2], "tiny.yaml")
+with open(cfg, "w") as fh:
+    yaml.safe_dump({**TINY, "Network": {**TINY["Network"], "epochs": 500}}, fh)
+sys.exit(main(["train", "--config", cfg, "--out", os.path.join(sys.argv[2], "run"), "--no-progress"]))
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_real_signal_stops_train_at_a_whole_step_with_exit_130(tmp_path, sig):
+    """README's promise: Ctrl-C or SIGTERM to ``python -m reference train`` finishes the step in progress,
+    saves a checkpoint and exits with 130; ``--resume`` then continues from it.  (The in-process tests
+    raise the signal inside steps; this one sends it from outside, as a user or a scheduler does.)"""
+    import subprocess
+    import sys
+    import time
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALLED_CHILD, tests, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # two epochs done: it is inside the loop
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    done = ck["meta"]["progress"]["epoch"]
+    assert 2 <= done < 500 and len(metrics.read_text().splitlines()) == done + 1
+    data = np.load(os.path.join(tests, "data", "mnist_fixture.npz"))  # the child's split, for the resume
+    images = ((data["train_images"][:100] / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
+    split = Split(images, data["train_labels"][:100].astype(np.int64), "fixture")
+    train(None, out_dir=str(tmp_path / "run"), resume=True, epochs=done + 1, progress=False, log=lambda *a: None,
+          callbacks=NO_FIGURES, splits=(split, split))
+    assert len(metrics.read_text().splitlines()) == done + 2
