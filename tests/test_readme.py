@@ -37,3 +37,20 @@ def test_the_demo_reaches_the_accuracy_readme_quotes(tmp_path):
     except DataError as exc:
         pytest.skip(f"no MNIST source reachable: {exc}")
     assert abs(100 * result["test_acc"] - quoted) <= 0.3, (result["test_acc"], quoted)
+
+
+def test_every_test_the_readme_names_exists():
+    """README backs its promises with named tests (``tests/test_train.py::test_...``, then ``::test_...``
+    for more of the same file); a renamed or removed test would leave a promise pointing at nothing."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    named, current = [], None
+    for m in re.finditer(r"(tests/test_\w+\.py)?::(test_\w+)", text):
+        current = m.group(1) or current
+        named.append((current, m.group(2)))
+    assert len(named) >= 10 and all(f for f, _ in named), named
+    missing = []
+    for path, name in named:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
+            if not re.search(rf"^def {name}\(", fh.read(), re.M):
+                missing.append(f"{path}::{name}")
+    assert missing == []
