@@ -9,7 +9,7 @@ here); they are the values their code uses (the paper-era code clamped ``1/du`` 
 shown where it acts: the ``1/du`` clamp binds only for spikes whose membrane barely crossed the
 threshold (lesson 4, section 3, measures for which inputs); the surrogate's width sets how far from
 the threshold a silent neuron still gets error (lesson 6, section 2); the warm-up switch ``1/(4 tau_s)`` is a
-PSP that one spike leaves only after a few silent steps (:func:`reference.tsslbp.warmup_mask`); the weight
+PSP that a spike leaves only after some silent steps (:func:`reference.tsslbp.warmup_mask`); the weight
 and gradient-norm clips are the authors' training loop (paper-notes section 3).
 """
 from __future__ import annotations

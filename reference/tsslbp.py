@@ -65,7 +65,10 @@ from .steps import (carry, integrate, intra_term, inter_term, inv_du_clamped, ps
 BRANCH_WARMUP = 0
 #: Branch code of a ``delta`` at a step where the neuron fired (the inter-neuron term and the reset).
 BRANCH_INTER = 1
-#: Branch code of a ``delta`` at a silent step that is not on warm-up (only the carried leak term, intra-neuron).
+#: Branch code of a ``delta`` at a silent step that is not on warm-up, the carried leak term ``c (1 - theta_m)``
+#: alone (intra-neuron); it is 0 where no error reaches the step (no later spike sends any; the paper-era
+#: rule, which has no such term, gives 0 at every such step).  With the default warm-up these are the steps
+#: soon after a spike; with ``warmup="never"``, every silent step.  The one definition the lessons link to.
 BRANCH_INTRA = 2
 BRANCH_NAMES = {BRANCH_WARMUP: "warm-up", BRANCH_INTER: "inter (fired)", BRANCH_INTRA: "intra (silent)"}
 WARMUP_MODES = {"per-neuron": 0, "always": 1, "never": 2}
@@ -107,9 +110,10 @@ def spike_advance(du: np.ndarray, s: np.ndarray) -> np.ndarray:
 
     Raising the membrane brings the spike earlier, by ``1/du`` steps per unit: less the steeper the
     membrane crosses the threshold (``d t_k/d u = -1/du``); the clamp to 8 bounds it for spikes that barely crossed the threshold.  As in the authors'
-    ``clamp(-1/du, -8, 0)``, a step with ``du < 0`` gives 0 (a neuron can fire there only when the
-    threshold is not positive), and IEEE division decides ``du == 0``: ``+0.0`` gives 8 and ``-0.0``
-    gives 0, exactly as their clamp does.
+    ``clamp(-1/du, -8, 0)``, a step with ``du < 0`` gives 0, and IEEE division decides ``du == 0``:
+    ``+0.0`` gives 8 and ``-0.0`` gives 0, exactly as their clamp does.  Neither case occurs at a spike
+    while the threshold is positive (``u_r[k-1] <= V_th < u[k]``, so ``du[k] > 0``); both need a
+    threshold of 0 or below.
 
     Parameters
     ----------
@@ -241,8 +245,10 @@ def warmup_mask(a: np.ndarray, tau_s: float) -> np.ndarray:
 
     .. math:: \\mathrm{warm}[k] = \\left(a[k] < \\frac{1}{4 \\tau_s}\\right)
 
-    True when the neuron has not fired in the last few steps (the current one included): one spike at
-    k gives ``a[k] >= 1/tau_s``, which decays below ``1/(4 tau_s)`` only after several silent steps.
+    True when the neuron has been silent long enough (the current step included) for its PSP to decay
+    below ``1/(4 tau_s)``: a spike at k gives ``a[k] >= 1/tau_s``, and ``a`` shrinks by ``1 - 1/tau_s``
+    per silent step, so it takes a few silent steps after a lone spike and more after a burst (which
+    lifts ``a`` towards 1).
 
     Parameters
     ----------

@@ -63,7 +63,7 @@ print(f"paper's pattern: {desired_spike_train(5, pattern=[0, 1, 0, 1, 1]).astype
 #
 # (`reference.losses.kernel_loss`, summed over the batch as in the authors' code). The target of the
 # label neuron is the desired train seen through the synapse, `eps * d`, so a neuron that fires exactly
-# `d` has PSP `psp(d)` and zero loss. That is the paper's equation (`kernel_target(..., filter="single")`).
+# `d` has PSP `psp(d)` and zero loss. That is the paper's form, as the notes give it (paper-notes section 2; `kernel_target(..., filter="single")`).
 #
 # The authors' code, however, filters the desired train once when it builds the target and once more
 # inside the loss, so the target it trains with is `eps * (eps * d)` (`filter="double"`, the default here
@@ -259,7 +259,8 @@ assert np.isclose(net.loss(out, y_test)[0], losses[cfg["loss"]][0])   # the conf
 # already classifies correctly: section 3's effect, at work at `T = 5`.
 
 # %%
-# a correctly predicted digit whose label neuron fires most, with other output neurons firing too
+# a correctly predicted digit whose label neuron fires most, preferring one where other output neurons fire
+# too (if none does, the label neuron's alone)
 score = [spikes[:, n, y_test[n]].sum() + 0.5 * (spikes[:, n].sum(axis=0) > 0).sum()
          if net.predict(out)[n] == y_test[n] else -1 for n in range(len(y_test))]
 n0 = int(np.argmax(score))

@@ -268,12 +268,15 @@ assert np.all(line <= 1 / du_c * (1 + 1e-12)), "a moving slope moves the crossin
 #   `theta_m (threshold - u_r[k-1])` relative to `du[k]`: nil when the membrane enters the step already at
 #   the threshold, largest when it enters far below it (just after a reset, or from rest as here) with an
 #   input not much larger than the leak.
-# - `du[k]` itself depends on `x[k]`, yet the rule uses it as a constant: `1/du[k]` is the slope of the
-#   membrane held fixed where it crosses, `d t/d u` of a line of fixed slope, which is what the fine clock
-#   measures. (Differentiating the straight line between the two coarse points instead, with its slope
-#   moving with `u[k]`, gives `-(threshold - u_r[k-1]) / du[k]^2`: a different number, equal to `-1/du[k]`
-#   only when `u[k]` lands exactly on the threshold, and further from the fine clock's slope than
-#   `1/du` is.) Like every other factor of the backward, `du[k]` is read from the forward pass.
+# - `du[k]` itself depends on `x[k]`, yet the rule uses it as a constant. The two answer different
+#   questions. Holding the slope fixed, `-1/du[k]` is how far the crossing moves when the membrane is
+#   raised *before* it crosses, the question the fine clock's nudge asks. Raising `x[k]` spread over the
+#   whole step instead moves the crossing only by the part of the raise that has arrived when it
+#   crosses: on the straight line, the crossing's fraction of the step, `(threshold - u_r[k-1])/du[k]`,
+#   times `1/du[k]`, which is the straight line with its slope moving with `u[k]` (printed above as a
+#   ratio to `1/du`). TSSL-BP takes the first: its `delta[k] = dL/du[k] = dL/dx[k]` treats the input of
+#   step `k` as arriving whole, as the coarse neuron does. Like every other factor of the backward, `du[k]`
+#   is read from the forward pass.
 # - The coarse neuron is the same equation integrated with steps of 1, so it does not fire at the same
 #   time as the fine one: its spike step `k` need not be the step that contains `t*` (count printed
 #   above), and the curves below show a saw-tooth each time the coarse spike step `k` changes.
@@ -323,8 +326,8 @@ L.save(fig, "spike_time_derivative")
 # ## 4. The inter-neuron term
 #
 # Put the two pieces together. Moving the spike at `k` by `d t_k` changes the PSP the neuron sends at
-# every later step `m`. The paper only says that `d a[m]/d t_k` is proportional to the kernel `eps[m-k]`;
-# the authors' code writes it as `d a[m]/d t_k = -eps[m-k]/tau_s` (their `partial_a`) and uses
+# every later step `m`. The paper, as the notes give it, only says that `d a[m]/d t_k` is proportional to
+# the kernel `eps[m-k]`; the authors' code writes it as `d a[m]/d t_k = -eps[m-k]/tau_s` (their `partial_a`) and uses
 # `d t_k/d u[k] = -min(1/du[k], 8)` where it fires (authors' `partial_u`); the two minus signs and the
 # `tau_s` (which the authors multiply back where they sum over `m`, a remnant of their code's history:
 # paper-notes section 7) cancel, and summing over `m` with the errors `g[m]` gives
@@ -537,8 +540,8 @@ assert np.all(np.sign(tail_timing) == -np.sign(G_n))
 # %% [markdown]
 # Summary: the inter-neuron term is the error on a spike (`G`, the PSP filter run backwards) times the
 # spike's timing sensitivity (`min(1/du, 8)`), only where the neuron fires. `1/du` is the continuous-time
-# derivative with the slope at the crossing replaced by the step's average slope, a slight
-# under-estimate; the clamp bounds it where the membrane barely crosses. Lesson 5 adds what a spike does
+# derivative with the slope at the crossing replaced by the step's average slope, an under-estimate
+# (by the ratio section 3 prints); the clamp bounds it where the membrane barely crosses. Lesson 5 adds what a spike does
 # to its own neuron: the reset, and the leak that carries the membrane from step to step.
 
 # %%

@@ -154,8 +154,8 @@ L.save(fig, "surrogate_and_switch")
 #
 # Every backward pass records which branch made each delta (`net.records[i].branch`; codes in
 # `BRANCH_NAMES`): **warm-up**, **inter (fired)** (the neuron fired at `k`: inter term plus the reset part
-# of the intra term) or **intra (silent)** (silent at `k` but fired recently: the carried leak term
-# alone). `branch_fractions` turns it into shares of the layer's neuron-steps. We train the demo MLP
+# of the intra term) or **intra (silent)** (silent at `k` and not on warm-up, so soon after a spike: the
+# carried leak term alone, 0 where no later spike sends error; `reference.tsslbp.BRANCH_INTRA` defines it). `branch_fractions` turns it into shares of the layer's neuron-steps. We train the demo MLP
 # (`configs/demo_MNIST_MLP.yaml`: the authors' 400-400 MLP, batch 100, AdamW lr 5e-4) on real MNIST with
 # the authors' training step (`train_step`: forward, kernel loss, TSSL-BP backward, gradient-norm
 # clipping, AdamW, weight clipping), and record the shares after every mini-batch.

@@ -292,8 +292,9 @@ print(f"checked: t = 0 is the quietest step of every layer; the output layer's e
 #
 # - **warm-up**: the neuron's own PSP `a[k] < 1/(4 tau_s)` (it has not fired lately), `delta = G f(u)`;
 # - **inter (fired)**: it fired at `k`, `delta = s min(1/du, 8) G + c theta_m u min(1/du, 8)`;
-# - **intra (silent)**: it did not fire at `k` but did recently, `delta = c (1 - theta_m)`: the error
-#   carried back through the leak from its next spike.
+# - **intra (silent)**: it did not fire at `k` and is not on warm-up (it fired recently),
+#   `delta = c (1 - theta_m)`: the error carried back through the leak from its next spike, 0 where no
+#   later spike sends any (`reference.tsslbp.BRANCH_INTRA`).
 #
 # `reference.tsslbp.branch_fractions` counts them; `reference.app.plots.branch_fractions_bar` draws the
 # counts (left), the same per time step for the first hidden layer (middle), and each branch's share of

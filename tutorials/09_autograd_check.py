@@ -11,8 +11,8 @@
 #    surrogate of TSSL-BP's warm-up at every neuron and step, unrolled through leak and reset.
 #
 # A green gradcheck checks the plumbing, not the rule: the twins' spiking backward comes from the same notes
-# as ours. Which checks are independent of our reading is said once, in README's "Checking against
-# PyTorch and JAX".
+# as ours. README's "Checking against PyTorch and JAX" says which checks are independent of our
+# reading.
 #
 # Needs `pip install -r requirements-autograd.txt` (torch, jax). The same from the shell:
 # `python -m reference gradcheck --config configs/MNIST_CNN.yaml` and
@@ -195,7 +195,7 @@ assert all(cos_detached[a] < cos_detached[b] for a, b in zip(names, names[1:])),
 # both alike, on the way to the step before). Through the reset, the error reaches
 # the steps before a spike with its sign flipped. Detaching sets this factor to 0 at spike steps: the
 # error of later steps then stops at a spike instead of coming back negated. TSSL-BP does not set it to 0;
-# it gives it the other sign, through the spike *time* (section 4 below, and lesson 5, section 3), never
+# it gives it the other sign, through the spike *time* (section 4 below, and lesson 5, section 3b), never
 # through a flipped surrogate. Measured on the lesson's digits:
 
 # %%
@@ -262,23 +262,28 @@ P_fine = NeuronParams(tau_m=P1.tau_m / DT, tau_s=P1.tau_s, threshold=P1.threshol
 t_fine = -1 + DT * (np.arange(n_fine) + 1)   # the time of each fine step (coarse step k ends at time k)
 
 
+j_raise = int(round((k1 - 1.5 + 1) / DT)) - 1   # the fine step at time k1 - 1.5: half a step before step k1 begins
+
+
 def fine(nudge):
     x_fine = np.full((n_fine, 1), X_IN * DT)
-    x_fine[int(round((k1 - 1.5 + 1) / DT)) - 1, 0] += nudge   # at time k1 - 1.5: half a step before step k1 begins
+    x_fine[j_raise, 0] += nudge
     return lif_forward(x_fine, P_fine)
 
 
 base, raised = fine(0.0), fine(NUDGE)
 j_later = int(round((k1 + 2 + 1) / DT)) - 1   # the end of coarse step k1 + 2, between the two spikes
 response = float(raised.u[j_later, 0] - base.u[j_later, 0]) / NUDGE
+raise_alone = (1 - P_fine.theta_m) ** (j_later - j_raise)   # the raise itself, faded by the leak (lesson 5, 3b)
 times = [t_fine[np.flatnonzero(r.s[:, 0])] for r in (base, raised)]
 print(f"coarse neuron: first spike at step {k1}, u = {u_k:.3f}, du = {du_k:.3f}")
 print(f"fine clock: spikes at {np.round(times[0], 3)}, after the raise at {np.round(times[1], 3)}")
-print(f"fine clock: later membrane (time {k1 + 2}) per unit of raise: {response:+.2f}")
+print(f"fine clock: later membrane (time {k1 + 2}) per unit of raise: {response:+.2f}, of which the raise itself, "
+      f"faded, is {raise_alone:+.2f}; the reset's timing adds {response - raise_alone:+.2f}")
 print(f"TSSL-BP's reset factor theta_m u min(1/du, 8): {factor_tsslbp:+.2f};  "
       f"BPTT's -(1 - theta_m) u f(u): {factor_bptt:+.2f}")
 assert np.all(times[1] < times[0]), "raising the membrane brings both spikes earlier"
-assert response > 0 and factor_tsslbp > 0 > factor_bptt, "the later membrane rises: TSSL-BP's sign, not BPTT's"
+assert response > raise_alone > 0 and factor_tsslbp > 0 > factor_bptt, "the reset adds: TSSL-BP's sign, not BPTT's"
 
 fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 4.6), sharex=True)
 ax1.plot(t_fine, base.u[:, 0], color="k", lw=1, label="fine clock")
@@ -299,13 +304,15 @@ fig.tight_layout()
 L.save(fig, "reset_sign")
 
 # %% [markdown]
-# The raise brings the first spike earlier, the second follows it, and the later membrane rises (all
-# three asserted): the sign of TSSL-BP's reset factor, opposite to BPTT's. The sizes are not equal (the
-# printed numbers), and neither coarse rule claims the fine clock's value: in continuous time the raise
-# itself also survives the reset (the reset removes the threshold, whatever the membrane held), a part
-# the discrete neuron's reset to 0 does not have. Lesson 5, section 3b, splits the fine clock's response
-# into that part and the timing part, which is the one TSSL-BP keeps. This is also why section 3's detached BPTT is nearer TSSL-BP than BPTT through the
-# reset: a factor of 0 lies between the two opposite signs.
+# The raise brings the first spike earlier and the second follows it. In continuous time the raise itself
+# survives the reset (the reset removes the threshold, whatever the membrane held), so part of the later
+# membrane's rise is just the raise, faded by the leak; the reset's timing is what comes on top of it
+# (both printed). That part is positive, as asserted: an earlier reset leaves a higher membrane, the sign
+# of TSSL-BP's reset factor and the opposite of BPTT's, which would put the later membrane *below* the
+# faded raise. The sizes are not equal to either coarse factor (printed), and neither rule claims the fine
+# clock's value: the discrete neuron's reset to 0 takes the raise with it, and lesson 5, section 3b,
+# derives the timing part and checks it on a finer clock. This is also why section 3's detached BPTT is
+# nearer TSSL-BP than BPTT through the reset: a factor of 0 lies between the two opposite signs.
 
 # %%
 L.done()
