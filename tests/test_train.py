@@ -885,3 +885,32 @@ def test_a_real_signal_stops_train_at_a_whole_step_with_exit_130(tmp_path, sig):
     train(None, out_dir=str(tmp_path / "run"), resume=True, epochs=done + 1, progress=False, log=lambda *a: None,
           callbacks=NO_FIGURES, splits=(split, split))
     assert len(metrics.read_text().splitlines()) == done + 2
+
+
+def test_a_signal_lost_in_a_c_callback_during_set_up_still_stops_the_overwrite(tmp_path, splits, monkeypatch):
+    """Fifth pass F1: a Ctrl-C in the first half second of ``train --overwrite`` landed in a C callback
+    (Numba loading its cached kernels), which printed "Exception ignored" and dropped it; the session went
+    on and replaced the old run.  Signals are now held while the session is set up and acted on after it,
+    so the old run comes back.  The callback is simulated: a function that swallows KeyboardInterrupt."""
+    import time
+
+    from reference.network import Network
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    before = open(os.path.join(out, "weights.npz"), "rb").read()
+    real = Network.check_batch_fits
+
+    def swallowing(self, *a, **k):
+        try:  # what a C callback does with a KeyboardInterrupt raised inside it
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Network, "check_batch_fits", swallowing)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "run", splits, epochs=1, seed=6, overwrite=True)
+    assert open(os.path.join(out, "weights.npz"), "rb").read() == before
+    assert not os.path.exists(os.path.join(out, ".replaced")) and not os.path.exists(os.path.join(out, ".lock"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

@@ -24,7 +24,7 @@ from ..engines import make_engine, world_size
 from ..engines.evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
 from ..options import NetOptions
 from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, RUN_LOG, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
-                   Settings, StopSignal, read_metrics)
+                   HeldSignal, Settings, StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
 
@@ -258,41 +258,44 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     eng = net = state = committed = None
     first_epoch, wall0 = 0, time.perf_counter()
     try:
-        if resume:
-            net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
-        else:  # everything that can fail is checked before the folder is touched
-            if writer:
-                RunFolder.check_new(out_dir, overwrite)
-            cfg = config if isinstance(config, Config) else load_config(config)
-            settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
-                                batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
-                                test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
-                                tag=tag, engine=engine, diagnostics=diagnostics or 0)
-            eng = make_engine(engine, device, settings.batch_size)
-            net = eng.network(cfg, settings.seed, settings.net_options)
-            net.check_batch_fits(settings.batch_size)
-            opt = eng.optimiser(net, cfg.network["lr"])
-            state = Progress()
-        diagnostics = settings.diagnostics if eng.writer else 0
-        if not eng.writer:
-            log, callbacks = (lambda *a, **k: None), []
-        # several processes: rank 0 loads (and may download into the shared cache) before the others
-        train_set, test_set = splits if splits is not None else eng.first(lambda: (
-            load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir,
-                       verbose=progress and eng.writer, config=cfg),
-            load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir,
-                       verbose=progress and eng.writer, config=cfg)))
-        data = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
-        if resume and settings.data and settings.data != data:
-            which = " and ".join(k for k in ("train", "test") if settings.data.get(k) != data[k])
-            raise RunError(f"--resume {out_dir}: the {which} data differ from the run's (fingerprint "
-                           f"{settings.data[which.split()[0]][:12]}..., this one {data[which.split()[0]][:12]}... "
-                           f"from {(train_set if which.startswith('train') else test_set).source}); give the "
-                           f"--data-dir (or data_path) the run was trained with")
-        settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
-        if not resume:
-            folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
-                else ReadOnlyFolder(out_dir)
+        # until the folder is set up (and an --overwrite's old run set aside), a signal is held and acted on
+        # after it (HeldSignal): undo_start below then puts everything back
+        with HeldSignal():
+            if resume:
+                net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
+            else:  # everything that can fail is checked before the folder is touched
+                if writer:
+                    RunFolder.check_new(out_dir, overwrite)
+                cfg = config if isinstance(config, Config) else load_config(config)
+                settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
+                                    batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
+                                    test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
+                                    tag=tag, engine=engine, diagnostics=diagnostics or 0)
+                eng = make_engine(engine, device, settings.batch_size)
+                net = eng.network(cfg, settings.seed, settings.net_options)
+                net.check_batch_fits(settings.batch_size)
+                opt = eng.optimiser(net, cfg.network["lr"])
+                state = Progress()
+            diagnostics = settings.diagnostics if eng.writer else 0
+            if not eng.writer:
+                log, callbacks = (lambda *a, **k: None), []
+            # several processes: rank 0 loads (and may download into the shared cache) before the others
+            train_set, test_set = splits if splits is not None else eng.first(lambda: (
+                load_split(cfg.network["dataset"], "train", settings.train_limit, data_dir, cache_dir,
+                           verbose=progress and eng.writer, config=cfg),
+                load_split(cfg.network["dataset"], "test", settings.test_limit, data_dir, cache_dir,
+                           verbose=progress and eng.writer, config=cfg)))
+            data = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
+            if resume and settings.data and settings.data != data:
+                which = " and ".join(k for k in ("train", "test") if settings.data.get(k) != data[k])
+                raise RunError(f"--resume {out_dir}: the {which} data differ from the run's (fingerprint "
+                               f"{settings.data[which.split()[0]][:12]}..., this one {data[which.split()[0]][:12]}... "
+                               f"from {(train_set if which.startswith('train') else test_set).source}); give the "
+                               f"--data-dir (or data_path) the run was trained with")
+            settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
+            if not resume:
+                folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
+                    else ReadOnlyFolder(out_dir)
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
                 f"test {len(test_set.labels)}")
