@@ -914,3 +914,26 @@ def test_a_signal_lost_in_a_c_callback_during_set_up_still_stops_the_overwrite(t
     assert open(os.path.join(out, "weights.npz"), "rb").read() == before
     assert not os.path.exists(os.path.join(out, ".replaced")) and not os.path.exists(os.path.join(out, ".lock"))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_set_aside_run_is_never_trained_in_or_replaced(tmp_path, splits, monkeypatch):
+    """Fifth pass F4: ``--out X/.replaced --overwrite`` replaced the run an interrupted --overwrite had set
+    aside there, and ``--resume X/.replaced`` trained it further; either way ``--resume X`` was then
+    refused and the old run lost.  A .replaced/ folder, or one inside it, is refused as a run folder."""
+    from reference.app.runs import RunFolder
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    old = open(os.path.join(out, "weights.npz"), "rb").read()
+    monkeypatch.setattr(RunFolder, "drop_replaced", lambda self: None)  # as if killed right after the first step
+    _run(tmp_path, "run", splits, epochs=1, seed=6, overwrite=True)
+    monkeypatch.undo()
+    aside = os.path.join(out, ".replaced")
+    assert open(os.path.join(aside, "weights.npz"), "rb").read() == old
+    for kw in ({"overwrite": True}, {}, {"resume": True}):
+        with pytest.raises(RunError, match=r"holds the run an interrupted --overwrite set aside"):
+            train(None if kw.get("resume") else TINY, out_dir=aside, epochs=2, progress=False, log=lambda *a: None,
+                  callbacks=NO_FIGURES, splits=splits, **kw)
+        with pytest.raises(RunError, match=r"holds the run an interrupted --overwrite set aside"):
+            train(TINY, out_dir=os.path.join(aside, "inner"), epochs=1, progress=False, log=lambda *a: None,
+                  callbacks=NO_FIGURES, splits=splits)
+    assert open(os.path.join(aside, "weights.npz"), "rb").read() == old and ".lock" not in os.listdir(aside)

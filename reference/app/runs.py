@@ -719,6 +719,7 @@ class RunFolder:
     def check_new(cls, path, overwrite: bool = False) -> "RunFolder":
         """What :meth:`create` checks first, touching nothing: not a file, no run there (unless ``overwrite``)."""
         folder = cls(path)
+        folder.refuse_inside_replaced("--out")
         if os.path.exists(folder.path) and not os.path.isdir(folder.path):
             raise RunError(f"--out {folder.path} is a file, not a folder")
         folder.refuse_links()
@@ -750,6 +751,7 @@ class RunFolder:
     def open(cls, path) -> "RunFolder":
         """An existing run to resume, locked.  Refuses (creating nothing) a folder without a checkpoint."""
         folder = cls(path)
+        folder.refuse_inside_replaced("--resume")
         if not os.path.isdir(folder.path):
             raise RunError(f"--resume {folder.path}: no such run folder")
         aside = os.path.lexists(folder.file(REPLACED))
@@ -771,6 +773,16 @@ class RunFolder:
             raise RunError(f"--resume {folder.path}: put back the run an interrupted --overwrite had set aside "
                            f"(the new run never finished a step); that run keeps no {CHECKPOINT} to resume")
         return folder
+
+    def refuse_inside_replaced(self, option: str) -> None:
+        """:class:`RunError` when the folder is a run's ``.replaced/`` or inside one: there an interrupted
+        ``--overwrite`` keeps the old run until the next ``--resume`` of the folder above settles it, and no
+        session may train in it or replace it."""
+        parts = os.path.abspath(self.path).split(os.sep)
+        if REPLACED in parts:
+            above = os.sep.join(parts[:parts.index(REPLACED)]) or os.sep
+            raise RunError(f"{option} {self.path}: {REPLACED}/ holds the run an interrupted --overwrite set aside in "
+                           f"{above}; it is never a run folder of its own: --resume {above} settles it")
 
     def refuse_links(self) -> None:
         """:class:`RunError` before any work when a file the run appends to (``.lock``, ``run.log``) is a
