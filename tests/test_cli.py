@@ -582,3 +582,31 @@ def test_no_command_but_train_writes_into_a_run_folder(cli_data, capsys):
         assert "is in the run folder" in err and "where only train writes" in err and err.count("\n") == 1
     assert {name: open(os.path.join("run", name), "rb").read() for name in os.listdir("run")} == before
     assert main(commands[0][:-1] + ["G.npz"]) == 0  # outside the run folder, as before
+
+
+def test_a_fifo_beside_a_weights_file_or_in_a_demo_run_is_refused_not_waited_on(cli_data, capsys, tmp_path):
+    """Fifth pass F2, F3: evaluate of a plain weights file with a FIFO settings.json beside it, and demo
+    over its own earlier run whose run.log is a FIFO, blocked for good on opening the pipe."""
+    from reference.app import demo
+    from reference.app.runs import RunExistsError, read_weights
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    os.mkdir("E")
+    np.savez("E/weights.npz", **read_weights("run/weights.npz"))
+    os.mkfifo("E/settings.json")
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "E/weights.npz", "--config", str(cli_data), "--no-progress"]) == 2
+    assert "settings.json is not a regular file" in capsys.readouterr().err
+    from reference.app.demo import DEMO_TAG
+    from reference.app.train import train as train_fn
+    from test_core import mnist as digits
+    from reference.app.train import Split
+
+    x, y = digits(60)
+    split = Split(x.astype(np.float32), y, "fixture")
+    train_fn(str(cli_data), out_dir="D", tag=DEMO_TAG, progress=False, log=lambda *a: None, callbacks=[],
+             splits=(split, split))
+    os.remove("D/run.log")
+    os.mkfifo("D/run.log")
+    with pytest.raises(RunExistsError, match=r"a demo run whose sessions cannot be told \(its run.log is a link"):
+        demo.run_demo(out_dir="D", epochs=1, progress=False)

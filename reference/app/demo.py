@@ -74,12 +74,14 @@ def _continued_sessions(folder: RunFolder) -> str | None:
     path = folder.file(RUN_LOG)
     if not os.path.lexists(path):
         return None
+    if os.path.islink(path) or not os.path.isfile(path):  # a FIFO would block the demo for good
+        return f"its {RUN_LOG} is a link or not a regular file"
     try:
         with open(path, encoding="utf-8") as fh:
             sessions = [json.loads(line) for line in fh if line.strip()]
         resumed = [s["command"] for s in sessions if s["resumed"] and s["epochs"][0] <= s["epochs"][1]]
     except (OSError, ValueError, TypeError, KeyError) as err:  # ValueError: JSON, UTF-8; the others: not a record
-        return f"its {RUN_LOG} cannot be read: {type(err).__name__}"
+        return f"its {RUN_LOG} cannot be read, {type(err).__name__}"
     return f"{RUN_LOG} shows {len(resumed)} resumed session(s), the last: {resumed[-1]}" if resumed else None
 
 
@@ -109,8 +111,10 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
                                  f"give the demo another --out")
         continued = _continued_sessions(folder)
         if continued:
-            raise RunExistsError(f"{out_dir} holds a demo run continued with train --resume ({continued}); the "
-                                 f"demo replaces only its own runs: give the demo another --out")
+            what = ("a demo run continued with train --resume" if continued.startswith(RUN_LOG) else
+                    "a demo run whose sessions cannot be told")
+            raise RunExistsError(f"{out_dir} holds {what} ({continued}); the demo replaces only a run it can "
+                                 f"tell is all its own: give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
                    test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
     if result["interrupted"]:

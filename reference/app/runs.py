@@ -349,6 +349,8 @@ def read_settings_json(path) -> dict:
         One line naming the file: not JSON, not an object, or ``net_options`` not an object.
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the open, a device never end
+        raise CheckpointError(f"{path} is not a regular file (a folder, a pipe or a device), not a settings file")
     try:
         with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
