@@ -253,7 +253,8 @@ def test_diagnostics_are_part_of_the_run(tmp_path, splits):  # noqa: F811
     # third pass F9/F10: right header, then bytes that are no UTF-8, a field beyond csv's limit, or a line
     # with more fields than the header; each failed with a traceback after the whole run
     b"weights,loss\nw.npz,0.5\n\xff\xfe\x00\n", b"weights,loss\nw.npz," + b"9" * 200_000 + b"\n",
-    b"weights,loss\nw.npz,0.5,1,2\n"])
+    b"weights,loss\nw.npz,0.5,1,2\n",
+    b"weights,my_accuracy\nmodelA,0.9\n"])  # fifth pass F5: a user's table that only starts like ours
 def test_diagnose_out_refuses_a_file_it_did_not_write(tmp_path, capsys, content):
     """diagnose --out FILE on someone else's CSV (or a binary file, or a run's diagnostics.csv) is refused
     in one line before any work, and the file is left byte for byte (issue 30, item 2: it merged the
@@ -309,3 +310,14 @@ def test_more_diagnostics_samples_than_training_samples_is_said(tmp_path, splits
     n_train = len(splits[0].labels)
     assert f"note: --diagnostics 100000000 is more than the {n_train} training samples" in "\n".join(said)
     assert len(read_rows(tmp_path / "d" / DIAGNOSTICS)) == 1
+
+
+def test_every_column_diagnose_writes_is_one_it_recognises_as_its_own(tmp_path, capsys):
+    """The check that refuses a user's CSV (above) must accept every column diagnose writes, so that
+    ``diagnose --out`` appends to its own file: a diagnose twice into the same file."""
+    from reference.app.diagnostics import is_diagnostics_column
+
+    net = Network(TINY, seed=0)
+    x, y = mnist(6)
+    row = {"weights": "w.npz", "epoch": 1, **diagnostics(net, x.astype(np.float32), y)}
+    assert [k for k in row if not is_diagnostics_column(k)] == []

@@ -483,7 +483,7 @@ def _load_run_weights(path, config, given: dict | None = None):
 
 
 def cmd_diagnose(args) -> int:
-    from .diagnostics import append_row, check_own_csv, diagnostics
+    from .diagnostics import append_row, check_own_csv, diagnostics, is_diagnostics_column
     from .train import load_split
 
     if args.samples < 1:
@@ -492,7 +492,7 @@ def cmd_diagnose(args) -> int:
     if args.out:  # append only to a file diagnose wrote; anything else is refused before any work
         _outside_run_folders(args.out, os.path.dirname(os.path.abspath(args.out)))
         try:
-            check_own_csv(args.out, "weights")
+            check_own_csv(args.out, "weights", is_diagnostics_column)
         except ValueError as err:
             raise UsageError(f"--out {err}; give another file") from None
     split = first = None

@@ -195,13 +195,29 @@ def _cell(v):
 MAX_OWN_CSV_BYTES = 16 << 20
 
 
+#: The columns of :func:`diagnostics` that name no layer (``weights`` and ``epoch`` name the file or epoch
+#: measured); the others are ``<kind>/<layer>`` for the kinds of :data:`LAYER_COLUMN_KINDS`.
+SCALAR_COLUMNS = ("weights", "epoch", "loss", "loss_label", "loss_other", "label_floor", "label_spikes",
+                  "other_spikes", "label_psp_last", "label_at_best", "label_more", "label_fewer", "label_trains",
+                  "grad_norm")
+#: The per-layer kinds of :func:`diagnostics`' columns, ``<kind>/<layer>``.
+LAYER_COLUMN_KINDS = ("rate", "norm", "clipped", *_BRANCHES)
+
+
+def is_diagnostics_column(name: str) -> bool:
+    """Whether ``name`` is a column :func:`diagnostics` (or ``diagnose --out``) can write."""
+    kind, _, layer = name.partition("/")
+    return name in SCALAR_COLUMNS or (kind in LAYER_COLUMN_KINDS and bool(layer))
+
+
 def check_own_csv(path, first_column, columns=None) -> None:
     """Refuse to append to or replace ``path`` unless it is absent, empty, or a CSV this command wrote:
     ``ValueError`` naming what is there, before any work is done.
 
     A CSV of ours is UTF-8 text of at most :data:`MAX_OWN_CSV_BYTES` whose header starts with
     ``first_column`` (a str, or a collection of allowed names: a file :func:`append_row` wrote with such
-    rows), whose header names only ``columns`` when they are given (the command's known columns), and
+    rows), whose header names only ``columns`` when they are given (the command's known columns, or a
+    predicate that tells them), and
     whose every line parses with no more fields than the header (so an append never fails on it after
     the work).  A link, a folder or a device is refused without being opened.
     """
@@ -233,7 +249,8 @@ def check_own_csv(path, first_column, columns=None) -> None:
         raise ValueError(f"{path} exists and is not a CSV this command wrote (its header should start with "
                          f"{want!r}, its first line starts with {head[:40]!r})")
     if columns is not None:
-        foreign = [c for c in header if c not in set(columns)]
+        known = columns if callable(columns) else set(columns).__contains__
+        foreign = [c for c in header if not known(c)]
         if foreign:
             raise ValueError(f"{path} exists and is not a CSV this command wrote (its header has "
                              f"{', '.join(map(repr, foreign[:3]))}, which this command never writes)")
