@@ -277,6 +277,12 @@ def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
     with pytest.raises(RunExistsError, match="did not make"):
         demo.run_demo(out_dir=real, epochs=1, progress=False)
     assert open(os.path.join(real, "weights.npz"), "rb").read() == weights
+    mine = tmp_path / "mine"  # fifth pass F7: the refusal said "pass --overwrite", which demo does not take
+    mine.mkdir()
+    (mine / "learning_curve.png").write_text("my notes\n")
+    with pytest.raises(RunExistsError, match="give the demo another --out") as err:
+        demo.run_demo(out_dir=str(mine), epochs=1, progress=False)
+    assert "--overwrite" not in str(err.value) and (mine / "learning_curve.png").read_text() == "my notes\n"
     out = str(tmp_path / "demo")
     demo.run_demo(out_dir=out, epochs=1, progress=False)
     demo.run_demo(out_dir=out, epochs=1, progress=False)  # again: its own earlier run is replaced

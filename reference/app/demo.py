@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plots
 from ..config import load_config
-from .runs import RUN_LOG, RunError, RunExistsError, RunFolder
+from .runs import DERIVED_FILES, RUN_LOG, RunError, RunExistsError, RunFolder
 from .train import train
 
 #: The demo's config, shipped inside the package (``configs/demo_MNIST_MLP.yaml`` links to it), so the demo
@@ -96,8 +96,8 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     config = load_config(DEMO_CONFIG)
     folder = RunFolder(out_dir)
     earlier_demo = False
-    if not folder.run_files():  # the demo's own figures are not a run's: a user's files of those names stay
-        mine = [name for name in DEMO_FIGURES if os.path.lexists(os.path.join(out_dir, name))]
+    if not folder.run_files():  # the files a demo writes, and a run's others: a user's files of those names stay
+        mine = [name for name in (*DEMO_FIGURES, *DERIVED_FILES) if os.path.lexists(os.path.join(out_dir, name))]
         if mine:
             raise RunExistsError(f"{out_dir} holds no demo run but files the demo writes ({', '.join(mine)}); "
                                  f"give the demo another --out")
