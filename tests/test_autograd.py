@@ -282,6 +282,10 @@ def test_bptt_compare_command_writes_figure(inputs_npz, capsys, tmp_path):
     (tmp_path / "v" / "bptt_compare.png").write_bytes(b"\x89PNG my picture")
     assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "v")]) == 2
     assert (tmp_path / "v" / "bptt_compare.png").read_bytes() == b"\x89PNG my picture"
+    (tmp_path / "b" / "bptt_compare.png").write_text("my annotated figure notes\n")  # fifth pass F6: beside its CSV
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "b")]) == 2
+    assert "is not a PNG image this command drew" in capsys.readouterr().err
+    assert (tmp_path / "b" / "bptt_compare.png").read_text() == "my annotated figure notes\n"
 
 
 # ------------------------------------------------------------------------------------- checkpoints

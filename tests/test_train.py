@@ -283,6 +283,13 @@ def test_demo_replaces_only_its_own_runs(tmp_path, splits, monkeypatch):
     with pytest.raises(RunExistsError, match="give the demo another --out") as err:
         demo.run_demo(out_dir=str(mine), epochs=1, progress=False)
     assert "--overwrite" not in str(err.value) and (mine / "learning_curve.png").read_text() == "my notes\n"
+    out = str(tmp_path / "demo_again")  # fifth pass: a user's text under a figure's name in the demo's own run
+    demo.run_demo(out_dir=out, epochs=1, progress=False)
+    with open(os.path.join(out, "spike_raster.png"), "w") as fh:
+        fh.write("my notes\n")
+    with pytest.raises(RunExistsError, match="spike_raster.png is not a figure it drew"):
+        demo.run_demo(out_dir=out, epochs=1, progress=False)
+    assert open(os.path.join(out, "spike_raster.png")).read() == "my notes\n"
     out = str(tmp_path / "demo")
     demo.run_demo(out_dir=out, epochs=1, progress=False)
     demo.run_demo(out_dir=out, epochs=1, progress=False)  # again: its own earlier run is replaced

@@ -242,10 +242,14 @@ def _own_outputs(csv_path: str, columns, *beside: str) -> None:
         check_own_csv(csv_path, columns[0], columns)
     except ValueError as err:
         raise UsageError(f"{err}; give another --out") from None
+    from .plots import not_a_png
+
     for path in beside:
         if os.path.lexists(path) and not os.path.isfile(csv_path):
             raise UsageError(f"{path} exists without the {os.path.basename(csv_path)} this command writes beside "
                              f"it: it is not this command's; give another --out")
+        if path.endswith(".png") and not_a_png(path):
+            raise UsageError(f"{path} exists and is not a PNG image this command drew; give another --out")
 
 
 def _output_folder(path: str) -> str:

@@ -109,6 +109,11 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
         if not earlier_demo:
             raise RunExistsError(f"{out_dir} holds a run the demo did not make ({', '.join(folder.run_files())}); "
                                  f"give the demo another --out")
+        foreign = [name for name in (*DEMO_FIGURES, "learning_curve.png", "confusion_matrix.png")
+                   if plots.not_a_png(os.path.join(out_dir, name))]
+        if foreign:
+            raise RunExistsError(f"{out_dir} holds the demo's earlier run, but {foreign[0]} is not a figure it "
+                                 f"drew (a user's file of that name); give the demo another --out")
         continued = _continued_sessions(folder)
         if continued:
             what = ("a demo run continued with train --resume" if continued.startswith(RUN_LOG) else

@@ -341,6 +341,23 @@ def layer_firing_rates(runs: dict, ax=None, title=None):
     return ax
 
 
+#: How every PNG file begins.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def not_a_png(path) -> bool:
+    """Whether ``path`` exists and is not a PNG image as :func:`save` writes (a link, a folder, a user's
+    text under a figure's name): a command replaces only a figure of its own."""
+    import os
+
+    if not os.path.lexists(path):
+        return False
+    if os.path.islink(path) or not os.path.isfile(path):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE
+
+
 def save(fig_or_ax, path, dpi: int = 150) -> str:
     """Save a figure (or an Axes' figure) as PNG at ``dpi`` (written atomically), close it, return the path."""
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not hasattr(fig_or_ax, "savefig") else fig_or_ax
