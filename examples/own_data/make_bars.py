@@ -7,7 +7,6 @@ Each file holds ``x`` (N, 1, 8, 8) float32 and ``labels`` (N,) int64 in 0..2: la
 trains ``bars.yaml`` on them; tests/test_own_data.py does too.
 """
 import os
-import sys
 
 import numpy as np
 
@@ -37,4 +36,8 @@ def write(folder: str, n_train: int = 3000, n_test: int = 600) -> None:
 
 
 if __name__ == "__main__":
-    write(sys.argv[1] if len(sys.argv) > 1 else "bars_data")
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write DIR/train.npz (3,000 bar images) and DIR/test.npz (600).")
+    parser.add_argument("folder", nargs="?", default="bars_data", help="where to write them (default bars_data)")
+    write(parser.parse_args().folder)
