@@ -363,3 +363,13 @@ def test_a_seed_that_appears_twice_in_a_group_is_said(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "note: seed 0 appears in 2 runs of one group (a, b)" in err and "seed 1" not in err
+
+
+def test_a_set_aside_run_is_not_listed_as_a_run_of_its_own(tmp_path):
+    """Fifth pass F11: runs.csv listed X/.replaced (the old run an interrupted --overwrite set aside) as a
+    run, while summary.csv counted only X."""
+    _run(tmp_path, "X", "MNIST_CNN.yaml", [0.98, 0.99], 3)
+    _run(tmp_path / "X", ".replaced", "MNIST_CNN.yaml", [0.90], 0)
+    summarize(str(tmp_path))
+    with open(tmp_path / "runs.csv") as fh:
+        assert [r["run"] for r in csv.DictReader(fh)] == ["X"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .atomic import atomic_write_text
 from ..config import load_config
 from ..options import NetOptions
-from .runs import (BEST_WEIGHTS, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder, read_npz,
+from .runs import (BEST_WEIGHTS, REPLACED, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder, read_npz,
                    read_settings_json)
 
 #: Columns of ``runs.csv``, one row per run.
@@ -364,9 +364,12 @@ def run_rows(directory: str, skipped: list | None = None) -> list[dict]:
     fractions, as in ``metrics.csv``, ``seconds`` the training time summed over the epochs (empty when
     its metrics.csv has no such column).  ``skipped`` receives ``(folder, why)`` for the others."""
     rows = []
-    for here, dirs, files in sorted(os.walk(directory)):
-        dirs.sort()
-        if "metrics.csv" not in files and "metrics.csv" not in dirs:
+    walked = []
+    for here, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d != REPLACED]  # an interrupted --overwrite's old run is no run of its own
+        walked.append((here, "metrics.csv" in files or "metrics.csv" in dirs))
+    for here, holds_metrics in sorted(walked):
+        if not holds_metrics:
             continue
         run, why = _read_or_why(here)
         if run is None:
