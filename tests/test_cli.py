@@ -610,3 +610,14 @@ def test_a_fifo_beside_a_weights_file_or_in_a_demo_run_is_refused_not_waited_on(
     os.mkfifo("D/run.log")
     with pytest.raises(RunExistsError, match=r"a demo run whose sessions cannot be told \(its run.log is a link"):
         demo.run_demo(out_dir="D", epochs=1, progress=False)
+
+
+def test_evaluate_with_another_variant_says_its_loss_is_that_rules(cli_data, capsys):
+    """Fifth pass F10: evaluate --variant paper2020 of a final-rule run printed another loss without a word
+    (a different --config gets a note)."""
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--variant", "paper2020", "--no-progress"]) == 0
+    assert "note: --variant paper2020 differs from the run's variant (final)" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--variant", "final", "--no-progress"]) == 0
+    assert "differs from the run's variant" not in capsys.readouterr().out

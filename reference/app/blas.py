@@ -148,8 +148,8 @@ def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | N
         line += (f". OpenBLAS splits float32 sums by thread, which can flip a spike near threshold: "
                  f"OPENBLAS_NUM_THREADS={then['threads']} before the command uses the recorded count")
     elif meta.get("engine") == "numpy" and then and then.get("core") == now.get("core"):
-        line += (". The same kernel, so not its rounding: check that the weights file is the run's and "
-                 "compare the NumPy versions")
+        line += (". The same kernel, so not its rounding: check that the test data are the run's (the "
+                 "--data-dir it was trained with), that the weights file is the run's, and the NumPy versions")
     elif meta.get("engine") not in (None, "numpy"):
         line += ". Another engine's float32 kernels round differently, which can flip a spike near threshold"
     return line

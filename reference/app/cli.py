@@ -449,6 +449,9 @@ def cmd_evaluate(args) -> int:
     print(f"{dataset} {args.split}: {len(split.labels)} samples from {split.source}; loss {loss:.4f}; "
           f"{len(split.labels) / (time.perf_counter() - t0):.0f} samples/s")
     differs = _config_differs(args.config, config, ck, args.checkpoint)
+    if args.variant and args.variant != ck["options"].variant:  # the loss is that variant's, not the run's
+        print(f"note: --variant {args.variant} differs from the run's variant ({ck['options'].variant}): the loss "
+              f"above is that rule's; leave --variant out to evaluate the run as it was trained")
     if differs:
         print(f"{differs}: the accuracy the run recorded is for its own config; leave --config out to "
               f"evaluate the run as it was trained")
