@@ -1036,40 +1036,6 @@ class ReadOnlyFolder(RunFolder):
 
 
 # ------------------------------------------------------------------------------------------- Ctrl-C
-class HeldSignal:
-    """Holds Ctrl-C (SIGINT) and SIGTERM while a session is being set up, and acts on them after.
-
-    Inside ``with HeldSignal():`` a signal only sets ``requested``; the block ends with
-    ``KeyboardInterrupt`` if one came, at a line of Python of the caller's choosing.  Without it, Python
-    raises ``KeyboardInterrupt`` wherever the signal lands: inside a C callback (Numba loading its cached
-    kernels) it is printed as "Exception ignored" and lost, and the session went on to replace the run
-    an ``--overwrite`` had just set aside.  A second Ctrl-C interrupts at once, as without it (a long
-    data load can still be stopped).  Outside the main thread it does nothing.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in StopSignal.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-        if self.requested and exc_type is None:
-            raise KeyboardInterrupt
-        return False
-
-
 class StopSignal:
     """Turns Ctrl-C (SIGINT) and SIGTERM into a request to stop at the next safe point.
 
@@ -1099,4 +1065,22 @@ class StopSignal:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+        return False
+
+
+class HeldSignal(StopSignal):
+    """Holds Ctrl-C (SIGINT) and SIGTERM while a session is being set up, and acts on them after.
+
+    Inside ``with HeldSignal():`` a signal only sets ``requested`` (as :class:`StopSignal` does); the
+    block ends with ``KeyboardInterrupt`` if one came, at a line of Python of the caller's choosing.
+    Without it, Python raises ``KeyboardInterrupt`` wherever the signal lands: inside a C callback (Numba
+    loading its cached kernels) it is printed as "Exception ignored" and lost, and the session went on
+    to replace the run an ``--overwrite`` had just set aside.  A second Ctrl-C interrupts at once, as
+    without it (a long data load can still be stopped).  Outside the main thread it does nothing.
+    """
+
+    def __exit__(self, exc_type, *exc):
+        super().__exit__(exc_type, *exc)
+        if self.requested and exc_type is None:
+            raise KeyboardInterrupt
         return False
