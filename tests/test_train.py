@@ -950,3 +950,37 @@ def test_a_set_aside_run_is_never_trained_in_or_replaced(tmp_path, splits, monke
             train(TINY, out_dir=os.path.join(aside, "inner"), epochs=1, progress=False, log=lambda *a: None,
                   callbacks=NO_FIGURES, splits=splits)
     assert open(os.path.join(aside, "weights.npz"), "rb").read() == old and ".lock" not in os.listdir(aside)
+
+
+def test_summarize_refuses_a_metrics_csv_that_differs_from_the_runs_own_record(tmp_path, splits, capsys):
+    """A hand-edited metrics.csv is not counted as the run's (issue 30, fifth pass F8): the checkpoint holds
+    every epoch's row, a weights file its last epoch's accuracy; a summary reported the edited numbers."""
+    from reference.app.summary import not_a_run, read_runs
+
+    (tmp_path / "runs").mkdir()
+    out = _run(tmp_path / "runs", "r", splits)
+    assert not_a_run(out) is None  # as train wrote it
+    metrics = os.path.join(out, "metrics.csv")
+    text = open(metrics).read()
+    lines = text.splitlines()
+    first = lines[1].split(",")
+    first[4] = "0.999"  # epoch 1's test accuracy raised by hand
+    with open(metrics, "w") as fh:
+        fh.write("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    why = not_a_run(out)
+    assert why.startswith("metrics.csv differs from what its checkpoint.npz records: epoch 1's test_acc is 0.999")
+    skipped = []
+    assert read_runs(str(tmp_path / "runs"), skipped) == [] and skipped == [(out, why)]
+    with open(metrics, "w") as fh:  # a row left out
+        fh.write("\n".join(lines[:-1]) + "\n")
+    assert not_a_run(out).startswith("metrics.csv has 1 epochs, its checkpoint.npz records 2")
+    os.remove(os.path.join(out, "checkpoint.npz"))  # only the weights file's record is left: the last epoch
+    assert "differs from what its weights.npz records: its last row is epoch 1, 2 recorded" in not_a_run(out)
+    with open(metrics, "w") as fh:
+        fh.write(text)
+    assert not_a_run(out) is None
+    last = lines[-1].split(",")
+    last[4] = "0.5"
+    with open(metrics, "w") as fh:
+        fh.write("\n".join([*lines[:-1], ",".join(last)]) + "\n")
+    assert "differs from what its weights.npz records: epoch 2's test_acc is 0.5 there" in not_a_run(out)

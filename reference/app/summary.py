@@ -133,18 +133,21 @@ def _settings(folder: str) -> dict:
     recorded = read_settings_json(side) if os.path.exists(side) else None
     ck = os.path.join(folder, "checkpoint.npz")
     if os.path.exists(ck):
-        meta = _mapping(json.loads(str(read_npz(ck, "checkpoint")["meta_json"])), ck)
-        meta = _mapping(meta.get("settings", meta), ck)  # format 2 nests them; the first format kept them flat
+        full = _mapping(json.loads(str(read_npz(ck, "checkpoint")["meta_json"])), ck)
+        meta = _mapping(full.get("settings", full), ck)  # format 2 nests them; the first format kept them flat
+        rows = _mapping(full.get("progress") or {}, ck).get("metrics") if full.get("format") == 2 else None
         return {"seed": meta.get("seed"), "net_options": meta.get("net_options") or {}, "epochs": meta.get("epochs"),
                 **{k: meta.get(k) for k in ("batch_size", "train_limit", "test_limit")},
-                "command": recorded and recorded.get("command")}
+                "command": recorded and recorded.get("command"), "recorded": ("checkpoint.npz", rows)}
     w = os.path.join(folder, "weights.npz")
     if os.path.exists(w):
         arrays = read_npz(w, "weights")
         meta = _mapping(json.loads(str(arrays["meta_json"])), w) if "meta_json" in arrays else {}
         if "net_options" in meta:
+            last = [{"epoch": meta["epoch"], "test_acc": meta["test_acc"]}] if "test_acc" in meta else None
             return {"seed": meta.get("seed"), "net_options": meta["net_options"],
-                    "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command")}
+                    "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command"),
+                    "recorded": ("weights.npz", last)}
     if recorded is not None:
         return recorded
     return {"seed": None, "net_options": {}}
@@ -170,8 +173,9 @@ def not_a_run(folder: str) -> str | None:
     """Why ``folder`` (which holds a ``metrics.csv``) does not count as a run, or None when it does.
 
     A run counts when it is finished or resumable: a readable ``config.yaml``, at least one epoch in
-    ``metrics.csv`` with every test accuracy a number in [0, 1], and its weights, checkpoint or record
-    (``weights.npz``, ``checkpoint.npz`` or ``settings.json``)."""
+    ``metrics.csv`` with every test accuracy a number in [0, 1] and the rows its checkpoint or weights file
+    records (:func:`_differs_from_record`), and its weights, checkpoint or record (``weights.npz``,
+    ``checkpoint.npz`` or ``settings.json``)."""
     metrics = os.path.join(folder, "metrics.csv")
     if not os.path.isfile(metrics):  # a FIFO would block, /dev/zero never end (a link is followed)
         return "metrics.csv is not a regular file (a folder, a pipe or a device)"
@@ -184,7 +188,8 @@ def not_a_run(folder: str) -> str | None:
     except Exception as err:  # missing or broken: ConfigError, OSError
         return f"config.yaml: {err}"
     try:  # the options it records must be ones a network can be built with (an unknown variant is not a run)
-        NetOptions.from_record(_settings(folder).get("net_options"), where="its recorded net_options")
+        settings = _settings(folder)
+        NetOptions.from_record(settings.get("net_options"), where="its recorded net_options")
     except (ValueError, TypeError, RunError, RecursionError) as err:
         return str(err) or type(err).__name__
     try:
@@ -203,6 +208,33 @@ def not_a_run(folder: str) -> str | None:
     bad = [i + 1 for i, a in enumerate(accs) if not 0.0 <= a <= 1.0]  # also NaN
     if bad:
         return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
+    return _differs_from_record(rows, *settings.get("recorded", (None, None)))
+
+
+def _differs_from_record(rows: list[dict], source: str | None, recorded: list | None) -> str | None:
+    """Why ``metrics.csv``'s ``rows`` are not the run's own, or None when they agree with what the run's
+    ``source`` file records: every row (a checkpoint holds them all, :mod:`reference.app.runs`) or the
+    last one (a weights file holds its epoch and test accuracy).  ``metrics.csv`` is derived from the
+    checkpoint, so a difference means it was edited or copied from another run; a summary must not report
+    numbers the run did not reach.  Values are compared as train wrote them (6 significant digits)."""
+    if not recorded:
+        return None
+    if source == "checkpoint.npz" and len(recorded) != len(rows):
+        return (f"metrics.csv has {len(rows)} epochs, its checkpoint.npz records {len(recorded)} "
+                "(train --resume rewrites metrics.csv from the checkpoint)")
+    pairs = zip(rows, recorded) if source == "checkpoint.npz" else [(rows[-1], recorded[-1])]
+    for row, own in pairs:
+        for key, value in own.items():
+            try:
+                same = (str(row[key]) == str(value) if key == "epoch"
+                        else float(row[key]) == float(f"{float(value):.6g}") or math.isnan(float(value)) and math.isnan(float(row[key])))
+            except (KeyError, TypeError, ValueError):
+                same = False
+            if not same:
+                fix = " (train --resume rewrites metrics.csv from the checkpoint)" if source == "checkpoint.npz" else ""
+                what = (f"its last row is epoch {row.get(key)!s:.12}, {value} recorded" if key == "epoch" else
+                        f"epoch {own.get('epoch')}'s {key} is {row.get(key)!s:.12} there, {value!s:.12} recorded")
+                return f"metrics.csv differs from what its {source} records: {what} (edited, or of another run){fix}"
     return None
 
 
