@@ -290,7 +290,10 @@ def load_config(source, input_shape=None) -> Config:
     if unknown:
         raise ConfigError(f"{where}: unknown top-level section(s) {sorted(unknown)}; expected 'Network' and 'Layers'")
     for sec in ("Network", "Layers"):
-        if not isinstance(raw.get(sec), dict) or not raw.get(sec):
+        if sec in raw and raw[sec] is not None and not isinstance(raw[sec], dict):
+            raise ConfigError(f"{where}: section '{sec}' is {_kind(raw[sec])}; expected a mapping of "
+                              + ("settings" if sec == "Network" else "layer names to layers"))
+        if not raw.get(sec):
             raise ConfigError(f"{where}: missing or empty section '{sec}'")
     network = _check_network(raw["Network"], where)
     if input_shape is None and network["dataset"] == ARRAYS:

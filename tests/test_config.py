@@ -138,6 +138,9 @@ def _pool_half(c):
     (lambda c: c.update(Solver={}), ["Solver"]),
     (lambda c: c.pop("Network"), ["Network"]),
     (lambda c: c.update(Layers={}), ["Layers"]),
+    # sixth pass: a list of layers was called "missing or empty"
+    (lambda c: c.update(Layers=[1, 2]), ["section 'Layers' is a list", "mapping of layer names"]),
+    (lambda c: c.update(Network="MNIST"), ["section 'Network' is a str", "mapping of settings"]),
 ])
 def test_errors_name_the_layer_and_key(edit, words):
     cfg = raw()
