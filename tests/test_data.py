@@ -333,7 +333,7 @@ def test_label_range_and_shape_checked(toy, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["file", "missing", "unknown user"])
-def test_bad_data_dir_is_reported(toy, tmp_path, capsys, kind):
+def test_bad_data_dir_is_reported(toy, tmp_path, capsys, kind, monkeypatch):
     """A --data-dir that is a file, does not exist, or names an unknown ~user: skipped with a clear
     reason, and a warning when another source is used instead (no traceback, no silent fallback)."""
     cache = tmp_path / "cache"
@@ -341,10 +341,14 @@ def test_bad_data_dir_is_reported(toy, tmp_path, capsys, kind):
     bad, reason = {"file": (toy / "t10k-labels-idx1-ubyte", "is a file, not a folder"),
                    "missing": (tmp_path / "nowhere", "does not exist"),
                    "unknown user": ("~no_such_user_tsslbp/data", "cannot expand '~'")}[kind]
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a command: no handler, so Python prints warnings
     ds = data.load_dataset("Toy", "test", data_dir=bad, cache_dir=cache, verbose=True)
     assert ds.source.startswith("cache") and reason in ds.skipped[0]
     err = capsys.readouterr().err
     assert f"[data] warning: data_dir {bad} was not used:" in err and reason in err
+    assert err.count("was not used") == 1  # sixth pass: said twice, as a warning and as Python's log line
     with pytest.raises(DataError, match=reason):  # and when nothing else works, the reason is listed
         data.load_dataset("Toy", "test", data_dir=bad, cache_dir=tmp_path / "empty", verbose=False)
 

@@ -566,11 +566,9 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
                     log.warning("could not write the cache %s: %s", cache, exc)
         msg = f"{name} {split}: {len(labels)} samples from {where}"
         log.info(msg)
-        for note in notes:
-            log.warning(note)
+        for note in notes:  # once: Python prints a warning nobody handles to stderr as it is
+            print(f"[data] warning: {note}", file=sys.stderr) if verbose else log.warning(note)
         if verbose:
-            for note in notes:
-                print(f"[data] warning: {note}", file=sys.stderr)
             print(f"[data] {msg}", file=sys.stderr)
         return Dataset(images, labels, name, split, where, tuple(failures))
     tried = "\n".join(f"  - {f}" for f in failures) or "  (no sources given)"
