@@ -47,6 +47,9 @@ def test_gradients_export_layouts_and_values(files):
     (lambda d, p: np.savez(p / "X.npz", input=d["input"] * np.nan, labels=d["labels"]), "NaN"),
     (lambda d, p: np.savez(p / "X.npz", input=d["input"], labels=d["labels"] + 20), "labels"),
     (lambda d, p: np.savez(p / "X.npz", input=d["input"].astype(np.int64), labels=d["labels"]), "floating point"),
+    # sixth pass: no images at all was told the shape it has is wrong
+    (lambda d, p: np.savez(p / "X.npz", input=d["input"][:0], labels=d["labels"][:0]),
+     "'input' holds no images (shape (0, 1, 28, 28))"),
 ])
 def test_gradients_bad_inputs(files, capsys, change, message):
     tmp_path = files[0]
@@ -343,7 +346,10 @@ def test_hostile_npz_files_are_refused_from_their_headers(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["train", "--config", "c.yaml", "--out", ""], ["evaluate", "--checkpoint", ""],
-                                  ["demo", "--out", ""], ["train", "--config", ""]])
+                                  ["demo", "--out", ""], ["train", "--config", ""],
+                                  # sixth pass: positional paths and compare's were not checked
+                                  ["summarize", ""], ["diagnose", "w.npz", ""], ["compare", "--ours", "", "--theirs", "t"],
+                                  ["export-checkpoint", "", "--config", "c.yaml", "--out", "o.pth"]])
 def test_an_empty_path_is_refused_not_replaced_by_a_default(argv, capsys, tmp_path, monkeypatch):
     """--out "" silently trained into the default folder (issue 30, messages): an empty path is one line."""
     monkeypatch.chdir(tmp_path)

@@ -66,6 +66,11 @@ def test_cli(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 0
     assert "99.00%" in capsys.readouterr().out
     assert main(["summarize", str(tmp_path / "one" / "metrics.csv")]) == 2
+    capsys.readouterr()
+    before = sorted(os.listdir(tmp_path / "one"))
+    assert main(["summarize", str(tmp_path / "one")]) == 2  # sixth pass: "no folder holds a metrics.csv"
+    assert "is a run folder itself" in (err := capsys.readouterr().err) and "summarize " in err
+    assert sorted(os.listdir(tmp_path / "one")) == before
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["summarize", str(empty)]) == 2

@@ -65,7 +65,9 @@ def check_inputs(data: dict, config) -> tuple[np.ndarray, np.ndarray]:
     t = config.params.n_steps
     if not np.issubdtype(x.dtype, np.floating):
         raise UsageError(f"inputs: 'input' must be floating point (normalised images), got {x.dtype}")
-    if x.shape[1:] not in ((c, h, w), (c, h, w, t)) or x.shape[0] < 1:
+    if x.ndim and x.shape[0] == 0:
+        raise UsageError(f"inputs: 'input' holds no images (shape {x.shape}); give at least one")
+    if x.shape[1:] not in ((c, h, w), (c, h, w, t)):
         raise UsageError(f"inputs: 'input' has shape {x.shape}; this config expects (N, {c}, {h}, {w}) "
                          f"or (N, {c}, {h}, {w}, {t})")
     with np.errstate(over="ignore"):  # overflow is what we test for
@@ -607,10 +609,15 @@ def cmd_gradcheck(args) -> int:
 
 
 def cmd_summarize(args) -> int:
+    from .runs import is_run_folder
     from .summary import summarize
 
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory} is not a folder of run folders")
+    if is_run_folder(args.directory) or os.path.lexists(os.path.join(args.directory, "metrics.csv")):
+        parent = os.path.dirname(os.path.abspath(args.directory))
+        raise UsageError(f"{args.directory} is a run folder itself; summarize reads the run folders under a "
+                         f"folder: python -m reference summarize {shlex.quote(os.path.relpath(parent))}")
     skipped = []
     try:
         rows = summarize(args.directory, skipped)
@@ -916,6 +923,11 @@ _MINIMUM = {"epochs": 1, "batch_size": 1, "train_limit": 1, "test_limit": 1, "li
             "seed": 0, "steps": 0, "trains": 0}
 
 
+#: The path arguments given without an option name, by command (an empty one is named by its placeholder).
+_POSITIONAL = {("summarize", "directory"), ("import-checkpoint", "checkpoint"), ("export-checkpoint", "weights"),
+               ("diagnose", "checkpoints")}
+
+
 def main(argv=None) -> int:
     """Run one command; returns the exit code (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
@@ -927,9 +939,12 @@ def main(argv=None) -> int:
         if v is not None and v < lo:
             print(f"error: --{name.replace('_', '-')} must be >= {lo}, got {v}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    for name in ("out", "config", "checkpoint", "weights", "inputs", "data_dir"):
-        if getattr(args, name, None) == "":
-            print(f"error: --{name.replace('_', '-')} is empty; give a path", file=sys.stderr)
+    for name in ("out", "config", "checkpoint", "checkpoints", "weights", "inputs", "data_dir", "ours", "theirs",
+                 "directory"):
+        v = getattr(args, name, None)
+        if v == "" or isinstance(v, list) and "" in v:
+            shown = name.upper() if (args.command, name) in _POSITIONAL else f"--{name.replace('_', '-')}"
+            print(f"error: {shown} is empty; give a path", file=sys.stderr)
             return EXIT_BAD_INPUT
     if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
         print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)
