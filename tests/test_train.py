@@ -731,8 +731,14 @@ def test_a_kill_while_setting_the_old_run_aside_loses_nothing(tmp_path, splits, 
     assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 8
 
 
-@pytest.mark.parametrize("planted", ["run files, no mark", "a folder inside", "a mark naming a folder"])
-def test_a_replaced_folder_an_overwrite_did_not_make_is_never_touched(tmp_path, splits, planted):
+@pytest.mark.parametrize("planted,said", [
+    ("run files, no mark", "and no .set-aside of one"),
+    ("a folder inside", "(config.yaml)"),
+    ("a mark naming a folder", "(config.yaml)"),
+    # sixth pass: a mark that is there but not set_aside's was called missing
+    ("a tampered mark", "and a .set-aside an --overwrite did not write (it says 'moved notes.txt')"),
+])
+def test_a_replaced_folder_an_overwrite_did_not_make_is_never_touched(tmp_path, splits, planted, said):
     """Third pass F2/F3: a .replaced/ holding a user's files named like run files was taken for one an
     --overwrite made (put back over the run, or deleted), and folders inside it were rmtree'd.  Now only a
     .replaced/ with set_aside's mark, holding the regular files it names, is moved or deleted."""
@@ -740,7 +746,9 @@ def test_a_replaced_folder_an_overwrite_did_not_make_is_never_touched(tmp_path, 
     aside = tmp_path / "run" / ".replaced"
     aside.mkdir()
     (aside / "metrics.csv").write_text("my own metrics\n")
-    if planted != "run files, no mark":
+    if planted == "a tampered mark":
+        (aside / ".set-aside").write_text("moved\nnotes.txt\n")
+    elif planted != "run files, no mark":
         (aside / "config.yaml").mkdir()
         (aside / "config.yaml" / "notes.txt").write_text("my notes")
         (aside / ".set-aside").write_text("moved\nmetrics.csv\n" + ("config.yaml\n" if "naming" in planted else ""))
@@ -750,8 +758,9 @@ def test_a_replaced_folder_an_overwrite_did_not_make_is_never_touched(tmp_path, 
                                   callbacks=NO_FIGURES, splits=splits),
                     lambda: _run(tmp_path, "run", splits, epochs=1, overwrite=True),
                     lambda: _run(tmp_path, "run", splits, epochs=1)):
-        with pytest.raises(RunError, match="no --overwrite put there"):
+        with pytest.raises(RunError, match="no --overwrite put there") as err:
             attempt()
+        assert said in str(err.value)
         assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*")) == before
         assert (aside / "metrics.csv").read_text() == "my own metrics\n" and _files(out) == run_before
 
@@ -984,3 +993,27 @@ def test_summarize_refuses_a_metrics_csv_that_differs_from_the_runs_own_record(t
     with open(metrics, "w") as fh:
         fh.write("\n".join([*lines[:-1], ",".join(last)]) + "\n")
     assert "differs from what its weights.npz records: epoch 2's test_acc is 0.5 there" in not_a_run(out)
+
+
+def test_the_file_systems_root_is_no_run_folder(tmp_path):
+    """Sixth pass: ``train --out /`` wrote a run's nine files among the system's folders.  Checked with
+    check_new, which touches nothing, so the test cannot write there when it fails."""
+    from reference.app.runs import RunFolder
+
+    os.symlink("/", tmp_path / "root")
+    for path in ("/", str(tmp_path / "root"), "/tmp/../"):
+        with pytest.raises(RunError, match="is the file system's root; give a folder for the run"):
+            RunFolder.check_new(path, overwrite=True)
+
+
+def test_a_resume_writes_a_deleted_config_yaml_again_from_the_checkpoint(tmp_path, splits):
+    """Sixth pass: a run whose config.yaml was deleted resumed without it, and then counted as no run in a
+    summary (its config is unreadable).  The checkpoint holds the config: the resume writes it again."""
+    out = _run(tmp_path, "r", splits, epochs=1)
+    text = open(os.path.join(out, "config.yaml")).read()
+    os.remove(os.path.join(out, "config.yaml"))
+    said = []
+    train(None, out_dir=out, resume=True, epochs=1, progress=False, log=said.append, callbacks=NO_FIGURES,
+          splits=splits)
+    assert open(os.path.join(out, "config.yaml")).read() == text
+    assert any("config.yaml was missing; wrote it again from the checkpoint's config" in s for s in said), said

@@ -627,9 +627,11 @@ class RunFolder:
         allowed = set(RUN_FILES) | set(DERIVED_FILES)
         if not lines or lines[0] not in ("moving", "moved") or not set(lines[1:]) <= allowed:
             shown = [e for e in entries if e != REPLACED_MARK] or entries
-            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(shown[:5])}) and no "
-                           f"{REPLACED_MARK} of one; a run never moves or deletes them: move that folder out "
-                           f"of {self.path}, then retry")
+            mark_is = (f"no {REPLACED_MARK} of one" if not os.path.lexists(mark) else
+                       f"a {REPLACED_MARK} that is not a regular file of an --overwrite's" if lines is None else
+                       f"a {REPLACED_MARK} an --overwrite did not write (it says {' '.join(lines)[:60]!r})")
+            raise RunError(f"{aside} holds files no --overwrite put there ({', '.join(shown[:5])}) and {mark_is}; "
+                           f"a run never moves or deletes them: move that folder out of {self.path}, then retry")
         names = [e for e in entries if e != REPLACED_MARK]
         foreign = [e for e in names if e not in lines[1:] or
                    (os.path.isdir(os.path.join(aside, e)) and not os.path.islink(os.path.join(aside, e)))]
@@ -722,6 +724,10 @@ class RunFolder:
         """What :meth:`create` checks first, touching nothing: not a file, no run there (unless ``overwrite``)."""
         folder = cls(path)
         folder.refuse_inside_replaced("--out")
+        real = os.path.realpath(folder.path)
+        if os.path.dirname(real) == real:  # "/": a run's files would lie among the system's folders
+            raise RunError(f"--out {folder.path} is the file system's root; give a folder for the run, e.g. "
+                           f"--out runs/my_run")
         if os.path.exists(folder.path) and not os.path.isdir(folder.path):
             raise RunError(f"--out {folder.path} is a file, not a folder")
         folder.refuse_links()

@@ -455,6 +455,10 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     except (ValueError, KeyError, TypeError) as err:
         raise RunError(f"{folder.file(CHECKPOINT)} does not fit its own config: {err}") from None
     folder.write_metrics(state.metrics)  # metrics.csv is derived from the checkpoint: repair a torn write
+    if on_disk is None:  # config.yaml too (deleted by hand): the checkpoint holds the run's config
+        folder.write_config(cfg)
+        if eng.writer:
+            log(f"{folder.file(CONFIG)} was missing; wrote it again from the checkpoint's config")
     if eng.writer and state.epoch < settings.epochs:  # a finished run says "nothing to do" in the loop
         log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
         if eng.name == "numpy":
