@@ -121,15 +121,10 @@ def test_sigint_at_random_points_then_resume_is_bit_for_bit(tmp_path, splits, un
 
 @pytest.mark.parametrize("point", ["before_checkpoint", "after_checkpoint"])
 def test_killed_between_commit_writes_then_resume(tmp_path, splits, uninterrupted, point):
-    """A process killed between the epoch's writes: resume gives the same run, metrics.csv without a doubled row."""
+    """A process killed between the epoch's writes: resume gives the same run, metrics.csv without a doubled row.
+    A real SIGKILL in a child process: an exception standing for it would be undone as a failed start is."""
     out = str(tmp_path / "killed")
-
-    def hook(p, step):
-        if p == point and step == 0:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(TINY, out_dir=out, seed=5, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=hook)
+    _killed_child(out, 0, point=point, seed=5, overwrite=False)
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # no partial file left behind
     train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits)
     _assert_same_run(out, uninterrupted)
@@ -434,6 +429,59 @@ def test_a_new_run_that_fails_at_its_first_step_leaves_nothing(tmp_path, splits)
     assert not train(TINY, out_dir=out, **quiet)["interrupted"]
 
 
+class _SignalBeforeTheFirstStep:
+    """A callback that sends this process a real SIGINT as the first epoch starts, before its first step."""
+
+    def on_epoch_start(self, epoch, n_epochs, n_batches, progress):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def __getattr__(self, name):  # the other hooks do nothing
+        return lambda *a, **k: None
+
+
+def test_a_signal_before_the_new_runs_first_step_keeps_the_old_run(tmp_path, splits):
+    """Sixth pass F1 (data loss): a Ctrl-C just before an --overwrite's first step saved the new run's
+    start as 'epoch 1, batch 0' and deleted the old run, though the new run had taken no step.  Now a new
+    run stopped before a step reaches its checkpoint is undone as a failed start is: the old run is back,
+    byte for byte, and a run into a new folder leaves nothing."""
+    out = str(tmp_path / "run")
+    said = []
+    quiet = dict(progress=False, log=said.append, splits=splits, epochs=1)
+    train(TINY, out_dir=out, seed=5, callbacks=NO_FIGURES, **quiet)
+    old = _files(out)
+    result = train(TINY, out_dir=out, seed=6, overwrite=True, callbacks=[_SignalBeforeTheFirstStep()], **quiet)
+    assert result["interrupted"] and not result["kept"]
+    assert _files(out) == old and sorted(os.listdir(out)) == sorted(old)  # no .replaced/, no .lock
+    assert any("interrupted before the first step: nothing of the new run was kept" in s
+               and "the run it was to replace is back" in s for s in said), said
+    fresh = str(tmp_path / "fresh")
+    assert not train(TINY, out_dir=fresh, seed=6, callbacks=[_SignalBeforeTheFirstStep()], **quiet)["kept"]
+    assert not os.path.exists(fresh)
+    said.clear()  # a resumed run stopped so is as it was, and resumable
+    result = train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, splits=splits,
+                   callbacks=[_SignalBeforeTheFirstStep()])
+    assert result["interrupted"] and result["kept"]
+    assert {k: v for k, v in _files(out).items() if k != "run.log"} == {k: v for k, v in old.items() if k != "run.log"}
+    assert any("interrupted before the first step; the run is as it was" in s for s in said), said
+
+
+def _fail_at_the_third_step(point, step):
+    if (step, point) == (2, "gradients"):
+        raise FirstStepFails
+
+
+def test_a_new_run_that_fails_before_a_step_reaches_its_checkpoint_puts_the_old_run_back(tmp_path, splits):
+    """Sixth pass F1, its second cause: a new run that failed at its third step counted two steps in
+    memory, none on disk, and the --overwrite's old run was deleted for a new run that held only its start."""
+    out = str(tmp_path / "run")
+    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
+    train(TINY, out_dir=out, seed=5, **quiet)
+    old = _files(out)
+    with pytest.raises(FirstStepFails):
+        train(TINY, out_dir=out, seed=6, overwrite=True, fault_hook=_fail_at_the_third_step, **quiet)
+    assert _files(out) == old and sorted(os.listdir(out)) == sorted(old)
+
+
 def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, splits):
     """--overwrite set the old run aside, not deleted: a new run failing at its first step puts it back
     byte for byte; one that trains replaces it and leaves no .replaced folder."""
@@ -536,23 +584,28 @@ data = np.load(os.path.join(sys.argv[1], "data", "mnist_fixture.npz"))
 norm = lambda im: ((im / 255.0 - 0.1307) / 0.3081)[:, None].astype(np.float32)
 splits = (Split(norm(data["train_images"][:100]), data["train_labels"][:100].astype(np.int64), "fixture"),
           Split(norm(data["test_images"][:60]), data["test_labels"][:60].astype(np.int64), "fixture"))
-kill_step = int(sys.argv[3])
+kill_step, kill_point, kw = int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
 def hook(point, step):
-    if step == kill_step:
+    if step == kill_step and kill_point in ("", point):
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs: a power cut
-train(TINY, out_dir=sys.argv[2], seed=6, epochs=2, overwrite=True, fault_hook=hook, progress=False,
-      log=lambda *a: None, splits=splits)
+train(TINY, out_dir=sys.argv[2], fault_hook=hook, progress=False, log=lambda *a: None, callbacks=[],
+      splits=splits, **kw)
 """
 
 
-def _killed_child(out, step):
-    """``train --overwrite`` into ``out`` in a subprocess that SIGKILLs itself at training step ``step``."""
+def _killed_child(out, step, point="", **kw):
+    """``train --overwrite`` into ``out`` (seed 6, 2 epochs, unless ``kw`` says other ``train`` arguments)
+    in a subprocess that SIGKILLs itself at training step ``step``: at its first fault point, or at
+    ``point`` (for the commit's points ``step`` is the epoch).  A real kill: no cleanup runs, as at a power
+    cut, where an exception standing for one would be undone as a failed start is."""
+    import json
     import subprocess
     import sys
 
     tests = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, tests, out, str(step)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    kw = {"seed": 6, "epochs": 2, "overwrite": True, **kw}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, tests, out, str(step), point, json.dumps(kw)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 

@@ -429,7 +429,8 @@ def cmd_train(args) -> int:
                    command=getattr(args, "command_line", None))
     if not result["writer"]:  # another process of a distributed run: rank 0 reports
         return EXIT_INTERRUPTED if result["interrupted"] else 0
-    print(f"run folder: {out}")
+    if result["kept"]:
+        print(f"run folder: {out}")
     if result["interrupted"]:
         return EXIT_INTERRUPTED
     if "test_acc" in result:

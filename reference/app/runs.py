@@ -654,18 +654,25 @@ class RunFolder:
         if state[0] == "moving":  # killed while moving the old run aside: the new run wrote nothing yet
             self._move_back(state[1])
             return "restored"
-        started = False
-        if os.path.isfile(self.file(CHECKPOINT)):
-            try:
-                progress = self.read_checkpoint()["progress"]
-                started = progress.epoch > 0 or progress.batch > 0
-            except (RunError, OSError, ValueError):
-                started = False  # a torn new checkpoint: the replaced run wins
-        if started:
+        if self.has_committed_step():
             self.drop_replaced()
             return "dropped"
         self.put_back_replaced()
         return "restored"
+
+    def has_committed_step(self) -> bool:
+        """Whether the checkpoint on disk is past a run's start (an epoch, or a step of one, committed).
+
+        What decides, at every way a new run can stop, whether it is kept (and a run it replaces goes) or
+        undone (and that run put back): a step counted in memory but not yet in the checkpoint is not
+        kept.  False for a missing, torn or unreadable checkpoint: the replaced run wins."""
+        if not os.path.isfile(self.file(CHECKPOINT)):
+            return False
+        try:
+            progress = self.read_checkpoint()["progress"]
+        except (RunError, OSError, ValueError):
+            return False
+        return progress.epoch > 0 or progress.batch > 0
 
     def check_replaced_is_ours(self) -> None:
         """:class:`RunError` when ``.replaced/`` is not one :meth:`set_aside` made (see :meth:`_replaced_state`)."""

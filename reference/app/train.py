@@ -313,13 +313,22 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             first_epoch, wall0 = state.epoch, time.perf_counter()
             committed = _Committed(state.epoch)
             cbs.insert(0, committed)
-            interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook)
-            folder.drop_replaced()  # the new run holds its first checkpoint after a step: the replaced one goes
-            if eng.writer:
+            interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook,
+                                resumed=bool(resume))
+            kept = resume or not eng.writer or folder.has_committed_step()
+            if not kept:  # stopped before the new run's first step reached its checkpoint: nothing is kept
+                folder.undo_start(getattr(folder, "created", False))
+                log(f"\ninterrupted before the first step: nothing of the new run was kept, and {out_dir} is as it "
+                    f"was" + (" (the run it was to replace is back)" if overwrite else ""))
+            else:
+                folder.drop_replaced()  # the new run's checkpoint holds a step: the replaced one goes
+            if eng.writer and kept:
                 folder.log_session(session_record(
                     command, settings, first_epoch, state.epoch, time.perf_counter() - wall0, interrupted, resume))
     except BaseException:
-        started = state is not None and (state.epoch > 0 or state.batch > 0)
+        # kept or undone by what reached the disk: a step counted in memory only is not the new run's yet
+        started = state is not None and (state.epoch > 0 or state.batch > 0) and (
+            resume or folder is None or not eng or not eng.writer or folder.has_committed_step())
         if not resume and folder is not None and eng is not None and eng.writer and not started:
             folder.undo_start(getattr(folder, "created", False))  # failed at its first step: leave nothing
         elif folder is not None:
@@ -334,7 +343,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     eng.close(net)
     last = state.metrics[-1] if state.metrics else {}
     return {**last, "out_dir": out_dir, "checkpoint": folder.file(CHECKPOINT), "net": net,
-            "test_set": test_set, "interrupted": interrupted, "writer": eng.writer}
+            "test_set": test_set, "interrupted": interrupted, "writer": eng.writer, "kept": kept}
 
 
 #: Environment variables that decide a run's threads and BLAS kernel (so its bits), kept in ``run.log``.
@@ -527,8 +536,9 @@ AUGMENT_STREAM = 1
 
 
 def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: RunFolder, train_set: Split,
-          test_set: Split, callbacks: list, log, fault_hook) -> bool:
-    """The epochs; returns True when stopped by a signal (a checkpoint was saved).
+          test_set: Split, callbacks: list, log, fault_hook, resumed: bool = False) -> bool:
+    """The epochs; returns True when stopped by a signal (a checkpoint was saved, unless no step was taken:
+    the checkpoint on disk then already holds this state; a new run stopped so is undone by the caller).
 
     Every decision to stop goes through ``engine.any``, so that several processes stop at the same step."""
     n_train = len(train_set.labels)
@@ -538,6 +548,7 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
         record["blas"] = blas_info()
     if state.epoch >= settings.epochs:
         log(f"nothing to do: the run has finished {state.epoch} epochs (ask for more with --epochs N)")
+    start = (state.epoch, state.batch)
     with StopSignal() as stop:
         try:
             while state.epoch < settings.epochs:
@@ -568,6 +579,11 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
                     for cb in callbacks:
                         cb.on_step(state)
                 if state.batch < len(order):  # stopped inside the epoch: save where we are
+                    if (epoch, state.batch) == start:  # no step this session: the checkpoint on disk is this state
+                        if resumed:
+                            log(f"\ninterrupted before the first step; the run is as it was: continue with "
+                                f"--resume {folder.path}")
+                        return True
                     folder.checkpoint(net, opt, settings, state)
                     log(f"\ninterrupted: checkpoint saved at epoch {epoch + 1}, batch {state.batch}; "
                         f"continue with --resume {folder.path}")
