@@ -1004,10 +1004,13 @@ def test_a_set_aside_run_is_never_trained_in_or_replaced(tmp_path, splits, monke
     monkeypatch.undo()
     aside = os.path.join(out, ".replaced")
     assert open(os.path.join(aside, "weights.npz"), "rb").read() == old
+    link = str(tmp_path / "link")  # sixth pass F2: a link to .replaced/ passed the check
+    os.symlink(aside, link)
     for kw in ({"overwrite": True}, {}, {"resume": True}):
-        with pytest.raises(RunError, match=r"holds the run an interrupted --overwrite set aside"):
-            train(None if kw.get("resume") else TINY, out_dir=aside, epochs=2, progress=False, log=lambda *a: None,
-                  callbacks=NO_FIGURES, splits=splits, **kw)
+        for where in (aside, link):
+            with pytest.raises(RunError, match=r"holds the run an interrupted --overwrite set aside"):
+                train(None if kw.get("resume") else TINY, out_dir=where, epochs=2, progress=False,
+                      log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, **kw)
         with pytest.raises(RunError, match=r"holds the run an interrupted --overwrite set aside"):
             train(TINY, out_dir=os.path.join(aside, "inner"), epochs=1, progress=False, log=lambda *a: None,
                   callbacks=NO_FIGURES, splits=splits)

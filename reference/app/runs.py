@@ -793,11 +793,12 @@ class RunFolder:
         """:class:`RunError` when the folder is a run's ``.replaced/`` or inside one: there an interrupted
         ``--overwrite`` keeps the old run until the next ``--resume`` of the folder above settles it, and no
         session may train in it or replace it."""
-        parts = os.path.abspath(self.path).split(os.sep)
-        if REPLACED in parts:
-            above = os.sep.join(parts[:parts.index(REPLACED)]) or os.sep
-            raise RunError(f"{option} {self.path}: {REPLACED}/ holds the run an interrupted --overwrite set aside in "
-                           f"{above}; it is never a run folder of its own: --resume {above} settles it")
+        for path in (os.path.abspath(self.path), os.path.realpath(self.path)):  # a link into one, too
+            parts = path.split(os.sep)
+            if REPLACED in parts:
+                above = os.sep.join(parts[:parts.index(REPLACED)]) or os.sep
+                raise RunError(f"{option} {self.path}: {REPLACED}/ holds the run an interrupted --overwrite set aside "
+                               f"in {above}; it is never a run folder of its own: --resume {above} settles it")
 
     def refuse_links(self) -> None:
         """:class:`RunError` before any work when a file the run appends to (``.lock``, ``run.log``) is a
