@@ -255,10 +255,9 @@ def test_stop_while_the_run_starts_leaves_no_half_started_folder(tmp_path, split
         _run(tmp_path, "new", splits, epochs=1)
     assert not (tmp_path / "new").exists()
     (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("mine")
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "mine", splits, epochs=1)
-    assert sorted(os.listdir(tmp_path / "mine")) == ["notes.txt"]  # an existing folder keeps only what it had
+    assert os.listdir(tmp_path / "mine") == []  # an existing folder is kept, as it was
     monkeypatch.undo()
     _run(tmp_path, "new", splits, epochs=1)
 
@@ -1049,6 +1048,27 @@ def test_summarize_refuses_a_metrics_csv_that_differs_from_the_runs_own_record(t
     with open(metrics, "w") as fh:
         fh.write("\n".join([*lines[:-1], ",".join(last)]) + "\n")
     assert "differs from what its weights.npz records: epoch 2's test_acc is 0.5 there" in not_a_run(out)
+
+
+def test_a_new_run_refuses_a_folder_of_other_files_and_one_inside_a_run(tmp_path, splits):
+    """Sixth pass F3/F4: ``train --out ..`` (or ``~``, or a link to a user's folder) wrote the nine run files
+    among the user's own, and ``--out RUN/sub`` made a run inside a run's folder.  A new run takes a new or
+    empty folder, or one holding only a run's files; the refusal names the foreign files and touches nothing."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    os.symlink(mine, tmp_path / "link")
+    for where in (mine, tmp_path / "link"):
+        for overwrite in (False, True):
+            with pytest.raises(RunError, match=r"holds files that are not a run's \(notes.txt\); a run gets a "
+                                               r"folder of its own"):
+                _run(tmp_path, os.path.relpath(where, tmp_path), splits, epochs=1, overwrite=overwrite)
+    assert os.listdir(mine) == ["notes.txt"]
+    run = _run(tmp_path, "run", splits, epochs=1)
+    with pytest.raises(RunError, match=r"lies inside the run folder .*run; give each run a folder of its own"):
+        _run(tmp_path, "run/sub", splits, epochs=1)
+    assert not os.path.exists(os.path.join(run, "sub"))
+    _run(tmp_path, "run", splits, epochs=1, overwrite=True)  # a run's own files are what --overwrite replaces
 
 
 def test_the_file_systems_root_is_no_run_folder(tmp_path):

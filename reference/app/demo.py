@@ -121,7 +121,8 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
             raise RunExistsError(f"{out_dir} holds {what} ({continued}); the demo replaces only a run it can "
                                  f"tell is all its own: give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
-                   test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
+                   test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG,
+                   own_files=DEMO_FIGURES)
     if result["interrupted"]:
         return result
     net, test = result["net"], result["test_set"]

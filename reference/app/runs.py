@@ -531,12 +531,12 @@ class RunFolder:
 
     # ------------------------------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path, overwrite: bool = False) -> "RunFolder":
+    def create(cls, path, overwrite: bool = False, own_files: tuple = ()) -> "RunFolder":
         """A folder for a new run, locked.  Refuses one that holds a run unless ``overwrite``.
 
         Raises RunExistsError, RunLockedError, or RunError (a file in the way, folder not writable).
         """
-        folder = cls.check_new(path, overwrite)
+        folder = cls.check_new(path, overwrite, own_files)
         missing, parent = [], folder.path
         while parent and not os.path.lexists(parent) and parent != os.path.dirname(parent):
             missing.append(parent)  # deepest first
@@ -727,8 +727,10 @@ class RunFolder:
                 pass
 
     @classmethod
-    def check_new(cls, path, overwrite: bool = False) -> "RunFolder":
-        """What :meth:`create` checks first, touching nothing: not a file, no run there (unless ``overwrite``)."""
+    def check_new(cls, path, overwrite: bool = False, own_files: tuple = ()) -> "RunFolder":
+        """What :meth:`create` checks first, touching nothing: a folder of the run's own (new, empty, or
+        holding only a run's files and ``own_files``, the caller's: the demo's figures), not inside another
+        run's folder, no run there (unless ``overwrite``)."""
         folder = cls(path)
         folder.refuse_inside_replaced("--out")
         real = os.path.realpath(folder.path)
@@ -737,6 +739,19 @@ class RunFolder:
                            f"--out runs/my_run")
         if os.path.exists(folder.path) and not os.path.isdir(folder.path):
             raise RunError(f"--out {folder.path} is a file, not a folder")
+        above = os.path.dirname(real)
+        while os.path.dirname(above) != above:
+            if is_run_folder(above):  # an --overwrite or a summary of that run would meet this one
+                raise RunError(f"--out {folder.path} lies inside the run folder {above}; give each run a folder "
+                               f"of its own, e.g. beside it")
+            above = os.path.dirname(above)
+        if os.path.isdir(folder.path):
+            foreign = folder.foreign_entries(own_files)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise RunError(f"--out {folder.path} holds files that are not a run's ({shown}); a run gets a "
+                               f"folder of its own, so it never writes among other files: give a new or empty "
+                               f"folder, e.g. --out {os.path.join(folder.path, 'run')}")
         folder.refuse_links()
         folders = [n for n in (*RUN_FILES, *DERIVED_FILES)
                    if os.path.isdir(folder.file(n)) and not os.path.islink(folder.file(n))]
@@ -761,6 +776,17 @@ class RunFolder:
                 f"{folder.path} holds no run but files a run writes ({', '.join(derived)}); choose another "
                 f"--out, or pass --overwrite to replace them")
         return folder
+
+    def foreign_entries(self, own_files: tuple = ()) -> list[str]:
+        """The folder's entries that no run wrote, sorted: anything but :data:`RUN_FILES`,
+        :data:`DERIVED_FILES`, ``own_files``, ``.lock``, ``.replaced/`` and what a killed run leaves
+        (:func:`~reference.app.atomic.temporary_pattern`)."""
+        import re
+
+        ours = (*RUN_FILES, *DERIVED_FILES, *own_files)
+        left = re.compile(temporary_pattern(ours))
+        return sorted(name for name in os.listdir(self.path)
+                      if name not in (*ours, LOCK, REPLACED) and not left.fullmatch(name))
 
     @classmethod
     def open(cls, path) -> "RunFolder":

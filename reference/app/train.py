@@ -210,7 +210,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
           splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
           diagnostics: int | None = None, engine: str = "numpy", device: str | None = None,
-          command: str | None = None) -> dict:
+          command: str | None = None, own_files: tuple = ()) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -242,6 +242,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     device : torch engine only: "cpu" (default), "cuda" or "cuda:N"
     command : the command line that started this session, for ``run.log`` (the CLI passes its own;
         default: this process's ``sys.argv``)
+    own_files : names of other files the caller writes into the run folder (the demo's figures): a new
+        run accepts a folder holding them; any other file not a run's makes it refuse the folder
 
     Returns
     -------
@@ -265,7 +267,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
             else:  # everything that can fail is checked before the folder is touched
                 if writer:
-                    RunFolder.check_new(out_dir, overwrite)
+                    RunFolder.check_new(out_dir, overwrite, own_files)
                 cfg = config if isinstance(config, Config) else load_config(config)
                 settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                     batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
@@ -294,7 +296,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                                f"--data-dir (or data_path) the run was trained with")
             settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
             if not resume:
-                folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
+                folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state, own_files) if eng.writer \
                     else ReadOnlyFolder(out_dir)
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
@@ -398,12 +400,12 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
                          "tsslbp_reference": __version__}}
 
 
-def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
+def _start_run(out_dir, overwrite, net, opt, cfg, settings, state, own_files=()) -> RunFolder:
     """Create and lock the folder, then write the first checkpoint (resumable from the first step on) and
     config.yaml.  Any failure or Ctrl-C before both are written undoes what this call made, so the folder
     is never left half started (a config.yaml without a checkpoint would refuse both a new run and --resume)."""
     created = not os.path.exists(out_dir)
-    folder = RunFolder.create(out_dir, overwrite=overwrite)
+    folder = RunFolder.create(out_dir, overwrite=overwrite, own_files=own_files)
     folder.created = created
     try:
         folder.checkpoint(net, opt, settings, state)
