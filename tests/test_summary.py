@@ -71,6 +71,10 @@ def test_cli(tmp_path, capsys):
     assert main(["summarize", str(tmp_path / "one")]) == 2  # sixth pass: "no folder holds a metrics.csv"
     assert "is a run folder itself" in (err := capsys.readouterr().err) and "summarize " in err
     assert sorted(os.listdir(tmp_path / "one")) == before
+    aside = tmp_path / "aside"  # sixth pass F3: a folder whose run an interrupted --overwrite set aside
+    (aside / ".replaced").mkdir(parents=True)
+    assert main(["summarize", str(aside)]) == 2 and "is a run folder itself" in capsys.readouterr().err
+    assert os.listdir(aside) == [".replaced"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["summarize", str(empty)]) == 2

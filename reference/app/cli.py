@@ -610,12 +610,13 @@ def cmd_gradcheck(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    from .runs import is_run_folder
+    from .runs import REPLACED, is_run_folder
     from .summary import summarize
 
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory} is not a folder of run folders")
-    if is_run_folder(args.directory) or os.path.lexists(os.path.join(args.directory, "metrics.csv")):
+    if is_run_folder(args.directory) or any(os.path.lexists(os.path.join(args.directory, name))
+                                            for name in ("metrics.csv", REPLACED)):
         parent = os.path.dirname(os.path.abspath(args.directory))
         raise UsageError(f"{args.directory} is a run folder itself; summarize reads the run folders under a "
                          f"folder: python -m reference summarize {shlex.quote(os.path.relpath(parent))}")
