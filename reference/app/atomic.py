@@ -16,8 +16,25 @@ Application layer (no engine module imports this).
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from typing import Callable
+
+#: Temporary files being written now: a command that ends at once on Ctrl-C removes them first
+#: (:func:`remove_unfinished`).  Added and removed with SIGINT and SIGTERM blocked, so a signal never finds
+#: a temporary file that is not listed here.
+_UNFINISHED: set[str] = set()
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def remove_unfinished() -> None:
+    """Delete the temporary files of the writes in progress (for a signal handler that ends the process
+    at once): their targets stay their old selves, as after any failed write."""
+    for tmp in list(_UNFINISHED):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 class WriteError(OSError):
@@ -49,7 +66,9 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
     if os.path.isdir(path):
         raise WriteError(f"cannot write {path}: it is a folder")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        with _signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+            _UNFINISHED.add(tmp)
     except OSError as err:
         raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
     try:
@@ -58,16 +77,30 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode & ~_umask())
-        os.replace(tmp, path)
+        with _signals_held():
+            os.replace(tmp, path)
+            _UNFINISHED.discard(tmp)
     except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        _UNFINISHED.discard(tmp)
         if isinstance(err, OSError) and not isinstance(err, WriteError):
             raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
         raise
     return path
+
+
+class _signals_held:
+    """Block SIGINT and SIGTERM in this thread for a few system calls (delivered when the block ends)."""
+
+    def __enter__(self):
+        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+        return False
 
 
 def atomic_write_bytes(path, blob: bytes) -> str:

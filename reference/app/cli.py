@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 
@@ -951,6 +952,7 @@ def main(argv=None) -> int:
     if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
         print(f"error: --max-seconds must be > 0, got {args.max_seconds}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    previous = _signals_for(args.command)
     try:
         return args.func(args)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: every write is atomic
@@ -967,6 +969,44 @@ def main(argv=None) -> int:
             raise
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+#: The commands that stop at a whole training step on Ctrl-C or SIGTERM (:class:`~reference.app.runs.StopSignal`)
+#: and leave a resumable checkpoint; every other command ends at once (:func:`_end_at_once`).
+STOPS_AT_A_STEP = ("train", "demo")
+
+
+def _signals_for(command: str) -> dict:
+    """Install what Ctrl-C and SIGTERM do while ``command`` runs; returns the handlers to restore.
+
+    ``train`` and ``demo``: SIGTERM raises KeyboardInterrupt as Ctrl-C does, until training's own handlers
+    take over (a stop at a whole step).  The other commands end at once: a KeyboardInterrupt raised in
+    them could land in a C callback of Numba, PyTorch or JAX, where it was dropped (the command went on)
+    or aborted the process (exit 134)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    if command in STOPS_AT_A_STEP:
+        return {signal.SIGTERM: signal.signal(signal.SIGTERM, signal.default_int_handler)}
+    return {sig: signal.signal(sig, _end_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _end_at_once(signum, frame) -> None:
+    """A signal handler: remove the temporary files of writes in progress (their targets stay as they
+    were, :mod:`reference.app.atomic`), say ``interrupted`` and end the process with exit code 130."""
+    from .atomic import remove_unfinished
+
+    remove_unfinished()
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001  (the signal may have come inside a write to stdout)
+        pass
+    os.write(2, b"\ninterrupted\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _user_error(err: Exception) -> str | None:
