@@ -20,7 +20,7 @@ import signal
 import tempfile
 from typing import Callable
 
-#: Temporary files being written now: a command that ends at once on Ctrl-C removes them first
+#: Temporary files being written now, which a command that ends at once on Ctrl-C removes first
 #: (:func:`remove_unfinished`).  Added and removed with SIGINT and SIGTERM blocked, so a signal never finds
 #: a temporary file that is not listed here.
 _UNFINISHED: set[str] = set()
