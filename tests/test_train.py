@@ -1093,3 +1093,37 @@ def test_a_resume_writes_a_deleted_config_yaml_again_from_the_checkpoint(tmp_pat
           splits=splits)
     assert open(os.path.join(out, "config.yaml")).read() == text
     assert any("config.yaml was missing; wrote it again from the checkpoint's config" in s for s in said), said
+
+
+def test_a_resume_refuses_a_checkpoint_among_another_runs_files(tmp_path, splits):
+    """Sixth pass F9: a checkpoint.npz copied from another run of the same config was resumed among the
+    other run's weights, figures and run.log without a word.  Each run draws a run id, kept in its
+    checkpoint, weights files and run.log; a resume refuses files of two runs, and an old checkpoint of
+    the same run beside newer weights."""
+    import shutil
+
+    a = _run(tmp_path, "a", splits, epochs=1)
+    b = _run(tmp_path, "b", splits, epochs=1)  # the same seed and config: only the run id tells them apart
+    ids = {load_checkpoint(os.path.join(r, "checkpoint.npz"))["meta"]["settings"]["run_id"] for r in (a, b)}
+    assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+    assert load_checkpoint(os.path.join(a, "weights.npz"))["meta"]["run_id"] in ids
+    shutil.copy(os.path.join(a, "checkpoint.npz"), os.path.join(b, "checkpoint.npz"))
+    before = _files(b)
+    with pytest.raises(RunError, match=r"weights.npz is of another run than checkpoint.npz \(run "):
+        train(None, out_dir=b, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+              splits=splits)
+    assert _files(b) == before
+    for name in ("weights.npz", "best_weights.npz"):  # only run.log is left to tell
+        shutil.copy(os.path.join(a, name), os.path.join(b, name))
+    with pytest.raises(RunError, match=r"run.log is of another run than checkpoint.npz \(it logs sessions of run "):
+        train(None, out_dir=b, resume=True, epochs=2, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+              splits=splits)
+    old = open(os.path.join(a, "checkpoint.npz"), "rb").read()  # the same run's checkpoint of an earlier epoch
+    train(None, out_dir=a, resume=True, epochs=3, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits)
+    with open(os.path.join(a, "checkpoint.npz"), "wb") as fh:  # (weights one epoch ahead are a kill's state)
+        fh.write(old)
+    with pytest.raises(RunError, match=r"weights.npz is of another run .*its weights are of epoch 3, the "
+                                       r"checkpoint has finished 1"):
+        train(None, out_dir=a, resume=True, epochs=4, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+              splits=splits)

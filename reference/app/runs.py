@@ -15,8 +15,8 @@ A run folder holds:
   epochs it was started for, its command and the SHA-256 of its weights files (:func:`read_settings_json`);
   beside files written before the settings went inside them (November 2026) :func:`load_checkpoint` reads
   its seed and options;
-- ``run.log``: one JSON line per training session: command, seed, epochs, seconds, BLAS and its kernel,
-  thread counts, versions (:func:`append_run_log`);
+- ``run.log``: one JSON line per training session: command, run id, seed, epochs, seconds, BLAS and its
+  kernel, thread counts, versions (:meth:`RunFolder.log_session`);
 - ``.lock``: held (``flock``) by the process that trains in the folder.
 
 Promises, and how they are kept:
@@ -33,6 +33,9 @@ Promises, and how they are kept:
   a run killed after them redoes that epoch bit for bit and writes the same files again, and a checkpoint
   that cannot be written (a full disk) puts them back as they were with the last commit (hard links kept
   while the epoch commits, :func:`~reference.app.atomic.keep_previous`).
+- **One run's files.**  A run draws a ``run_id`` when it starts, kept in its checkpoint, weights files and
+  ``run.log``; a resume refuses a folder whose files are of two runs
+  (:meth:`RunFolder.check_files_are_the_runs`).
 - **Resume is exact.**  Checkpoints are only taken between whole training steps (Ctrl-C only sets a flag,
   :class:`StopSignal`), so weights, AdamW moments and step count, the dropout generator and the batch
   counter always describe the same moment.
@@ -48,6 +51,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -120,6 +124,7 @@ class Settings:
     engine: str = "numpy"  # the engine of the latest session: "numpy" or "torch" (the checkpoint is the same)
     data: dict | None = None  # {"train": ..., "test": ...}: the splits' Split.fingerprint (None before 7 Dec 2026)
     diagnostics: int | None = None  # samples measured into diagnostics.csv after each epoch (0: none; None: not recorded, before 7 Dec 2026)
+    run_id: str | None = None  # drawn when the run starts, kept in its weights files and run.log: which files are one run's (None before 8 Dec 2026)
 
     #: Settings a resume may change (``tag`` is not given on resume; the engine may change between sessions;
     #: ``data`` is compared with the data a resume loads, not given).
@@ -140,6 +145,8 @@ class Settings:
             bad("max_seconds", "a finite number of seconds > 0")
         if not isinstance(self.net_options, dict):
             bad("net_options", "a mapping")
+        if self.run_id is not None and not (isinstance(self.run_id, str) and re.fullmatch(r"[0-9a-f]{32}", self.run_id)):
+            bad("run_id", "32 hexadecimal digits")
         from ..engines import ENGINES
         if self.engine not in ENGINES:
             bad("engine", f"one of {sorted(ENGINES)}")
@@ -302,7 +309,7 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
 META_FIELDS = {
     "epoch": (int, 0), "seed": (int, 0), "test_samples": (int, 0), "adam_step": (int, 0), "format": (int, 1),
     "test_acc": (float, 0.0), "net_options": (dict, None), "settings": (dict, None), "progress": (dict, None),
-    "blas": (dict, None), "rng": (dict, None), "engine": (str, None),
+    "blas": (dict, None), "rng": (dict, None), "engine": (str, None), "run_id": (str, None),
 }
 
 
@@ -321,6 +328,20 @@ def _check_meta(meta, path) -> None:
             want = {int: f"a whole number >= {low}", float: "an accuracy in [0, 1]", dict: "a mapping",
                     str: "a name"}[kind]
             raise CheckpointError(f"{path}: its meta_json field {key!r} is {v!r:.60}, not {want}")
+
+
+def read_meta(path) -> dict:
+    """The ``meta_json`` record of a weights or checkpoint file (``{}`` when it has none), checked as
+    :func:`load_checkpoint` checks it; one-line :class:`CheckpointError` otherwise."""
+    arrays = read_npz(path, "weights")
+    if "meta_json" not in arrays:
+        return {}
+    try:
+        meta = json.loads(str(arrays["meta_json"]))
+    except (ValueError, TypeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({type(err).__name__})") from None
+    _check_meta(meta, path)
+    return meta
 
 
 def recorded_net_options(meta: dict) -> dict:
@@ -959,7 +980,7 @@ class RunFolder:
         """
         last = progress.metrics[-1]
         extra = {"epoch": last["epoch"], "test_acc": last["test_acc"], "net_options": settings.net_options,
-                 "seed": settings.seed, **(record or {})}
+                 "seed": settings.seed, "run_id": settings.run_id, **(record or {})}
         names = (WEIGHTS, BEST_WEIGHTS) if is_best else (WEIGHTS,)
         kept = [name for name in names if keep_previous(self.file(name))]  # no hard links: a full disk then
         # leaves the weights a commit ahead, as a kill does (a resume redoes that epoch)
@@ -1041,6 +1062,38 @@ class RunFolder:
                             elapsed_total=meta.get("elapsed_total", 0.0), best_test_acc=meta.get("best_test_acc", -1.0),
                             best_epoch=meta.get("best_epoch", 0), metrics=rows)
         return settings, progress
+
+    def check_files_are_the_runs(self, settings: Settings, progress: Progress) -> None:
+        """:class:`RunError` when ``weights.npz``, ``best_weights.npz`` or ``run.log`` is of another run
+        than ``checkpoint.npz`` (files copied between run folders by hand): another ``run_id``, another
+        seed, or an epoch the checkpoint cannot be at (the weights are of its epoch, or of the next one
+        when a kill came between their write and the checkpoint's).  A resume would otherwise continue
+        the checkpoint's run among another run's weights, figures and log, without a word."""
+        def refuse(name, what):
+            raise RunError(f"--resume {self.path}: {name} is of another run than {CHECKPOINT} ({what}); files "
+                           f"of two runs were mixed: put back the run's own files, or start a new run")
+
+        for name in (WEIGHTS, BEST_WEIGHTS):
+            if not os.path.isfile(self.file(name)):
+                continue
+            meta = read_meta(self.file(name))
+            if settings.run_id and meta.get("run_id") and meta["run_id"] != settings.run_id:
+                refuse(name, f"run {meta['run_id'][:8]}..., the checkpoint's {settings.run_id[:8]}...")
+            if meta.get("seed") is not None and meta["seed"] != settings.seed:
+                refuse(name, f"seed {meta['seed']}, the checkpoint's {settings.seed}")
+            epoch = meta.get("epoch")
+            latest = progress.epoch + 1 if name == WEIGHTS else max(progress.best_epoch, progress.epoch) + 1
+            if epoch is not None and (epoch > latest or name == WEIGHTS and epoch < progress.epoch):
+                refuse(name, f"its weights are of epoch {epoch}, the checkpoint has finished {progress.epoch}")
+        if settings.run_id and os.path.isfile(self.file(RUN_LOG)):
+            try:
+                with open(self.file(RUN_LOG), encoding="utf-8", errors="replace") as fh:
+                    ids = {json.loads(line).get("run_id") for line in fh if line.strip()}
+            except (ValueError, AttributeError, OSError):
+                return  # an unreadable run.log is reported where it is read (demo), never trusted here
+            other = sorted(i for i in ids - {None, settings.run_id} if isinstance(i, str))
+            if other:
+                refuse(RUN_LOG, f"it logs sessions of run {other[0][:8]}..., the checkpoint's is {settings.run_id[:8]}...")
 
     def read_config_file(self) -> Config | None:
         """The folder's ``config.yaml`` (None when absent)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 
 import numpy as np
 
@@ -272,7 +273,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                     batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
                                     test_limit=test_limit, net_options=dict(net_options or {}), max_seconds=max_seconds,
-                                    tag=tag, engine=engine, diagnostics=diagnostics or 0)
+                                    tag=tag, engine=engine, diagnostics=diagnostics or 0, run_id=uuid.uuid4().hex)
                 eng = make_engine(engine, device, settings.batch_size)
                 net = eng.network(cfg, settings.seed, settings.net_options)
                 net.check_batch_fits(settings.batch_size)
@@ -391,7 +392,7 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
     if command is None:
         command = " ".join([os.path.basename(sys.executable)] + sys.argv)
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds)),
-            "command": command, "resumed": bool(resumed), "seed": settings.seed,
+            "command": command, "resumed": bool(resumed), "run_id": settings.run_id, "seed": settings.seed,
             "epochs": [first_epoch + 1, last_epoch], "interrupted": bool(interrupted),
             "seconds": round(seconds, 1), "engine": settings.engine, "blas": blas_info(),
             "threads": {"openblas": openblas_threads(), "numba": numba.get_num_threads()},
@@ -426,6 +427,8 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             f"an epoch)")
     ck = folder.read_checkpoint()
     cfg, settings, state = ck["config"], ck["settings"], ck["progress"]
+    folder.check_files_are_the_runs(settings, state)
+    settings.run_id = settings.run_id or uuid.uuid4().hex  # a run from before run ids gains one
     on_disk = folder.read_config_file()
     if on_disk is not None and on_disk.raw != cfg.raw:
         raise RunError(f"{folder.file(CONFIG)} differs from the config inside the checkpoint: it was "
