@@ -699,3 +699,18 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path):
     assert os.listdir(tmp_path) == [] and not atomic._UNFINISHED
     atomic.atomic_write_text(tmp_path / "ok.txt", "whole")
     assert os.listdir(tmp_path) == ["ok.txt"] and not atomic._UNFINISHED
+
+
+def test_import_checkpoint_refuses_a_fifo_at_once(tmp_path):
+    """Seventh pass F1: import-checkpoint of a named pipe blocked for good in open() (every other command
+    refused one).  In a subprocess with a timeout, so a regression fails instead of hanging the tests."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    os.mkfifo(tmp_path / "f.pth")
+    proc = subprocess.run([sys.executable, "-m", "reference", "import-checkpoint", str(tmp_path / "f.pth"),
+                           "--config", CFG, "--out", str(tmp_path / "w.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "is not a regular file (a folder, a pipe or a device)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "w.npz").exists()

@@ -117,6 +117,8 @@ def import_checkpoint(path, config) -> dict[str, np.ndarray]:
     torch = require("torch")
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not os.path.isfile(path):  # a FIFO would block the open forever, a device never end
+        raise ValueError(f"{path} is not a regular file (a folder, a pipe or a device), not a PyTorch checkpoint")
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head != b"PK\x03\x04" and head[:1] != b"\x80":  # a zip (torch.save) or a legacy pickle stream
