@@ -286,6 +286,15 @@ def test_bptt_compare_command_writes_figure(inputs_npz, capsys, tmp_path):
     assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "b")]) == 2
     assert "is not a PNG image this command drew" in capsys.readouterr().err
     assert (tmp_path / "b" / "bptt_compare.png").read_text() == "my annotated figure notes\n"
+    import matplotlib.pyplot as plt  # seventh pass F2: a user's own PNG beside the command's CSV was replaced
+
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(tmp_path / "b" / "bptt_compare.png")
+    plt.close(fig)
+    theirs = (tmp_path / "b" / "bptt_compare.png").read_bytes()
+    assert main(["bptt-compare", "--config", CNN, "--inputs", inputs_npz, "--out", str(tmp_path / "b")]) == 2
+    assert "is not a PNG image this command drew" in capsys.readouterr().err
+    assert (tmp_path / "b" / "bptt_compare.png").read_bytes() == theirs
 
 
 # ------------------------------------------------------------------------------------- checkpoints

@@ -345,17 +345,42 @@ def layer_firing_rates(runs: dict, ax=None, title=None):
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+#: The PNG ``Software`` text that :func:`save` writes into every figure, by which a command knows its own.
+DRAWN_BY = "tsslbp-reference"
+
+
 def not_a_png(path) -> bool:
-    """Whether ``path`` exists and is not a PNG image as :func:`save` writes (a link, a folder, a user's
-    text under a figure's name): a command replaces only a figure of its own."""
+    """Whether ``path`` exists and is not a figure :func:`save` drew (a link, a folder, a user's text or
+    a user's own PNG image under a figure's name): a command replaces only a figure of its own, which
+    carries :data:`DRAWN_BY` as its PNG ``Software`` text."""
     import os
 
     if not os.path.lexists(path):
         return False
     if os.path.islink(path) or not os.path.isfile(path):
         return True
+    return png_text(path).get("Software") != DRAWN_BY
+
+
+def png_text(path, limit: int = 1 << 16) -> dict:
+    """The ``tEXt`` entries of a PNG file before its image data (``{}`` for a file that is no PNG), read
+    from at most its first ``limit`` bytes."""
+    import struct
+
     with open(path, "rb") as fh:
-        return fh.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE
+        head = fh.read(limit)
+    if not head.startswith(PNG_SIGNATURE):
+        return {}
+    out, at = {}, len(PNG_SIGNATURE)
+    while at + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[at:at + 8])
+        if kind in (b"IDAT", b"IEND") or at + 12 + length > len(head):
+            break
+        if kind == b"tEXt":
+            key, _, text = head[at + 8:at + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return out
 
 
 def save(fig_or_ax, path, dpi: int = 150) -> str:
@@ -365,7 +390,7 @@ def save(fig_or_ax, path, dpi: int = 150) -> str:
 
     fig.tight_layout()
     try:
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, metadata={"Software": DRAWN_BY}))
     finally:
         plt.close(fig)
     return str(path)
