@@ -1,4 +1,5 @@
 """``python -m reference ...``: see :mod:`reference.app.cli`."""
+import os
 import signal
 import sys
 
@@ -9,4 +10,14 @@ except KeyboardInterrupt:  # Ctrl-C while NumPy and the rest load: nothing has b
     sys.stderr.write("\ninterrupted\n")
     sys.exit(130)  # reference.app.cli.EXIT_INTERRUPTED, which could not be imported
 
-sys.exit(main())
+code = main()
+# The work is done and said: a signal from now on is ignored, and the process ends without Python's
+# shutdown, in which a signal reaching one of NumPy's or Numba's threads killed it silently with 130.
+for _sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_sig, signal.SIG_IGN)
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        _stream.flush()
+    except (OSError, ValueError):  # a closed pipe (| head): what could be said was said
+        pass
+os._exit(code)

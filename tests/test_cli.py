@@ -644,6 +644,12 @@ class Callback:
 
 
 def the_work(*args, **kwargs):
+    if how.endswith("after"):  # the signal comes while the interpreter shuts down, after the work
+        import atexit
+
+        atexit.register(lambda: (os.kill(os.getpid(), sig), time.sleep(0.5)))
+        print("done")
+        return []
     if how.endswith("callback"):
         holder = Callback()
         del holder
@@ -679,6 +685,20 @@ def test_a_signal_ends_a_command_with_one_line_and_exit_130(tmp_path, command, h
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 130, (proc.returncode, proc.stderr[-1500:])
     assert proc.stderr.strip() == "interrupted" and "went on" not in proc.stdout, proc.stderr[-1500:]
+
+
+def test_a_signal_after_the_work_is_done_leaves_its_exit_code(tmp_path):
+    """Seventh pass F4: a Ctrl-C that came as the interpreter shut down, after the command had written its
+    output, ended the process with 130 and no word (a signal reaching one of NumPy's or Numba's threads
+    once Python's handlers were gone).  The command's own exit code stands, and nothing is printed."""
+    import subprocess
+    import sys
+
+    (tmp_path / "runs").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_CHILD, "summarize", "INT/after", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.stdout.startswith("done") and "interrupted" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-800:])  # summarize's own: no run to summarize
 
 
 def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path):

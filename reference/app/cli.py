@@ -970,8 +970,9 @@ def main(argv=None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if argv is not None:  # called from Python (tests, a notebook): put its handlers back.  As the
+            for sig, handler in previous.items():  # program, keep them: a signal after the work, as the
+                signal.signal(sig, handler)        # process ends, still says "interrupted"
 
 
 #: The commands that stop at a whole training step on Ctrl-C or SIGTERM (:class:`~reference.app.runs.StopSignal`)
