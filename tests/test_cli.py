@@ -711,7 +711,7 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path):
     def write(fh):
         fh.write(b"half")
         seen.extend(atomic._UNFINISHED)
-        atomic.remove_unfinished()  # what _end_at_once does before os._exit
+        atomic.remove_unfinished()  # what atomic.end_at_once does before os._exit
 
     with pytest.raises(atomic.WriteError):  # the rename then fails: this write never finished
         atomic.atomic_write(tmp_path / "out.bin", write)

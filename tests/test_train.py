@@ -469,27 +469,19 @@ def _fail_at_the_third_step(point, step):
         raise FirstStepFails
 
 
-def test_a_new_run_that_fails_before_a_step_reaches_its_checkpoint_puts_the_old_run_back(tmp_path, splits):
-    """Sixth pass F1, its second cause: a new run that failed at its third step counted two steps in
-    memory, none on disk, and the --overwrite's old run was deleted for a new run that held only its start."""
+# sixth pass F1, its second cause: a new run that failed at its third step had counted two steps in memory,
+# none on disk, and the --overwrite's old run was deleted for a new run that held only its start
+@pytest.mark.parametrize("fail", [_fail_first_step, _fail_at_the_third_step], ids=["first step", "third step"])
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, splits, fail):
+    """--overwrite set the old run aside, not deleted: a new run failing before a step of it is in its
+    checkpoint puts it back byte for byte; one that trains replaces it and leaves no .replaced folder."""
     out = str(tmp_path / "run")
     quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
     train(TINY, out_dir=out, seed=5, **quiet)
     old = _files(out)
     with pytest.raises(FirstStepFails):
-        train(TINY, out_dir=out, seed=6, overwrite=True, fault_hook=_fail_at_the_third_step, **quiet)
-    assert _files(out) == old and sorted(os.listdir(out)) == sorted(old)
-
-
-def test_overwrite_keeps_the_old_run_until_the_new_one_has_stepped(tmp_path, splits):
-    """--overwrite set the old run aside, not deleted: a new run failing at its first step puts it back
-    byte for byte; one that trains replaces it and leaves no .replaced folder."""
-    out = str(tmp_path / "run")
-    quiet = dict(progress=False, log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, epochs=1)
-    train(TINY, out_dir=out, seed=5, **quiet)
-    old = _files(out)
-    with pytest.raises(FirstStepFails):
-        train(TINY, out_dir=out, seed=6, overwrite=True, fault_hook=_fail_first_step, **quiet)
+        train(TINY, out_dir=out, seed=6, overwrite=True, fault_hook=fail, **quiet)
+    assert sorted(os.listdir(out)) == sorted(old)
     assert _files(out) == old and not os.path.exists(os.path.join(out, ".replaced"))
     train(TINY, out_dir=out, seed=6, overwrite=True, **quiet)
     assert not os.path.exists(os.path.join(out, ".replaced"))
@@ -1127,3 +1119,36 @@ def test_a_resume_refuses_a_checkpoint_among_another_runs_files(tmp_path, splits
                                        r"checkpoint has finished 1"):
         train(None, out_dir=a, resume=True, epochs=4, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
               splits=splits)
+
+
+_HELD_CHILD = """
+import os, signal, sys
+from reference.app.runs import HeldSignal
+
+try:
+    with HeldSignal() as held:
+        if sys.argv[1] == "touching":
+            held.touching()
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C
+        print("set-up went on")
+except KeyboardInterrupt:
+    print("raised at the block's end")
+"""
+
+
+@pytest.mark.parametrize("when", ["loading", "touching"])
+def test_a_second_signal_in_the_set_up_ends_at_once_until_the_folder_changes(when):
+    """Seventh pass F3: a double Ctrl-C in a new run's set-up raised KeyboardInterrupt wherever it landed,
+    inside llvmlite's or importlib's callbacks too, which printed 'Exception ignored' and a traceback.
+    Before the folder is touched a second signal now ends the process at once (one line, exit 130); once
+    it is touched, it is held as the first, and the block's end raises (so the start is undone)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _HELD_CHILD, when], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    if when == "loading":
+        assert (proc.returncode, proc.stdout, proc.stderr.strip()) == (130, "", "interrupted")
+    else:
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "set-up went on\nraised at the block's end\n", "")

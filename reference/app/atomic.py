@@ -41,6 +41,22 @@ class WriteError(OSError):
     """A file could not be written (full disk, read-only or missing folder, permissions)."""
 
 
+def end_at_once(signum=None, frame=None) -> None:
+    """A signal handler for work that keeps nothing half done: remove the temporary files of writes in
+    progress (their targets stay as they were, :func:`remove_unfinished`), say
+    ``interrupted`` and end the process with exit code 130.  Unlike a ``KeyboardInterrupt``, it cannot be
+    dropped in a C callback of Numba, PyTorch or JAX, nor abort the process there."""
+    import sys
+
+    remove_unfinished()
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001  (the signal may have come inside a write to stdout)
+        pass
+    os.write(2, b"\ninterrupted\n")
+    os._exit(130)
+
+
 def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
     """Write ``path`` atomically: ``write(fh)`` fills a binary file object, which then replaces ``path``.
 

@@ -976,7 +976,7 @@ def main(argv=None) -> int:
 
 
 #: The commands that stop at a whole training step on Ctrl-C or SIGTERM (:class:`~reference.app.runs.StopSignal`)
-#: and leave a resumable checkpoint; every other command ends at once (:func:`_end_at_once`).
+#: and leave a resumable checkpoint; every other command ends at once (:func:`~reference.app.atomic.end_at_once`).
 STOPS_AT_A_STEP = ("train", "demo")
 
 
@@ -993,21 +993,9 @@ def _signals_for(command: str) -> dict:
         return {}
     if command in STOPS_AT_A_STEP:
         return {signal.SIGTERM: signal.signal(signal.SIGTERM, signal.default_int_handler)}
-    return {sig: signal.signal(sig, _end_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    from .atomic import end_at_once
 
-
-def _end_at_once(signum, frame) -> None:
-    """A signal handler: remove the temporary files of writes in progress (their targets stay as they
-    were, :mod:`reference.app.atomic`), say ``interrupted`` and end the process with exit code 130."""
-    from .atomic import remove_unfinished
-
-    remove_unfinished()
-    try:
-        sys.stdout.flush()
-    except Exception:  # noqa: BLE001  (the signal may have come inside a write to stdout)
-        pass
-    os.write(2, b"\ninterrupted\n")
-    os._exit(EXIT_INTERRUPTED)
+    return {sig: signal.signal(sig, end_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _user_error(err: Exception) -> str | None:

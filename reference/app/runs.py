@@ -58,7 +58,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_savez, atomic_write_text, keep_previous, previous_path, put_back, temporary_pattern
+from .atomic import (atomic_savez, atomic_write_text, end_at_once, keep_previous, previous_path, put_back,
+                     temporary_pattern)
 from ..config import Config, ConfigError, load_config, load_config_text
 from ..options import NetOptions
 
@@ -1164,16 +1165,31 @@ class StopSignal:
 class HeldSignal(StopSignal):
     """Holds Ctrl-C (SIGINT) and SIGTERM while a session is being set up, and acts on them after.
 
-    Inside ``with HeldSignal():`` a signal only sets ``requested`` (as :class:`StopSignal` does); the
-    block ends with ``KeyboardInterrupt`` if one came, at a line of Python of the caller's choosing.
+    Inside ``with HeldSignal() as held:`` a signal only sets ``requested`` (as :class:`StopSignal` does);
+    the block ends with ``KeyboardInterrupt`` if one came, at a line of Python of the caller's choosing.
     Without it, Python raises ``KeyboardInterrupt`` wherever the signal lands: inside a C callback (Numba
     loading its cached kernels) it is printed as "Exception ignored" and lost, and the session went on
-    to replace the run an ``--overwrite`` had just set aside.  A second Ctrl-C interrupts at once, as
-    without it (a long data load can still be stopped).  Outside the main thread it does nothing.
+    to replace the run an ``--overwrite`` had just set aside.  A second signal ends the process at once
+    (:func:`~reference.app.atomic.end_at_once`: a long data load can still be stopped, with no traceback from a callback it
+    came in) until the caller says with :meth:`touching` that it starts to change the folder; from then
+    on it is held too.  Outside the main thread it does nothing.
     """
+
+    _touching = False
+
+    def touching(self) -> None:
+        """The folder is about to change (an old run set aside, a checkpoint written): from now on a
+        second signal is held as the first, so that the block's end undoes what was done."""
+        self._touching = True
+
+    def _handle(self, signum, frame):
+        if self.requested and not self._touching:
+            end_at_once(signum, frame)
+        self.requested = True
 
     def __exit__(self, exc_type, *exc):
         super().__exit__(exc_type, *exc)
         if self.requested and exc_type is None:
             raise KeyboardInterrupt
         return False
+

@@ -263,7 +263,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     try:
         # until the folder is set up (and an --overwrite's old run set aside), a signal is held and acted on
         # after it (HeldSignal): undo_start below then puts everything back
-        with HeldSignal():
+        with HeldSignal() as held:
             if resume:
                 net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
             else:  # everything that can fail is checked before the folder is touched
@@ -297,6 +297,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                                f"--data-dir (or data_path) the run was trained with")
             settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
             if not resume:
+                held.touching()
                 folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state, own_files) if eng.writer \
                     else ReadOnlyFolder(out_dir)
         with folder:
