@@ -71,6 +71,11 @@ def test_diagnose_command(tmp_path, splits, capsys):  # noqa: F811
     assert "40 training samples" in text and "warmup/hidden" in text and "norm/output" in text
     assert len(read_rows(tmp_path / "d.csv")) == 1
     assert main(["diagnose", str(tmp_path / "run" / "weights.npz"), "--samples", "0"]) == 2
+    capsys.readouterr()  # seventh pass F6: a column header longer than 14 characters was cut from the left
+    assert main(["diagnose", str(tmp_path / "run" / "best_weights.npz"), str(tmp_path / "run" / "weights.npz"),
+                 "--samples", "20"]) == 0
+    header = capsys.readouterr().out.splitlines()[2].split()
+    assert header == ["best_weights.npz", "weights.npz"]
 
 
 def test_best_spike_train_and_label_trains():

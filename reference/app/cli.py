@@ -528,10 +528,12 @@ def cmd_diagnose(args) -> int:
     keys = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], str)))  # label_trains: --trains
     width = max(len(k) for k in keys)
     print(f"{len(split.labels)} training samples from {split.source}")
-    print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(os.path.dirname(r['weights']) or '.')[-14:]:>14}" for r in rows))
-    print(f"{'':<{width}}  " + "  ".join(f"{os.path.basename(r['weights'])[-14:]:>14}" for r in rows))
+    heads = [(os.path.basename(os.path.dirname(r["weights"]) or "."), os.path.basename(r["weights"])) for r in rows]
+    col = max([14] + [len(h) for pair in heads for h in pair])  # a column as wide as its names: none is cut
+    for line in (0, 1):
+        print(f"{'':<{width}}  " + "  ".join(f"{pair[line]:>{col}}" for pair in heads))
     for k in keys:
-        print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>14.6g}" if k in r else f"{'-':>14}" for r in rows))
+        print(f"{k:<{width}}  " + "  ".join(f"{r[k]:>{col}.6g}" if k in r else f"{'-':>{col}}" for r in rows))
     if args.trains:
         from .diagnostics import label_trains
 
