@@ -453,6 +453,15 @@ def test_a_signal_before_the_new_runs_first_step_keeps_the_old_run(tmp_path, spl
     assert _files(out) == old and sorted(os.listdir(out)) == sorted(old)  # no .replaced/, no .lock
     assert any("interrupted before the first step: nothing of the new run was kept" in s
                and "the run it was to replace is back" in s for s in said), said
+
+    def second_ctrl_c(message):  # a second Ctrl-C just after the undo (a signal as the line is printed)
+        if "before the first step" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the undo is not done twice (the second removed the run put back)
+        train(TINY, out_dir=out, seed=6, overwrite=True, callbacks=[_SignalBeforeTheFirstStep()],
+              **{**quiet, "log": second_ctrl_c})
+    assert _files(out) == old and sorted(os.listdir(out)) == sorted(old)
     fresh = str(tmp_path / "fresh")
     assert not train(TINY, out_dir=fresh, seed=6, callbacks=[_SignalBeforeTheFirstStep()], **quiet)["kept"]
     assert not os.path.exists(fresh)
@@ -715,6 +724,20 @@ def test_an_out_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, sp
 
 
 # ------------------------------------------------------------------------------ issue 30, third pass
+def _killed_after_renames(monkeypatch, n: int) -> list:
+    """Make ``os.rename`` raise :class:`Killed` (a kill) after ``n`` renames; returns the renamed paths."""
+    real, done = os.rename, []
+
+    def rename(a, b):
+        if len(done) == n:
+            raise Killed
+        done.append(a)
+        real(a, b)
+
+    monkeypatch.setattr(os, "rename", rename)
+    return done
+
+
 def _killed_after_set_aside(out, monkeypatch=None, after_renames=None):
     """The state a SIGKILL leaves right after --overwrite moved the old run into .replaced/ (or, with
     ``after_renames=k``, in the middle of moving it, after k renames): the process dies holding the lock,
@@ -724,15 +747,8 @@ def _killed_after_set_aside(out, monkeypatch=None, after_renames=None):
     if after_renames is None:
         RunFolder.create(out, overwrite=True).unlock()
         return
-    real, done = os.rename, []
-
-    def rename(a, b):
-        if len(done) == after_renames:
-            raise Killed
-        done.append(a)
-        real(a, b)
-
-    monkeypatch.setattr(os, "rename", rename)
+    real = os.rename
+    _killed_after_renames(monkeypatch, after_renames)
     folder = RunFolder(out)
     folder.lock()
     with pytest.raises(Killed):
@@ -773,6 +789,30 @@ def test_a_kill_while_setting_the_old_run_aside_loses_nothing(tmp_path, splits, 
     _killed_after_set_aside(out, monkeypatch, after_renames)
     _run(tmp_path, "run", splits, epochs=1, overwrite=True, seed=8)  # replaces the old run, now that it is whole
     assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 8
+
+
+def test_a_kill_while_putting_the_old_run_back_loses_nothing(tmp_path, splits, monkeypatch):
+    """A kill amid the moves that put an interrupted --overwrite's old run back (the new run's files
+    already removed, some old files back, the rest in .replaced/): the next --resume removed the files
+    already back as if they were the new run's.  The mark now says "moving" before the first move back,
+    so the rest are moved and nothing is removed."""
+    from reference.app.runs import RunFolder
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    old = _files(out)
+    _killed_child(out, 0)  # an --overwrite killed at its first step: .replaced/ and the new run's start
+    done = _killed_after_renames(monkeypatch, 2)
+    folder = RunFolder(out)
+    folder.lock()
+    with pytest.raises(Killed):
+        folder.recover_replaced()  # killed after two of the old run's files are back
+    folder.unlock()
+    monkeypatch.undo()
+    assert len(done) == 2 and os.path.isdir(os.path.join(out, ".replaced"))
+    train(None, out_dir=out, resume=True, epochs=1, progress=False, log=lambda *a: None, callbacks=NO_FIGURES,
+          splits=splits)
+    assert not os.path.exists(os.path.join(out, ".replaced"))
+    assert {k: v for k, v in _files(out).items() if k != "run.log"} == {k: v for k, v in old.items() if k != "run.log"}
 
 
 @pytest.mark.parametrize("planted,said", [

@@ -82,7 +82,7 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
     if os.path.isdir(path):
         raise WriteError(f"cannot write {path}: it is a folder")
     try:
-        with _signals_held():
+        with signals_held():
             fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
             _UNFINISHED.add(tmp)
     except OSError as err:
@@ -93,7 +93,7 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode & ~_umask())
-        with _signals_held():
+        with signals_held():
             os.replace(tmp, path)
             _UNFINISHED.discard(tmp)
     except BaseException as err:
@@ -108,8 +108,9 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
     return path
 
 
-class _signals_held:
-    """Block SIGINT and SIGTERM in this thread for a few system calls (delivered when the block ends)."""
+class signals_held:
+    """Block SIGINT and SIGTERM in this thread while a few steps that must not be cut run (delivered, and
+    acted on, when the block ends): a temporary file's listing, a run's undoing."""
 
     def __enter__(self):
         self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)

@@ -707,6 +707,11 @@ class RunFolder:
         if state is None or state[0] == "moved":  # "moving": the new run wrote nothing yet, the folder's
             self.remove(*RUN_FILES, *DERIVED_FILES)  # files are still the old run's
         if state is not None:
+            if state[0] == "moved":  # the folder now holds none of the new run's files: say so before the
+                # first move back, so that a kill amid the moves is settled by moving the rest (not by
+                # removing, as the new run's, the old files already back)
+                atomic_write_text(self.file(os.path.join(REPLACED, REPLACED_MARK)),
+                                  "\n".join(["moving", *state[1]]) + "\n")
             self._move_back(state[1])
         self._remove_empty_replaced()
 

@@ -18,6 +18,7 @@ import uuid
 
 import numpy as np
 
+from .atomic import signals_held
 from .blas import blas_info, describe as describe_blas, openblas_threads
 from ..config import Config, load_config
 from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, normalise, random_crop_flip
@@ -259,6 +260,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     writer = world_size() == 1 or os.environ.get("RANK", "0") == "0"
     folder = (RunFolder.open(out_dir) if writer else ReadOnlyFolder.open(out_dir)) if resume else None
     eng = net = state = committed = None
+    undone = False
     first_epoch, wall0 = 0, time.perf_counter()
     try:
         # until the folder is set up (and an --overwrite's old run set aside), a signal is held and acted on
@@ -321,7 +323,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                                 resumed=bool(resume))
             kept = resume or not eng.writer or folder.has_committed_step()
             if not kept:  # stopped before the new run's first step reached its checkpoint: nothing is kept
-                folder.undo_start(getattr(folder, "created", False))
+                with signals_held():  # whole, and once: undone again, the put-back run would be removed
+                    folder.undo_start(getattr(folder, "created", False))
+                    undone = True
                 log(f"\ninterrupted before the first step: nothing of the new run was kept, and {out_dir} is as it "
                     f"was" + (" (the run it was to replace is back)" if overwrite else ""))
             else:
@@ -333,8 +337,11 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
         # kept or undone by what reached the disk: a step counted in memory only is not the new run's yet
         started = state is not None and (state.epoch > 0 or state.batch > 0) and (
             resume or folder is None or not eng or not eng.writer or folder.has_committed_step())
-        if not resume and folder is not None and eng is not None and eng.writer and not started:
-            folder.undo_start(getattr(folder, "created", False))  # failed at its first step: leave nothing
+        if undone:
+            pass  # a signal after the undo: the folder is as it was
+        elif not resume and folder is not None and eng is not None and eng.writer and not started:
+            with signals_held():  # failed at its first step: leave nothing, whole (a Ctrl-C waits for it)
+                folder.undo_start(getattr(folder, "created", False))
         elif folder is not None:
             if started:
                 folder.drop_replaced()  # the new run is resumable: the one it replaced goes
