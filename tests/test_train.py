@@ -1192,3 +1192,55 @@ def test_a_second_signal_in_the_set_up_ends_at_once_until_the_folder_changes(whe
         assert (proc.returncode, proc.stdout, proc.stderr.strip()) == (130, "", "interrupted")
     else:
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, "set-up went on\nraised at the block's end\n", "")
+
+
+def test_a_resume_never_draws_over_a_users_picture_of_a_figures_name(tmp_path, splits, capsys):
+    """Eighth pass F1 (data loss): a user's own PNG saved as RUN/learning_curve.png was replaced by the
+    resumed run's figure; F7: any figure of the project counted as every command's own.  A figure carries
+    the name it was drawn as; a run leaves any other file of a figure's name as it is, and says so."""
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from reference.app.plots import not_a_png
+
+    out = _run(tmp_path, "run", splits, epochs=1, callbacks=None)  # with its figures
+    curve, matrix = os.path.join(out, "learning_curve.png"), os.path.join(out, "confusion_matrix.png")
+    assert not not_a_png(curve) and not not_a_png(matrix)
+    shutil.copy(curve, tmp_path / "confusion_matrix.png")  # another figure of the project, under this name
+    assert not_a_png(tmp_path / "confusion_matrix.png")
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(curve)  # the user's own picture
+    plt.close(fig)
+    mine = open(curve, "rb").read()
+    before = open(matrix, "rb").read()
+    capsys.readouterr()
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=lambda *a: None, splits=splits)
+    assert open(curve, "rb").read() == mine and open(matrix, "rb").read() != before  # its own is redrawn
+    assert capsys.readouterr().err.count("learning_curve.png is not a figure a run drew") == 1
+
+
+def test_an_overwrite_never_leaves_the_old_demos_figures_beside_the_new_run(tmp_path, splits):
+    """Eighth pass F2: a demo over an earlier demo, stopped after its first step and before it drew its
+    figures, left the old run's spike raster and membrane traces beside the new run.  The demo's figures
+    are a run's derived files: set aside with the old run, put back with it, dropped with it."""
+    import matplotlib.pyplot as plt
+
+    from reference.app import plots
+    from reference.app.demo import DEMO_TAG
+    from reference.app.runs import DEMO_FIGURES
+
+    out = _run(tmp_path, "demo", splits, epochs=1, tag=DEMO_TAG)
+    for name in DEMO_FIGURES:
+        plots.save(plt.figure(figsize=(1, 1)), os.path.join(out, name))
+
+    def ctrl_c_at_the_third_step(point, step):
+        if (step, point) == (2, "step_done"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = train(TINY, out_dir=out, epochs=1, tag=DEMO_TAG, seed=6, overwrite=True, progress=False,
+                   log=lambda *a: None, callbacks=NO_FIGURES, splits=splits, fault_hook=ctrl_c_at_the_third_step)
+    assert result["interrupted"] and result["kept"]  # the new run holds three steps: the old one went
+    assert not any(os.path.exists(os.path.join(out, name)) for name in DEMO_FIGURES)  # its figures too
+    assert not os.path.exists(os.path.join(out, ".replaced"))
+    assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 6

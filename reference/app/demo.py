@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plots
 from ..config import load_config
-from .runs import DERIVED_FILES, RUN_LOG, RunError, RunExistsError, RunFolder
+from .runs import DEMO_FIGURES, DERIVED_FILES, RUN_LOG, RunError, RunExistsError, RunFolder
 from .train import train
 
 #: The demo's config, shipped inside the package (``configs/demo_MNIST_MLP.yaml`` links to it), so the demo
@@ -26,7 +26,6 @@ DEMO_CONFIG = str(resources.files("reference") / "configs" / "demo_MNIST_MLP.yam
 
 
 #: The figures :func:`draw_network_activity` writes into the demo's folder (besides the run's own).
-DEMO_FIGURES = ("membrane_traces.png", "spike_raster.png")
 
 
 def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, prefix: str = "") -> list[str]:
@@ -97,7 +96,7 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     folder = RunFolder(out_dir)
     earlier_demo = False
     if not folder.run_files():  # the files a demo writes, and a run's others: a user's files of those names stay
-        mine = [name for name in (*DEMO_FIGURES, *DERIVED_FILES) if os.path.lexists(os.path.join(out_dir, name))]
+        mine = [name for name in DERIVED_FILES if os.path.lexists(os.path.join(out_dir, name))]
         if mine:
             raise RunExistsError(f"{out_dir} holds no demo run but files the demo writes ({', '.join(mine)}); "
                                  f"give the demo another --out")
@@ -121,8 +120,7 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
             raise RunExistsError(f"{out_dir} holds {what} ({continued}); the demo replaces only a run it can "
                                  f"tell is all its own: give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
-                   test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG,
-                   own_files=DEMO_FIGURES)
+                   test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
     if result["interrupted"]:
         return result
     net, test = result["net"], result["test_set"]

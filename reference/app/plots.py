@@ -345,21 +345,24 @@ def layer_firing_rates(runs: dict, ax=None, title=None):
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-#: The PNG ``Software`` text that :func:`save` writes into every figure, by which a command knows its own.
+#: The PNG ``Software`` text that :func:`save` writes into every figure; its ``Figure`` text is the name it
+#: was drawn as.  By the two a command knows a figure of its own.
 DRAWN_BY = "tsslbp-reference"
 
 
 def not_a_png(path) -> bool:
-    """Whether ``path`` exists and is not a figure :func:`save` drew (a link, a folder, a user's text or
-    a user's own PNG image under a figure's name): a command replaces only a figure of its own, which
-    carries :data:`DRAWN_BY` as its PNG ``Software`` text."""
+    """Whether ``path`` exists and is not the figure :func:`save` drew under that name (a link, a folder,
+    a user's text or own PNG image, or another of the project's figures copied there): a command replaces
+    only a figure of its own, which carries :data:`DRAWN_BY` as its PNG ``Software`` text and its file
+    name as its ``Figure`` text."""
     import os
 
     if not os.path.lexists(path):
         return False
     if os.path.islink(path) or not os.path.isfile(path):
         return True
-    return png_text(path).get("Software") != DRAWN_BY
+    text = png_text(path)
+    return (text.get("Software"), text.get("Figure")) != (DRAWN_BY, os.path.basename(path))
 
 
 def png_text(path, limit: int = 1 << 16) -> dict:
@@ -390,7 +393,10 @@ def save(fig_or_ax, path, dpi: int = 150) -> str:
 
     fig.tight_layout()
     try:
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, metadata={"Software": DRAWN_BY}))
+        import os
+
+        mark = {"Software": DRAWN_BY, "Figure": os.path.basename(path)}
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, metadata=mark))
     finally:
         plt.close(fig)
     return str(path)

@@ -71,7 +71,10 @@ CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIA
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
 #: Files a run may also hold, removed with the others by ``overwrite`` (``train.log`` is the progress
 #: output that runs made before December 2026 kept; nothing writes it now).
-DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS)
+#: The figures ``demo`` draws into its run's folder (:mod:`reference.app.demo`).
+DEMO_FIGURES = ("membrane_traces.png", "spike_raster.png")
+DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS,
+                 *DEMO_FIGURES)
 #: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.
 REPLACED = ".replaced"
 #: The file that RunFolder.set_aside writes first into ``.replaced/``, the names it moves there under a
@@ -553,12 +556,12 @@ class RunFolder:
 
     # ------------------------------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path, overwrite: bool = False, own_files: tuple = ()) -> "RunFolder":
+    def create(cls, path, overwrite: bool = False) -> "RunFolder":
         """A folder for a new run, locked.  Refuses one that holds a run unless ``overwrite``.
 
         Raises RunExistsError, RunLockedError, or RunError (a file in the way, folder not writable).
         """
-        folder = cls.check_new(path, overwrite, own_files)
+        folder = cls.check_new(path, overwrite)
         missing, parent = [], folder.path
         while parent and not os.path.lexists(parent) and parent != os.path.dirname(parent):
             missing.append(parent)  # deepest first
@@ -754,10 +757,9 @@ class RunFolder:
                 pass
 
     @classmethod
-    def check_new(cls, path, overwrite: bool = False, own_files: tuple = ()) -> "RunFolder":
+    def check_new(cls, path, overwrite: bool = False) -> "RunFolder":
         """What :meth:`create` checks first, touching nothing: a folder of the run's own (new, empty, or
-        holding only a run's files and ``own_files``, the caller's: the demo's figures), not inside another
-        run's folder, no run there (unless ``overwrite``)."""
+        holding only a run's files), not inside another run's folder, no run there (unless ``overwrite``)."""
         folder = cls(path)
         folder.refuse_inside_replaced("--out")
         real = os.path.realpath(folder.path)
@@ -773,7 +775,7 @@ class RunFolder:
                                f"of its own, e.g. beside it")
             above = os.path.dirname(above)
         if os.path.isdir(folder.path):
-            foreign = folder.foreign_entries(own_files)
+            foreign = folder.foreign_entries()
             if foreign:
                 shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
                 raise RunError(f"--out {folder.path} holds files that are not a run's ({shown}); a run gets a "
@@ -804,13 +806,11 @@ class RunFolder:
                 f"--out, or pass --overwrite to replace them")
         return folder
 
-    def foreign_entries(self, own_files: tuple = ()) -> list[str]:
+    def foreign_entries(self) -> list[str]:
         """The folder's entries that no run wrote, sorted: anything but :data:`RUN_FILES`,
-        :data:`DERIVED_FILES`, ``own_files``, ``.lock``, ``.replaced/`` and what a killed run leaves
+        :data:`DERIVED_FILES`, ``.lock``, ``.replaced/`` and what a killed run leaves
         (:func:`~reference.app.atomic.temporary_pattern`)."""
-        import re
-
-        ours = (*RUN_FILES, *DERIVED_FILES, *own_files)
+        ours = (*RUN_FILES, *DERIVED_FILES)
         left = re.compile(temporary_pattern(ours))
         return sorted(name for name in os.listdir(self.path)
                       if name not in (*ours, LOCK, REPLACED) and not left.fullmatch(name))

@@ -178,6 +178,7 @@ class Figures(Callback):
     def __init__(self):
         self._pending = None
         self._drawn_at = time.perf_counter()
+        self._left = set()  # figures' paths held by files no run drew (said once)
 
     def on_epoch_end(self, row, folder, labels, preds, config):
         self._pending = (folder, labels, preds, config)
@@ -198,10 +199,19 @@ class Figures(Callback):
         folder, labels, preds, config = self._pending
         self._pending = None
         metrics = read_metrics(folder.file(METRICS))
-        ax = plots.learning_curve(metrics, title=f"{config.network['dataset']}: accuracy per epoch")
-        plots.save(ax, folder.file("learning_curve.png"))
-        ax = plots.confusion_matrix(labels, preds, config.network["n_class"], title="test set, last epoch")
-        plots.save(ax, folder.file("confusion_matrix.png"))
+        for name, draw in (("learning_curve.png", lambda: plots.learning_curve(
+                               metrics, title=f"{config.network['dataset']}: accuracy per epoch")),
+                           ("confusion_matrix.png", lambda: plots.confusion_matrix(
+                               labels, preds, config.network["n_class"], title="test set, last epoch"))):
+            path = folder.file(name)
+            if plots.not_a_png(path):  # a user's own picture of that name (or a figure drawn before 8 Dec
+                if path not in self._left:  # 2026, which has no mark): never replaced
+                    self._left.add(path)
+                    print(f"note: {path} is not a figure a run drew (a user's file of that name, or one drawn "
+                          f"before this version); it is left as it is: move it away to have it redrawn",
+                          file=sys.stderr)
+                continue
+            plots.save(draw(), path)
         self._drawn_at = time.perf_counter()
 
 
@@ -212,7 +222,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
           max_seconds: float | None = None, net_options: dict | None = None, log=print,
           splits: tuple | None = None, callbacks: list | None = None, fault_hook=None, tag: str | None = None,
           diagnostics: int | None = None, engine: str = "numpy", device: str | None = None,
-          command: str | None = None, own_files: tuple = ()) -> dict:
+          command: str | None = None) -> dict:
     """Train a network from a config on its real dataset in the run folder ``out_dir``.
 
     Parameters
@@ -244,8 +254,6 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     device : torch engine only: "cpu" (default), "cuda" or "cuda:N"
     command : the command line that started this session, for ``run.log`` (the CLI passes its own;
         default: this process's ``sys.argv``)
-    own_files : names of other files the caller writes into the run folder (the demo's figures): a new
-        run accepts a folder holding them; any other file not a run's makes it refuse the folder
 
     Returns
     -------
@@ -270,7 +278,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 net, opt, cfg, settings, state, eng = _resume(folder, config, given, log, device)
             else:  # everything that can fail is checked before the folder is touched
                 if writer:
-                    RunFolder.check_new(out_dir, overwrite, own_files)
+                    RunFolder.check_new(out_dir, overwrite)
                 cfg = config if isinstance(config, Config) else load_config(config)
                 settings = Settings(seed=0 if seed is None else seed, epochs=epochs or cfg.network["epochs"],
                                     batch_size=batch_size or cfg.network["batch_size"], train_limit=train_limit,
@@ -300,7 +308,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             settings.data = data  # recorded with the next checkpoint (runs from before 7 Dec 2026 gain it here)
             if not resume:
                 held.touching()
-                folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state, own_files) if eng.writer \
+                folder = _start_run(out_dir, overwrite, net, opt, cfg, settings, state) if eng.writer \
                     else ReadOnlyFolder(out_dir)
         with folder:
             log(f"data: {cfg.network['dataset']} train {len(train_set.labels)} from {train_set.source}; "
@@ -409,12 +417,12 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
                          "tsslbp_reference": __version__}}
 
 
-def _start_run(out_dir, overwrite, net, opt, cfg, settings, state, own_files=()) -> RunFolder:
+def _start_run(out_dir, overwrite, net, opt, cfg, settings, state) -> RunFolder:
     """Create and lock the folder, then write the first checkpoint (resumable from the first step on) and
     config.yaml.  Any failure or Ctrl-C before both are written undoes what this call made, so the folder
     is never left half started (a config.yaml without a checkpoint would refuse both a new run and --resume)."""
     created = not os.path.exists(out_dir)
-    folder = RunFolder.create(out_dir, overwrite=overwrite, own_files=own_files)
+    folder = RunFolder.create(out_dir, overwrite=overwrite)
     folder.created = created
     try:
         folder.checkpoint(net, opt, settings, state)
