@@ -81,3 +81,21 @@ def test_only_one_copy_of_the_helper_in_the_package():
                 if "os.replace(" in text or ".tmp" in text or "mkstemp" in text:
                     offenders.append(name)
     assert offenders == []
+
+
+def test_signals_held_delivers_a_signal_after_its_block():
+    """What must not be cut (a listing of a temporary file, a run's undoing, a command's pair of outputs)
+    runs whole: a Ctrl-C inside comes after the block, to the handler that was there."""
+    import signal
+    import time
+
+    from reference.app.atomic import signals_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Python handler would have run here
+            done.append("whole")
+        time.sleep(0.05)
+    assert done == ["whole"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

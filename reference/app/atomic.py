@@ -109,14 +109,33 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
 
 
 class signals_held:
-    """Block SIGINT and SIGTERM in this thread while a few steps that must not be cut run (delivered, and
-    acted on, when the block ends): a temporary file's listing, a run's undoing."""
+    """Hold SIGINT and SIGTERM while a few steps that must not be cut run (a temporary file's listing, a
+    run's undoing); a signal that came meanwhile is sent again when the block ends, to the handler that
+    was there.  A Python handler that records it is installed for the block: blocking the signal in this
+    thread would not do, since one of NumPy's or Numba's threads may take it and Python then runs the
+    handler here all the same.  Outside the main thread, where handlers cannot be set, it blocks them."""
 
     def __enter__(self):
-        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        import threading
+
+        self._got, self._old = [], {}
+        if threading.current_thread() is not threading.main_thread():
+            self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+            return self
+        self._mask = None
+        for sig in _SIGNALS:
+            if signal.getsignal(sig) is not None:  # None: a handler not set from Python, left alone
+                self._old[sig] = signal.signal(sig, lambda signum, frame: self._got.append(signum))
+        return self
 
     def __exit__(self, *exc):
-        signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+        if self._mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+            return False
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        if self._got:
+            os.kill(os.getpid(), self._got[0])
         return False
 
 

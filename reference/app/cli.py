@@ -705,9 +705,12 @@ def cmd_bptt(args) -> int:
     print(f"TSSL-BP vs surrogate-gradient BPTT, {args.config}: {data}; weights {what}; loss {ts['loss']:.6g}")
     print(format_bptt(rows))
     if args.out:
+        from .atomic import signals_held
+
         _output_folder(args.out)
-        _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
-        png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
+        with signals_held():  # the pair is written whole: a Ctrl-C between them left one run's CSV, another's PNG
+            _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
+            png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
         print(f"wrote {png} and bptt_compare.csv")
     return 0
 
