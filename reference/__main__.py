@@ -1,5 +1,4 @@
 """``python -m reference ...``: see :mod:`reference.app.cli`."""
-import os
 import signal
 import sys
 
@@ -15,9 +14,6 @@ code = main()
 # shutdown, in which a signal reaching one of NumPy's or Numba's threads killed it silently with 130.
 for _sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_sig, signal.SIG_IGN)
-for _stream in (sys.stdout, sys.stderr):
-    try:
-        _stream.flush()
-    except (OSError, ValueError):  # a closed pipe (| head): what could be said was said
-        pass
-os._exit(code)
+from .app.atomic import end_process  # noqa: E402  (after the guarded import above)
+
+end_process(code)

@@ -46,15 +46,23 @@ def end_at_once(signum=None, frame=None) -> None:
     progress (their targets stay as they were, :func:`remove_unfinished`), say
     ``interrupted`` and end the process with exit code 130.  Unlike a ``KeyboardInterrupt``, it cannot be
     dropped in a C callback of Numba, PyTorch or JAX, nor abort the process there."""
+    remove_unfinished()
+    end_process(130, b"\ninterrupted\n")
+
+
+def end_process(code: int, message: bytes = b"") -> None:
+    """Flush what was said, write ``message`` to stderr and end the process now with ``code``, without
+    Python's shutdown (where a signal could still end it with another code and no word)."""
     import sys
 
-    remove_unfinished()
-    try:
-        sys.stdout.flush()
-    except Exception:  # noqa: BLE001  (the signal may have come inside a write to stdout)
-        pass
-    os.write(2, b"\ninterrupted\n")
-    os._exit(130)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001  (a closed pipe, or a signal that came inside a write to it)
+            pass
+    if message:
+        os.write(2, message)
+    os._exit(code)
 
 
 def atomic_write(path, write: Callable, mode: int = 0o644) -> str:

@@ -567,7 +567,10 @@ def load_dataset(name: str, split: str, *, data_dir=None, cache_dir=None, source
         msg = f"{name} {split}: {len(labels)} samples from {where}"
         log.info(msg)
         for note in notes:  # once: Python prints a warning nobody handles to stderr as it is
-            print(f"[data] warning: {note}", file=sys.stderr) if verbose else log.warning(note)
+            if verbose:
+                print(f"[data] warning: {note}", file=sys.stderr)
+            else:
+                log.warning(note)
         if verbose:
             print(f"[data] {msg}", file=sys.stderr)
         return Dataset(images, labels, name, split, where, tuple(failures))

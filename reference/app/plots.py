@@ -8,6 +8,8 @@ Time is in steps; membrane potential in threshold units.
 """
 from __future__ import annotations
 
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -355,8 +357,6 @@ def not_a_png(path) -> bool:
     a user's text or own PNG image, or another of the project's figures copied there): a command replaces
     only a figure of its own, which carries :data:`DRAWN_BY` as its PNG ``Software`` text and its file
     name as its ``Figure`` text."""
-    import os
-
     if not os.path.lexists(path):
         return False
     if os.path.islink(path) or not os.path.isfile(path):
@@ -393,8 +393,6 @@ def save(fig_or_ax, path, dpi: int = 150) -> str:
 
     fig.tight_layout()
     try:
-        import os
-
         mark = {"Software": DRAWN_BY, "Figure": os.path.basename(path)}
         atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, metadata=mark))
     finally:

@@ -269,13 +269,7 @@ def load_checkpoint(path, config: Config | None = None) -> dict:
     """
     path = os.fspath(path)
     arrays = read_npz(path, "checkpoint")
-    meta = {}
-    if "meta_json" in arrays:
-        try:
-            meta = json.loads(str(arrays.pop("meta_json")))
-        except (ValueError, TypeError, RecursionError) as err:
-            raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({type(err).__name__})") from None
-        _check_meta(meta, path)
+    meta = _parse_meta(arrays.pop("meta_json"), path) if "meta_json" in arrays else {}
     own = None
     if "config_yaml" in arrays:
         text = arrays.pop("config_yaml")
@@ -336,12 +330,16 @@ def _check_meta(meta, path) -> None:
 
 def read_meta(path) -> dict:
     """The ``meta_json`` record of a weights or checkpoint file (``{}`` when it has none), checked as
-    :func:`load_checkpoint` checks it; one-line :class:`CheckpointError` otherwise."""
-    arrays = read_npz(path, "weights")
-    if "meta_json" not in arrays:
-        return {}
+    :func:`load_checkpoint` checks it, without reading the weights; one-line :class:`CheckpointError`
+    otherwise."""
+    arrays = read_npz(path, "weights", only=("meta_json",))
+    return _parse_meta(arrays["meta_json"], path) if "meta_json" in arrays else {}
+
+
+def _parse_meta(text, path) -> dict:
+    """A file's ``meta_json`` entry as a dict, checked (:func:`_check_meta`)."""
     try:
-        meta = json.loads(str(arrays["meta_json"]))
+        meta = json.loads(str(text))
     except (ValueError, TypeError, RecursionError) as err:
         raise CheckpointError(f"{path}: its meta_json entry is not valid JSON ({type(err).__name__})") from None
     _check_meta(meta, path)
@@ -432,8 +430,9 @@ def check_npz_headers(path, bounded: bool = True) -> dict:
     return out
 
 
-def read_npz(path, what: str = "file") -> dict:
-    """Every array of an ``.npz`` file, read now (no pickles); one-line :class:`CheckpointError` otherwise.
+def read_npz(path, what: str = "file", only: tuple | None = None) -> dict:
+    """Every array of an ``.npz`` file (or those named in ``only``), read now (no pickles); one-line
+    :class:`CheckpointError` otherwise.
 
     ``what`` names the file's role in messages ("checkpoint", "weights", "inputs").  A missing file, a
     folder, and a truncated or corrupt archive (zip, CRC and EOF errors alike) are all reported the same way.
@@ -463,7 +462,8 @@ def read_npz(path, what: str = "file") -> dict:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive of named arrays")
         with data:
-            return {k: data[k] for k in data.keys()}  # read everything now: a truncated member fails here
+            # read now, so that a truncated member fails here
+            return {k: data[k] for k in data.keys() if only is None or k in only}
     except CheckpointError:
         raise
     except Exception as err:  # zip, CRC, EOF and format errors come in many types
@@ -1175,9 +1175,9 @@ class HeldSignal(StopSignal):
     Without it, Python raises ``KeyboardInterrupt`` wherever the signal lands: inside a C callback (Numba
     loading its cached kernels) it is printed as "Exception ignored" and lost, and the session went on
     to replace the run an ``--overwrite`` had just set aside.  A second signal ends the process at once
-    (:func:`~reference.app.atomic.end_at_once`: a long data load can still be stopped, with no traceback from a callback it
-    came in) until the caller says with :meth:`touching` that it starts to change the folder; from then
-    on it is held too.  Outside the main thread it does nothing.
+    (:func:`~reference.app.atomic.end_at_once`: a long data load can still be stopped, with no traceback
+    from a callback it came in) until the caller says with :meth:`touching` that it starts to change the
+    folder; from then on it is held too.  Outside the main thread it does nothing.
     """
 
     _touching = False

@@ -225,17 +225,24 @@ def _differs_from_record(rows: list[dict], source: str | None, recorded: list | 
     pairs = zip(rows, recorded) if source == "checkpoint.npz" else [(rows[-1], recorded[-1])]
     for row, own in pairs:
         for key, value in own.items():
-            try:
-                same = (str(row[key]) == str(value) if key == "epoch"
-                        else float(row[key]) == float(f"{float(value):.6g}") or math.isnan(float(value)) and math.isnan(float(row[key])))
-            except (KeyError, TypeError, ValueError):
-                same = False
-            if not same:
+            if not _as_train_wrote(key, row.get(key), value):
                 fix = " (train --resume rewrites metrics.csv from the checkpoint)" if source == "checkpoint.npz" else ""
                 what = (f"its last row is epoch {row.get(key)!s:.12}, {value} recorded" if key == "epoch" else
                         f"epoch {own.get('epoch')}'s {key} is {row.get(key)!s:.12} there, {value!s:.12} recorded")
                 return f"metrics.csv differs from what its {source} records: {what} (edited, or of another run){fix}"
     return None
+
+
+def _as_train_wrote(key: str, written, recorded) -> bool:
+    """Whether ``written`` (a metrics.csv field) is what train writes for the ``recorded`` value: the
+    epoch as it is, the others to 6 significant digits (NaN as NaN)."""
+    try:
+        if key == "epoch":
+            return str(written) == str(recorded)
+        a, b = float(written), float(f"{float(recorded):.6g}")
+    except (TypeError, ValueError):
+        return False
+    return a == b or math.isnan(a) and math.isnan(b)
 
 
 #: What reading a folder's files may raise beyond :class:`RunError` when they are not what train wrote

@@ -329,7 +329,9 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             cbs.insert(0, committed)
             interrupted = _loop(eng, net, opt, cfg, settings, state, folder, train_set, test_set, cbs, log, fault_hook,
                                 resumed=bool(resume))
-            kept = resume or not eng.writer or folder.has_committed_step()
+            # the loop returns only with its state on disk (committed, or saved where it stopped, or no step
+            # taken), so the state tells what the checkpoint holds (the except below must read it)
+            kept = resume or not eng.writer or state.epoch > 0 or state.batch > 0
             if not kept:  # stopped before the new run's first step reached its checkpoint: nothing is kept
                 with signals_held():  # whole, and once: undone again, the put-back run would be removed
                     folder.undo_start(getattr(folder, "created", False))
