@@ -1,19 +1,52 @@
-"""``python -m reference ...``: see :mod:`reference.app.cli`."""
-import signal
+"""``python -m reference ...`` and the ``tsslbp`` command: :func:`run` (the commands are in
+:mod:`reference.app.cli`)."""
 import sys
 
-signal.signal(signal.SIGTERM, signal.default_int_handler)  # from here on SIGTERM is a Ctrl-C (exit 130)
-try:
-    from .app.cli import main
-except KeyboardInterrupt:  # Ctrl-C while NumPy and the rest load: nothing has been touched yet
-    sys.stderr.write("\ninterrupted\n")
-    sys.exit(130)  # reference.app.cli.EXIT_INTERRUPTED, which could not be imported
 
-code = main()
-# The work is done and said: a signal from now on is ignored, and the process ends without Python's
-# shutdown, in which a signal reaching one of NumPy's or Numba's threads killed it silently with 130.
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, signal.SIG_IGN)
-from .app.atomic import end_process  # noqa: E402  (after the guarded import above)
+def run() -> None:
+    """Run the command of ``sys.argv`` as the program, and end the process with its exit code.
 
-end_process(code)
+    A Ctrl-C or SIGTERM that comes while NumPy and the rest load is held until they have loaded, and then
+    ends the program with one line and exit 130.  Raised in the middle of an import it gave a traceback, or
+    was turned by NumPy into an ImportError, or was dropped ("Exception ignored") and the command went on.
+    From then on SIGTERM is a Ctrl-C, until the command installs its own handlers
+    (:func:`reference.app.cli._signals_for`)."""
+    import _signal  # the C module, at once (importing ``signal`` builds its enums: a window of its own)
+
+    held = []
+    for sig in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        import signal
+
+        from .app.atomic import end_process
+        from .app.cli import EXIT_INTERRUPTED, main
+    except BaseException:
+        if held:  # the import failed because the signal broke into it (a C extension's own import)
+            _end_interrupted()
+        raise
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+        if held:  # checked after the handlers are in place, so that no signal falls between the two
+            raise KeyboardInterrupt
+        code = main()
+    except KeyboardInterrupt:  # before the command's own handlers, or between them and the end of main
+        print("\ninterrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    # The work is done and said: a signal from now on is ignored, and the process ends without Python's
+    # shutdown, in which a signal reaching one of NumPy's or Numba's threads killed it silently with 130.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    end_process(code)
+
+
+def _end_interrupted() -> None:
+    import os
+
+    os.write(2, b"\ninterrupted\n")
+    os._exit(130)  # reference.app.cli.EXIT_INTERRUPTED, which could not be imported
+
+
+if __name__ == "__main__":
+    run()

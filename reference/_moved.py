@@ -8,7 +8,6 @@ what moved where; ``docs/architecture.md`` draws the folders.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.util
 import sys
 import warnings
@@ -25,7 +24,7 @@ MOVED = {
 }
 
 
-class _Alias(importlib.abc.Loader):
+class _Alias:  # an importlib Loader (the ABCs are not imported: they took 8 ms of every start)
     def __init__(self, new: str):
         self.new = new
 
@@ -36,7 +35,7 @@ class _Alias(importlib.abc.Loader):
         pass  # the module of the new name has run already
 
 
-class MovedFinder(importlib.abc.MetaPathFinder):
+class MovedFinder:  # an importlib MetaPathFinder
     """Finds ``reference.<old>`` for every old name of :data:`MOVED` and warns once per import."""
 
     def find_spec(self, fullname, path=None, target=None):

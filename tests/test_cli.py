@@ -687,6 +687,65 @@ def test_a_signal_ends_a_command_with_one_line_and_exit_130(tmp_path, command, h
     assert proc.stderr.strip() == "interrupted" and "went on" not in proc.stdout, proc.stderr[-1500:]
 
 
+_SIGNAL_IN_IMPORT_CHILD = """
+import builtins, os, runpy, signal, sys, time
+
+how, sig = sys.argv[1], getattr(signal, "SIG" + sys.argv[2])
+real_import, sent = builtins.__import__, []
+
+
+class Callback:
+    def __del__(self):  # a callback whose exceptions Python drops
+        os.kill(os.getpid(), sig)
+        time.sleep(0.3)
+
+
+def the_import(name, *args, **kwargs):
+    if name == "numpy" and not sent:  # the program's first import of NumPy, as it loads the commands
+        sent.append(1)
+        if how == "wrapped":  # NumPy's C import of datetime, broken by the signal, raises an ImportError
+            try:
+                os.kill(os.getpid(), sig)
+                time.sleep(0.3)
+            except KeyboardInterrupt:
+                raise ImportError('PyCapsule_Import could not import module "datetime"') from None
+        else:
+            holder = Callback()
+            del holder
+    return real_import(name, *args, **kwargs)
+
+
+builtins.__import__ = the_import
+sys.argv = ["reference", "summarize", sys.argv[3]]
+runpy.run_module("reference", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("how,sig", [("wrapped", "INT"), ("dropped", "INT"), ("wrapped", "TERM")])
+def test_a_signal_while_the_program_loads_ends_it_with_one_line(tmp_path, how, sig):
+    """Ninth session: a Ctrl-C while NumPy loaded was turned by NumPy into an ImportError (a traceback,
+    exit 1), or dropped in a callback (the command went on and exited 0), and SIGTERM there ended the
+    program silently.  The program holds the signal until its modules have loaded, then ends with one line
+    and exit 130, having done nothing."""
+    import subprocess
+    import sys
+
+    (tmp_path / "runs").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_IN_IMPORT_CHILD, how, sig, str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "interrupted", ""), proc.stderr[-1500:]
+
+
+def test_the_tsslbp_command_is_the_program_entry():
+    """The ``tsslbp`` script runs :func:`reference.__main__.run` (which holds a signal while the modules
+    load), not ``cli.main`` directly."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        scripts = tomllib.load(fh)["project"]["scripts"]
+    assert scripts == {"tsslbp": "reference.__main__:run"}
+
+
 def test_a_signal_after_the_work_is_done_leaves_its_exit_code(tmp_path):
     """Seventh pass F4: a Ctrl-C that came as the interpreter shut down, after the command had written its
     output, ended the process with 130 and no word (a signal reaching one of NumPy's or Numba's threads
