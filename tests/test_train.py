@@ -1244,3 +1244,22 @@ def test_an_overwrite_never_leaves_the_old_demos_figures_beside_the_new_run(tmp_
     assert not any(os.path.exists(os.path.join(out, name)) for name in DEMO_FIGURES)  # its figures too
     assert not os.path.exists(os.path.join(out, ".replaced"))
     assert load_checkpoint(os.path.join(out, "checkpoint.npz"))["meta"]["settings"]["seed"] == 6
+
+
+def test_a_finished_run_resumed_draws_the_figures_its_last_session_did_not(tmp_path, splits):
+    """Left open last session: a run whose last session ended after its last checkpoint and before its
+    figures (a second Ctrl-C, a kill) never got them, since a resume with nothing to train drew nothing.
+    Such a resume evaluates the checkpoint's weights (the last epoch's) and draws them: the same pictures,
+    byte for byte, as the session that finished the run drew."""
+    out = _run(tmp_path, "run", splits, epochs=1, callbacks=None)
+    names = ("learning_curve.png", "confusion_matrix.png")
+    drawn = {n: open(os.path.join(out, n), "rb").read() for n in names}
+    for n in names:
+        os.remove(os.path.join(out, n))
+    said = []
+    train(None, out_dir=out, resume=True, progress=False, log=said.append, splits=splits)
+    assert {n: open(os.path.join(out, n), "rb").read() for n in names} == drawn
+    assert any("writing them from the checkpoint's weights" in line for line in said), said
+    said.clear()  # with its figures there, a resume with nothing to do does nothing but say so
+    train(None, out_dir=out, resume=True, progress=False, log=said.append, splits=splits)
+    assert not any("writing them" in line for line in said), said

@@ -136,6 +136,12 @@ class Callback:
 
     def on_stop(self) -> None: ...
 
+    def missing(self, folder: RunFolder) -> bool:
+        """Whether what :meth:`on_epoch_end` writes of the last finished epoch is missing from ``folder``
+        (the session that finished the run ended before it was written): a resume with no epoch left to
+        train then calls :meth:`on_epoch_end` once more, with the last epoch's row and test predictions."""
+        return False
+
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch with the running loss, accuracy and samples/s."""
@@ -174,6 +180,8 @@ class Figures(Callback):
 
     #: Seconds between two drawings during a session; the end of the session always draws.
     every_seconds = 30.0
+    #: The figures, in the run folder.
+    names = ("learning_curve.png", "confusion_matrix.png")
 
     def __init__(self):
         self._pending = None
@@ -184,6 +192,9 @@ class Figures(Callback):
         self._pending = (folder, labels, preds, config)
         if time.perf_counter() - self._drawn_at >= self.every_seconds:
             self._draw()
+
+    def missing(self, folder):
+        return not all(os.path.exists(folder.file(name)) for name in self.names)
 
     def on_stop(self):
         if self._pending is not None:
@@ -199,10 +210,9 @@ class Figures(Callback):
         folder, labels, preds, config = self._pending
         self._pending = None
         metrics = read_metrics(folder.file(METRICS))
-        for name, draw in (("learning_curve.png", lambda: plots.learning_curve(
-                               metrics, title=f"{config.network['dataset']}: accuracy per epoch")),
-                           ("confusion_matrix.png", lambda: plots.confusion_matrix(
-                               labels, preds, config.network["n_class"], title="test set, last epoch"))):
+        for name, draw in zip(self.names, (
+                lambda: plots.learning_curve(metrics, title=f"{config.network['dataset']}: accuracy per epoch"),
+                lambda: plots.confusion_matrix(labels, preds, config.network["n_class"], title="test set, last epoch"))):
             path = folder.file(name)
             if plots.not_a_png(path):  # a user's own picture of that name (or a figure drawn before 8 Dec
                 if path not in self._left:  # 2026, which has no mark): never replaced
@@ -571,6 +581,13 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
         record["blas"] = blas_info()
     if state.epoch >= settings.epochs:
         log(f"nothing to do: the run has finished {state.epoch} epochs (ask for more with --epochs N)")
+        redo = [cb for cb in callbacks if state.metrics and getattr(cb, "missing", lambda f: False)(folder)]
+        if engine.any(bool(redo)):  # (every process evaluates its share; only rank 0 has callbacks)
+            log("the run's last session ended before its last epoch's outputs were written ("
+                + ", ".join(type(cb).__name__ for cb in redo) + "); writing them from the checkpoint's weights")
+            _, _, preds = engine.evaluate(net, test_set)  # the checkpoint's weights are the last epoch's
+            for cb in redo:  # (written by on_stop, below, as at the end of every session)
+                cb.on_epoch_end(state.metrics[-1], folder, test_set.labels, preds, cfg)
     start = (state.epoch, state.batch)
     with StopSignal() as stop:
         try:
