@@ -1082,6 +1082,42 @@ def test_summarize_refuses_a_metrics_csv_that_differs_from_the_runs_own_record(t
     assert "differs from what its weights.npz records: epoch 2's test_acc is 0.5 there" in not_a_run(out)
 
 
+def test_summarize_skips_an_edited_config_and_another_runs_weights(tmp_path, splits):
+    """Left open last session: a summary trusted config.yaml edited after the run (the run was grouped
+    under values it did not train with) and a weights.npz copied in from another run (its hash counted as
+    this run's).  The config inside the checkpoint (else the weights file) and the checkpoint's run id
+    decide; such a folder is skipped, naming why, as a resume refuses it."""
+    import shutil
+
+    from reference.app.summary import not_a_run, read_runs
+
+    (tmp_path / "runs").mkdir()
+    a, b = (_run(tmp_path / "runs", name, splits, epochs=1, seed=s) for name, s in (("a", 5), ("b", 6)))
+    assert not_a_run(a) is None and not_a_run(b) is None
+    config = os.path.join(a, "config.yaml")
+    text = open(config).read()
+    assert "tau_m: 5" in text
+    with open(config, "w") as fh:
+        fh.write(text.replace("tau_m: 5", "tau_m: 8"))
+    why = "config.yaml differs from the config inside its checkpoint.npz (edited after the run started, or of another run)"
+    assert not_a_run(a) == why
+    skipped = []
+    assert [r.folder for r in read_runs(str(tmp_path / "runs"), skipped)] == ["b"] and skipped == [(a, why)]
+    os.rename(os.path.join(a, "checkpoint.npz"), tmp_path / "ck.npz")  # the weights file's config decides then
+    assert not_a_run(a) == why.replace("checkpoint.npz", "weights.npz")
+    os.rename(tmp_path / "ck.npz", os.path.join(a, "checkpoint.npz"))
+    with open(config, "w") as fh:
+        fh.write(text)
+    assert not_a_run(a) is None
+    for name in ("weights.npz", "best_weights.npz"):
+        kept = tmp_path / name
+        shutil.copy(os.path.join(a, name), kept)
+        shutil.copy(os.path.join(b, name), os.path.join(a, name))  # the other run's, same config and epoch
+        assert not_a_run(a).startswith(f"{name} is of another run than its checkpoint.npz (run ")
+        shutil.copy(kept, os.path.join(a, name))
+    assert not_a_run(a) is None
+
+
 def test_a_new_run_refuses_a_folder_of_other_files_and_one_inside_a_run(tmp_path, splits):
     """Sixth pass F3/F4: ``train --out ..`` (or ``~``, or a link to a user's folder) wrote the nine run files
     among the user's own, and ``--out RUN/sub`` made a run inside a run's folder.  A new run takes a new or

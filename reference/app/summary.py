@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from .atomic import atomic_write_text
 from ..config import load_config
 from ..options import NetOptions
-from .runs import (BEST_WEIGHTS, REPLACED, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder, read_npz,
-                   read_settings_json)
+from ..config import load_config_text
+from .runs import (BEST_WEIGHTS, CHECKPOINT, REPLACED, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder,
+                   read_meta, read_npz, read_settings_json)
 
 #: Columns of ``runs.csv``, one row per run.
 RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
@@ -184,9 +185,12 @@ def not_a_run(folder: str) -> str | None:
     if not is_run_folder(folder):
         return "no weights.npz, checkpoint.npz or settings.json (not a finished or resumable run)"
     try:
-        load_config(os.path.join(folder, "config.yaml"))
+        cfg = load_config(os.path.join(folder, "config.yaml"))
     except Exception as err:  # missing or broken: ConfigError, OSError
         return f"config.yaml: {err}"
+    why = _not_the_runs_files(folder, cfg)
+    if why is not None:
+        return why
     try:  # the options it records must be ones a network can be built with (an unknown variant is not a run)
         settings = _settings(folder)
         NetOptions.from_record(settings.get("net_options"), where="its recorded net_options")
@@ -209,6 +213,33 @@ def not_a_run(folder: str) -> str | None:
     if bad:
         return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
     return _differs_from_record(rows, *settings.get("recorded", (None, None)))
+
+
+def _not_the_runs_files(folder: str, cfg) -> str | None:
+    """Why ``config.yaml`` (loaded: ``cfg``) or a weights file is not the run's own, or None.
+
+    The config inside ``checkpoint.npz`` (else inside ``weights.npz``) is the run's: a ``config.yaml``
+    edited after the run started would group the run under values it did not train with.  The weights
+    files must carry the checkpoint's run id: another run's copied in would be counted (``runs.csv``'s
+    hashes) as this one's.  A resume refuses both (:func:`reference.app.train` and
+    :meth:`reference.app.runs.RunFolder.check_files_are_the_runs`); a summary skips such a folder."""
+    ck, weights = os.path.join(folder, CHECKPOINT), os.path.join(folder, WEIGHTS)
+    own = next((p for p in (ck, weights) if os.path.isfile(p)), None)
+    if own is not None:
+        text = read_npz(own, "checkpoint" if own == ck else "weights", only=("config_yaml",)).get("config_yaml")
+        if text is not None and load_config_text(str(text), where=f"{own} (config_yaml)").raw != cfg.raw:
+            return (f"config.yaml differs from the config inside its {os.path.basename(own)} (edited after the "
+                    "run started, or of another run)")
+    if not os.path.isfile(ck):
+        return None
+    meta = read_meta(ck)
+    run_id = (meta.get("settings") or {}).get("run_id") if isinstance(meta.get("settings"), dict) else None
+    for name in (WEIGHTS, BEST_WEIGHTS):
+        path = os.path.join(folder, name)
+        other = read_meta(path).get("run_id") if run_id and os.path.isfile(path) else None
+        if other and other != run_id:
+            return f"{name} is of another run than its {CHECKPOINT} (run {other[:8]}..., the checkpoint's {run_id[:8]}...)"
+    return None
 
 
 def _differs_from_record(rows: list[dict], source: str | None, recorded: list | None) -> str | None:
