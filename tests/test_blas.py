@@ -51,7 +51,9 @@ def test_note_needs_a_record_on_the_same_test_images():
     meta = {"epoch": 3, "test_acc": 0.5, "test_samples": 60, "engine": "numpy", "blas": HERE}
     assert recorded_accuracy_note({}, 0.5, 60) is None                      # plain weights: nothing recorded
     assert recorded_accuracy_note({"epoch": 3, "test_acc": 0.5}, 0.5, 60) is None  # older files: count unknown
-    assert recorded_accuracy_note(meta, 0.5, 59) is None                    # --limit: other images
+    assert recorded_accuracy_note(meta, 0.5, 59) == (                      # --limit: other images
+        "not compared with the accuracy train recorded for epoch 3 (0.500000): that was measured on 60 test "
+        "images, this on 59 (leave --limit out to check it)")
     assert recorded_accuracy_note(meta, 0.5, 60) == "reproduces the accuracy train recorded for epoch 3 (0.500000)"
     same = recorded_accuracy_note(meta, 31 / 60, 60)
     assert "by +1 of 60 images" in same and "OPENBLAS_CORETYPE" not in same
@@ -81,3 +83,37 @@ def test_train_records_and_evaluate_checks_the_accuracy(cli_data, capsys):
     note = capsys.readouterr().out.splitlines()[-2]
     assert "differs from the accuracy train recorded for epoch 1" in note and "by -1 of 60 images" in note
     assert "(kernel Nehalem" in note and "OPENBLAS_CORETYPE=Nehalem" in note
+
+
+def test_evaluate_says_why_it_does_not_compare_and_checks_a_checkpoint_too(cli_data, capsys, monkeypatch):
+    """Left open last session: ``evaluate --limit`` and ``evaluate`` of a checkpoint.npz said nothing
+    about the run's recorded accuracy.  A checkpoint saved at an epoch's end holds its test accuracy in its
+    rows; one saved inside an epoch holds weights no test measured; ``--limit`` measures other images."""
+    from reference.app.runs import load_checkpoint
+
+    from reference.app import train as train_mod
+
+    assert main(["train", "--config", str(cli_data), "--out", "run", "--no-progress"]) == 0
+    acc = load_checkpoint("run/weights.npz")["meta"]["test_acc"]
+    full = train_mod.load_split()  # the fixture's 60 digits, whatever is asked; --limit cuts them below
+    monkeypatch.setattr(train_mod, "load_split", lambda dataset, split, limit=None, *a, **k: train_mod.Split(
+        full.images[:limit], full.labels[:limit], full.source))
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "run/checkpoint.npz", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == f"reproduces the accuracy train recorded for epoch 1 ({acc:.6f})"
+    for file, n in (("weights.npz", "60"), ("checkpoint.npz", "all the")):  # (a checkpoint does not record the count)
+        assert main(["evaluate", "--checkpoint", f"run/{file}", "--limit", "30", "--no-progress"]) == 0
+        assert capsys.readouterr().out.splitlines()[-2] == (
+            f"not compared with the accuracy train recorded for epoch 1 ({acc:.6f}): that was measured on {n} "
+            f"test images, this on 30 (leave --limit out to check it)")
+    assert main(["evaluate", "--checkpoint", "run/checkpoint.npz", "--limit", "100", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2].startswith("reproduces")  # a --limit beyond the split cuts nothing
+    arrays = dict(np.load("run/checkpoint.npz"))
+    meta = json.loads(str(arrays["meta_json"]))
+    meta["progress"]["batch"] = 1  # as a Ctrl-C inside epoch 2 saves it
+    arrays["meta_json"] = np.array(json.dumps(meta))
+    np.savez("mid.npz", **arrays)
+    assert main(["evaluate", "--checkpoint", "mid.npz", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == (
+        "not compared with a recorded accuracy: mid.npz was saved inside an epoch, whose weights no test "
+        "measured (evaluate its run's weights.npz)")

@@ -126,14 +126,18 @@ def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | N
     Returns
     -------
     str or None
-        None unless the file records an accuracy measured on the same number of test images; else one
-        line saying that the number is reproduced, or how many images differ and, when the two BLAS
-        kernels differ, the ``OPENBLAS_CORETYPE`` that picks the recorded one.
+        None unless the file records an accuracy and the number of test images it was measured on; else
+        one line: that those were other images (``--limit``), or that the number is reproduced, or how
+        many images differ and, when the two BLAS kernels differ, the ``OPENBLAS_CORETYPE`` that picks the
+        recorded one.
     """
     recorded, n = meta.get("test_acc"), meta.get("test_samples")
-    if recorded is None or n != samples:
+    if recorded is None or n is None:
         return None
     where = f"the accuracy train recorded for epoch {meta.get('epoch', '?')}"
+    if n != samples:
+        return (f"not compared with {where} ({recorded:.6f}): that was measured on {n} test images, this on "
+                f"{samples} (leave --limit out to check it)")
     diff = round(accuracy * samples) - round(recorded * samples)
     if diff == 0:
         return f"reproduces {where} ({recorded:.6f})"
