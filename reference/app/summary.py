@@ -30,9 +30,8 @@ import re
 from dataclasses import dataclass
 
 from .atomic import atomic_write_text
-from ..config import load_config
+from ..config import load_config, load_config_text
 from ..options import NetOptions
-from ..config import load_config_text
 from .runs import (BEST_WEIGHTS, CHECKPOINT, REPLACED, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder,
                    read_meta, read_npz, read_settings_json)
 
