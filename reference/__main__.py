@@ -6,16 +6,14 @@ import sys
 def run() -> None:
     """Run the command of ``sys.argv`` as the program, and end the process with its exit code.
 
-    A Ctrl-C or SIGTERM that comes while NumPy and the rest load is held until they have loaded, and then
-    ends the program with one line and exit 130.  Raised in the middle of an import it gave a traceback, or
+    A Ctrl-C or SIGTERM that comes while the package, NumPy and the rest load is held until they have
+    loaded (:func:`reference._hold_signals`), and then ends the program with one line and exit 130.  Raised in the middle of an import it gave a traceback, or
     was turned by NumPy into an ImportError, or was dropped ("Exception ignored") and the command went on.
     From then on SIGTERM is a Ctrl-C, until the command installs its own handlers
     (:func:`reference.app.cli._signals_for`)."""
-    import _signal  # the C module, at once (importing ``signal`` builds its enums: a window of its own)
+    from . import _hold_signals
 
-    held = []
-    for sig in (_signal.SIGINT, _signal.SIGTERM):
-        _signal.signal(sig, lambda signum, frame: held.append(signum))
+    held = _hold_signals()  # (held already since the package loaded, when this process is the program)
     try:
         import signal
 

@@ -736,6 +736,44 @@ def test_a_signal_while_the_program_loads_ends_it_with_one_line(tmp_path, how, s
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "interrupted", ""), proc.stderr[-1500:]
 
 
+_SIGNAL_IN_PACKAGE_CHILD = """
+import builtins, os, runpy, signal, sys, time
+
+sys.orig_argv = [sys.executable, "-m", "reference", "summarize", sys.argv[1]]  # as ``python -m reference`` has
+sys.argv = ["-m", "summarize", sys.argv[1]]  # (runpy sets argv[0] to the module's path once it is found)
+real_import, sent = builtins.__import__, []
+
+
+def the_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 1 and "_moved" in (fromlist or ()) and not sent:  # inside reference/__init__.py
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+    return real_import(name, globals, locals, fromlist, level)
+
+
+builtins.__import__ = the_import
+runpy._run_module_as_main("reference")
+"""
+
+
+def test_a_signal_while_the_package_itself_loads_ends_the_program_with_one_line(tmp_path):
+    """Ninth pass F1: a Ctrl-C that came while ``python -m reference`` imported the package, before
+    ``__main__`` ran, gave a traceback through ``reference/__init__.py``.  The package holds the signal
+    from its first lines when the process is the program (and only then)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "runs").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_IN_PACKAGE_CHILD, str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "interrupted", ""), proc.stderr[-1500:]
+    imported = subprocess.run([sys.executable, "-c", "import signal, reference; "
+                               "print(reference._HELD, signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert imported.stdout.split() == ["None", "True"]  # a session that imports the package keeps its Ctrl-C
+
+
 def test_the_tsslbp_command_is_the_program_entry():
     """The ``tsslbp`` script runs :func:`reference.__main__.run` (which holds a signal while the modules
     load), not ``cli.main`` directly."""
