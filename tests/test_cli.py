@@ -831,3 +831,26 @@ def test_import_checkpoint_refuses_a_fifo_at_once(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "is not a regular file (a folder, a pipe or a device)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "w.npz").exists()
+
+
+def test_a_process_of_a_torchrun_whose_peer_ended_says_so_in_one_line(cli_data, capsys, monkeypatch):
+    """Ninth pass F2: under torchrun, when rank 0 ended with one error line (a full disk), rank 1's next
+    collective failed with gloo's "Connection closed by peer", a 30-line traceback through train.py and
+    the torch engine beside the real error.  The surviving process says in one line that another ended."""
+    from reference.app import train as train_mod
+
+    def lost_peer(*args, **kwargs):
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer "
+                           "[127.0.0.1]:18326\nException raised from ...")
+
+    monkeypatch.setattr(train_mod, "train", lost_peer)
+    args = ["train", "--config", str(cli_data), "--out", "run", "--no-progress"]
+    with pytest.raises(RuntimeError):  # one process: a RuntimeError is a bug, and shows its traceback
+        main(args)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: process 1 of 2: another process of this run ended (its own error, above, says "
+                          "why), so this one stopped too ([../third_party/gloo") and len(err.splitlines()) == 1, err

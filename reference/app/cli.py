@@ -1042,4 +1042,23 @@ def _user_error(err: Exception) -> str | None:
     if isinstance(err, OSError):
         where = f" {err.filename}" if getattr(err, "filename", None) else ""
         return f"cannot read or write{where}: {err.strerror or err}"
+    if _lost_a_peer(err):
+        from ..engines import world_size
+
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return (f"process {os.environ.get('RANK', '?')} of {world_size()}: another process of this run ended "
+                f"(its own error, above, says why), so this one stopped too ({first[:160]})")
     return None
+
+
+def _lost_a_peer(err: Exception) -> bool:
+    """Whether ``err`` is a collective operation of a torchrun process group that failed because another
+    process ended (gloo: "Connection closed by peer"; NCCL and torch's ``DistError`` family), which gave
+    the surviving processes a traceback beside the one-line error of the process that ended."""
+    from ..engines import world_size
+
+    if not isinstance(err, RuntimeError) or world_size() <= 1:
+        return False
+    text = str(err)
+    return (any(c.__name__.startswith("Dist") for c in type(err).__mro__)
+            or any(k in text for k in ("gloo", "NCCL", "Connection closed by peer", "Connection reset by peer")))
