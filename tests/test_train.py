@@ -1299,3 +1299,47 @@ def test_a_finished_run_resumed_draws_the_figures_its_last_session_did_not(tmp_p
     said.clear()  # with its figures there, a resume with nothing to do does nothing but say so
     train(None, out_dir=out, resume=True, progress=False, log=said.append, splits=splits)
     assert not any("writing them" in line for line in said), said
+
+
+@pytest.mark.parametrize("when", ["on_epoch_end", "on_stop"])
+def test_a_signal_as_the_run_ends_is_reported_and_not_dropped(tmp_path, splits, when):
+    """Ninth pass F7: a Ctrl-C that came as the last epoch's outputs or the session's figures were written
+    was dropped (exit 0, nothing said), and one just after the last epoch said "continue with --resume"
+    for a run with nothing left to resume.  Either is now an interruption of a finished run, said so."""
+    from reference.app.train import Callback
+
+    class SignalAt(Callback):
+        def on_epoch_end(self, row, folder, labels, preds, config):
+            if when == "on_epoch_end" and row["epoch"] == 2:
+                signal.raise_signal(signal.SIGINT)
+
+        def on_stop(self):
+            if when == "on_stop":
+                signal.raise_signal(signal.SIGINT)
+
+    said = []
+    result = train(TINY, out_dir=str(tmp_path / "run"), seed=5, progress=False, log=said.append, splits=splits,
+                   callbacks=[SignalAt()])
+    assert result["interrupted"] and load_checkpoint(tmp_path / "run" / "checkpoint.npz")["meta"]["progress"]["epoch"] == 2
+    expected = ("interrupted after epoch 2 (saved); that was the run's last epoch: it has finished" if when == "on_epoch_end"
+                else "interrupted as the run ended: its 2 epochs are saved, and its figures drawn")
+    assert said[-1] == expected, said
+
+
+def test_a_ctrl_c_while_the_demo_draws_says_the_run_is_complete(tmp_path, splits, monkeypatch, capsys):
+    """Ninth pass F7: a Ctrl-C while the demo drew its pictures of one digit said only "interrupted",
+    with the run finished and two figures missing.  It now says what is saved and what may be missing."""
+    from reference.app import demo
+
+    monkeypatch.setattr(demo, "train", lambda config, **kw: train(config, **{**kw, "splits": splits, "log": lambda *a: None}))
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "draw_network_activity", ctrl_c)
+    out = str(tmp_path / "demo")
+    result = demo.run_demo(out_dir=out, epochs=1, progress=False)
+    assert result["interrupted"] and os.path.exists(os.path.join(out, "weights.npz"))
+    assert capsys.readouterr().out.strip().endswith(
+        f"interrupted while the demo drew its figures: the run in {out} has finished and is saved, but "
+        f"membrane_traces.png and spike_raster.png may be missing (the demo draws them when run again)")

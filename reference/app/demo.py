@@ -124,7 +124,12 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
     if result["interrupted"]:
         return result
     net, test = result["net"], result["test_set"]
-    paths = draw_network_activity(net, test.images[0], int(test.labels[0]), out_dir)
+    try:
+        paths = draw_network_activity(net, test.images[0], int(test.labels[0]), out_dir)
+    except KeyboardInterrupt:  # the run is complete; only the pictures of one digit are missing
+        print(f"\ninterrupted while the demo drew its figures: the run in {out_dir} has finished and is saved, "
+              f"but {' and '.join(DEMO_FIGURES)} may be missing (the demo draws them when run again)")
+        return {**result, "interrupted": True}
     paths += [os.path.join(out_dir, "learning_curve.png"), os.path.join(out_dir, "confusion_matrix.png")]
     print("figures:\n  " + "\n  ".join(paths))
     print(f"demo: test accuracy {result['test_acc']:.4f} after {result['epoch']} epochs; "

@@ -643,7 +643,9 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
                 log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                     f"test acc {test_acc:.4f} | {seconds:.1f} s, {row['samples_per_s']:.0f} samples/s")
                 if engine.any(stop.requested):
-                    log(f"interrupted after epoch {epoch + 1} (saved); continue with --resume {folder.path}")
+                    log(f"interrupted after epoch {epoch + 1} (saved); " + (
+                        f"continue with --resume {folder.path}" if state.epoch < settings.epochs else
+                        f"that was the run's last epoch: it has finished"))
                     return True
                 if engine.any(settings.max_seconds and state.elapsed_total >= settings.max_seconds):
                     log(f"stopping after {state.elapsed_total:.0f} s of training (max_seconds)")
@@ -651,4 +653,7 @@ def _loop(engine, net, opt, cfg, settings: Settings, state: Progress, folder: Ru
         finally:
             for cb in callbacks:
                 cb.on_stop()
+        if stop.requested:  # came after the last check: in the last epoch's outputs, or as the figures were drawn
+            log(f"interrupted as the run ended: its {state.epoch} epochs are saved, and its figures drawn")
+            return True
     return False
