@@ -1118,6 +1118,70 @@ def test_summarize_skips_an_edited_config_and_another_runs_weights(tmp_path, spl
     assert not_a_run(a) is None
 
 
+def test_summarize_holds_the_best_epoch_to_best_weights_once_the_checkpoint_is_gone(tmp_path, splits):
+    """Ninth pass F4: with checkpoint.npz deleted (a natural clean-up), an edit of any row but the last
+    was counted: the run's best accuracy became the edited number, though best_weights.npz records the
+    best epoch and its accuracy.  The best epoch's row must be that record, and no row above it."""
+    from reference.app.runs import read_meta
+    from reference.app.summary import not_a_run
+
+    (tmp_path / "runs").mkdir()
+    out = _run(tmp_path / "runs", "r", splits, epochs=3)
+    os.remove(os.path.join(out, "checkpoint.npz"))
+    assert not_a_run(out) is None
+    best = read_meta(os.path.join(out, "best_weights.npz"))
+    metrics = os.path.join(out, "metrics.csv")
+    text = open(metrics).read()
+    lines = text.splitlines()
+    other = next(e for e in (1, 2) if e != best["epoch"])  # not the last epoch, whose row weights.npz holds
+    row = lines[other].split(",")
+    row[4] = "0.999"
+    with open(metrics, "w") as fh:
+        fh.write("\n".join([*lines[:other], ",".join(row), *lines[other + 1:]]) + "\n")
+    assert not_a_run(out) == (f"metrics.csv: epoch {other}'s test_acc 0.999 is above the best its best_weights.npz "
+                              f"records (epoch {best['epoch']}, {best['test_acc']:.6g}) (edited, or of another run)")
+    if best["epoch"] < 3:  # the best epoch's own row, edited
+        row = lines[best["epoch"]].split(",")
+        row[4] = "0.0001"
+        with open(metrics, "w") as fh:
+            fh.write("\n".join([*lines[:best["epoch"]], ",".join(row), *lines[best["epoch"] + 1:]]) + "\n")
+        assert not_a_run(out).startswith(f"metrics.csv differs from what its best_weights.npz records: epoch "
+                                         f"{best['epoch']}'s test_acc is 0.0001 there")
+    with open(metrics, "w") as fh:
+        fh.write(text)
+    assert not_a_run(out) is None
+
+
+def test_summarize_names_every_folder_it_does_not_count(tmp_path, splits):
+    """Ninth pass F5, F6: a run folder without metrics.csv (deleted, or an --overwrite stopped before
+    its first epoch) was left out without a word, a seed gone from the mean; and a link to a run folder
+    was counted in the table (the real folder called its copy) while runs.csv, which does not follow
+    links, listed the real folder.  Each is now named as skipped, and both tables count the same runs."""
+    import csv
+    import shutil
+
+    from reference.app.summary import summarize
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    a, b, c = (_run(runs, name, splits, epochs=1, seed=s) for name, s in (("a", 5), ("b", 6), ("c", 7)))
+    os.remove(os.path.join(b, "metrics.csv"))
+    os.mkdir(os.path.join(c, ".replaced"))  # the old run waits there; the new run has no epoch yet
+    shutil.move(os.path.join(c, "metrics.csv"), os.path.join(c, ".replaced", "metrics.csv"))
+    os.symlink(a, runs / "0_link")  # sorts before the folder it points to
+    skipped = []
+    summarize(str(runs), skipped)
+    assert dict(skipped) == {
+        str(runs / "0_link"): f"a link to {a}: a run counts in the folder where it lies, not through a link",
+        b: "no metrics.csv (train --resume writes it again from the checkpoint)",
+        c: f"an --overwrite stopped before its new run finished an epoch (the run it replaces waits in .replaced/): "
+           f"train --resume {c} settles it"}, skipped
+    with open(runs / "runs.csv") as fh:
+        assert [r["run"] for r in csv.DictReader(fh)] == ["a"]
+    with open(runs / "summary.csv") as fh:
+        assert [r["folders"] for r in csv.DictReader(fh)] == ["a"]
+
+
 def test_a_new_run_refuses_a_folder_of_other_files_and_one_inside_a_run(tmp_path, splits):
     """Sixth pass F3/F4: ``train --out ..`` (or ``~``, or a link to a user's folder) wrote the nine run files
     among the user's own, and ``--out RUN/sub`` made a run inside a run's folder.  A new run takes a new or

@@ -145,9 +145,12 @@ def _settings(folder: str) -> dict:
         meta = _mapping(json.loads(str(arrays["meta_json"])), w) if "meta_json" in arrays else {}
         if "net_options" in meta:
             last = [{"epoch": meta["epoch"], "test_acc": meta["test_acc"]}] if "test_acc" in meta else None
+            best = os.path.join(folder, BEST_WEIGHTS)
+            best_meta = _mapping(read_meta(best), best) if last and os.path.isfile(best) else {}
             return {"seed": meta.get("seed"), "net_options": meta["net_options"],
                     "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command"),
-                    "recorded": ("weights.npz", last)}
+                    "recorded": ("weights.npz", last),
+                    "best": {k: best_meta[k] for k in ("epoch", "test_acc")} if "test_acc" in best_meta else None}
     if recorded is not None:
         return recorded
     return {"seed": None, "net_options": {}}
@@ -169,6 +172,13 @@ def _holds_metrics(folder: str) -> bool:
     return os.path.lexists(os.path.join(folder, "metrics.csv"))
 
 
+def _may_hold_a_run(folder: str) -> bool:
+    """Whether a summary looks at ``folder``: it holds a ``metrics.csv``, a run's checkpoint, weights or
+    record, or an interrupted ``--overwrite``'s ``.replaced/`` (those without a metrics.csv are named as
+    skipped, not left out without a word: a seed would vanish from a mean)."""
+    return _holds_metrics(folder) or is_run_folder(folder) or os.path.lexists(os.path.join(folder, REPLACED))
+
+
 def not_a_run(folder: str) -> str | None:
     """Why ``folder`` (which holds a ``metrics.csv``) does not count as a run, or None when it does.
 
@@ -177,6 +187,12 @@ def not_a_run(folder: str) -> str | None:
     records (:func:`_differs_from_record`), and its weights, checkpoint or record (``weights.npz``,
     ``checkpoint.npz`` or ``settings.json``)."""
     metrics = os.path.join(folder, "metrics.csv")
+    if not _holds_metrics(folder):
+        if os.path.lexists(os.path.join(folder, REPLACED)):
+            return (f"an --overwrite stopped before its new run finished an epoch (the run it replaces waits in "
+                    f"{REPLACED}/): train --resume {folder} settles it")
+        return ("no metrics.csv (train --resume writes it again from the checkpoint)" if
+                os.path.isfile(os.path.join(folder, CHECKPOINT)) else "no metrics.csv")
     if not os.path.isfile(metrics):  # a FIFO would block, /dev/zero never end (a link is followed)
         return "metrics.csv is not a regular file (a folder, a pipe or a device)"
     if os.path.getsize(metrics) > MAX_METRICS_BYTES:
@@ -211,7 +227,28 @@ def not_a_run(folder: str) -> str | None:
     bad = [i + 1 for i, a in enumerate(accs) if not 0.0 <= a <= 1.0]  # also NaN
     if bad:
         return f"metrics.csv: test_acc of epoch {bad[0]} is {accs[bad[0] - 1]!r}, not an accuracy"
-    return _differs_from_record(rows, *settings.get("recorded", (None, None)))
+    return (_differs_from_record(rows, *settings.get("recorded", (None, None)))
+            or _differs_from_best(rows, settings.get("best")))
+
+
+def _differs_from_best(rows: list[dict], best: dict | None) -> str | None:
+    """Why ``metrics.csv``'s ``rows`` contradict the best epoch ``best_weights.npz`` records (``best``:
+    its ``epoch`` and ``test_acc``; None when not read), or None.  Read where the run's checkpoint is gone
+    (it holds every row): the best epoch's row must be the recorded one and no row above it, so a
+    summary's best accuracy is the run's.  (An edit that lowers another row cannot be told then.)"""
+    if not best:
+        return None
+    epoch, acc = best.get("epoch"), best.get("test_acc")
+    if not isinstance(epoch, int) or not 1 <= epoch <= len(rows):
+        return f"metrics.csv has {len(rows)} epochs, its best_weights.npz records epoch {epoch} as the best"
+    if not _as_train_wrote("test_acc", rows[epoch - 1].get("test_acc"), acc):
+        return (f"metrics.csv differs from what its best_weights.npz records: epoch {epoch}'s test_acc is "
+                f"{rows[epoch - 1].get('test_acc')!s:.12} there, {acc!s:.12} recorded (edited, or of another run)")
+    above = next((r for r in rows if float(r["test_acc"]) > float(f"{float(acc):.6g}")), None)
+    if above is not None:
+        return (f"metrics.csv: epoch {above['epoch']}'s test_acc {above['test_acc']} is above the best its "
+                f"best_weights.npz records (epoch {epoch}, {float(acc):.6g}) (edited, or of another run)")
+    return None
 
 
 def _not_the_runs_files(folder: str, cfg) -> str | None:
@@ -358,13 +395,19 @@ def _identities(folder: str, run: RunResult) -> list[tuple[str, str]]:
 
 
 def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
-    """The :class:`RunResult` of every run folder directly under ``directory`` (a folder with a
-    ``metrics.csv`` that counts as a run, :func:`not_a_run`), in the order of the folders' names.
-    ``skipped``, if given, receives ``(folder, why)`` for each folder with a metrics.csv that does not."""
+    """The :class:`RunResult` of every run folder directly under ``directory`` (a folder that counts as a
+    run, :func:`not_a_run`), in the order of the folders' names.  ``skipped``, if given, receives
+    ``(folder, why)`` for each folder that holds a run's files (:func:`_may_hold_a_run`) but does not
+    count, for a copy of a folder counted before it, and for a link to a folder (runs.csv does not follow
+    links either)."""
     runs, seen = [], {}
     for name in sorted(os.listdir(directory)):
         folder = os.path.join(directory, name)
-        if _holds_metrics(folder):
+        if os.path.islink(folder) and os.path.isdir(folder) and _may_hold_a_run(folder):
+            if skipped is not None:  # runs.csv walks the folders without following links: both count alike
+                skipped.append((folder, f"a link to {os.path.realpath(folder)}: a run counts in the folder "
+                                        f"where it lies, not through a link"))
+        elif os.path.isdir(folder) and _may_hold_a_run(folder):
             run, why = _read_or_why(folder)
             identities = []
             if why is None:
@@ -428,15 +471,15 @@ def _first_command(folder: str) -> str | None:
 
 
 def run_rows(directory: str, skipped: list | None = None) -> list[dict]:
-    """One :data:`RUNS_COLUMNS` row per run folder at any depth under ``directory`` (a folder with a
-    ``metrics.csv`` that counts as a run, :func:`not_a_run`), in the order of their paths; accuracies as
+    """One :data:`RUNS_COLUMNS` row per run folder at any depth under ``directory`` (a folder that counts
+    as a run, :func:`not_a_run`; links are not followed), in the order of their paths; accuracies as
     fractions, as in ``metrics.csv``, ``seconds`` the training time summed over the epochs (empty when
     its metrics.csv has no such column).  ``skipped`` receives ``(folder, why)`` for the others."""
     rows = []
     walked = []
     for here, dirs, files in os.walk(directory):
         dirs[:] = [d for d in dirs if d != REPLACED]  # an interrupted --overwrite's old run is no run of its own
-        walked.append((here, "metrics.csv" in files or "metrics.csv" in dirs))
+        walked.append((here, here != directory and _may_hold_a_run(here)))
     for here, holds_metrics in sorted(walked):
         if not holds_metrics:
             continue
