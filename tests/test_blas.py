@@ -49,11 +49,14 @@ def test_blas_info_records_the_thread_count_and_the_note_names_a_different_one()
 
 def test_note_needs_a_record_on_the_same_test_images():
     meta = {"epoch": 3, "test_acc": 0.5, "test_samples": 60, "engine": "numpy", "blas": HERE}
-    assert recorded_accuracy_note({}, 0.5, 60) is None                      # plain weights: nothing recorded
-    assert recorded_accuracy_note({"epoch": 3, "test_acc": 0.5}, 0.5, 60) is None  # older files: count unknown
+    assert recorded_accuracy_note({}, 0.5, 60) == (                        # plain weights: nothing recorded
+        "not compared with a recorded accuracy: the file records none (plain weights, e.g. import-checkpoint's)")
+    assert recorded_accuracy_note({"epoch": 3, "test_acc": 0.5}, 0.5, 60) == (  # older files: count unknown
+        "not compared with the accuracy train recorded for epoch 3 (0.500000): the file does not record on how "
+        "many test images (an older file)")
     assert recorded_accuracy_note(meta, 0.5, 59) == (                      # --limit: other images
         "not compared with the accuracy train recorded for epoch 3 (0.500000): that was measured on 60 test "
-        "images, this on 59 (leave --limit out to check it)")
+        "images, this on 59 (--limit 60 measures those)")
     assert recorded_accuracy_note(meta, 0.5, 60) == "reproduces the accuracy train recorded for epoch 3 (0.500000)"
     same = recorded_accuracy_note(meta, 31 / 60, 60)
     assert "by +1 of 60 images" in same and "OPENBLAS_CORETYPE" not in same
@@ -101,13 +104,28 @@ def test_evaluate_says_why_it_does_not_compare_and_checks_a_checkpoint_too(cli_d
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", "run/checkpoint.npz", "--no-progress"]) == 0
     assert capsys.readouterr().out.splitlines()[-2] == f"reproduces the accuracy train recorded for epoch 1 ({acc:.6f})"
-    for file, n in (("weights.npz", "60"), ("checkpoint.npz", "all the")):  # (a checkpoint does not record the count)
+    for file, n, how in (("weights.npz", "60", "--limit 60 measures those"),  # (a checkpoint does not record
+                         ("checkpoint.npz", "all the", "leave --limit out to measure them all")):  # the count)
         assert main(["evaluate", "--checkpoint", f"run/{file}", "--limit", "30", "--no-progress"]) == 0
         assert capsys.readouterr().out.splitlines()[-2] == (
             f"not compared with the accuracy train recorded for epoch 1 ({acc:.6f}): that was measured on {n} "
-            f"test images, this on 30 (leave --limit out to check it)")
+            f"test images, this on 30 ({how})")
     assert main(["evaluate", "--checkpoint", "run/checkpoint.npz", "--limit", "100", "--no-progress"]) == 0
     assert capsys.readouterr().out.splitlines()[-2].startswith("reproduces")  # a --limit beyond the split cuts nothing
+    # ninth pass F3: a run trained with --test-limit, evaluated without --limit, was told to "leave --limit out"
+    assert main(["train", "--config", str(cli_data), "--out", "cut", "--test-limit", "30", "--no-progress"]) == 0
+    cut = load_checkpoint("cut/weights.npz")["meta"]["test_acc"]
+    for file in ("weights.npz", "checkpoint.npz"):
+        capsys.readouterr()
+        assert main(["evaluate", "--checkpoint", f"cut/{file}", "--no-progress"]) == 0
+        assert capsys.readouterr().out.splitlines()[-2] == (
+            f"not compared with the accuracy train recorded for epoch 1 ({cut:.6f}): that was measured on 30 "
+            f"test images, this on 60 (--limit 30 measures those)")
+        assert main(["evaluate", "--checkpoint", f"cut/{file}", "--limit", "30", "--no-progress"]) == 0
+        assert capsys.readouterr().out.splitlines()[-2].startswith("reproduces the accuracy train recorded")
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--split", "train", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == ("not compared with a recorded accuracy: train records the "
+                                                        "accuracy on the MNIST test split, this is the train split")
     arrays = dict(np.load("run/checkpoint.npz"))
     meta = json.loads(str(arrays["meta_json"]))
     meta["progress"]["batch"] = 1  # as a Ctrl-C inside epoch 2 saves it

@@ -113,8 +113,8 @@ def describe(info: dict | None) -> str:
     return name + (f" ({', '.join(details)})" if details else "")
 
 
-def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | None:
-    """What ``evaluate`` says about a weights file's recorded accuracy, or None when there is nothing to say.
+def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str:
+    """What ``evaluate`` says about a weights file's recorded accuracy.
 
     Parameters
     ----------
@@ -125,19 +125,21 @@ def recorded_accuracy_note(meta: dict, accuracy: float, samples: int) -> str | N
 
     Returns
     -------
-    str or None
-        None unless the file records an accuracy and the number of test images it was measured on; else
-        one line: that those were other images (``--limit``), or that the number is reproduced, or how
-        many images differ and, when the two BLAS kernels differ, the ``OPENBLAS_CORETYPE`` that picks the
-        recorded one.
+    str
+        One line: why it was not compared (the file records no accuracy, or not on how many images, or
+        those were other images, ``--limit``), or that the number is reproduced, or how many images differ
+        and, when the two BLAS kernels differ, the ``OPENBLAS_CORETYPE`` that picks the recorded one.
     """
     recorded, n = meta.get("test_acc"), meta.get("test_samples")
-    if recorded is None or n is None:
-        return None
+    if recorded is None:
+        return "not compared with a recorded accuracy: the file records none (plain weights, e.g. import-checkpoint's)"
     where = f"the accuracy train recorded for epoch {meta.get('epoch', '?')}"
-    if n != samples:
+    if n is None:
+        return f"not compared with {where} ({recorded:.6f}): the file does not record on how many test images (an older file)"
+    if n != samples:  # train measures the first test_limit images (all without it): --limit picks the same
+        how = f"--limit {n} measures those" if isinstance(n, int) else "leave --limit out to measure them all"
         return (f"not compared with {where} ({recorded:.6f}): that was measured on {n} test images, this on "
-                f"{samples} (leave --limit out to check it)")
+                f"{samples} ({how})")
     diff = round(accuracy * samples) - round(recorded * samples)
     if diff == 0:
         return f"reproduces {where} ({recorded:.6f})"

@@ -461,11 +461,12 @@ def cmd_evaluate(args) -> int:
               f"evaluate the run as it was trained")
     elif args.split == "test" and dataset == cfg.network["dataset"]:
         meta = ck["meta"] if "progress" not in ck["meta"] else _checkpoint_record(ck["meta"], args.limit, len(split.labels))
-        note = recorded_accuracy_note(meta, acc, len(split.labels)) if meta is not None else (
+        print(recorded_accuracy_note(meta, acc, len(split.labels)) if meta is not None else (
             f"not compared with a recorded accuracy: {args.checkpoint} was saved inside an epoch, whose "
-            f"weights no test measured (evaluate its run's weights.npz)")
-        if note:
-            print(note)
+            f"weights no test measured (evaluate its run's weights.npz)"))
+    else:
+        print(f"not compared with a recorded accuracy: train records the accuracy on the {cfg.network['dataset']} "
+              f"test split" + (f", this is the {args.split} split" if args.split != "test" else f", this is {dataset}"))
     print(f"accuracy={acc:.6f}")
     return 0
 
@@ -474,15 +475,13 @@ def _checkpoint_record(meta: dict, limit: int | None, samples: int) -> dict | No
     """A checkpoint's record of its weights' test accuracy, in a weights file's terms (``epoch``,
     ``test_acc``, ``test_samples``, ``engine``; :func:`reference.app.blas.recorded_accuracy_note`): the last
     epoch's row when the checkpoint was saved at an epoch's end; None when it was saved inside an epoch
-    (Ctrl-C), whose weights no test measured; ``{}`` when it has no epoch yet.  The test images are the
+    (Ctrl-C), whose weights no test measured.  The test images are the
     run's ``test_limit`` first ones, or the whole split: ``samples`` when ``--limit`` did not cut it, else
     ``"all the"`` (a checkpoint does not record how many that was)."""
     settings, progress = meta.get("settings") or {}, meta.get("progress") or {}
     rows = progress.get("metrics") or []
-    if progress.get("batch"):
+    if progress.get("batch") or not rows:
         return None
-    if not rows:
-        return {}
     n = settings.get("test_limit") or (samples if limit is None or samples < limit else "all the")
     return {"epoch": rows[-1].get("epoch"), "test_acc": rows[-1].get("test_acc"), "test_samples": n,
             "engine": settings.get("engine")}
