@@ -715,6 +715,23 @@ def test_a_resume_on_other_thread_counts_says_it_is_no_longer_bit_for_bit(tmp_pa
     assert not [s for s in said if s.startswith("note: this session")]  # the same as its last session: quiet
 
 
+def test_a_resume_on_the_other_engine_says_it_is_no_longer_bit_for_bit(tmp_path, splits):
+    """Ninth pass F8: a NumPy run resumed with --engine torch ended at another accuracy than the
+    uninterrupted run, without a word; the thread-count note was given on the NumPy engine only."""
+    pytest.importorskip("torch")
+    out = _run(tmp_path, "run", splits, epochs=1)
+    said = []
+    train(None, out_dir=out, resume=True, epochs=2, engine="torch", progress=False, log=said.append,
+          callbacks=NO_FIGURES, splits=splits)
+    assert ("note: the run trained on the numpy engine, this session on the torch engine; their float32 kernels "
+            "round differently, so the resumed run is not bit for bit what one engine would have made (leave "
+            "--engine out to keep it so)") in said, said
+    said.clear()
+    train(None, out_dir=out, resume=True, epochs=3, engine="torch", progress=False, log=said.append,
+          callbacks=NO_FIGURES, splits=splits)
+    assert not [s for s in said if "engine would have made" in s]  # its last session was on torch: quiet
+
+
 def test_an_out_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, splits):
     """Issue 30, second pass: an --out nested past PATH_MAX failed but left 272 empty folders."""
     deep = os.path.join(str(tmp_path / "deep"), *(["abcdefghijklmn"] * 300))

@@ -482,6 +482,7 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     if conflicts:
         raise RunError(f"--resume {folder.path}: these settings differ from the run's and cannot change: "
                        f"{'; '.join(conflicts)}. Leave them out to resume, or start a new run with another --out")
+    trained_on = settings.engine
     for key in Settings.RESUMABLE:  # a resumed run may be given more epochs or time
         if getattr(given, key) is not None:
             setattr(settings, key, getattr(given, key))
@@ -503,7 +504,11 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             log(f"{folder.file(CONFIG)} was missing; wrote it again from the checkpoint's config")
     if eng.writer and state.epoch < settings.epochs:  # a finished run says "nothing to do" in the loop
         log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
-        if eng.name == "numpy":
+        if (trained_on or "numpy") != settings.engine:
+            log(f"note: the run trained on the {trained_on or 'numpy'} engine, this session on the {settings.engine} "
+                f"engine; their float32 kernels round differently, so the resumed run is not bit for bit what one "
+                f"engine would have made (leave --engine out to keep it so)")
+        elif eng.name == "numpy":
             changed = _bits_setting_changed(folder)
             if changed:
                 log(f"note: {changed}; float32 round-off then differs, so the resumed run is not bit for bit "
