@@ -1424,3 +1424,22 @@ def test_a_ctrl_c_while_the_demo_draws_says_the_run_is_complete(tmp_path, splits
     assert capsys.readouterr().out.strip().endswith(
         f"interrupted while the demo drew its figures: the run in {out} has finished and is saved, but "
         f"membrane_traces.png and spike_raster.png may be missing (the demo draws them when run again)")
+
+
+def test_a_resume_of_a_folder_without_a_checkpoint_gives_a_hint_that_works(tmp_path, splits):
+    """Ninth pass F10: --resume of a user's folder, or of a run whose checkpoint was deleted, suggested
+    ``start a run with --config ... --out`` that very folder, which is refused (or, with --overwrite, would
+    delete the weights that are left).  Only an empty folder gets that hint now."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    run = _run(tmp_path, "run", splits, epochs=1)
+    os.remove(os.path.join(run, "checkpoint.npz"))
+    (tmp_path / "empty").mkdir()
+    for folder in (str(mine), run):
+        with pytest.raises(RunError) as err:
+            train(None, out_dir=folder, resume=True, progress=False, log=lambda *a: None, splits=splits)
+        assert str(err.value) == (f"--resume {folder}: the folder holds no checkpoint.npz, so there is nothing to "
+                                  f"resume; a new run needs a folder of its own (--out another folder)")
+    with pytest.raises(RunError, match=r"nothing to resume; start a run with --config \.\.\. --out"):
+        train(None, out_dir=str(tmp_path / "empty"), resume=True, progress=False, log=lambda *a: None, splits=splits)

@@ -824,6 +824,10 @@ class RunFolder:
             raise RunError(f"--resume {folder.path}: no such run folder")
         aside = os.path.lexists(folder.file(REPLACED))
         if not os.path.exists(folder.file(CHECKPOINT)) and not aside:
+            if folder.run_files() or folder.foreign_entries():  # a run's other files, or a user's: not to be
+                # replaced by the new run the hint would start (and refused by it)
+                raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT}, so there is nothing "
+                               f"to resume; a new run needs a folder of its own (--out another folder)")
             raise RunError(f"--resume {folder.path}: the folder holds no {CHECKPOINT} (nothing to resume; "
                            f"start a run with --config ... --out {folder.path})")
         folder.refuse_links()
