@@ -1443,3 +1443,17 @@ def test_a_resume_of_a_folder_without_a_checkpoint_gives_a_hint_that_works(tmp_p
                                   f"resume; a new run needs a folder of its own (--out another folder)")
     with pytest.raises(RunError, match=r"nothing to resume; start a run with --config \.\.\. --out"):
         train(None, out_dir=str(tmp_path / "empty"), resume=True, progress=False, log=lambda *a: None, splits=splits)
+
+
+def test_a_resume_says_when_the_best_epochs_weights_are_gone(tmp_path, splits):
+    """Ninth pass F11: a deleted best_weights.npz was never mentioned (and is written again only by an
+    epoch that beats the best)."""
+    from reference.app.runs import read_meta
+
+    out = _run(tmp_path, "run", splits, epochs=1)
+    best = read_meta(os.path.join(out, "best_weights.npz"))
+    os.remove(os.path.join(out, "best_weights.npz"))
+    said = []
+    train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
+    assert (f"note: {os.path.join(out, 'best_weights.npz')} is missing: the weights of the run's best epoch, 1 (test "
+            f"accuracy {best['test_acc']:.4f}), are gone; a later epoch that beats it writes the file again") in said, said

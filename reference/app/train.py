@@ -25,7 +25,7 @@ from .data import DataError, iterate_minibatches, load_cifar10, load_dataset, no
 from ..engines import make_engine, world_size
 from ..engines.evaluation import Split, eval_batch_size, evaluate  # noqa: F401  (part of this module's interface)
 from ..options import NetOptions
-from .runs import (CHECKPOINT, CONFIG, LOCK, METRICS, RUN_LOG, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
+from .runs import (BEST_WEIGHTS, CHECKPOINT, CONFIG, LOCK, METRICS, RUN_LOG, CheckpointError, Progress, ReadOnlyFolder, RunError, RunFolder,
                    HeldSignal, Settings, StopSignal, read_metrics)
 # Re-exported for code that imported them from here before the run folder had a module of its own.
 from .runs import METRIC_COLUMNS, load_checkpoint, save_weights  # noqa: F401,E402
@@ -504,6 +504,10 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             log(f"{folder.file(CONFIG)} was missing; wrote it again from the checkpoint's config")
     if eng.writer and state.epoch < settings.epochs:  # a finished run says "nothing to do" in the loop
         log(f"resuming {folder.path} at epoch {state.epoch + 1}, batch {state.batch}")
+        if state.best_epoch and not os.path.lexists(folder.file(BEST_WEIGHTS)):
+            log(f"note: {folder.file(BEST_WEIGHTS)} is missing: the weights of the run's best epoch, "
+                f"{state.best_epoch} (test accuracy {state.best_test_acc:.4f}), are gone; a later epoch that "
+                f"beats it writes the file again")
         if (trained_on or "numpy") != settings.engine:
             log(f"note: the run trained on the {trained_on or 'numpy'} engine, this session on the {settings.engine} "
                 f"engine; their float32 kernels round differently, so the resumed run is not bit for bit what one "
