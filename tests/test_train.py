@@ -1457,3 +1457,16 @@ def test_a_resume_says_when_the_best_epochs_weights_are_gone(tmp_path, splits):
     train(None, out_dir=out, resume=True, epochs=2, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
     assert (f"note: {os.path.join(out, 'best_weights.npz')} is missing: the weights of the run's best epoch, 1 (test "
             f"accuracy {best['test_acc']:.4f}), are gone; a later epoch that beats it writes the file again") in said, said
+
+
+def test_a_finished_runs_resume_names_a_figure_it_leaves(tmp_path, splits, capsys):
+    """Ninth pass F9: a finished run's resume (nothing to train) left a user's picture under a figure's
+    name without the note a resume that trains gives."""
+    out = _run(tmp_path, "run", splits, epochs=1, callbacks=None)
+    curve = os.path.join(out, "learning_curve.png")
+    with open(curve, "wb") as fh:
+        fh.write(b"my own picture")
+    capsys.readouterr()
+    train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
+    assert open(curve, "rb").read() == b"my own picture"
+    assert capsys.readouterr().err.count(f"note: {curve} is not a figure a run drew") == 1

@@ -194,7 +194,18 @@ class Figures(Callback):
             self._draw()
 
     def missing(self, folder):
-        return not all(os.path.exists(folder.file(name)) for name in self.names)
+        from . import plots
+
+        for name in self.names:  # a finished run's resume draws nothing else: say what stays as it is
+            if os.path.lexists(folder.file(name)) and plots.not_a_png(folder.file(name)):
+                self._note_left(folder.file(name))
+        return not all(os.path.lexists(folder.file(name)) for name in self.names)
+
+    def _note_left(self, path):
+        if path not in self._left:  # said once per session
+            self._left.add(path)
+            print(f"note: {path} is not a figure a run drew (a user's file of that name, or one drawn before "
+                  f"this version); it is left as it is: move it away to have it redrawn", file=sys.stderr)
 
     def on_stop(self):
         if self._pending is not None:
@@ -215,11 +226,7 @@ class Figures(Callback):
                 lambda: plots.confusion_matrix(labels, preds, config.network["n_class"], title="test set, last epoch"))):
             path = folder.file(name)
             if plots.not_a_png(path):  # a user's own picture of that name (or a figure drawn before 8 Dec
-                if path not in self._left:  # 2026, which has no mark): never replaced
-                    self._left.add(path)
-                    print(f"note: {path} is not a figure a run drew (a user's file of that name, or one drawn "
-                          f"before this version); it is left as it is: move it away to have it redrawn",
-                          file=sys.stderr)
+                self._note_left(path)  # 2026, which has no mark): never replaced
                 continue
             plots.save(draw(), path)
         self._drawn_at = time.perf_counter()
