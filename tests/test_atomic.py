@@ -99,3 +99,31 @@ def test_signals_held_delivers_a_signal_after_its_block():
             done.append("whole")
         time.sleep(0.05)
     assert done == ["whole"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("at", ["mkstemp", "replace"])
+def test_a_ctrl_c_held_at_a_temporary_files_listing_leaves_no_temporary_file(tmp_path, monkeypatch, at):
+    """Tenth pass F5: a Ctrl-C that came while the temporary file was made (and listed) was sent again
+    as that block ended, outside the clean-up: a double Ctrl-C left ``.checkpoint.npz.<rand>.tmp``, once as
+    the only file of a new run's folder.  At the rename, the file is in place and nothing is removed."""
+    import signal
+    import tempfile
+
+    from reference.app import atomic
+
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    real = tempfile.mkstemp if at == "mkstemp" else os.replace
+
+    def with_a_ctrl_c(*args, **kwargs):
+        out = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # held by signals_held, sent again when its block ends
+        return out
+
+    monkeypatch.setattr(tempfile if at == "mkstemp" else atomic.os, "mkstemp" if at == "mkstemp" else "replace",
+                        with_a_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"] and not atomic._UNFINISHED
+    assert target.read_bytes() == (b"old" if at == "mkstemp" else b"new")

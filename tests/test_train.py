@@ -1470,3 +1470,19 @@ def test_a_finished_runs_resume_names_a_figure_it_leaves(tmp_path, splits, capsy
     train(None, out_dir=out, resume=True, progress=False, log=lambda *a: None, splits=splits)
     assert open(curve, "rb").read() == b"my own picture"
     assert capsys.readouterr().err.count(f"note: {curve} is not a figure a run drew") == 1
+
+
+def test_a_second_ctrl_c_says_what_the_checkpoint_holds(tmp_path, splits):
+    """Tenth pass F5: a double Ctrl-C in a run ended with a bare "interrupted", though its first epoch was
+    saved and resumable.  The line now says what the checkpoint on disk holds."""
+    out = str(tmp_path / "run")
+
+    def hook(point, step):
+        if (step, point) == (7, "adamw"):  # epoch 2 (5 batches an epoch), after epoch 1 was committed
+            raise KeyboardInterrupt
+
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, out_dir=out, seed=5, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits,
+              fault_hook=hook)
+    assert said[-1] == f"\ninterrupted again: the checkpoint holds 1 finished epoch; continue with --resume {out}"

@@ -89,14 +89,13 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
         raise WriteError(f"cannot write {path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise WriteError(f"cannot write {path}: it is a folder")
+    fd = tmp = None
     try:
-        with signals_held():
+        with signals_held():  # a signal held here is sent again as the block ends: inside the try below,
             fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-            _UNFINISHED.add(tmp)
-    except OSError as err:
-        raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
+            _UNFINISHED.add(tmp)  # which then removes the temporary file it made
         with os.fdopen(fd, "wb") as fh:
+            fd = None  # closed with fh from here on
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -104,12 +103,16 @@ def atomic_write(path, write: Callable, mode: int = 0o644) -> str:
         with signals_held():
             os.replace(tmp, path)
             _UNFINISHED.discard(tmp)
+            tmp = None  # in place: nothing to remove, even when a held signal is sent again below
     except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        _UNFINISHED.discard(tmp)
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            _UNFINISHED.discard(tmp)
         if isinstance(err, OSError) and not isinstance(err, WriteError):
             raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
         raise

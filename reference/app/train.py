@@ -360,7 +360,7 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
             if eng.writer and kept:
                 folder.log_session(session_record(
                     command, settings, first_epoch, state.epoch, time.perf_counter() - wall0, interrupted, resume))
-    except BaseException:
+    except BaseException as err:
         # kept or undone by what reached the disk: a step counted in memory only is not the new run's yet
         started = state is not None and (state.epoch > 0 or state.batch > 0) and (
             resume or folder is None or not eng or not eng.writer or folder.has_committed_step())
@@ -374,6 +374,8 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
                 folder.drop_replaced()  # the new run is resumable: the one it replaced goes
                 if eng is not None and eng.writer and committed is not None:
                     _log_stopped_session(folder, command, settings, first_epoch, committed.epoch, wall0, resume)
+                if isinstance(err, KeyboardInterrupt) and eng is not None and eng.writer:
+                    log(f"\ninterrupted again: {_what_is_saved(folder)}; continue with --resume {folder.path}")
             folder.unlock()
         if eng is not None:  # leave a process group at once (the other processes stop with torchrun)
             eng.abort(net)
@@ -382,6 +384,17 @@ def train(config, *, out_dir: str, epochs: int | None = None, batch_size: int | 
     last = state.metrics[-1] if state.metrics else {}
     return {**last, "out_dir": out_dir, "checkpoint": folder.file(CHECKPOINT), "net": net,
             "test_set": test_set, "interrupted": interrupted, "writer": eng.writer, "kept": kept}
+
+
+def _what_is_saved(folder) -> str:
+    """Where the run's checkpoint on disk stands, for a session stopped by a second Ctrl-C (the state in
+    memory may be a step ahead of it)."""
+    try:
+        p = folder.read_checkpoint()["progress"]
+    except (RunError, OSError, KeyError):
+        return "its checkpoint could not be read back"
+    return f"the checkpoint holds epoch {p.epoch + 1}, batch {p.batch}" if p.batch else \
+        f"the checkpoint holds {p.epoch} finished epoch{'s' if p.epoch != 1 else ''}"
 
 
 #: Environment variables that decide a run's threads and BLAS kernel (so its bits), kept in ``run.log``.
