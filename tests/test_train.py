@@ -1199,6 +1199,37 @@ def test_summarize_names_every_folder_it_does_not_count(tmp_path, splits):
         assert [r["folders"] for r in csv.DictReader(fh)] == ["a"]
 
 
+def test_summary_and_runs_csv_count_the_same_runs(tmp_path, splits):
+    """Tenth pass F1, F2: runs.csv kept a row for a folder the summary skipped as a copy, and a run one
+    level down was in runs.csv but left out of the summary without a word.  Both tables now read one
+    list: a copy counts in neither (a deeper copy of a run directly under the folder is the copy), and
+    a deeper run, which only runs.csv lists (as results/reruns/), is named as skipped by the groups."""
+    import csv
+    import shutil
+
+    from reference.app.summary import summarize
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    a = _run(runs, "a", splits, epochs=1, seed=5)
+    _run(runs, "c", splits, epochs=1, seed=6)
+    shutil.copytree(a, runs / "b")
+    (runs / "0_deeper").mkdir()
+    shutil.copytree(a, runs / "0_deeper" / "a_again")  # sorts first, lies deeper
+    _run(runs / "0_deeper", "d", splits, epochs=1, seed=7)
+    skipped = []
+    summarize(str(runs), skipped)
+    same = "a copy of a (the same weights, SHA-256 "
+    assert [(os.path.relpath(f, runs), why[:len(same)] if why.startswith("a copy") else why) for f, why in skipped] == [
+        ("0_deeper/a_again", same),
+        ("0_deeper/d", f"in a subfolder: the groups count the runs directly under {runs} (runs.csv lists it)"),
+        ("b", same)]
+    with open(runs / "runs.csv") as fh:
+        assert [r["run"] for r in csv.DictReader(fh)] == ["0_deeper/d", "a", "c"]
+    with open(runs / "summary.csv") as fh:
+        assert [r["folders"] for r in csv.DictReader(fh)] == ["a c"]
+
+
 def test_a_new_run_refuses_a_folder_of_other_files_and_one_inside_a_run(tmp_path, splits):
     """Sixth pass F3/F4: ``train --out ..`` (or ``~``, or a link to a user's folder) wrote the nine run files
     among the user's own, and ``--out RUN/sub`` made a run inside a run's folder.  A new run takes a new or

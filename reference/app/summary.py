@@ -394,36 +394,64 @@ def _identities(folder: str, run: RunResult) -> list[tuple[str, str]]:
     return out
 
 
-def read_runs(directory: str, skipped: list | None = None) -> list[RunResult]:
-    """The :class:`RunResult` of every run folder directly under ``directory`` (a folder that counts as a
-    run, :func:`not_a_run`), in the order of the folders' names.  ``skipped``, if given, receives
-    ``(folder, why)`` for each folder that holds a run's files (:func:`_may_hold_a_run`) but does not
-    count, for a copy of a folder counted before it, and for a link to a folder (runs.csv does not follow
-    links either)."""
-    runs, seen = [], {}
-    for name in sorted(os.listdir(directory)):
-        folder = os.path.join(directory, name)
-        if os.path.islink(folder) and os.path.isdir(folder) and _may_hold_a_run(folder):
-            if skipped is not None:  # runs.csv walks the folders without following links: both count alike
-                skipped.append((folder, f"a link to {os.path.realpath(folder)}: a run counts in the folder "
-                                        f"where it lies, not through a link"))
-        elif os.path.isdir(folder) and _may_hold_a_run(folder):
-            run, why = _read_or_why(folder)
-            identities = []
-            if why is None:
-                try:
-                    identities = _identities(folder, run)
-                except (RunError, *UNREADABLE) as err:
-                    run, why = None, f"{type(err).__name__}: {str(err)[:160]}"
-            same = next((i for i in identities if i in seen), None)
-            if same is not None:  # a copied folder is not a second seed
-                what = "weights" if same[0] == "weights" else "seed and metrics.csv"
-                why = f"a copy of {seen[same]} (the same {what}, SHA-256 {same[1][:12]}...)"
-            if why is None:
-                runs.append(run)
-                seen.update((i, name) for i in identities)
-            elif skipped is not None:
-                skipped.append((folder, why))
+def counted_folders(directory: str) -> list[tuple[str, RunResult | None, str | None]]:
+    """``(folder, run, why)`` for every folder at any depth under ``directory`` that holds a run's files
+    (:func:`_may_hold_a_run`), in the order of their paths: ``run`` when it counts (:func:`not_a_run`;
+    its :attr:`RunResult.folder` is its path relative to ``directory``), else ``why`` not.  A copy of a
+    folder counted before it (the same weights, or the same seed and metrics.csv) does not count, nor
+    does a link to a folder (a run counts where it lies), nor an interrupted ``--overwrite``'s
+    ``.replaced/``.  The one list the summary's groups and ``runs.csv`` both read, so they always name
+    the same runs."""
+    import dataclasses
+
+    out, seen, walked = [], {}, []
+    for here, dirs, _ in os.walk(directory):  # (links are not followed: they are listed below)
+        dirs[:] = sorted(d for d in dirs if d != REPLACED)  # an interrupted --overwrite's old run is no run of its own
+        walked += [(os.path.join(here, d), True) for d in dirs if os.path.islink(os.path.join(here, d))]
+        if here != directory:
+            walked.append((here, False))
+    # the shallower first: a run directly under the directory is the original of a copy deeper down
+    for folder, is_link in sorted(walked, key=lambda w: (w[0].count(os.sep), w[0])):
+        if not _may_hold_a_run(folder):
+            continue
+        if is_link:
+            out.append((folder, None, f"a link to {os.path.realpath(folder)}: a run counts in the folder where "
+                                      f"it lies, not through a link"))
+            continue
+        name = os.path.relpath(folder, directory)
+        run, why = _read_or_why(folder)
+        identities = []
+        if why is None:
+            try:
+                identities = _identities(folder, run)
+            except (RunError, *UNREADABLE) as err:
+                run, why = None, f"{type(err).__name__}: {str(err)[:160]}"
+        same = next((i for i in identities if i in seen), None)
+        if same is not None:  # a copied folder is not a second seed
+            what = "weights" if same[0] == "weights" else "seed and metrics.csv"
+            run, why = None, f"a copy of {seen[same]} (the same {what}, SHA-256 {same[1][:12]}...)"
+        if why is None:
+            seen.update((i, name) for i in identities)
+            run = dataclasses.replace(run, folder=name)
+        out.append((folder, run, why))
+    return sorted(out, key=lambda entry: entry[0])
+
+
+def read_runs(directory: str, skipped: list | None = None, counted: list | None = None) -> list[RunResult]:
+    """The :class:`RunResult` of every run folder directly under ``directory`` (of
+    :func:`counted_folders`, or ``counted``, its result), in the order of their names: the runs a
+    summary's groups count.  ``skipped``, if given, receives ``(folder, why)`` for each folder of a run's
+    files that does not count, and for each run deeper down (``runs.csv`` lists those, e.g. the reruns
+    of ``results/reruns/``)."""
+    runs = []
+    for folder, run, why in counted_folders(directory) if counted is None else counted:
+        if run is not None and os.sep in run.folder:
+            run, why = None, (f"in a subfolder: the groups count the runs directly under {directory} "
+                              f"(runs.csv lists it)")
+        if run is not None:
+            runs.append(run)
+        elif skipped is not None:
+            skipped.append((folder, why))
     return runs
 
 
@@ -470,29 +498,21 @@ def _first_command(folder: str) -> str | None:
     return None
 
 
-def run_rows(directory: str, skipped: list | None = None) -> list[dict]:
-    """One :data:`RUNS_COLUMNS` row per run folder at any depth under ``directory`` (a folder that counts
-    as a run, :func:`not_a_run`; links are not followed), in the order of their paths; accuracies as
-    fractions, as in ``metrics.csv``, ``seconds`` the training time summed over the epochs (empty when
-    its metrics.csv has no such column).  ``skipped`` receives ``(folder, why)`` for the others."""
+def run_rows(directory: str, skipped: list | None = None, counted: list | None = None) -> list[dict]:
+    """One :data:`RUNS_COLUMNS` row per run folder under ``directory`` (:func:`counted_folders`, or
+    ``counted``, its result: the runs the summary's groups count), in the order of their paths; accuracies as
+    ``metrics.csv``, ``seconds`` the training time summed over the epochs (empty when its metrics.csv has
+    no such column).  ``skipped`` receives ``(folder, why)`` for the others."""
     rows = []
-    walked = []
-    for here, dirs, files in os.walk(directory):
-        dirs[:] = [d for d in dirs if d != REPLACED]  # an interrupted --overwrite's old run is no run of its own
-        walked.append((here, here != directory and _may_hold_a_run(here)))
-    for here, holds_metrics in sorted(walked):
-        if not holds_metrics:
-            continue
-        run, why = _read_or_why(here)
-        if run is None:
-            if skipped is not None:
-                skipped.append((here, why))
-            continue
-        try:
-            rows.append(_run_row(directory, here, run))
-        except (RunError, *UNREADABLE) as err:
-            if skipped is not None:
-                skipped.append((here, f"{type(err).__name__}: {str(err)[:160]}"))
+    for here, run, why in counted_folders(directory) if counted is None else counted:
+        if run is not None:
+            try:
+                rows.append(_run_row(directory, here, run))
+                continue
+            except (RunError, *UNREADABLE) as err:
+                why = f"{type(err).__name__}: {str(err)[:160]}"
+        if skipped is not None:
+            skipped.append((here, why))
     return rows
 
 
@@ -557,7 +577,8 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
     group of seeds; accuracies in percent).  With no run folder, writes nothing.  ``ValueError``, before
     anything is written, for a README whose markers are unpaired or out of order.  ``skipped`` receives
     the folders that do not count as runs, with why (:func:`read_runs`)."""
-    runs = read_runs(directory, skipped)
+    counted = counted_folders(directory)  # one reading for the groups and runs.csv
+    runs = read_runs(directory, skipped, counted)
     rows = []
     for group, members in groups_of(runs).items():
         best_mean, best_std = _mean_std([100 * r.best for r in members])
@@ -592,7 +613,7 @@ def summarize(directory: str, skipped: list | None = None) -> list[dict]:
         except ValueError as err:
             raise ValueError(f"{readme}: {err}") from None
     _refuse_foreign_outputs(directory)  # before anything is written
-    every_run = runs_csv(run_rows(directory))  # read before anything is written, too
+    every_run = runs_csv(run_rows(directory, counted=counted))  # made before anything is written, too
     out = io.StringIO()
     writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
