@@ -1133,6 +1133,11 @@ def test_summarize_skips_an_edited_config_and_another_runs_weights(tmp_path, spl
         assert not_a_run(a).startswith(f"{name} is of another run than its checkpoint.npz (run ")
         shutil.copy(kept, os.path.join(a, name))
     assert not_a_run(a) is None
+    shutil.copy(os.path.join(a, "run.log"), tmp_path / "run.log")  # tenth pass F3: another run's run.log
+    shutil.copy(os.path.join(b, "run.log"), os.path.join(a, "run.log"))  # (runs.csv's command was b's)
+    assert not_a_run(a).startswith("run.log logs sessions of another run than its checkpoint.npz (run ")
+    shutil.copy(tmp_path / "run.log", os.path.join(a, "run.log"))
+    assert not_a_run(a) is None
 
 
 def test_summarize_holds_the_best_epoch_to_best_weights_once_the_checkpoint_is_gone(tmp_path, splits):

@@ -509,6 +509,21 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def other_run_in_log(path, run_id: str | None) -> str | None:
+    """The first run id other than ``run_id`` among the sessions ``run.log`` at ``path`` records (a log
+    copied in from another run), or None: none, no ``run_id`` to compare, or no readable log (an
+    unreadable run.log is reported where it is read, the demo, and never trusted)."""
+    if not run_id or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            ids = {json.loads(line).get("run_id") for line in fh if line.strip()}
+    except (ValueError, AttributeError, OSError):
+        return None
+    other = sorted(i for i in ids - {None, run_id} if isinstance(i, str))
+    return other[0] if other else None
+
+
 def is_run_folder(folder) -> bool:
     """Whether ``folder`` holds a run: its checkpoint, weights or record (``settings.json``) as a regular
     file.  Only ``train`` and ``demo`` write into such a folder; every other command's output goes elsewhere."""
@@ -1095,15 +1110,9 @@ class RunFolder:
             latest = progress.epoch + 1 if name == WEIGHTS else max(progress.best_epoch, progress.epoch) + 1
             if epoch is not None and (epoch > latest or name == WEIGHTS and epoch < progress.epoch):
                 refuse(name, f"its weights are of epoch {epoch}, the checkpoint has finished {progress.epoch}")
-        if settings.run_id and os.path.isfile(self.file(RUN_LOG)):
-            try:
-                with open(self.file(RUN_LOG), encoding="utf-8", errors="replace") as fh:
-                    ids = {json.loads(line).get("run_id") for line in fh if line.strip()}
-            except (ValueError, AttributeError, OSError):
-                return  # an unreadable run.log is reported where it is read (demo), never trusted here
-            other = sorted(i for i in ids - {None, settings.run_id} if isinstance(i, str))
-            if other:
-                refuse(RUN_LOG, f"it logs sessions of run {other[0][:8]}..., the checkpoint's is {settings.run_id[:8]}...")
+        other = other_run_in_log(self.file(RUN_LOG), settings.run_id)
+        if other:
+            refuse(RUN_LOG, f"it logs sessions of run {other[:8]}..., the checkpoint's is {settings.run_id[:8]}...")
 
     def read_config_file(self) -> Config | None:
         """The folder's ``config.yaml`` (None when absent)."""

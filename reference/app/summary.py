@@ -33,7 +33,7 @@ from .atomic import atomic_write_text
 from ..config import load_config, load_config_text
 from ..options import NetOptions
 from .runs import (BEST_WEIGHTS, CHECKPOINT, REPLACED, RUN_LOG, SETTINGS, WEIGHTS, RunError, is_run_folder,
-                   read_meta, read_npz, read_settings_json)
+                   other_run_in_log, read_meta, read_npz, read_settings_json)
 
 #: Columns of ``runs.csv``, one row per run.
 RUNS_COLUMNS = ("run", "dataset", "network", "variant", "options", "seed", "epochs", "best_acc", "best_epoch",
@@ -275,6 +275,9 @@ def _not_the_runs_files(folder: str, cfg) -> str | None:
         other = read_meta(path).get("run_id") if run_id and os.path.isfile(path) else None
         if other and other != run_id:
             return f"{name} is of another run than its {CHECKPOINT} (run {other[:8]}..., the checkpoint's {run_id[:8]}...)"
+    other = other_run_in_log(os.path.join(folder, RUN_LOG), run_id)
+    if other:  # runs.csv's command would be the other run's
+        return f"{RUN_LOG} logs sessions of another run than its {CHECKPOINT} (run {other[:8]}..., the checkpoint's {run_id[:8]}...)"
     return None
 
 
