@@ -461,9 +461,11 @@ def cmd_evaluate(args) -> int:
               f"evaluate the run as it was trained")
     elif args.split == "test" and dataset == cfg.network["dataset"]:
         meta = ck["meta"] if "progress" not in ck["meta"] else _checkpoint_record(ck["meta"], args.limit, len(split.labels))
+        weights = os.path.join(os.path.dirname(args.checkpoint), "weights.npz")
         print(recorded_accuracy_note(meta, acc, len(split.labels)) if meta is not None else (
             f"not compared with a recorded accuracy: {args.checkpoint} was saved inside an epoch, whose "
-            f"weights no test measured (evaluate its run's weights.npz)"))
+            f"weights no test measured " + (f"(evaluate {weights}, the last finished epoch's)" if os.path.isfile(weights)
+                                            else "(no epoch of the run has finished yet)")))
     else:
         print(f"not compared with a recorded accuracy: train records the accuracy on the {cfg.network['dataset']} "
               f"test split" + (f", this is the {args.split} split" if args.split != "test" else f", this is {dataset}"))
