@@ -1048,7 +1048,8 @@ def _user_error(err: Exception) -> str | None:
 
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return (f"process {os.environ.get('RANK', '?')} of {world_size()}: another process of this run ended "
-                f"(its own error, above, says why), so this one stopped too ({first[:160]})")
+                f"(its own error line, or torchrun's report of how it ended, says why), so this one stopped too "
+                f"({first[:160]})")
     return None
 
 
