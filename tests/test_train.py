@@ -713,6 +713,16 @@ def test_a_resume_on_other_thread_counts_says_it_is_no_longer_bit_for_bit(tmp_pa
     said.clear()
     train(None, out_dir=out, resume=True, epochs=3, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
     assert not [s for s in said if s.startswith("note: this session")]  # the same as its last session: quiet
+    lines = open(os.path.join(out, "run.log")).read().splitlines()  # tenth pass F6: the number of processes
+    last = json.loads(lines[-1])
+    assert last["processes"] == 1
+    last["processes"] = 2  # as if the last session had run under torchrun with 2 processes
+    with open(os.path.join(out, "run.log"), "w") as fh:
+        fh.write("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+    said.clear()
+    train(None, out_dir=out, resume=True, epochs=4, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits)
+    note = [s for s in said if s.startswith("note: this session runs with")]
+    assert len(note) == 1 and "processes 1 (the run's last session: 2)" in note[0], said
 
 
 def test_a_resume_on_the_other_engine_says_it_is_no_longer_bit_for_bit(tmp_path, splits):

@@ -428,8 +428,9 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
     """One training session as ``run.log`` keeps it (one JSON line, :meth:`RunFolder.log_session`).
 
     ``epochs`` is ``[first, last]`` of the epochs this session finished (1-based; ``first > last`` when it
-    finished none), ``seconds`` its wall time; ``blas`` (library, version, kernel), ``threads`` (OpenBLAS's
-    and Numba's) and ``env`` (:data:`RUN_ENV`, where set) are what a bit-for-bit rerun must match.
+    finished none), ``seconds`` its wall time; ``processes`` (torchrun's), ``blas`` (library, version,
+    kernel), ``threads`` (OpenBLAS's and Numba's) and ``env`` (:data:`RUN_ENV`, where set) are what a
+    bit-for-bit rerun must match.
     """
     import platform
 
@@ -442,7 +443,7 @@ def session_record(command: str | None, settings: Settings, first_epoch: int, la
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds)),
             "command": command, "resumed": bool(resumed), "run_id": settings.run_id, "seed": settings.seed,
             "epochs": [first_epoch + 1, last_epoch], "interrupted": bool(interrupted),
-            "seconds": round(seconds, 1), "engine": settings.engine, "blas": blas_info(),
+            "seconds": round(seconds, 1), "engine": settings.engine, "processes": world_size(), "blas": blas_info(),
             "threads": {"openblas": openblas_threads(), "numba": numba.get_num_threads()},
             "env": {k: os.environ[k] for k in RUN_ENV if k in os.environ},
             "versions": {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
@@ -532,17 +533,18 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             log(f"note: the run trained on the {trained_on or 'numpy'} engine, this session on the {settings.engine} "
                 f"engine; their float32 kernels round differently, so the resumed run is not bit for bit what one "
                 f"engine would have made (leave --engine out to keep it so)")
-        elif eng.name == "numpy":
-            changed = _bits_setting_changed(folder)
+        else:
+            changed = _bits_setting_changed(folder, eng.name)
             if changed:
                 log(f"note: {changed}; float32 round-off then differs, so the resumed run is not bit for bit "
                     f"what one uninterrupted session would have made (set them as before to keep it so)")
     return net, opt, cfg, settings, state, eng
 
 
-def _bits_setting_changed(folder) -> str | None:
+def _bits_setting_changed(folder, engine: str = "numpy") -> str | None:
     """What differs between this process and the run's last recorded session in what decides float32 bits
-    (OpenBLAS's kernel, its and Numba's thread counts; ``run.log``), or None (same, or not recorded)."""
+    (the number of training processes, which sum the gradient in another order; on the NumPy engine also
+    OpenBLAS's kernel, its and Numba's thread counts; ``run.log``), or None (same, or not recorded)."""
     import json
 
     import numba
@@ -553,11 +555,14 @@ def _bits_setting_changed(folder) -> str | None:
         last = json.loads(lines[-1]) if lines else {}
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    now = {"kernel": blas_info().get("core"), "OpenBLAS threads": openblas_threads(),
-           "Numba threads": numba.get_num_threads()}
-    was = {"kernel": (last.get("blas") or {}).get("core"),
-           "OpenBLAS threads": (last.get("threads") or {}).get("openblas"),
-           "Numba threads": (last.get("threads") or {}).get("numba")}
+    now = {"processes": world_size()}
+    was = {"processes": last.get("processes")}  # (recorded since 8 Dec 2026)
+    if engine == "numpy":
+        now.update({"kernel": blas_info().get("core"), "OpenBLAS threads": openblas_threads(),
+                    "Numba threads": numba.get_num_threads()})
+        was.update({"kernel": (last.get("blas") or {}).get("core"),
+                    "OpenBLAS threads": (last.get("threads") or {}).get("openblas"),
+                    "Numba threads": (last.get("threads") or {}).get("numba")})
     diff = [f"{k} {now[k]} (the run's last session: {was[k]})" for k in now
             if was[k] is not None and now[k] is not None and was[k] != now[k]]
     return "this session runs with " + ", ".join(diff) if diff else None
