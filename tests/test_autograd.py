@@ -539,3 +539,36 @@ def test_network_check_runs_on_the_cifar_configs(config):
     x = np.random.default_rng(0).random((1, *net.config.input_shape)).astype(np.float32)
     rows = check_network(path, b, net.weights, x, np.array([3]), dtype="float32")
     assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]
+
+
+_BPTT_SIGNAL_CHILD = """
+import os, runpy, signal, sys
+from reference.app import plots
+
+real = plots.plot_bptt
+
+
+def with_a_ctrl_c(*args, **kwargs):  # a Ctrl-C while the figure is drawn, after the CSV is written
+    os.kill(os.getpid(), signal.SIGINT)
+    return real(*args, **kwargs)
+
+
+plots.plot_bptt = with_a_ctrl_c
+sys.argv = ["reference", "bptt-compare", *sys.argv[1:]]
+runpy.run_module("reference", run_name="__main__")
+"""
+
+
+def test_bptt_compare_says_it_wrote_its_pair_before_a_held_ctrl_c_ends_it(inputs_npz, tmp_path):
+    """Tenth pass F9: a Ctrl-C while bptt-compare wrote its CSV and figure was held until both were
+    written, as it should be, but the command then said only "interrupted", as if it had written nothing."""
+    import subprocess
+    import sys
+
+    framework("torch")
+    out = tmp_path / "b"
+    proc = subprocess.run([sys.executable, "-c", _BPTT_SIGNAL_CHILD, "--config", MLP, "--inputs", inputs_npz,
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 130 and proc.stderr.strip() == "interrupted", proc.stderr[-1500:]
+    assert proc.stdout.splitlines()[-1] == f"wrote {out / 'bptt_compare.png'} and bptt_compare.csv"
+    assert sorted(os.listdir(out)) == ["bptt_compare.csv", "bptt_compare.png"]

@@ -733,7 +733,7 @@ def cmd_bptt(args) -> int:
         with signals_held():  # the pair is written whole: a Ctrl-C between them left one run's CSV, another's PNG
             _write_bptt_csv(rows, os.path.join(args.out, "bptt_compare.csv"))
             png = plot_bptt(rows, os.path.join(args.out, "bptt_compare.png"), os.path.basename(args.config))
-        print(f"wrote {png} and bptt_compare.csv")
+            print(f"wrote {png} and bptt_compare.csv", flush=True)  # said before a held Ctrl-C ends the command
     return 0
 
 
