@@ -327,7 +327,7 @@ def _read_yaml(path: str):
         raise ConfigError(f"{path}: is a folder, not a YAML config file")
     if os.path.exists(path) and not os.path.isfile(path) and not path.startswith("/dev/"):
         # a FIFO would block the open forever (devices such as /dev/stdin are read, bounded, below)
-        raise ConfigError(f"{path}: is not a regular file (a pipe or a socket), not a YAML config file")
+        raise ConfigError(f"{path}: is not a regular file (a pipe, a socket or a device), not a YAML config file")
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)  # a device such as /dev/zero never ends: read a bounded prefix
