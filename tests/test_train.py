@@ -636,7 +636,7 @@ def test_a_killed_overwrite_keeps_the_old_run(tmp_path, splits, kill_at):
 
 
 @pytest.mark.parametrize("name,words", [("checkpoint.npz", "is not a regular file (a pipe or a device)"),
-                                        ("config.yaml", "is not a regular file (a pipe or a socket)")])
+                                        ("config.yaml", "is not a regular file (a pipe, a socket or a device)")])
 def test_a_fifo_in_place_of_a_run_file_is_refused_not_waited_on(tmp_path, splits, name, words):
     """Issue 30 (adversarial pass, 7 Dec): a FIFO planted as checkpoint.npz or config.yaml made --resume
     block forever in open(); it is refused in one line (run with a timeout, so a regression fails, not hangs)."""
