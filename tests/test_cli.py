@@ -381,6 +381,11 @@ def test_evaluate_with_another_config_names_the_config_not_the_blas(cli_data, ca
                  str(tmp_path / "inputs.npz"), "--out", str(tmp_path / "g.npz")]) == 0
     assert "differs from the config inside run/weights.npz (Network: tau_m): these gradients are for --config" in \
         capsys.readouterr().err
+    first = next(iter(raw["Layers"].values()))  # eleventh pass F4: a layer's change beside a Network key's was not named
+    first["threshold"] = 1.5
+    other.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["evaluate", "--checkpoint", "run/weights.npz", "--config", str(other), "--no-progress"]) == 0
+    assert "differs from the config inside run/weights.npz (Network: tau_m; its layers)" in capsys.readouterr().out
 
 
 def test_out_files_that_are_not_the_commands_own_are_never_replaced(files, capsys):

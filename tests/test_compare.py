@@ -53,10 +53,18 @@ def test_first_disagreement_in_computation_order_is_named(archives, tmp_path, ca
     assert main(["compare", "--ours", str(tmp_path / "ours.npz"), "--theirs", str(tmp_path / "theirs.npz")]) == 1
     out = capsys.readouterr().out
     assert "first disagreement in computation order: delta/conv_b" in out
+    assert "; later quantities depend on it, so start there" in out
     assert "(0, 0, 0, 0, 1)" in out.split("largest differences")[1].splitlines()[2]  # the worst entry first
     # loosened beyond both errors: passes
     assert main(["compare", "--ours", str(tmp_path / "ours.npz"), "--theirs", str(tmp_path / "theirs.npz"),
                  "--rtol", "1e9"]) == 0
+    del theirs["delta/conv_b"]  # eleventh pass F5: a weight gradient first, of which nothing later depends
+    np.savez(tmp_path / "theirs.npz", **theirs)
+    assert main(["compare", "--ours", str(tmp_path / "ours.npz"), "--theirs", str(tmp_path / "theirs.npz"),
+                 "--allow-missing"]) == 1
+    out = capsys.readouterr().out
+    assert ("first disagreement in computation order: grad/conv_a (rel err 0.333 > rtol 0.0001); a weight gradient: "
+            "no later quantity depends on it, so a later disagreement has a cause of its own") in out, out
 
 
 def test_problems_are_reported_not_raised(archives, tmp_path, capsys):

@@ -382,3 +382,25 @@ def test_a_set_aside_run_is_not_listed_as_a_run_of_its_own(tmp_path):
     summarize(str(tmp_path))
     with open(tmp_path / "runs.csv") as fh:
         assert [r["run"] for r in csv.DictReader(fh)] == ["X"]
+
+
+def test_a_kept_run_without_its_checkpoint_has_its_best_epoch_checked(tmp_path):
+    """Eleventh pass F2: a run in the form results/ keeps (settings.json and best_weights.npz, no
+    checkpoint) was counted with an edited best row: the best-epoch check read best_weights.npz only
+    beside a weights.npz."""
+    import shutil
+
+    from reference.app.summary import not_a_run
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "fmnist_mlp_400_400_paper2020_seed3")
+    if not os.path.isfile(os.path.join(src, "best_weights.npz")):
+        pytest.skip("this clone has no results/ weights (a light clone)")
+    run = tmp_path / "r"
+    shutil.copytree(src, run)
+    assert not_a_run(str(run)) is None and not os.path.exists(run / "checkpoint.npz")
+    lines = (run / "metrics.csv").read_text().splitlines()
+    row = lines[9].split(",")
+    row[4] = "0.9500"  # epoch 9's test accuracy, above the best epoch's 0.8995
+    (run / "metrics.csv").write_text("\n".join([*lines[:9], ",".join(row), *lines[10:]]) + "\n")
+    assert not_a_run(str(run)) == ("metrics.csv: epoch 9's test_acc 0.9500 is above the best its best_weights.npz "
+                                   "records (epoch 51, 0.8995) (edited, or of another run)")

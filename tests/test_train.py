@@ -734,8 +734,8 @@ def test_a_resume_on_the_other_engine_says_it_is_no_longer_bit_for_bit(tmp_path,
     train(None, out_dir=out, resume=True, epochs=2, engine="torch", progress=False, log=said.append,
           callbacks=NO_FIGURES, splits=splits)
     assert ("note: the run trained on the numpy engine, this session on the torch engine; their float32 kernels "
-            "round differently, so the resumed run is not bit for bit what one engine would have made (leave "
-            "--engine out to keep it so)") in said, said
+            "round differently, so the resumed run is not bit for bit what one engine would have made (--engine "
+            "numpy keeps it so)") in said, said  # (eleventh pass F1: "leave --engine out" resumed on numpy)
     said.clear()
     train(None, out_dir=out, resume=True, epochs=3, engine="torch", progress=False, log=said.append,
           callbacks=NO_FIGURES, splits=splits)
@@ -1237,7 +1237,8 @@ def test_summary_and_runs_csv_count_the_same_runs(tmp_path, splits):
     same = "a copy of a (the same weights, SHA-256 "
     assert [(os.path.relpath(f, runs), why[:len(same)] if why.startswith("a copy") else why) for f, why in skipped] == [
         ("0_deeper/a_again", same),
-        ("0_deeper/d", f"in a subfolder: the groups count the runs directly under {runs} (runs.csv lists it)"),
+        ("0_deeper/d", f"in a subfolder: the groups count only the runs directly under {runs} (summarize "
+                         f"{runs / '0_deeper'} to group it)"),
         ("b", same)]
     with open(runs / "runs.csv") as fh:
         assert [r["run"] for r in csv.DictReader(fh)] == ["0_deeper/d", "a", "c"]
@@ -1532,3 +1533,19 @@ def test_a_second_ctrl_c_says_what_the_checkpoint_holds(tmp_path, splits):
         train(TINY, out_dir=out, seed=5, progress=False, log=said.append, callbacks=NO_FIGURES, splits=splits,
               fault_hook=hook)
     assert said[-1] == f"\ninterrupted again: the checkpoint holds 1 finished epoch; continue with --resume {out}"
+
+
+def test_a_ctrl_c_as_the_demos_run_ends_says_its_figures_are_missing(tmp_path, splits, monkeypatch, capsys):
+    """Eleventh pass F7: a Ctrl-C as the demo's run ended (its last epoch saved) said the run had
+    finished, but not that the demo's own figures, drawn after it, were missing."""
+    from reference.app import demo
+
+    def stopped_at_the_end(config, **kw):
+        result = train(config, **{**kw, "splits": splits, "log": lambda *a: None})
+        return {**result, "interrupted": True}  # as a Ctrl-C in the run's last outputs leaves it
+
+    monkeypatch.setattr(demo, "train", stopped_at_the_end)
+    result = demo.run_demo(out_dir=str(tmp_path / "demo"), epochs=1, progress=False)
+    assert result["interrupted"]
+    assert capsys.readouterr().out.strip().endswith(
+        "the demo's membrane_traces.png and spike_raster.png may be missing (the demo draws them when run again)")

@@ -378,8 +378,9 @@ def _config_differs(config_path, config, ck, path) -> str | None:
     if config is None or own is None or own.raw == config.raw:
         return None
     changed = sorted(k for k in set(own.network) | set(config.network) if own.network.get(k) != config.network.get(k))
-    return (f"--config {config_path} differs from the config inside {path}"
-            f"{' (Network: ' + ', '.join(changed) + ')' if changed else ' (its layers)'}")
+    parts = (["Network: " + ", ".join(changed)] if changed else []) + (
+        ["its layers"] if own.raw.get("Layers") != config.raw.get("Layers") else [])
+    return f"--config {config_path} differs from the config inside {path} ({'; '.join(parts) or 'its other keys'})"
 
 
 def cmd_compare(args) -> int:

@@ -112,9 +112,10 @@ def report(rows: list[Row], only_ours, only_theirs, rtol: float, ours: dict, the
         lines.append(f"all {len(rows)} shared quantities agree within rtol {rtol:g}")
         return "\n".join(lines) + "\n", True
     lines.append("")
-    lines.append(f"first disagreement in computation order: {first_bad.key} "
-                 f"({first_bad.problem or f'rel err {first_bad.rel:.3g} > rtol {rtol:g}'}); later quantities "
-                 f"depend on it, so start there")
+    why = first_bad.problem or f"rel err {first_bad.rel:.3g} > rtol {rtol:g}"
+    after = ("a weight gradient: no later quantity depends on it, so a later disagreement has a cause of its own"
+             if first_bad.key.startswith("grad/") else "later quantities depend on it, so start there")
+    lines.append(f"first disagreement in computation order: {first_bad.key} ({why}); {after}")
     if not first_bad.problem:
         lines.append(f"its {n_entries} largest differences (index in the archive's layout):")
         lines.append(f"  {'index':<24} {'ours':>14} {'theirs':>14} {'difference':>12}")

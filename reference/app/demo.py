@@ -121,14 +121,17 @@ def run_demo(out_dir: str = "demo_output", epochs: int = 3, seed: int = 0, data_
                                  f"tell is all its own: give the demo another --out")
     result = train(config, out_dir=out_dir, epochs=epochs, seed=seed, data_dir=data_dir, train_limit=train_limit,
                    test_limit=test_limit, progress=progress, overwrite=earlier_demo, tag=DEMO_TAG)
+    undrawn = f"{' and '.join(DEMO_FIGURES)} may be missing (the demo draws them when run again)"
     if result["interrupted"]:
+        if result.get("epoch") == epochs:  # stopped as the run ended: before the demo's own figures
+            print(f"the demo's {undrawn}")
         return result
     net, test = result["net"], result["test_set"]
     try:
         paths = draw_network_activity(net, test.images[0], int(test.labels[0]), out_dir)
     except KeyboardInterrupt:  # the run is complete; only the pictures of one digit are missing
         print(f"\ninterrupted while the demo drew its figures: the run in {out_dir} has finished and is saved, "
-              f"but {' and '.join(DEMO_FIGURES)} may be missing (the demo draws them when run again)")
+              f"but {undrawn}")
         return {**result, "interrupted": True}
     paths += [os.path.join(out_dir, "learning_curve.png"), os.path.join(out_dir, "confusion_matrix.png")]
     print("figures:\n  " + "\n  ".join(paths))

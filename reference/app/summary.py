@@ -145,15 +145,19 @@ def _settings(folder: str) -> dict:
         meta = _mapping(json.loads(str(arrays["meta_json"])), w) if "meta_json" in arrays else {}
         if "net_options" in meta:
             last = [{"epoch": meta["epoch"], "test_acc": meta["test_acc"]}] if "test_acc" in meta else None
-            best = os.path.join(folder, BEST_WEIGHTS)
-            best_meta = _mapping(read_meta(best), best) if last and os.path.isfile(best) else {}
             return {"seed": meta.get("seed"), "net_options": meta["net_options"],
                     "epochs": recorded and recorded["epochs"], "command": recorded and recorded.get("command"),
-                    "recorded": ("weights.npz", last),
-                    "best": {k: best_meta[k] for k in ("epoch", "test_acc")} if "test_acc" in best_meta else None}
-    if recorded is not None:
-        return recorded
+                    "recorded": ("weights.npz", last), "best": _best_record(folder)}
+    if recorded is not None:  # (the form of results/: settings.json, with best_weights.npz or no weights)
+        return {**recorded, "best": _best_record(folder)}
     return {"seed": None, "net_options": {}}
+
+
+def _best_record(folder: str) -> dict | None:
+    """The ``epoch`` and ``test_acc`` its ``best_weights.npz`` records (None without one, or a record)."""
+    best = os.path.join(folder, BEST_WEIGHTS)
+    meta = _mapping(read_meta(best), best) if os.path.isfile(best) else {}
+    return {"epoch": meta["epoch"], "test_acc": meta["test_acc"]} if "test_acc" in meta and "epoch" in meta else None
 
 
 def _mapping(meta, path) -> dict:
@@ -449,8 +453,8 @@ def read_runs(directory: str, skipped: list | None = None, counted: list | None 
     runs = []
     for folder, run, why in counted_folders(directory) if counted is None else counted:
         if run is not None and os.sep in run.folder:
-            run, why = None, (f"in a subfolder: the groups count the runs directly under {directory} "
-                              f"(runs.csv lists it)")
+            run, why = None, (f"in a subfolder: the groups count only the runs directly under {directory} "
+                              f"(summarize {os.path.dirname(folder)} to group it)")
         if run is not None:
             runs.append(run)
         elif skipped is not None:

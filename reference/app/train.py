@@ -532,7 +532,7 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
         if (trained_on or "numpy") != settings.engine:
             log(f"note: the run trained on the {trained_on or 'numpy'} engine, this session on the {settings.engine} "
                 f"engine; their float32 kernels round differently, so the resumed run is not bit for bit what one "
-                f"engine would have made (leave --engine out to keep it so)")
+                f"engine would have made (--engine {trained_on or 'numpy'} keeps it so)")
         else:
             changed = _bits_setting_changed(folder, eng.name)
             if changed:
