@@ -329,15 +329,18 @@ def _read_or_why(folder: str) -> tuple[RunResult | None, str | None]:
     files cannot be read (:data:`UNREADABLE`): a summary never stops on one folder."""
     try:
         why = not_a_run(folder)
-        return (read_run(folder), None) if why is None else (None, why)
+        return (_read_counted_run(folder), None) if why is None else (None, why)
     except (RunError, *UNREADABLE) as err:
         return None, f"{type(err).__name__}: {str(err)[:160]}"
 
 
 def read_run(folder: str) -> RunResult | None:
     """The :class:`RunResult` of a run folder, or None when it does not count (:func:`not_a_run`)."""
-    if not_a_run(folder) is not None:
-        return None
+    return None if not_a_run(folder) is not None else _read_counted_run(folder)
+
+
+def _read_counted_run(folder: str) -> RunResult:
+    """:func:`read_run` of a folder :func:`not_a_run` has found to count (its checks are not made again)."""
     with open(os.path.join(folder, "metrics.csv")) as fh:
         rows = list(csv.DictReader(fh))
     cfg = load_config(os.path.join(folder, "config.yaml"))
