@@ -25,9 +25,6 @@ DEMO_TAG = "demo"
 DEMO_CONFIG = str(resources.files("reference") / "configs" / "demo_MNIST_MLP.yaml")
 
 
-#: The figures :func:`draw_network_activity` writes into the demo's folder (besides the run's own).
-
-
 def draw_network_activity(net, image: np.ndarray, label: int, out_dir: str, prefix: str = "") -> list[str]:
     """Membrane traces and spike rasters of ``net`` on ONE image (C, H, W); returns the PNG paths."""
     import matplotlib.pyplot as plt

@@ -69,10 +69,10 @@ CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG, LOCK, SETTINGS, RUN_LOG, DIA
     "run.log", "diagnostics.csv")
 #: Files that make a folder "a run" — their presence makes a new run refuse the folder.
 RUN_FILES = (CHECKPOINT, WEIGHTS, BEST_WEIGHTS, METRICS, CONFIG)
+#: The figures ``demo`` draws into its run's folder (:func:`reference.app.demo.draw_network_activity`).
+DEMO_FIGURES = ("membrane_traces.png", "spike_raster.png")
 #: Files a run may also hold, removed with the others by ``overwrite`` (``train.log`` is the progress
 #: output that runs made before December 2026 kept; nothing writes it now).
-#: The figures ``demo`` draws into its run's folder (:mod:`reference.app.demo`).
-DEMO_FIGURES = ("membrane_traces.png", "spike_raster.png")
 DERIVED_FILES = ("learning_curve.png", "confusion_matrix.png", "train.log", RUN_LOG, SETTINGS, DIAGNOSTICS,
                  *DEMO_FIGURES)
 #: Where ``--overwrite`` keeps the replaced run until the new one has finished a step.

@@ -503,7 +503,7 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
     if conflicts:
         raise RunError(f"--resume {folder.path}: these settings differ from the run's and cannot change: "
                        f"{'; '.join(conflicts)}. Leave them out to resume, or start a new run with another --out")
-    trained_on = settings.engine
+    trained_on = settings.engine or "numpy"
     for key in Settings.RESUMABLE:  # a resumed run may be given more epochs or time
         if getattr(given, key) is not None:
             setattr(settings, key, getattr(given, key))
@@ -529,10 +529,10 @@ def _resume(folder: RunFolder, config, given: Settings, log, device=None):
             log(f"note: {folder.file(BEST_WEIGHTS)} is missing: the weights of the run's best epoch, "
                 f"{state.best_epoch} (test accuracy {state.best_test_acc:.4f}), are gone; a later epoch that "
                 f"beats it writes the file again")
-        if (trained_on or "numpy") != settings.engine:
-            log(f"note: the run trained on the {trained_on or 'numpy'} engine, this session on the {settings.engine} "
+        if trained_on != settings.engine:
+            log(f"note: the run trained on the {trained_on} engine, this session on the {settings.engine} "
                 f"engine; their float32 kernels round differently, so the resumed run is not bit for bit what one "
-                f"engine would have made (--engine {trained_on or 'numpy'} keeps it so)")
+                f"engine would have made (--engine {trained_on} keeps it so)")
         else:
             changed = _bits_setting_changed(folder, eng.name)
             if changed:
